@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "rch-xcode-store",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rch-xcode", targets: ["RCHXcodeCommand"]),
+        .executable(name: "make-xcode-tree", targets: ["MakeXcodeTree"]),
+        .executable(name: "rch-bench", targets: ["RCHBench"]),
+        .library(name: "RCHBundle", targets: ["RCHBundle"]),
+        .library(name: "RCHStore", targets: ["RCHStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CArchive", pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .target(name: "CRCHSys"),
+        .target(
+            name: "RCHCore",
+            dependencies: [
+                "CRCHSys",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+        .target(name: "RCHBundle", dependencies: ["RCHCore", "CArchive", "CZstd"]),
+        .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle"]),
+        .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
+        .executableTarget(
+            name: "RCHXcodeCommand",
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "MakeXcodeTree",
+            dependencies: ["XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "RCHBench",
+            dependencies: ["RCHCore", "XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
+        .testTarget(
+            name: "RCHBundleTests",
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive"]),
+    ]
+)

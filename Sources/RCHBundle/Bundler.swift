@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHCore
+import SystemPackage
+
+/// Options for ``Bundler``.
+public struct BundleOptions: Sendable {
+    public var mode: SelectionMode = .worktree
+    /// zstd level, 1–19 (transport only; never changes `source_sha256`).
+    public var compressionLevel: Int = 3
+    /// zstd worker threads (0 = single-threaded). Transport only.
+    public var compressionWorkers: Int = min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    /// Limit on the uncompressed canonical tar, in bytes; 0 means no limit.
+    public var maxBytes: UInt64 = 0
+    /// Optional `run_id` recorded in the manifest.
+    public var runID: String? = nil
+    /// Extra ignore rules instead of the root's `.rchignore` (nil: read `.rchignore`).
+    public var ignore: IgnoreRules? = nil
+
+    public init() {}
+}
+
+/// What a bundle run produced.
+public struct BundleResult: Sendable {
+    public var manifest: SourceManifest
+    /// Size of the compressed `.tar.zst` (0 when no compressed output was requested).
+    public var bundleBytes: UInt64
+    public var excluded: [String]
+    public var warnings: [String]
+    public var sourceSHA256: SHA256Digest { manifest.sourceSHA256 }
+}
+
+/// Turns a directory into a canonical source bundle.
+///
+/// The tar stream is produced once, in bundle order; as it is written it is hashed (`source_sha256`)
+/// and fed to the zstd compressor, whose output goes to `output`. Memory is bounded by a fixed set of
+/// buffers, whatever the size of the tree (only the entry list grows with the file count).
+public enum Bundler {
+    static let chunkSize = 1 << 20
+
+    /// Selects, validates, reads and writes. `output` receives the `.tar.zst` bytes (nil: digest only).
+    /// Nothing is published here: the caller commits `output` only when this returns.
+    public static func bundle(root: String, options: BundleOptions = BundleOptions(), output: TempFile?) throws -> BundleResult {
+        let selector = try TreeSelector(root: root, mode: options.mode, ignore: options.ignore)
+        let selection = try selector.select()
+        return try write(selection: selection, root: root, options: options, output: output)
+    }
+
+    /// Writes an already-made selection.
+    public static func write(selection: Selection, root: String, options: BundleOptions, output: TempFile?) throws -> BundleResult {
+        guard (1...19).contains(options.compressionLevel) else {
+            throw BundleError.io("compression level must be between 1 and 19")
+        }
+        let content = selection.entries.reduce(UInt64(0)) { $0 + $1.size }
+        if options.maxBytes > 0 && content > options.maxBytes {
+            throw BundleError.sizeExceeded(limit: options.maxBytes, actual: content)
+        }
+        var stream = TarSink(maxBytes: options.maxBytes)
+        var bundleBytes: UInt64 = 0
+        let compressor: ZstdCompressor? = try output.map { out in
+            try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
+                try out.write(buf)
+                bundleBytes += UInt64(buf.count)
+            }
+        }
+        stream.compressor = compressor
+        let sinkBox = Box(stream)
+        let writer = try CanonicalTarWriter { buf in try sinkBox.value.consume(buf) }
+        var entries: [SourceManifest.Entry] = []
+        entries.reserveCapacity(selection.entries.count)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        for e in selection.entries {
+            switch e.kind {
+            case .symlink(let target):
+                try writer.symlink(path: e.path, target: target)
+                entries.append(.init(path: e.path, type: .symlink, size: UInt64(target.utf8.count),
+                                     sha256: .of(target.utf8), executable: false, symlinkTarget: target))
+            case .file(let executable):
+                try writer.beginFile(path: e.path, size: e.identity.size, executable: executable)
+                let digest = try copyFile(e, root: root, buffer: buffer, into: writer)
+                entries.append(.init(path: e.path, type: .file, size: e.identity.size, sha256: digest,
+                                     executable: executable, symlinkTarget: nil))
+            }
+        }
+        try writer.finish()
+        try sinkBox.value.flush()
+        try compressor?.finish()
+        let manifest = SourceManifest(
+            createdAt: Timestamp.now(), runID: options.runID,
+            sourceSHA256: sinkBox.value.hasher.finalize(), treeSHA256: SourceManifest.treeDigest(entries),
+            tarBytes: sinkBox.value.hasher.byteCount, entries: entries,
+            libarchiveVersion: LibarchiveInfo.version, zstdVersion: ZstdCompressor.version)
+        return BundleResult(manifest: manifest, bundleBytes: bundleBytes, excluded: selection.excluded, warnings: selection.warnings)
+    }
+
+    /// Streams one file into the archive, hashing it, and proves it did not change meanwhile:
+    /// opened without following links and without blocking (a FIFO swapped in cannot hang us), same
+    /// inode as at selection, exactly `size` bytes then EOF, and the same size/mtime/ctime afterwards.
+    static func copyFile(_ e: SelectedEntry, root: String, buffer: UnsafeMutableRawBufferPointer, into writer: CanonicalTarWriter) throws -> SHA256Digest {
+        let path = root + "/" + String(decoding: e.diskPath, as: UTF8.self)
+        let fd = Glibc_open(path)
+        if fd < 0 {
+            if errno == ELOOP || errno == ENOENT { throw BundleError.fileChanged(path: e.path) }
+            throw BundleError.unreadable(path: e.path, reason: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw BundleError.unreadable(path: e.path, reason: String(cString: strerror(errno))) }
+        let before = FileIdentity(st)
+        guard (st.st_mode & S_IFMT) == S_IFREG, before == e.identity else { throw BundleError.fileChanged(path: e.path) }
+        var hasher = StreamingSHA256()
+        var remaining = Int(e.identity.size)
+        while remaining > 0 {
+            let n = read(fd, buffer.baseAddress, min(remaining, buffer.count))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BundleError.unreadable(path: e.path, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { throw BundleError.fileChanged(path: e.path) }  // truncated underneath us
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            hasher.update(chunk)
+            try writer.writeData(chunk)
+            remaining -= n
+        }
+        var probe: UInt8 = 0
+        if read(fd, &probe, 1) != 0 { throw BundleError.fileChanged(path: e.path) }  // grew underneath us
+        guard fstat(fd, &st) == 0, FileIdentity(st) == before else { throw BundleError.fileChanged(path: e.path) }
+        return hasher.finalize()
+    }
+}
+
+@inline(__always) private func Glibc_open(_ path: String) -> Int32 {
+    open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+}
+
+/// Receives the canonical tar stream: hashes it, counts it, enforces the size limit, and hands it to
+/// the compressor in large chunks (libarchive emits 10 KiB blocks).
+struct TarSink {
+    var hasher = StreamingSHA256()
+    var compressor: ZstdCompressor?
+    let maxBytes: UInt64
+    private var pending: [UInt8] = []
+
+    init(maxBytes: UInt64) {
+        self.maxBytes = maxBytes
+        pending.reserveCapacity(Bundler.chunkSize)
+    }
+
+    mutating func consume(_ buf: UnsafeRawBufferPointer) throws {
+        hasher.update(buf)
+        if maxBytes > 0 && hasher.byteCount > maxBytes {
+            throw BundleError.sizeExceeded(limit: maxBytes, actual: hasher.byteCount)
+        }
+        guard compressor != nil else { return }
+        pending.append(contentsOf: buf)
+        if pending.count >= Bundler.chunkSize { try flush() }
+    }
+
+    mutating func flush() throws {
+        guard let compressor, !pending.isEmpty else { return }
+        try pending.withUnsafeBytes { try compressor.compress($0) }
+        pending.removeAll(keepingCapacity: true)
+    }
+}
+
+final class Box<T> {
+    var value: T
+    init(_ v: T) { value = v }
+}

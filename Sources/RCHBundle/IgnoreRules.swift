@@ -1,0 +1,149 @@
+/// What the bundler leaves out.
+///
+/// Two layers, applied in both selection modes:
+/// 1. the built-in deny-list (``defaultExcluded(name:isDirectory:parent:)``): VCS state, per-user Xcode
+///    state, build outputs and Finder debris — never wanted on a worker;
+/// 2. the repository's `.rchignore` at the root: gitignore-style patterns (`#` comments, `!` negation,
+///    trailing `/` for directories only, a `/` anywhere but the end anchors to the root, `*`, `?`, `[…]`,
+///    `**`). The last matching pattern wins; a file below an excluded directory cannot be re-included.
+/// Kept on purpose: shared schemes (`xcshareddata/`), `Package.resolved`, `.swiftpm/configuration/`,
+/// `.rch/xcode.toml` and `.rchignore` itself.
+public struct IgnoreRules: Sendable {
+    struct Pattern: Sendable {
+        var segments: [[UInt8]]   // split on '/', "**" kept as a segment
+        var negated: Bool
+        var directoryOnly: Bool
+        var anchored: Bool
+    }
+
+    var patterns: [Pattern] = []
+
+    public init() {}
+
+    /// Parses `.rchignore` text.
+    public init(rchignore text: [UInt8]) {
+        for rawLine in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            var line = Array(rawLine)
+            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+            while let last = line.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+                if line.count >= 2 && line[line.count - 2] == UInt8(ascii: "\\") { break }
+                line.removeLast()
+            }
+            if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
+            var negated = false
+            if line.first == UInt8(ascii: "!") { negated = true; line.removeFirst() }
+            else if line.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "#")]) || line.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "!")]) {
+                line.removeFirst()
+            }
+            var directoryOnly = false
+            while line.last == UInt8(ascii: "/") { directoryOnly = true; line.removeLast() }
+            if line.isEmpty { continue }
+            var anchored = line.contains(UInt8(ascii: "/"))
+            if line.first == UInt8(ascii: "/") { line.removeFirst(); anchored = true }
+            var segments = line.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
+            if !anchored { segments = [Array("**".utf8)] + segments }
+            patterns.append(Pattern(segments: segments, negated: negated, directoryOnly: directoryOnly, anchored: anchored))
+        }
+    }
+
+    /// Whether `.rchignore` excludes the (canonical, root-relative) path.
+    public func excludes(_ path: [UInt8], isDirectory: Bool) -> Bool {
+        if patterns.isEmpty { return false }
+        let parts = path.split(separator: UInt8(ascii: "/")).map { $0[...] }
+        var excluded = false
+        for p in patterns where !(p.directoryOnly && !isDirectory) {
+            if Self.match(p.segments[...], parts[...]) { excluded = !p.negated }
+        }
+        return excluded
+    }
+
+    static func match(_ pat: ArraySlice<[UInt8]>, _ parts: ArraySlice<ArraySlice<UInt8>>) -> Bool {
+        guard let first = pat.first else { return parts.isEmpty }
+        if first == Array("**".utf8) {
+            let rest = pat.dropFirst()
+            var i = parts.startIndex
+            while true {
+                if match(rest, parts[i...]) { return true }
+                if i == parts.endIndex { return false }
+                i += 1
+            }
+        }
+        guard let part = parts.first, Glob.match(first[...], part) else { return false }
+        return match(pat.dropFirst(), parts.dropFirst())
+    }
+
+    /// The built-in deny-list, applied to one name. `parent` is the canonical parent path ("" at the root).
+    public static func defaultExcluded(name: String, isDirectory: Bool, parent: String) -> Bool {
+        switch name {
+        case ".git", ".hg", ".svn", ".bzr":  // directories, and `.git` files of worktrees/submodules
+            return true
+        case ".DS_Store", "__MACOSX", ".AppleDouble", "Icon\r", ".Spotlight-V100", ".Trashes", ".fseventsd":
+            return true
+        case "xcuserdata":  // per-user Xcode state anywhere, including .swiftpm/**/xcuserdata
+            return isDirectory
+        case "DerivedData", ".build":
+            return isDirectory
+        case "artifacts" where parent == ".rch":  // host-local RCH artifact directory
+            return true
+        default:
+            break
+        }
+        if name.hasPrefix("._") { return true }  // AppleDouble
+        if isDirectory && name.hasSuffix(".xcresult") { return true }
+        if !isDirectory && (name.hasSuffix(".xcuserstate") || name.hasSuffix(".xcscmblueprint") || name.hasSuffix(".xccheckout")) {
+            return true
+        }
+        return false
+    }
+}
+
+/// fnmatch-style matching of one path segment: `*`, `?`, `[...]` (with `!`/`^` negation and ranges), `\` escapes.
+enum Glob {
+    static func match(_ pattern: ArraySlice<UInt8>, _ name: ArraySlice<UInt8>) -> Bool {
+        var p = pattern.startIndex, n = name.startIndex
+        var starP: Int? = nil, starN = 0
+        while n < name.endIndex {
+            if p < pattern.endIndex {
+                let c = pattern[p]
+                if c == UInt8(ascii: "*") {
+                    starP = p; starN = n; p += 1; continue
+                }
+                if c == UInt8(ascii: "?") { p += 1; n += 1; continue }
+                if c == UInt8(ascii: "["), let (ok, next) = matchClass(pattern, p, name[n]) {
+                    if ok { p = next; n += 1; continue }
+                } else {
+                    var lit = c
+                    var next = p + 1
+                    if c == UInt8(ascii: "\\") && p + 1 < pattern.endIndex { lit = pattern[p + 1]; next = p + 2 }
+                    if lit == name[n] { p = next; n += 1; continue }
+                }
+            }
+            guard let sp = starP else { return false }
+            p = sp + 1; starN += 1; n = starN
+        }
+        while p < pattern.endIndex && pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.endIndex
+    }
+
+    /// Returns (matched, index after the class), or nil if `[` does not start a well-formed class.
+    static func matchClass(_ pattern: ArraySlice<UInt8>, _ start: Int, _ c: UInt8) -> (Bool, Int)? {
+        var i = start + 1
+        var negate = false
+        if i < pattern.endIndex && (pattern[i] == UInt8(ascii: "!") || pattern[i] == UInt8(ascii: "^")) { negate = true; i += 1 }
+        var matched = false
+        var first = true
+        while i < pattern.endIndex {
+            let ch = pattern[i]
+            if ch == UInt8(ascii: "]") && !first { return (matched != negate, i + 1) }
+            first = false
+            if i + 2 < pattern.endIndex && pattern[i + 1] == UInt8(ascii: "-") && pattern[i + 2] != UInt8(ascii: "]") {
+                if ch <= c && c <= pattern[i + 2] { matched = true }
+                i += 3
+            } else {
+                if ch == c { matched = true }
+                i += 1
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+
+/// The path and symlink rules of the canonical bundle format (v1).
+///
+/// Invariants (checked after NFC conversion; nothing is rewritten except the NFC conversion itself):
+/// - a path is relative, `/`-separated, valid UTF-8, in Unicode NFC;
+/// - no component is empty, `.` or `..`; none contains NUL, a C0 control character, DEL or `\`;
+/// - a component is at most 255 bytes, a path at most 1023 bytes;
+/// - paths are unique under the collision key `upper(lower(NFKD(path)))`, and no entry's key is a
+///   directory prefix of another entry's key (APFS is case- and normalisation-insensitive);
+/// - a symlink target is non-empty, relative, NFC, of the form `../`* followed by normal components
+///   (no `.`, no empty component, no trailing `/`, no `..` after a normal component), and
+///   `dirname(path)/target` stays inside the root. Because every link is checked this way and no entry
+///   lives below a symlink, resolving any chain of links physically never leaves the root.
+public enum PathRules {
+    public static let maxComponentBytes = 255
+    public static let maxPathBytes = 1023
+
+    /// Validates one raw path component and returns it in NFC.
+    public static func canonicalComponent(_ raw: some Collection<UInt8>, parent: String) throws(BundleError) -> String {
+        let shown = parent.isEmpty ? display(raw) : parent + "/" + display(raw)
+        if raw.isEmpty { throw .invalidPath(path: shown, reason: "empty path component") }
+        var ascii = true
+        for b in raw {
+            if b < 0x20 || b == 0x7F { throw .invalidPath(path: shown, reason: "the name contains a control character (0x\(String(b, radix: 16)))") }
+            if b == UInt8(ascii: "\\") { throw .invalidPath(path: shown, reason: "the name contains '\\' (a separator on some systems)") }
+            if b == UInt8(ascii: "/") { throw .invalidPath(path: shown, reason: "the name contains '/'") }
+            if b >= 0x80 { ascii = false }
+        }
+        let name: String
+        if ascii {
+            name = String(decoding: raw, as: UTF8.self)
+        } else {
+            guard let s = String(validating: raw, as: UTF8.self) else {
+                throw .invalidPath(path: shown, reason: "the name is not valid UTF-8")
+            }
+            name = s.precomposedStringWithCanonicalMapping
+        }
+        if name == "." || name == ".." { throw .invalidPath(path: shown, reason: "'.' and '..' cannot be names") }
+        if name.utf8.count > maxComponentBytes {
+            throw .invalidPath(path: shown, reason: "the name is \(name.utf8.count) bytes, over the \(maxComponentBytes)-byte limit of macOS")
+        }
+        return name
+    }
+
+    /// Validates a full relative path (e.g. from `git ls-files` or an archive) and returns it in NFC.
+    public static func canonicalPath(_ raw: [UInt8]) throws(BundleError) -> String {
+        if raw.isEmpty { throw .invalidPath(path: "", reason: "empty path") }
+        if raw.first == UInt8(ascii: "/") { throw .invalidPath(path: display(raw), reason: "absolute path") }
+        var parts: [String] = []
+        var parent = ""
+        for comp in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            let c = try canonicalComponent(comp, parent: parent)
+            parts.append(c)
+            parent = parent.isEmpty ? c : parent + "/" + c
+        }
+        try checkLength(parent)
+        return parent
+    }
+
+    public static func checkLength(_ path: String) throws(BundleError) {
+        if path.utf8.count > maxPathBytes {
+            throw .invalidPath(path: path, reason: "the path is \(path.utf8.count) bytes, over the \(maxPathBytes)-byte limit")
+        }
+    }
+
+    /// The collision key: `upper(lower(NFKD(path)))`, as bytes. ASCII paths take a fast path.
+    public static func collisionKey(_ path: String) -> [UInt8] {
+        if path.utf8.allSatisfy({ $0 < 0x80 }) {
+            return path.utf8.map { ($0 >= 97 && $0 <= 122) ? $0 - 32 : $0 }
+        }
+        return Array(path.decomposedStringWithCompatibilityMapping.lowercased().uppercased().utf8)
+    }
+
+    /// Rejects paths that collide under ``PathRules/collisionKey(_:)``, file-vs-directory conflicts
+    /// (including entries below a symlink) and directories that differ only by case/normalisation.
+    public static func checkCollisions(_ paths: [String]) throws(BundleError) {
+        var keys: [[UInt8]: String] = [:]
+        keys.reserveCapacity(paths.count)
+        for p in paths {
+            let k = collisionKey(p)
+            if let other = keys[k] { throw BundleError.collision(path: other, other: p) }
+            keys[k] = p
+        }
+        var dirs: [[UInt8]: String] = [:]
+        var seen = Set<[UInt8]>()
+        for p in paths {
+            let bytes = Array(p.utf8)
+            for (i, b) in bytes.enumerated() where b == 47 {
+                let prefix = Array(bytes[0..<i])
+                if !seen.insert(prefix).inserted { continue }
+                let dir = String(decoding: prefix, as: UTF8.self)
+                let k = collisionKey(dir)
+                if let file = keys[k] { throw BundleError.collision(path: file, other: p) }
+                if let other = dirs[k], other != dir || !Array(other.utf8).elementsEqual(prefix) {
+                    throw BundleError.collision(path: other + "/", other: dir + "/")
+                }
+                dirs[k] = dir
+            }
+        }
+    }
+
+    /// Validates a symlink target for the link at `path` and returns it in NFC.
+    public static func canonicalSymlinkTarget(_ raw: [UInt8], linkPath path: String) throws(BundleError) -> String {
+        let shown = display(raw)
+        func reject(_ why: String) -> BundleError { .unsafeSymlink(path: path, target: shown, reason: why) }
+        if raw.isEmpty { throw reject("the target is empty") }
+        if raw.first == UInt8(ascii: "/") { throw reject("the target is absolute") }
+        if raw.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw reject("the target contains a control character") }
+        if raw.contains(UInt8(ascii: "\\")) { throw reject("the target contains '\\'") }
+        guard let s = String(validating: raw, as: UTF8.self) else { throw reject("the target is not valid UTF-8") }
+        let target = s.precomposedStringWithCanonicalMapping
+        if target.utf8.count > maxPathBytes { throw reject("the target is longer than \(maxPathBytes) bytes") }
+        var depth = path.split(separator: "/").count - 1  // directories above the link
+        var seenNormal = false
+        for comp in target.split(separator: "/", omittingEmptySubsequences: false) {
+            switch comp {
+            case "": throw reject("the target has an empty component ('//' or a trailing '/')")
+            case ".": throw reject("the target has a '.' component; write it without './'")
+            case "..":
+                if seenNormal { throw reject("the target has '..' after a name; write the shortest relative form") }
+                depth -= 1
+                if depth < 0 { throw reject("the target escapes the repository root") }
+            default:
+                seenNormal = true
+            }
+        }
+        return target
+    }
+
+    /// A printable rendering of raw bytes for messages (invalid UTF-8 and controls escaped).
+    public static func display(_ raw: some Collection<UInt8>) -> String {
+        var out = ""
+        if let s = String(validating: raw, as: UTF8.self) {
+            for u in s.unicodeScalars {
+                if u.value < 0x20 || u.value == 0x7F { out += "\\x" + String(format: "%02x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+            return out
+        }
+        for b in raw {
+            if b >= 0x20 && b < 0x7F { out.unicodeScalars.append(Unicode.Scalar(b)) } else { out += "\\x" + String(format: "%02x", b) }
+        }
+        return out
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Byte-wise order (memcmp, shorter prefix first): the only order used for paths.
+    @inlinable
+    public func bytesPrecede(_ other: [UInt8]) -> Bool { lexicographicallyPrecedes(other) }
+}

@@ -1,0 +1,89 @@
+import RCHCore
+
+/// `source_manifest.json` (`rch-xcode/source_manifest@1`): what a bundle contains, entry by entry.
+///
+/// `entries` are in bundle order (ascending bytes of `path`). For a symlink, `size` and `sha256`
+/// describe the target string's UTF-8 bytes and `symlink_target` holds it; for a file,
+/// `symlink_target` is null.
+///
+/// `tree_sha256` is a second, libarchive-independent identity of the same content: SHA-256 over one
+/// line per entry, in bundle order, `"<T> <sha256> <size> <path>\n"` with `T` = `F` (file), `X`
+/// (executable file) or `L` (symlink).
+public struct SourceManifest: Sendable, Equatable {
+    public static let schemaID = "rch-xcode/source_manifest@1"
+    public static let bundleFormat = "v1"
+
+    public struct Entry: Sendable, Equatable {
+        public enum EntryType: String, Sendable { case file, symlink }
+        public var path: String
+        public var type: EntryType
+        public var size: UInt64
+        public var sha256: SHA256Digest
+        public var executable: Bool
+        public var symlinkTarget: String?
+
+        public init(path: String, type: EntryType, size: UInt64, sha256: SHA256Digest, executable: Bool, symlinkTarget: String?) {
+            self.path = path; self.type = type; self.size = size; self.sha256 = sha256
+            self.executable = executable; self.symlinkTarget = symlinkTarget
+        }
+
+        var treeLine: [UInt8] {
+            let t = type == .symlink ? "L" : (executable ? "X" : "F")
+            return Array("\(t) \(sha256.hex) \(size) ".utf8) + Array(path.utf8) + [10]
+        }
+    }
+
+    public var createdAt: String
+    public var runID: String?
+    public var sourceSHA256: SHA256Digest
+    public var treeSHA256: SHA256Digest
+    public var tarBytes: UInt64
+    public var entries: [Entry]
+    public var libarchiveVersion: String
+    public var zstdVersion: String
+
+    public init(createdAt: String, runID: String?, sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
+                entries: [Entry], libarchiveVersion: String, zstdVersion: String) {
+        self.createdAt = createdAt; self.runID = runID; self.sourceSHA256 = sourceSHA256; self.treeSHA256 = treeSHA256
+        self.tarBytes = tarBytes; self.entries = entries; self.libarchiveVersion = libarchiveVersion; self.zstdVersion = zstdVersion
+    }
+
+    public var fileCount: Int { entries.lazy.filter { $0.type == .file }.count }
+    public var symlinkCount: Int { entries.count - fileCount }
+    public var totalBytes: UInt64 { entries.lazy.filter { $0.type == .file }.reduce(0) { $0 + $1.size } }
+
+    /// The tree digest of a list of entries (in bundle order).
+    public static func treeDigest(_ entries: [Entry]) -> SHA256Digest {
+        var h = StreamingSHA256()
+        for e in entries { h.update(e.treeLine) }
+        return h.finalize()
+    }
+
+    public var json: JSONValue {
+        var o = JSONObject([
+            ("schema_version", .int(1)),
+            ("schema_id", .string(Self.schemaID)),
+            ("created_at", .string(createdAt)),
+            ("bundle_format", .string(Self.bundleFormat)),
+            ("source_sha256", .string(sourceSHA256.hex)),
+            ("tree_sha256", .string(treeSHA256.hex)),
+            ("file_count", .int(Int64(fileCount))),
+            ("symlink_count", .int(Int64(symlinkCount))),
+            ("total_bytes", .int(Int64(totalBytes))),
+            ("tar_bytes", .int(Int64(tarBytes))),
+            ("tools", .obj(["libarchive": .string(libarchiveVersion), "zstd": .string(zstdVersion)])),
+            ("entries", .array(entries.map { e in
+                .obj([
+                    "path": .string(e.path),
+                    "type": .string(e.type.rawValue),
+                    "size": .int(Int64(e.size)),
+                    "sha256": .string(e.sha256.hex),
+                    "executable": .bool(e.executable),
+                    "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null,
+                ])
+            })),
+        ])
+        if let runID { o["run_id"] = .string(runID) }
+        return .object(o)
+    }
+}

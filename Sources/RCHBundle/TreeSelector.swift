@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Chooses the entries of a bundle from a directory (see ``SelectionMode``) and enforces every path,
+/// type, symlink and collision rule of ``PathRules`` before a single byte of content is read.
+public struct TreeSelector: Sendable {
+    public var root: String
+    public var mode: SelectionMode
+    public var ignore: IgnoreRules
+
+    /// - Parameters:
+    ///   - root: the repository root.
+    ///   - ignore: extra rules; by default the root's `.rchignore` is read (if present).
+    public init(root: String, mode: SelectionMode = .worktree, ignore: IgnoreRules? = nil) throws {
+        self.root = root
+        self.mode = mode
+        if let ignore {
+            self.ignore = ignore
+        } else if let text = try? RCHCoreRead.file(root + "/.rchignore") {
+            self.ignore = IgnoreRules(rchignore: text)
+        } else {
+            self.ignore = IgnoreRules()
+        }
+    }
+
+    public func select() throws -> Selection {
+        var state = State()
+        switch mode {
+        case .worktree:
+            let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 { throw BundleError.io("cannot open '\(root)': \(String(cString: strerror(errno)))") }
+            try walk(dirfd: fd, diskPrefix: [], canonical: "", state: &state)
+        case .gitIndex:
+            try selectFromGitIndex(state: &state)
+        }
+        state.entries.sort { $0.pathBytes.lexicographicallyPrecedes($1.pathBytes) }
+        try PathRules.checkCollisions(state.entries.map(\.path))
+        state.warnings += Self.danglingLinkWarnings(state.entries)
+        return Selection(entries: state.entries, excluded: state.excluded, warnings: state.warnings)
+    }
+
+    struct State {
+        var entries: [SelectedEntry] = []
+        var excluded: [String] = []
+        var warnings: [String] = []
+    }
+
+    // MARK: worktree
+
+    private func walk(dirfd: Int32, diskPrefix: [UInt8], canonical: String, state: inout State) throws {
+        guard let dir = fdopendir(dirfd) else {
+            close(dirfd)
+            throw BundleError.unreadable(path: canonical.isEmpty ? "." : canonical, reason: String(cString: strerror(errno)))
+        }
+        defer { closedir(dir) }
+        while true {
+            errno = 0
+            guard let ent = readdir(dir) else {
+                if errno != 0 { throw BundleError.unreadable(path: canonical, reason: String(cString: strerror(errno))) }
+                break
+            }
+            let name: [UInt8] = withUnsafeBytes(of: ent.pointee.d_name) { raw in
+                Array(raw.prefix(while: { $0 != 0 }))
+            }
+            if name == [46] || name == [46, 46] { continue }
+            var isDir: Bool
+            var st = stat()
+            var haveStat = false
+            switch Int32(ent.pointee.d_type) {
+            case Int32(DT_DIR): isDir = true
+            case Int32(DT_REG), Int32(DT_LNK): isDir = false
+            default:
+                if fstatat(dirfd, name.cString, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                    throw BundleError.unreadable(path: childDisplay(canonical, name), reason: String(cString: strerror(errno)))
+                }
+                haveStat = true
+                isDir = (st.st_mode & S_IFMT) == S_IFDIR
+            }
+            let rawName = String(decoding: name, as: UTF8.self)
+            if IgnoreRules.defaultExcluded(name: rawName, isDirectory: isDir, parent: canonical) {
+                state.excluded.append(childDisplay(canonical, name) + (isDir ? "/" : ""))
+                continue
+            }
+            let cname = try PathRules.canonicalComponent(name, parent: canonical)
+            let child = canonical.isEmpty ? cname : canonical + "/" + cname
+            if ignore.excludes(Array(child.utf8), isDirectory: isDir) {
+                state.excluded.append(child + (isDir ? "/" : ""))
+                continue
+            }
+            let disk = diskPrefix.isEmpty ? name : diskPrefix + [47] + name
+            if isDir {
+                let fd = openat(dirfd, name.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if fd < 0 { throw BundleError.unreadable(path: child, reason: String(cString: strerror(errno))) }
+                try walk(dirfd: fd, diskPrefix: disk, canonical: child, state: &state)
+                continue
+            }
+            if !haveStat && fstatat(dirfd, name.cString, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                throw BundleError.unreadable(path: child, reason: String(cString: strerror(errno)))
+            }
+            try PathRules.checkLength(child)
+            state.entries.append(try entry(path: child, disk: disk, st: st, readLink: { try readLinkAt(dirfd, name) }))
+        }
+    }
+
+    private func entry(path: String, disk: [UInt8], st: stat, readLink: () throws -> [UInt8]) throws -> SelectedEntry {
+        let id = FileIdentity(st)
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            return SelectedEntry(path: path, pathBytes: Array(path.utf8), diskPath: disk, kind: .file(executable: id.isExecutable), identity: id)
+        case S_IFLNK:
+            let target = try PathRules.canonicalSymlinkTarget(try readLink(), linkPath: path)
+            return SelectedEntry(path: path, pathBytes: Array(path.utf8), diskPath: disk, kind: .symlink(target: target), identity: id)
+        case S_IFIFO: throw BundleError.unsupportedFileType(path: path, type: "FIFO (named pipe)")
+        case S_IFSOCK: throw BundleError.unsupportedFileType(path: path, type: "socket")
+        case S_IFCHR: throw BundleError.unsupportedFileType(path: path, type: "character device")
+        case S_IFBLK: throw BundleError.unsupportedFileType(path: path, type: "block device")
+        case S_IFDIR: throw BundleError.unsupportedFileType(path: path, type: "directory where git expects a file")
+        default: throw BundleError.unsupportedFileType(path: path, type: "file of unknown type")
+        }
+    }
+
+    private func readLinkAt(_ dirfd: Int32, _ name: [UInt8]) throws -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBufferPointer { p in
+            readlinkat(dirfd, name.cString, UnsafeMutableRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), p.count)
+        }
+        if n < 0 { throw BundleError.unreadable(path: String(decoding: name, as: UTF8.self), reason: String(cString: strerror(errno))) }
+        return Array(buf[0..<n])
+    }
+
+    private func childDisplay(_ parent: String, _ name: [UInt8]) -> String {
+        parent.isEmpty ? PathRules.display(name) : parent + "/" + PathRules.display(name)
+    }
+
+    // MARK: git index
+
+    private func selectFromGitIndex(state: inout State) throws {
+        let out = try Git.run(["-c", "core.quotePath=false", "ls-files", "-z", "--stage"], in: root)
+        var seenDirs: [String: Bool] = [:]  // canonical dir -> excluded?
+        for record in out.split(separator: 0, omittingEmptySubsequences: true) {
+            guard let tab = record.firstIndex(of: 9) else { throw BundleError.git("unexpected ls-files output") }
+            let meta = String(decoding: record[record.startIndex..<tab], as: UTF8.self).split(separator: " ")
+            let raw = Array(record[(tab + 1)...])
+            guard meta.count == 3 else { throw BundleError.git("unexpected ls-files output") }
+            let shown = PathRules.display(raw)
+            if meta[2] != "0" { throw BundleError.git("'\(shown)' is unmerged; resolve the conflict first") }
+            if meta[0] == "160000" {
+                throw BundleError.git("'\(shown)' is a submodule; submodules are not bundled (vendor it, or bundle it separately)")
+            }
+            // Exclusions per component, like the walk.
+            let comps = raw.split(separator: 47, omittingEmptySubsequences: false)
+            var canonical = ""
+            var skip = false
+            for (i, comp) in comps.enumerated() {
+                let isDir = i < comps.count - 1
+                let rawName = String(decoding: comp, as: UTF8.self)
+                if isDir, let ex = seenDirs[canonical.isEmpty ? rawName : canonical + "/" + rawName], ex { skip = true; break }
+                if IgnoreRules.defaultExcluded(name: rawName, isDirectory: isDir, parent: canonical) {
+                    state.excluded.append((canonical.isEmpty ? rawName : canonical + "/" + rawName) + (isDir ? "/" : ""))
+                    skip = true; break
+                }
+                let c = try PathRules.canonicalComponent(comp, parent: canonical)
+                canonical = canonical.isEmpty ? c : canonical + "/" + c
+                if isDir, seenDirs[canonical] == nil {
+                    let ex = ignore.excludes(Array(canonical.utf8), isDirectory: true)
+                    seenDirs[canonical] = ex
+                    if ex { state.excluded.append(canonical + "/"); skip = true; break }
+                }
+            }
+            if skip { continue }
+            if ignore.excludes(Array(canonical.utf8), isDirectory: false) { state.excluded.append(canonical); continue }
+            try PathRules.checkLength(canonical)
+            let diskPath = root + "/" + String(decoding: raw, as: UTF8.self)
+            var st = stat()
+            if lstat(diskPath, &st) != 0 {
+                throw BundleError.git("'\(shown)' is in the index but missing from the worktree; restore it or `git rm` it")
+            }
+            let isLink = (st.st_mode & S_IFMT) == S_IFLNK
+            let isReg = (st.st_mode & S_IFMT) == S_IFREG
+            switch meta[0] {
+            case "120000":
+                // core.symlinks=false checks a symlink out as a file whose content is the target.
+                let target: [UInt8]
+                if isLink { target = try readLinkAt(AT_FDCWD, Array(diskPath.utf8)) }
+                else if isReg && st.st_size <= 4096 { target = try RCHCoreRead.file(diskPath) }
+                else { throw BundleError.git("'\(shown)' is a symlink in the index but not in the worktree") }
+                let t = try PathRules.canonicalSymlinkTarget(target, linkPath: canonical)
+                state.entries.append(SelectedEntry(path: canonical, pathBytes: Array(canonical.utf8), diskPath: raw, kind: .symlink(target: t), identity: FileIdentity(st)))
+            case "100644", "100755":
+                guard isReg else { throw BundleError.git("'\(shown)' is a regular file in the index but not in the worktree") }
+                let id = FileIdentity(st)
+                state.entries.append(SelectedEntry(path: canonical, pathBytes: Array(canonical.utf8), diskPath: raw, kind: .file(executable: meta[0] == "100755"), identity: id))
+            default:
+                throw BundleError.git("'\(shown)' has unsupported index mode \(meta[0])")
+            }
+        }
+    }
+
+    // MARK: checks over the whole selection
+
+    /// Internal symlinks whose target (resolved through other links, at most 40 hops) is neither an
+    /// entry nor a directory of the bundle. Such links are allowed, with a warning.
+    static func danglingLinkWarnings(_ entries: [SelectedEntry]) -> [String] {
+        var present = Set<String>()
+        var links: [String: String] = [:]
+        for e in entries {
+            present.insert(e.path)
+            if case .symlink(let t) = e.kind { links[e.path] = t }
+            var p = e.path
+            while let slash = p.lastIndex(of: "/") { p = String(p[..<slash]); present.insert(p) }
+        }
+        func resolve(_ linkPath: String) -> Bool {
+            var pending = Array(linkPath.split(separator: "/").map(String.init).reversed())
+            var done: [String] = []
+            var hops = 0
+            while let c = pending.popLast() {
+                if c == ".." { if !done.isEmpty { done.removeLast() }; continue }
+                done.append(c)
+                let here = done.joined(separator: "/")
+                if let t = links[here] {
+                    hops += 1
+                    if hops > 40 { return false }
+                    done.removeLast()
+                    pending.append(contentsOf: t.split(separator: "/").map(String.init).reversed())
+                } else if !present.contains(here) {
+                    return false
+                }
+            }
+            return true
+        }
+        return entries.compactMap { e in
+            guard case .symlink(let target) = e.kind, !resolve(e.path) else { return nil }
+            return "symlink '\(e.path)' -> '\(target)' points to nothing in the bundle"
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    var cString: [CChar] { map { CChar(bitPattern: $0) } + [0] }
+}
+
+/// Small file read used during selection (`.rchignore`, git symlink stubs).
+enum RCHCoreRead {
+    static func file(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw BundleError.io("cannot read '\(path)'") }
+        return Array(data)
+    }
+}

@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// A temporary file that becomes visible under its final name only when committed.
+///
+/// Publish protocol (every durable write in this package goes through here):
+/// 1. create `<dir>/.tmp-<random>` with `O_CREAT|O_EXCL` in the *same directory* as the final name,
+///    so the publish is a same-filesystem rename;
+/// 2. write the content;
+/// 3. `fsync` the file;
+/// 4. rename to the final name — with `replace: false` a no-replace rename, where "already exists" is
+///    reported (content-addressed callers treat it as success and discard the temp file);
+/// 5. `fsync` the directory so the new name itself is durable.
+/// A temp file that is never committed is unlinked on ``discard()`` or `deinit`; one left behind by a
+/// crash keeps its `.tmp-` prefix and is never mistaken for content (gc removes stale ones).
+public final class TempFile {
+    public let directory: String
+    public let path: String
+    public let fd: FileDescriptor
+    private var open = true
+    private var done = false
+
+    /// The prefix every temp file name starts with; nothing else in a store directory starts with it.
+    public static let prefix = ".tmp-"
+
+    public init(directory: String, mode: mode_t = 0o644) throws {
+        self.directory = directory
+        var attempt = 0
+        while true {
+            let name = Self.prefix + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            let candidate = directory + "/" + name
+            do {
+                fd = try FileDescriptor.open(
+                    FilePath(candidate), .readWrite, options: [.create, .exclusiveCreate],
+                    permissions: FilePermissions(rawValue: mode), retryOnInterrupt: true)
+                path = candidate
+                return
+            } catch Errno.fileExists where attempt < 8 {
+                attempt += 1
+            } catch {
+                throw SystemError("create temp file", path: candidate, errno: error)
+            }
+        }
+    }
+
+    /// Write all of `buffer`.
+    public func write(_ buffer: UnsafeRawBufferPointer) throws {
+        do { _ = try fd.writeAll(buffer) } catch let e as Errno { throw SystemError("write", path: path, errno: e) }
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// fsync, close and rename to `finalPath` (which must be in ``directory``), then fsync the directory.
+    /// - Returns: false if `replace` is false and `finalPath` already existed (the temp file is removed).
+    @discardableResult
+    public func commit(to finalPath: String, replace: Bool = true, durable: Bool = true) throws -> Bool {
+        precondition(!done, "TempFile committed twice")
+        if durable { try Syscalls.fsync(fd, path: path) }
+        try closeFD()
+        done = true
+        if replace {
+            try Syscalls.rename(from: path, to: finalPath)
+        } else if try !Syscalls.renameNoReplace(from: path, to: finalPath) {
+            _ = unlink(path)
+            return false
+        }
+        if durable { try Syscalls.fsyncDirectory(directory) }
+        return true
+    }
+
+    /// Remove the temp file without publishing it.
+    public func discard() {
+        guard !done else { return }
+        done = true
+        try? closeFD()
+        _ = unlink(path)
+    }
+
+    private func closeFD() throws {
+        guard open else { return }
+        open = false
+        do { try fd.close() } catch { throw SystemError("close", path: path, errno: error) }
+    }
+
+    deinit { discard() }
+}
+
+/// Whole-file helpers for small files (manifests, indexes, config).
+public enum DurableFile {
+    /// Atomically and durably replace (or create) `path` with `bytes`.
+    public static func write(_ bytes: [UInt8], to path: String, replace: Bool = true, mode: mode_t = 0o644) throws -> Bool {
+        let dir = FilePath(path).removingLastComponent().string
+        let tmp = try TempFile(directory: dir.isEmpty ? "." : dir, mode: mode)
+        do {
+            try tmp.write(bytes)
+            return try tmp.commit(to: path, replace: replace)
+        } catch {
+            tmp.discard()
+            throw error
+        }
+    }
+
+    /// Read a whole (small) file.
+    public static func read(_ path: String, limit: Int = 64 << 20) throws -> [UInt8] {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
+            throw SystemError("open", path: path, errno: error)
+        }
+        defer { try? fd.close() }
+        var out = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n: Int
+            do { n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0, retryOnInterrupt: true) } } catch {
+                throw SystemError("read", path: path, errno: error)
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw SystemError("read", path: path, errno: .fileTooLarge) }
+        }
+    }
+}

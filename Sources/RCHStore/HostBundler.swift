@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHBundle
+import RCHCore
+
+/// What `rch-xcode bundle` did.
+public struct BundleReport: Sendable {
+    public var manifest: SourceManifest
+    public var bundleBytes: UInt64
+    /// Where the `.tar.zst` is (the store, or `--output`).
+    public var bundlePath: String
+    public var manifestPath: String?
+    /// True when the stat cache proved the tree unchanged and the stored bundle was reused.
+    public var reused: Bool
+    public var excluded: [String]
+    public var warnings: [String]
+    public var sourceSHA256: SHA256Digest { manifest.sourceSHA256 }
+
+    public var json: JSONValue {
+        .obj([
+            "source_sha256": .string(manifest.sourceSHA256.hex),
+            "tree_sha256": .string(manifest.treeSHA256.hex),
+            "file_count": .int(Int64(manifest.fileCount)),
+            "symlink_count": .int(Int64(manifest.symlinkCount)),
+            "total_bytes": .int(Int64(manifest.totalBytes)),
+            "tar_bytes": .int(Int64(manifest.tarBytes)),
+            "bundle_bytes": .int(Int64(bundleBytes)),
+            "bundle_path": .string(bundlePath),
+            "manifest_path": manifestPath.map { .string($0) } ?? .null,
+            "reused": .bool(reused),
+            "excluded_count": .int(Int64(excluded.count)),
+            "warnings": .array(warnings.map { .string($0) }),
+        ])
+    }
+}
+
+/// Host-side bundling into the local store, with the stat-cache fast path.
+public struct HostBundler: Sendable {
+    public let store: LocalStore
+
+    public init(store: LocalStore) { self.store = store }
+
+    /// Bundles `root`. Without `output`, the bundle and manifest are published into the store; with it,
+    /// the `.tar.zst` is written (atomically) to `output` instead. `manifestOutput` gets a copy of the manifest.
+    public func bundle(root: String, options: BundleOptions, output: String? = nil, manifestOutput: String? = nil,
+                       useStatCache: Bool = true) throws -> BundleReport {
+        let started = Timestamp.nowNanos()
+        guard let real = realpath(root, nil) else {
+            throw BundleError.io("cannot open repository '\(root)': \(String(cString: strerror(errno)))")
+        }
+        let realRoot = String(cString: real)
+        free(real)
+        let selection = try TreeSelector(root: realRoot, mode: options.mode, ignore: options.ignore).select()
+        let cachePath = statCachePath(root: realRoot, mode: options.mode)
+
+        if useStatCache, let hit = try reuse(selection: selection, cachePath: cachePath, options: options,
+                                             output: output, manifestOutput: manifestOutput) {
+            return hit
+        }
+
+        let temp = try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile()
+        let result: BundleResult
+        do { result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) } catch {
+            temp.discard()
+            throw error
+        }
+        let manifestBytes = result.manifest.json.canonicalBytes + [10]
+        let bundlePath: String
+        var manifestPath: String? = nil
+        if let output {
+            try temp.commit(to: output, replace: true)
+            bundlePath = output
+        } else {
+            try store.publishBundle(temp, manifest: manifestBytes, sha: result.sourceSHA256)
+            bundlePath = store.bundlePath(result.sourceSHA256)
+            manifestPath = store.bundleManifestPath(result.sourceSHA256)
+        }
+        if let manifestOutput {
+            _ = try DurableFile.write(manifestBytes, to: manifestOutput)
+            manifestPath = manifestOutput
+        }
+        if useStatCache {
+            let cache = StatCache.from(selection: selection, manifest: result.manifest, startedAtNanos: started)
+            // Best effort: a cache that cannot be written only costs the next run its fast path.
+            try? Syscalls.makeDirectories(directoryOf(cachePath))
+            _ = try? DurableFile.write(cache.encoded(), to: cachePath, replace: true)
+        }
+        return BundleReport(manifest: result.manifest, bundleBytes: result.bundleBytes, bundlePath: bundlePath,
+                            manifestPath: manifestPath, reused: false, excluded: result.excluded, warnings: result.warnings)
+    }
+
+    private func reuse(selection: Selection, cachePath: String, options: BundleOptions, output: String?,
+                       manifestOutput: String?) throws -> BundleReport? {
+        guard let data = try? DurableFile.read(cachePath), let cache = StatCache(decoding: data),
+              cache.formatTag == StatCache.currentFormatTag,
+              let source = cache.sourceSHA256, let tree = cache.treeSHA256,
+              let entries = cache.manifestEntries(for: selection),
+              SourceManifest.treeDigest(entries) == tree,
+              store.hasBundle(source) else { return nil }
+        if options.maxBytes > 0 && cache.tarBytes > options.maxBytes {
+            throw BundleError.sizeExceeded(limit: options.maxBytes, actual: cache.tarBytes)
+        }
+        var bundlePath = store.bundlePath(source)
+        var manifestPath: String? = store.bundleManifestPath(source)
+        if let output {
+            let temp = try TempFile(directory: directoryOf(output))
+            try FileCopy.copy(from: bundlePath, into: temp)
+            try temp.commit(to: output, replace: true)
+            bundlePath = output
+        }
+        if let manifestOutput {
+            _ = try DurableFile.write(try DurableFile.read(store.bundleManifestPath(source)), to: manifestOutput)
+            manifestPath = manifestOutput
+        }
+        var st = stat()
+        let size = stat(bundlePath, &st) == 0 ? UInt64(st.st_size) : 0
+        let manifest = SourceManifest(createdAt: Timestamp.now(), runID: options.runID, sourceSHA256: source, treeSHA256: tree,
+                                      tarBytes: cache.tarBytes, entries: entries, libarchiveVersion: "", zstdVersion: "")
+        return BundleReport(manifest: manifest, bundleBytes: size, bundlePath: bundlePath, manifestPath: manifestPath,
+                            reused: true, excluded: selection.excluded, warnings: selection.warnings)
+    }
+
+    func statCachePath(root: String, mode: SelectionMode) -> String {
+        let key = SHA256Digest.of(Array(root.utf8) + [0] + Array(mode.rawValue.utf8)).hex
+        return store.cacheDirectory + "/statcache/" + key + ".bin"
+    }
+}
+
+func directoryOf(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    let d = String(path[..<slash])
+    return d.isEmpty ? "/" : d
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import RCHBundle
+import RCHCore
+import RCHStore
+
+struct BundleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bundle",
+        abstract: "Bundle a repository into a canonical .tar.zst and print its source_sha256.",
+        discussion: """
+            Without --output the bundle and its source_manifest.json go into the local store \
+            (bundles/<source_sha256>.tar.zst); an unchanged tree is recognised from the stat cache \
+            without reading file contents.
+            """)
+
+    @Argument(help: "Repository root.") var path: String = "."
+    @Option(help: "Write the .tar.zst here instead of into the store.") var output: String?
+    @Option(help: "Also write source_manifest.json here.") var manifest: String?
+    @Option(help: "Selection: worktree (walk the tree) or git_index (tracked files only).") var mode: String = "worktree"
+    @Option(help: "zstd level 1-19 (transport only).") var level: Int = 3
+    @Option(help: "zstd worker threads (transport only; default: cores, at most 4).") var threads: Int?
+    @Option(name: .customLong("max-bytes"), help: "Refuse a canonical tar larger than this (e.g. 500MiB; 0 = no limit).") var maxBytes: String = "0"
+    @Option(name: .customLong("run-id"), help: "run_id to record in the manifest.") var runID: String?
+    @Flag(name: .customLong("no-stat-cache"), help: "Read every file even if the stat cache says it is unchanged.") var noStatCache = false
+    @Flag(help: "Print a JSON object instead of the digest.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        guard SelectionMode(rawValue: mode) != nil else { throw ValidationError("--mode must be worktree or git_index") }
+        guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19") }
+        guard parseSize(maxBytes) != nil else { throw ValidationError("--max-bytes takes a byte count such as 524288000 or 500MiB") }
+        if let threads, threads < 0 { throw ValidationError("--threads must be 0 or more") }
+    }
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            var opts = BundleOptions()
+            opts.mode = SelectionMode(rawValue: mode)!
+            opts.compressionLevel = level
+            if let threads { opts.compressionWorkers = threads }
+            opts.maxBytes = parseSize(maxBytes)!
+            opts.runID = runID
+            let store = try LocalStore(root: storeOptions.store ?? LocalStore.defaultRoot)
+            let report = try HostBundler(store: store).bundle(
+                root: path, options: opts, output: output, manifestOutput: manifest, useStatCache: !noStatCache)
+            print(json ? report.json.canonicalString : report.sourceSHA256.hex)
+            for w in report.warnings { printError("warning: \(w)") }
+        }
+    }
+}

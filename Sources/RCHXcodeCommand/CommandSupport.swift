@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import RCHCore
+
+/// Runs a command body, turning lane errors into the stable exit code and a clear message
+/// (and, with `--json`, a JSON error object on stdout).
+func runReportingFailures(json: Bool, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as LaneError {
+        report(kind: e.failureKind.rawValue, subkind: e.failureSubkind, message: e.description, json: json)
+        throw ExitCode(e.failureKind.exitCode)
+    } catch let e as SystemError {
+        report(kind: FailureKind.executor.rawValue, subkind: "IO_ERROR", message: e.description, json: json)
+        throw ExitCode(FailureKind.executor.exitCode)
+    }
+}
+
+private func report(kind: String, subkind: String?, message: String, json: Bool) {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    if json {
+        let v = JSONValue.obj([
+            "ok": .bool(false), "failure_kind": .string(kind),
+            "failure_subkind": subkind.map { .string($0) } ?? .null, "message": .string(message),
+        ])
+        print(v.canonicalString)
+    }
+}
+
+/// `--store DIR`, shared by every command that touches the local store.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "Local store directory (default: $RCH_STORE, else ~/.local/share/rch/store).")
+    var store: String?
+}
+
+func parseSize(_ s: String) -> UInt64? {
+    let units: [(String, UInt64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("", 1)]
+    for (u, m) in units where s.hasSuffix(u) {
+        if let n = UInt64(s.dropLast(u.count)) { return n * m }
+    }
+    return nil
+}
+
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct RCHXcode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rch-xcode",
+        abstract: "Host side of the RCH Xcode lane: deterministic source bundles and the local store.",
+        discussion: "Failures exit with the lane's stable codes (92 = BUNDLER); see PLAN.md.",
+        subcommands: [BundleCommand.self, ExtractCommand.self])
+}
