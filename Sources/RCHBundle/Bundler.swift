@@ -11,8 +11,9 @@ public struct BundleOptions: Sendable {
     public var mode: SelectionMode = .worktree
     /// zstd level, 1–19 (transport only; never changes `source_sha256`).
     public var compressionLevel: Int = 3
-    /// zstd worker threads (0 = single-threaded). Transport only.
-    public var compressionWorkers: Int = min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    /// Extra zstd worker threads inside the compression stage (0 = none). The compression stage always
+    /// runs on its own thread; on machines with more than two cores zstd can use more. Transport only.
+    public var compressionWorkers: Int = max(0, min(4, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) - 2)
     /// Limit on the uncompressed canonical tar, in bytes; 0 means no limit.
     public var maxBytes: UInt64 = 0
     /// Optional `run_id` recorded in the manifest.
@@ -58,16 +59,17 @@ public enum Bundler {
         if options.maxBytes > 0 && content > options.maxBytes {
             throw BundleError.sizeExceeded(limit: options.maxBytes, actual: content)
         }
-        var stream = TarSink(maxBytes: options.maxBytes)
-        var bundleBytes: UInt64 = 0
-        let compressor: ZstdCompressor? = try output.map { out in
-            try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
+        let bundleBytes = Box<UInt64>(0)
+        let pipeline: CompressionPipeline? = try output.map { out in
+            let compressor = try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
                 try out.write(buf)
-                bundleBytes += UInt64(buf.count)
+                bundleBytes.value += UInt64(buf.count)
             }
+            return CompressionPipeline(compressor: compressor)
         }
-        stream.compressor = compressor
-        let sinkBox = Box(stream)
+        var completed = false
+        defer { if !completed { pipeline?.abandon() } }
+        let sinkBox = Box(TarSink(maxBytes: options.maxBytes, pipeline: pipeline))
         let writer = try CanonicalTarWriter { buf in try sinkBox.value.consume(buf) }
         var entries: [SourceManifest.Entry] = []
         entries.reserveCapacity(selection.entries.count)
@@ -87,14 +89,14 @@ public enum Bundler {
             }
         }
         try writer.finish()
-        try sinkBox.value.flush()
-        try compressor?.finish()
+        let digest = try sinkBox.value.finish()
+        completed = true
         let manifest = SourceManifest(
             createdAt: Timestamp.now(), runID: options.runID,
-            sourceSHA256: sinkBox.value.hasher.finalize(), treeSHA256: SourceManifest.treeDigest(entries),
-            tarBytes: sinkBox.value.hasher.byteCount, entries: entries,
+            sourceSHA256: digest, treeSHA256: SourceManifest.treeDigest(entries),
+            tarBytes: sinkBox.value.byteCount, entries: entries,
             libarchiveVersion: LibarchiveInfo.version, zstdVersion: ZstdCompressor.version)
-        return BundleResult(manifest: manifest, bundleBytes: bundleBytes, excluded: selection.excluded, warnings: selection.warnings)
+        return BundleResult(manifest: manifest, bundleBytes: bundleBytes.value, excluded: selection.excluded, warnings: selection.warnings)
     }
 
     /// Streams one file into the archive, hashing it, and proves it did not change meanwhile:
@@ -137,33 +139,44 @@ public enum Bundler {
     open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
 }
 
-/// Receives the canonical tar stream: hashes it, counts it, enforces the size limit, and hands it to
-/// the compressor in large chunks (libarchive emits 10 KiB blocks).
+/// Receives the canonical tar stream: hashes and counts it, enforces the size limit, and batches it
+/// into 1 MiB chunks for the ``CompressionPipeline`` (libarchive emits 10 KiB blocks). Hashing here,
+/// on the reading thread, balances the two stages (the other one compresses and writes).
 struct TarSink {
     var hasher = StreamingSHA256()
-    var compressor: ZstdCompressor?
+    var pipeline: CompressionPipeline?
     let maxBytes: UInt64
+    private(set) var byteCount: UInt64 = 0
     private var pending: [UInt8] = []
 
-    init(maxBytes: UInt64) {
+    init(maxBytes: UInt64, pipeline: CompressionPipeline?) {
         self.maxBytes = maxBytes
-        pending.reserveCapacity(Bundler.chunkSize)
+        self.pipeline = pipeline
+        pending = pipeline?.takeBuffer() ?? []
     }
 
     mutating func consume(_ buf: UnsafeRawBufferPointer) throws {
-        hasher.update(buf)
-        if maxBytes > 0 && hasher.byteCount > maxBytes {
-            throw BundleError.sizeExceeded(limit: maxBytes, actual: hasher.byteCount)
+        byteCount += UInt64(buf.count)
+        if maxBytes > 0 && byteCount > maxBytes {
+            throw BundleError.sizeExceeded(limit: maxBytes, actual: byteCount)
         }
-        guard compressor != nil else { return }
+        hasher.update(buf)
+        guard let pipeline else { return }
         pending.append(contentsOf: buf)
-        if pending.count >= Bundler.chunkSize { try flush() }
+        if pending.count >= Bundler.chunkSize {
+            try pipeline.send(pending)
+            pending = pipeline.takeBuffer()
+        }
     }
 
-    mutating func flush() throws {
-        guard let compressor, !pending.isEmpty else { return }
-        try pending.withUnsafeBytes { try compressor.compress($0) }
-        pending.removeAll(keepingCapacity: true)
+    /// Flushes and returns the digest of the whole stream.
+    mutating func finish() throws -> SHA256Digest {
+        if let pipeline {
+            if !pending.isEmpty { try pipeline.send(pending) }
+            pending = []
+            try pipeline.finish()
+        }
+        return hasher.finalize()
     }
 }
 

@@ -49,10 +49,18 @@ public struct IgnoreRules: Sendable {
     /// Whether `.rchignore` excludes the (canonical, root-relative) path.
     public func excludes(_ path: [UInt8], isDirectory: Bool) -> Bool {
         if patterns.isEmpty { return false }
-        let parts = path.split(separator: UInt8(ascii: "/")).map { $0[...] }
+        let base = path[(path.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0)...]
+        var parts: [ArraySlice<UInt8>]? = nil
         var excluded = false
         for p in patterns where !(p.directoryOnly && !isDirectory) {
-            if Self.match(p.segments[...], parts[...]) { excluded = !p.negated }
+            let hit: Bool
+            if !p.anchored && p.segments.count == 2 {
+                hit = Glob.match(p.segments[1][...], base)  // `**/name`: only the last component matters
+            } else {
+                if parts == nil { parts = path.split(separator: UInt8(ascii: "/")) }
+                hit = Self.match(p.segments[...], parts![...])
+            }
+            if hit { excluded = !p.negated }
         }
         return excluded
     }

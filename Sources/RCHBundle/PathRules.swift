@@ -18,7 +18,7 @@ public enum PathRules {
 
     /// Validates one raw path component and returns it in NFC.
     public static func canonicalComponent(_ raw: some Collection<UInt8>, parent: String) throws(BundleError) -> String {
-        let shown = parent.isEmpty ? display(raw) : parent + "/" + display(raw)
+        var shown: String { parent.isEmpty ? display(raw) : parent + "/" + display(raw) }
         if raw.isEmpty { throw .invalidPath(path: shown, reason: "empty path component") }
         var ascii = true
         for b in raw {
@@ -75,27 +75,32 @@ public enum PathRules {
     /// Rejects paths that collide under ``PathRules/collisionKey(_:)``, file-vs-directory conflicts
     /// (including entries below a symlink) and directories that differ only by case/normalisation.
     public static func checkCollisions(_ paths: [String]) throws(BundleError) {
-        var keys: [[UInt8]: String] = [:]
+        var keys: [ByteKey: String] = [:]
         keys.reserveCapacity(paths.count)
         for p in paths {
-            let k = collisionKey(p)
+            let k = ByteKey(collisionKey(p))
             if let other = keys[k] { throw BundleError.collision(path: other, other: p) }
             keys[k] = p
         }
-        var dirs: [[UInt8]: String] = [:]
-        var seen = Set<[UInt8]>()
+        var dirs: [ByteKey: String] = [:]
+        var previousParent: Substring = ""
         for p in paths {
-            let bytes = Array(p.utf8)
-            for (i, b) in bytes.enumerated() where b == 47 {
-                let prefix = Array(bytes[0..<i])
-                if !seen.insert(prefix).inserted { continue }
-                let dir = String(decoding: prefix, as: UTF8.self)
-                let k = collisionKey(dir)
-                if let file = keys[k] { throw BundleError.collision(path: file, other: p) }
-                if let other = dirs[k], other != dir || !Array(other.utf8).elementsEqual(prefix) {
-                    throw BundleError.collision(path: other + "/", other: dir + "/")
+            guard let slash = p.lastIndex(of: "/") else { continue }
+            let parent = p[..<slash]
+            if parent == previousParent { continue }  // sorted input: siblings share their ancestors
+            previousParent = parent
+            var idx = parent.endIndex
+            while true {
+                let dir = String(parent[..<idx])
+                let k = ByteKey(collisionKey(dir))
+                if let existing = dirs[k] {
+                    if !existing.utf8.elementsEqual(dir.utf8) { throw BundleError.collision(path: existing + "/", other: dir + "/") }
+                    break  // this directory and its ancestors were checked already
                 }
+                if let file = keys[k] { throw BundleError.collision(path: file, other: p) }
                 dirs[k] = dir
+                guard let up = parent[..<idx].lastIndex(of: "/") else { break }
+                idx = up
             }
         }
     }
@@ -144,8 +149,24 @@ public enum PathRules {
     }
 }
 
+/// A byte string with fast hashing (Swift hashes `[UInt8]` element by element).
+public struct ByteKey: Hashable, Sendable {
+    public let bytes: [UInt8]
+    public init(_ b: [UInt8]) { bytes = b }
+    public func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
+    public static func == (a: ByteKey, b: ByteKey) -> Bool { a.bytes == b.bytes }
+}
+
 extension Array where Element == UInt8 {
     /// Byte-wise order (memcmp, shorter prefix first): the only order used for paths.
     @inlinable
-    public func bytesPrecede(_ other: [UInt8]) -> Bool { lexicographicallyPrecedes(other) }
+    public func bytesPrecede(_ other: [UInt8]) -> Bool {
+        withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                let n = Swift.min(a.count, b.count)
+                let c = n == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, n)
+                return c != 0 ? c < 0 : a.count < b.count
+            }
+        }
+    }
 }

@@ -27,9 +27,17 @@ public struct SourceManifest: Sendable, Equatable {
             self.executable = executable; self.symlinkTarget = symlinkTarget
         }
 
-        var treeLine: [UInt8] {
-            let t = type == .symlink ? "L" : (executable ? "X" : "F")
-            return Array("\(t) \(sha256.hex) \(size) ".utf8) + Array(path.utf8) + [10]
+        /// Appends `"<T> <sha256> <size> <path>\n"` to `out`.
+        func appendTreeLine(to out: inout [UInt8]) {
+            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            out.append(type == .symlink ? 76 : (executable ? 88 : 70))
+            out.append(32)
+            for b in sha256.bytes { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)]) }
+            out.append(32)
+            out.append(contentsOf: String(size).utf8)
+            out.append(32)
+            out.append(contentsOf: path.utf8)
+            out.append(10)
         }
     }
 
@@ -55,7 +63,13 @@ public struct SourceManifest: Sendable, Equatable {
     /// The tree digest of a list of entries (in bundle order).
     public static func treeDigest(_ entries: [Entry]) -> SHA256Digest {
         var h = StreamingSHA256()
-        for e in entries { h.update(e.treeLine) }
+        var line: [UInt8] = []
+        line.reserveCapacity(1 << 16)
+        for e in entries {
+            e.appendTreeLine(to: &line)
+            if line.count > 60_000 { h.update(line); line.removeAll(keepingCapacity: true) }
+        }
+        h.update(line)
         return h.finalize()
     }
 

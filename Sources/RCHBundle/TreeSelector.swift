@@ -37,7 +37,7 @@ public struct TreeSelector: Sendable {
         case .gitIndex:
             try selectFromGitIndex(state: &state)
         }
-        state.entries.sort { $0.pathBytes.lexicographicallyPrecedes($1.pathBytes) }
+        state.entries.sort { $0.pathBytes.bytesPrecede($1.pathBytes) }
         try PathRules.checkCollisions(state.entries.map(\.path))
         state.warnings += Self.danglingLinkWarnings(state.entries)
         return Selection(entries: state.entries, excluded: state.excluded, warnings: state.warnings)
@@ -203,17 +203,28 @@ public struct TreeSelector: Sendable {
     // MARK: checks over the whole selection
 
     /// Internal symlinks whose target (resolved through other links, at most 40 hops) is neither an
-    /// entry nor a directory of the bundle. Such links are allowed, with a warning.
+    /// entry nor a directory of the bundle. Such links are allowed, with a warning. `entries` are sorted.
     static func danglingLinkWarnings(_ entries: [SelectedEntry]) -> [String] {
-        var present = Set<String>()
         var links: [String: String] = [:]
-        for e in entries {
-            present.insert(e.path)
-            if case .symlink(let t) = e.kind { links[e.path] = t }
-            var p = e.path
-            while let slash = p.lastIndex(of: "/") { p = String(p[..<slash]); present.insert(p) }
+        for e in entries { if case .symlink(let t) = e.kind { links[e.path] = t } }
+        if links.isEmpty { return [] }
+        /// Whether `p` is an entry, or a directory (some entry starts with `p/`), by binary search.
+        func exists(_ p: String) -> Bool {
+            let key = Array(p.utf8), dirKey = key + [47]
+            var lo = 0, hi = entries.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if entries[mid].pathBytes.bytesPrecede(key) { lo = mid + 1 } else { hi = mid }
+            }
+            if lo < entries.count && entries[lo].pathBytes == key { return true }
+            hi = entries.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if entries[mid].pathBytes.bytesPrecede(dirKey) { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < entries.count && entries[lo].pathBytes.starts(with: dirKey)
         }
-        func resolve(_ linkPath: String) -> Bool {
+        func resolves(_ linkPath: String) -> Bool {
             var pending = Array(linkPath.split(separator: "/").map(String.init).reversed())
             var done: [String] = []
             var hops = 0
@@ -226,14 +237,14 @@ public struct TreeSelector: Sendable {
                     if hops > 40 { return false }
                     done.removeLast()
                     pending.append(contentsOf: t.split(separator: "/").map(String.init).reversed())
-                } else if !present.contains(here) {
+                } else if !exists(here) {
                     return false
                 }
             }
             return true
         }
         return entries.compactMap { e in
-            guard case .symlink(let target) = e.kind, !resolve(e.path) else { return nil }
+            guard case .symlink(let target) = e.kind, !resolves(e.path) else { return nil }
             return "symlink '\(e.path)' -> '\(target)' points to nothing in the bundle"
         }
     }

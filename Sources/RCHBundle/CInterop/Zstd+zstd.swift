@@ -20,6 +20,8 @@ final class ZstdCompressor {
         if workers > 0 {
             // A libzstd built without threads rejects this; single-threaded output is equally valid.
             _ = ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, Int32(workers))
+            // Small jobs keep the buffer pool (and so peak memory) small; 1 MiB is near zstd's minimum.
+            _ = ZSTD_CCtx_setParameter(c, ZSTD_c_jobSize, 1 << 20)
         }
     }
 
