@@ -11,6 +11,8 @@ public enum BundleError: LaneError, Equatable {
     case unsafeSymlink(path: String, target: String, reason: String)
     /// Two paths that would be the same file on a case-insensitive, normalisation-insensitive volume (APFS).
     case collision(path: String, other: String)
+    /// An entry that a case-/normalisation-insensitive volume would need to be a directory too.
+    case pathConflict(path: String, below: String)
     /// A FIFO, socket or device node.
     case unsupportedFileType(path: String, type: String)
     /// A file whose size, mtime or contents changed while it was being read.
@@ -42,7 +44,7 @@ public enum BundleError: LaneError, Equatable {
         case .digestMismatch: "INTEGRITY_MISMATCH"
         case .limitExceeded: "LIMIT_EXCEEDED"
         case .invalidArchive: "INVALID_ARCHIVE"
-        case .collision: "PATH_COLLISION"
+        case .collision, .pathConflict: "PATH_COLLISION"
         default: nil
         }
     }
@@ -55,6 +57,8 @@ public enum BundleError: LaneError, Equatable {
             "cannot bundle symlink '\(p)' -> '\(t)': \(r); make it a relative link inside the repository or exclude it in .rchignore"
         case .collision(let p, let o):
             "'\(p)' and '\(o)' name the same file on a case-insensitive (APFS) volume; rename one of them"
+        case .pathConflict(let p, let b):
+            "'\(p)' is a file or symlink, but '\(b)' needs a directory of that name (names compare case- and normalisation-insensitively, as on APFS); rename one of them"
         case .unsupportedFileType(let p, let t):
             "cannot bundle '\(p)': it is a \(t); only regular files and symlinks can be bundled (exclude it in .rchignore)"
         case .fileChanged(let p):

@@ -97,7 +97,7 @@ public enum PathRules {
                     if !existing.utf8.elementsEqual(dir.utf8) { throw BundleError.collision(path: existing + "/", other: dir + "/") }
                     break  // this directory and its ancestors were checked already
                 }
-                if let file = keys[k] { throw BundleError.collision(path: file, other: p) }
+                if let file = keys[k] { throw BundleError.pathConflict(path: file, below: p) }
                 dirs[k] = dir
                 guard let up = parent[..<idx].lastIndex(of: "/") else { break }
                 idx = up

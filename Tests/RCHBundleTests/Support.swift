@@ -1,0 +1,209 @@
+import Foundation
+import RCHCore
+import Testing
+@testable import RCHBundle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A fresh temporary directory, removed when the value is released.
+final class TempDir {
+    let path: String
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/rch-test-XXXXXX").utf8CString)
+        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        path = String(cString: p!)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func sub(_ name: String) -> String { path + "/" + name }
+}
+
+/// Builds small trees by hand.
+struct Tree {
+    let root: String
+    init(_ root: String) {
+        self.root = root
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+    @discardableResult
+    func file(_ rel: String, _ content: String = "x", mode: mode_t = 0o644) -> Tree {
+        bytes(rel, Array(content.utf8), mode: mode)
+    }
+    @discardableResult
+    func bytes(_ rel: String, _ content: [UInt8], mode: mode_t = 0o644) -> Tree {
+        let p = root + "/" + rel
+        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: p, contents: Data(content))
+        chmod(p, mode)
+        return self
+    }
+    @discardableResult
+    func link(_ rel: String, _ target: String) -> Tree {
+        let p = root + "/" + rel
+        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        symlink(target, p)
+        return self
+    }
+    /// A file whose name is given as raw bytes (for invalid UTF-8 and the like).
+    func rawName(_ dir: String, _ name: [UInt8], _ content: String = "x") {
+        let d = dir.isEmpty ? root : root + "/" + dir
+        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        let path = Array(d.utf8) + [47] + name + [0]
+        let fd = path.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o644) }
+        _ = content.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+}
+
+enum Fixtures {
+    /// Bundles `root` into `out` (a .tar.zst); returns the result.
+    @discardableResult
+    static func bundle(_ root: String, to out: String? = nil, options: BundleOptions = BundleOptions()) throws -> BundleResult {
+        let dest = out ?? root + ".tar.zst"
+        let tmp = try TempFile(directory: (dest as NSString).deletingLastPathComponent)
+        let r = try Bundler.bundle(root: root, options: options, output: tmp)
+        try tmp.commit(to: dest, durable: false)
+        return r
+    }
+
+    static func digest(_ root: String, options: BundleOptions = BundleOptions()) throws -> String {
+        try Bundler.bundle(root: root, options: options, output: nil).sourceSHA256.hex
+    }
+
+    /// The package root (for schemas, examples and the built executables).
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// Path of a built executable (built by `swift build`, which the test script runs first).
+    static func executable(_ name: String) -> String {
+        for dir in [".build/debug", ".build/release"] {
+            let p = packageRoot + "/" + dir + "/" + name
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return packageRoot + "/.build/debug/" + name
+    }
+}
+
+/// Runs a process and captures its output.
+struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    @discardableResult
+    static func process(_ exe: String, _ args: [String], env: [String: String]? = nil, cwd: String? = nil) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        if let env { p.environment = env }
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let errHandle = err.fileHandleForReading
+        nonisolated(unsafe) var errData = Data()
+        let t = Thread { errData = errHandle.readDataToEndOfFile() }
+        t.start()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while !t.isFinished { usleep(1000) }
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func shell(_ cmd: String, cwd: String? = nil) throws -> Run {
+        try process("/bin/sh", ["-c", cmd], cwd: cwd)
+    }
+}
+
+/// Hand-made tar archives, for extraction attacks.
+struct RawTar {
+    var bytes: [UInt8] = []
+
+    struct Header {
+        var name: String
+        var mode: Int = 0o644
+        var uid: Int = 0
+        var gid: Int = 0
+        var size: Int = 0
+        var mtime: Int = 0
+        var type: UInt8 = UInt8(ascii: "0")
+        var link: String = ""
+        var uname: String = ""
+        var gname: String = ""
+        var prefix: String = ""
+        var magic: [UInt8] = Array("ustar\0".utf8) + [48, 48]
+        var rawName: [UInt8]? = nil
+    }
+
+    static func field(_ v: Int, _ width: Int) -> [UInt8] {
+        let s = String(v, radix: 8)
+        return Array((String(repeating: "0", count: max(0, width - 1 - s.count)) + s).utf8) + [0]
+    }
+
+    mutating func header(_ h: Header) {
+        var b = [UInt8](repeating: 0, count: 512)
+        func put(_ off: Int, _ v: [UInt8]) { for (i, c) in v.enumerated() where off + i < 512 { b[off + i] = c } }
+        put(0, h.rawName ?? Array(h.name.utf8))
+        put(100, Self.field(h.mode, 8)); put(108, Self.field(h.uid, 8)); put(116, Self.field(h.gid, 8))
+        put(124, Self.field(h.size, 12)); put(136, Self.field(h.mtime, 12))
+        b[156] = h.type
+        put(157, Array(h.link.utf8)); put(257, h.magic)
+        put(265, Array(h.uname.utf8)); put(297, Array(h.gname.utf8)); put(345, Array(h.prefix.utf8))
+        for i in 148..<156 { b[i] = 32 }
+        let sum = b.reduce(0) { $0 + Int($1) }
+        put(148, Array((String(repeating: "0", count: 6 - String(sum, radix: 8).count) + String(sum, radix: 8)).utf8) + [0, 32])
+        bytes += b
+    }
+
+    mutating func data(_ d: [UInt8]) {
+        bytes += d
+        if d.count % 512 != 0 { bytes += [UInt8](repeating: 0, count: 512 - d.count % 512) }
+    }
+
+    mutating func file(_ name: String, _ content: String = "hi", mode: Int = 0o644) {
+        header(Header(name: name, mode: mode, size: content.utf8.count))
+        data(Array(content.utf8))
+    }
+
+    mutating func symlink(_ name: String, _ target: String) {
+        header(Header(name: name, mode: 0o777, type: UInt8(ascii: "2"), link: target))
+    }
+
+    mutating func pax(_ records: [(String, [UInt8])], for name: String = "PaxHeader/x") {
+        var d: [UInt8] = []
+        for (k, v) in records {
+            let body = Array(" \(k)=".utf8) + v + [10]
+            var len = body.count + 1
+            while String(len).utf8.count + body.count != len { len = String(len).utf8.count + body.count }
+            d += Array(String(len).utf8) + body
+        }
+        header(Header(name: name, size: d.count, type: UInt8(ascii: "x")))
+        data(d)
+    }
+
+    mutating func end() { bytes += [UInt8](repeating: 0, count: 1024) }
+
+    /// zstd-compresses with our own compressor.
+    func zstd(level: Int = 3, workers: Int = 0) throws -> [UInt8] {
+        var out: [UInt8] = []
+        let c = try ZstdCompressor(level: level, workers: workers) { out += $0 }
+        try bytes.withUnsafeBytes { try c.compress($0) }
+        try c.finish()
+        return out
+    }
+}
+
+func write(_ bytes: [UInt8], to path: String) {
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+}
+
+func bundleError(_ body: () throws -> Void) -> BundleError? {
+    do { try body(); return nil } catch let e as BundleError { return e } catch { return nil }
+}
