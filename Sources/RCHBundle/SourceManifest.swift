@@ -73,6 +73,53 @@ public struct SourceManifest: Sendable, Equatable {
         return h.finalize()
     }
 
+    /// The canonical (RFC 8785) bytes of ``json``, written directly without building the value tree
+    /// (a large tree's manifest would otherwise cost several times its size in memory). Member names
+    /// are ASCII, so their byte order is their UTF-16 order.
+    public func canonicalBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + entries.count * 180)
+        func key(_ k: String) { JSONStream.string(k, into: &out); out.append(58) }
+        func str(_ k: String, _ v: String) { key(k); JSONStream.string(v, into: &out); out.append(44) }
+        func int(_ k: String, _ v: UInt64) { key(k); out.append(contentsOf: String(v).utf8); out.append(44) }
+        out.append(123)
+        str("bundle_format", Self.bundleFormat)
+        str("created_at", createdAt)
+        key("entries")
+        out.append(91)
+        for (i, e) in entries.enumerated() {
+            if i > 0 { out.append(44) }
+            out.append(123)
+            key("executable"); out.append(contentsOf: (e.executable ? "true," : "false,").utf8)
+            str("path", e.path)
+            str("sha256", e.sha256.hex)
+            int("size", e.size)
+            key("symlink_target")
+            if let t = e.symlinkTarget { JSONStream.string(t, into: &out) } else { out.append(contentsOf: "null".utf8) }
+            out.append(44)
+            key("type"); JSONStream.string(e.type.rawValue, into: &out)
+            out.append(125)
+        }
+        out.append(93); out.append(44)
+        int("file_count", UInt64(fileCount))
+        if let runID { str("run_id", runID) }
+        str("schema_id", Self.schemaID)
+        int("schema_version", 1)
+        str("source_sha256", sourceSHA256.hex)
+        int("symlink_count", UInt64(symlinkCount))
+        int("tar_bytes", tarBytes)
+        key("tools")
+        out.append(123)
+        str("libarchive", libarchiveVersion)
+        key("zstd"); JSONStream.string(zstdVersion, into: &out)
+        out.append(125); out.append(44)
+        int("total_bytes", totalBytes)
+        str("tree_sha256", treeSHA256.hex)
+        out.removeLast()  // trailing comma
+        out.append(125)
+        return out
+    }
+
     public var json: JSONValue {
         var o = JSONObject([
             ("schema_version", .int(1)),

@@ -115,3 +115,9 @@ enum JCS {
         return (all, point)
     }
 }
+
+/// Pieces of the JCS writer for hand-rolled streaming serialisers of large, fixed-shape documents.
+public enum JSONStream {
+    /// Appends `s` as a JCS string literal.
+    public static func string(_ s: String, into out: inout [UInt8]) { JCS.writeString(s, into: &out) }
+}

@@ -67,7 +67,7 @@ public struct HostBundler: Sendable {
             temp.discard()
             throw error
         }
-        let manifestBytes = result.manifest.json.canonicalBytes + [10]
+        let manifestBytes = result.manifest.canonicalBytes() + [10]
         let bundlePath: String
         var manifestPath: String? = nil
         if let output {

@@ -34,6 +34,16 @@ struct GoldenTests {
         #expect(r.manifest.entries.count == 11)
     }
 
+    @Test("the streamed manifest serialisation is exactly the JCS form of the manifest value")
+    func manifestSerialisation() throws {
+        let d = TempDir()
+        Self.fixture(d.sub("g"))
+        var o = BundleOptions()
+        o.runID = "run_0123456789"
+        let m = try Bundler.bundle(root: d.sub("g"), options: o, output: nil).manifest
+        #expect(m.canonicalBytes() == m.json.canonicalBytes)
+    }
+
     @Test("the tar stream has exactly the documented shape")
     func streamShape() throws {
         let d = TempDir()

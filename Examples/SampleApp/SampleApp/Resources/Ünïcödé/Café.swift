@@ -1,0 +1,2 @@
+// Non-ASCII names are bundled in NFC.
+let café = "☕️"

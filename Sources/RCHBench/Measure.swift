@@ -1,0 +1,61 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One measured run of a command: wall time and the peak RSS of its process tree.
+struct Sample {
+    var seconds: Double
+    var maxRSSKiB: Int
+}
+
+enum Measure {
+    /// Runs `argv` (stdout/stderr to /dev/null unless `quiet` is false) and measures it with wait4.
+    static func run(_ argv: [String], cwd: String? = nil, quiet: Bool = true) throws -> Sample {
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        if quiet {
+            posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0)
+        }
+        let full = cwd.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0] + argv } ?? argv
+        var cargs = full.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        let rc = posix_spawnp(&pid, full[0], &fa, nil, &cargs, environ)
+        guard rc == 0 else { throw BenchError("cannot start \(full[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        guard status == 0 else { throw BenchError("\(argv.joined(separator: " ")) failed with status \(status)") }
+        #if canImport(Darwin)
+        let rss = Int(usage.ru_maxrss) / 1024
+        #else
+        let rss = Int(usage.ru_maxrss)
+        #endif
+        return Sample(seconds: elapsed, maxRSSKiB: rss)
+    }
+
+    /// Median of `runs` samples after `warmup` unmeasured runs; `prepare` runs before every one.
+    static func median(runs: Int, warmup: Int = 1, prepare: () throws -> Void = {}, _ body: () throws -> Sample) throws -> Sample {
+        for _ in 0..<warmup { try prepare(); _ = try body() }
+        var samples: [Sample] = []
+        for _ in 0..<runs { try prepare(); samples.append(try body()) }
+        let times = samples.map(\.seconds).sorted()
+        return Sample(seconds: times[times.count / 2], maxRSSKiB: samples.map(\.maxRSSKiB).max() ?? 0)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func format(_ s: Double) -> String { String(format: "%8.1f ms", s * 1000) }
+func formatRatio(_ r: Double) -> String { String(format: "%.3f", r) }
