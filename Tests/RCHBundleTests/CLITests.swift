@@ -45,6 +45,12 @@ struct CLITests {
         let schema = Fixtures.packageRoot + "/schemas/rch-xcode/source_manifest.schema.json"
         let v = try Run.shell("check-jsonschema --schemafile '\(schema)' '\(d.sub("m.json"))'")
         #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
+        let storeSchema = Fixtures.packageRoot + "/schemas/rch-xcode/store.schema.json"
+        let s = try Run.shell("check-jsonschema --schemafile '\(storeSchema)' '\(d.sub("store/store.json"))'")
+        #expect(s.status == 0, "\(s.stdout)\(s.stderr)")
+        // A schema that rejects nothing would prove nothing: a broken manifest must fail.
+        try Data("{\"schema_version\":1}".utf8).write(to: URL(fileURLWithPath: d.sub("bad.json")))
+        #expect(try Run.shell("check-jsonschema --schemafile '\(schema)' '\(d.sub("bad.json"))'").status != 0)
     }
 
     @Test("rejections exit 92 with the failure kind in --json", arguments: [true, false])
