@@ -31,9 +31,7 @@ public struct TreeSelector: Sendable {
         var state = State()
         switch mode {
         case .worktree:
-            let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if fd < 0 { throw BundleError.io("cannot open '\(root)': \(String(cString: strerror(errno)))") }
-            try walk(dirfd: fd, diskPrefix: [], canonical: "", state: &state)
+            try walkWorktree(state: &state)
         case .gitIndex:
             try selectFromGitIndex(state: &state)
         }
@@ -51,16 +49,75 @@ public struct TreeSelector: Sendable {
 
     // MARK: worktree
 
-    private func walk(dirfd: Int32, diskPrefix: [UInt8], canonical: String, state: inout State) throws {
+    /// A directory waiting to be scanned: its on-disk path below the root and the inode seen in its parent.
+    struct PendingDirectory {
+        var disk: [UInt8]
+        var canonical: String
+        var inode: UInt64?
+    }
+
+    /// Walks the tree with `threads` workers sharing a stack of directories. Each directory is opened by
+    /// its path relative to the root (`O_NOFOLLOW|O_DIRECTORY`) and must be the inode its parent listed,
+    /// so a directory swapped for a symlink mid-walk is detected, and no descriptors pile up.
+    private func walkWorktree(state: inout State, threads: Int = min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))) throws {
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if rootFD < 0 { throw BundleError.io("cannot open '\(root)': \(String(cString: strerror(errno)))") }
+        defer { close(rootFD) }
+        let shared = WalkQueue(PendingDirectory(disk: [], canonical: "", inode: nil))
+        let results = (0..<threads).map { _ in Box(State()) }
+        let group = DispatchGroup()
+        for i in 0..<threads {
+            let work: @Sendable () -> Void = { [self] in
+                while let dir = shared.next() {
+                    do {
+                        let subdirs = try scan(dir, rootFD: rootFD, state: &results[i].value)
+                        shared.finished(adding: subdirs)
+                    } catch {
+                        shared.fail(error)
+                    }
+                }
+            }
+            if i == threads - 1 { work() } else {
+                group.enter()
+                Thread.detachNewThread { work(); group.leave() }
+            }
+        }
+        group.wait()
+        if let error = shared.failure { throw error }
+        for r in results {
+            state.entries += r.value.entries
+            state.excluded += r.value.excluded
+        }
+        state.excluded.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// Lists one directory: appends its files and symlinks to `state`, returns its subdirectories.
+    private func scan(_ d: PendingDirectory, rootFD: Int32, state: inout State) throws -> [PendingDirectory] {
+        let shown = d.canonical.isEmpty ? "." : d.canonical
+        let dirfd = d.disk.isEmpty ? dup(rootFD) : openat(rootFD, d.disk.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if dirfd < 0 {
+            if errno == ENOENT || errno == ELOOP || errno == ENOTDIR { throw BundleError.fileChanged(path: shown) }
+            throw BundleError.unreadable(path: shown, reason: String(cString: strerror(errno)))
+        }
+        if let inode = d.inode {
+            var st = stat()
+            guard fstat(dirfd, &st) == 0, UInt64(truncatingIfNeeded: st.st_ino) == inode else {
+                close(dirfd)
+                throw BundleError.fileChanged(path: shown)
+            }
+        }
         guard let dir = fdopendir(dirfd) else {
             close(dirfd)
-            throw BundleError.unreadable(path: canonical.isEmpty ? "." : canonical, reason: String(cString: strerror(errno)))
+            throw BundleError.unreadable(path: shown, reason: String(cString: strerror(errno)))
         }
         defer { closedir(dir) }
+        if d.disk.isEmpty { rewinddir(dir) }
+        var subdirs: [PendingDirectory] = []
+        let canonical = d.canonical
         while true {
             errno = 0
             guard let ent = readdir(dir) else {
-                if errno != 0 { throw BundleError.unreadable(path: canonical, reason: String(cString: strerror(errno))) }
+                if errno != 0 { throw BundleError.unreadable(path: shown, reason: String(cString: strerror(errno))) }
                 break
             }
             let name: [UInt8] = withUnsafeBytes(of: ent.pointee.d_name) { raw in
@@ -91,19 +148,19 @@ public struct TreeSelector: Sendable {
                 state.excluded.append(child + (isDir ? "/" : ""))
                 continue
             }
-            let disk = diskPrefix.isEmpty ? name : diskPrefix + [47] + name
+            let disk = d.disk.isEmpty ? name : d.disk + [47] + name
             if isDir {
-                let fd = openat(dirfd, name.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                if fd < 0 { throw BundleError.unreadable(path: child, reason: String(cString: strerror(errno))) }
-                try walk(dirfd: fd, diskPrefix: disk, canonical: child, state: &state)
+                subdirs.append(PendingDirectory(disk: disk, canonical: child, inode: UInt64(truncatingIfNeeded: ent.pointee.d_ino)))
                 continue
             }
             if !haveStat && fstatat(dirfd, name.cString, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                if errno == ENOENT { throw BundleError.fileChanged(path: child) }
                 throw BundleError.unreadable(path: child, reason: String(cString: strerror(errno)))
             }
             try PathRules.checkLength(child)
             state.entries.append(try entry(path: child, disk: disk, st: st, readLink: { try readLinkAt(dirfd, name) }))
         }
+        return subdirs
     }
 
     private func entry(path: String, disk: [UInt8], st: stat, readLink: () throws -> [UInt8]) throws -> SelectedEntry {
@@ -247,6 +304,45 @@ public struct TreeSelector: Sendable {
             guard case .symlink(let target) = e.kind, !resolves(e.path) else { return nil }
             return "symlink '\(e.path)' -> '\(target)' points to nothing in the bundle"
         }
+    }
+}
+
+/// The shared work list of a parallel walk: a stack of directories plus the number being scanned.
+final class WalkQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var pending: [TreeSelector.PendingDirectory]
+    private var active = 0
+    private(set) var failure: (any Error)?
+
+    init(_ first: TreeSelector.PendingDirectory) { pending = [first] }
+
+    /// The next directory to scan, or nil when the walk is over (done or failed).
+    func next() -> TreeSelector.PendingDirectory? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty && active > 0 && failure == nil { condition.wait() }
+        guard failure == nil, let d = pending.popLast() else {
+            condition.broadcast()
+            return nil
+        }
+        active += 1
+        return d
+    }
+
+    func finished(adding dirs: [TreeSelector.PendingDirectory]) {
+        condition.lock()
+        pending += dirs
+        active -= 1
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func fail(_ error: any Error) {
+        condition.lock()
+        if failure == nil { failure = error }
+        active -= 1
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
