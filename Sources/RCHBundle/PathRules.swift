@@ -65,42 +65,50 @@ public enum PathRules {
     }
 
     /// The collision key: `upper(lower(NFKD(path)))`, as bytes. ASCII paths take a fast path.
-    public static func collisionKey(_ path: String) -> [UInt8] {
-        if path.utf8.allSatisfy({ $0 < 0x80 }) {
-            return path.utf8.map { ($0 >= 97 && $0 <= 122) ? $0 - 32 : $0 }
+    public static func collisionKey(_ path: String) -> [UInt8] { collisionKey(Array(path.utf8)[...]) }
+
+    static func collisionKey(_ path: ArraySlice<UInt8>) -> [UInt8] {
+        if path.allSatisfy({ $0 < 0x80 }) {
+            return path.map { ($0 >= 97 && $0 <= 122) ? $0 - 32 : $0 }
         }
-        return Array(path.decomposedStringWithCompatibilityMapping.lowercased().uppercased().utf8)
+        return Array(String(decoding: path, as: UTF8.self).decomposedStringWithCompatibilityMapping.lowercased().uppercased().utf8)
     }
 
     /// Rejects paths that collide under ``PathRules/collisionKey(_:)``, file-vs-directory conflicts
     /// (including entries below a symlink) and directories that differ only by case/normalisation.
     public static func checkCollisions(_ paths: [String]) throws(BundleError) {
-        var keys: [ByteKey: String] = [:]
+        try checkCollisions(bytes: paths.map { Array($0.utf8) })
+    }
+
+    /// ``checkCollisions(_:)`` over UTF-8 paths sorted in bundle order.
+    public static func checkCollisions(bytes paths: [[UInt8]]) throws(BundleError) {
+        func text(_ b: ArraySlice<UInt8>) -> String { String(decoding: b, as: UTF8.self) }
+        var keys: [ByteKey: Int] = [:]
         keys.reserveCapacity(paths.count)
-        for p in paths {
-            let k = ByteKey(collisionKey(p))
-            if let other = keys[k] { throw BundleError.collision(path: other, other: p) }
-            keys[k] = p
+        for (i, p) in paths.enumerated() {
+            let k = ByteKey(collisionKey(p[...]))
+            if let other = keys[k] { throw BundleError.collision(path: text(paths[other][...]), other: text(p[...])) }
+            keys[k] = i
         }
-        var dirs: [ByteKey: String] = [:]
-        var previousParent: Substring = ""
+        var dirs: [ByteKey: ArraySlice<UInt8>] = [:]
+        var previousParent: ArraySlice<UInt8> = []
         for p in paths {
-            guard let slash = p.lastIndex(of: "/") else { continue }
+            guard let slash = p.lastIndex(of: 47) else { continue }
             let parent = p[..<slash]
-            if parent == previousParent { continue }  // sorted input: siblings share their ancestors
+            if parent.elementsEqual(previousParent) { continue }  // sorted input: siblings share their ancestors
             previousParent = parent
-            var idx = parent.endIndex
+            var end = parent.endIndex
             while true {
-                let dir = String(parent[..<idx])
+                let dir = p[..<end]
                 let k = ByteKey(collisionKey(dir))
                 if let existing = dirs[k] {
-                    if !existing.utf8.elementsEqual(dir.utf8) { throw BundleError.collision(path: existing + "/", other: dir + "/") }
+                    if !existing.elementsEqual(dir) { throw BundleError.collision(path: text(existing) + "/", other: text(dir) + "/") }
                     break  // this directory and its ancestors were checked already
                 }
-                if let file = keys[k] { throw BundleError.pathConflict(path: file, below: p) }
+                if let file = keys[k] { throw BundleError.pathConflict(path: text(paths[file][...]), below: text(p[...])) }
                 dirs[k] = dir
-                guard let up = parent[..<idx].lastIndex(of: "/") else { break }
-                idx = up
+                guard let up = p[..<end].lastIndex(of: 47) else { break }
+                end = up
             }
         }
     }

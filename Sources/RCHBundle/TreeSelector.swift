@@ -27,7 +27,22 @@ public struct TreeSelector: Sendable {
         }
     }
 
+    /// Selects and validates: ``collect()`` followed by ``validate(_:)``.
     public func select() throws -> Selection {
+        let s = try collect()
+        try Self.validate(s)
+        return s
+    }
+
+    /// Whole-selection checks (collisions and directory conflicts, 2.3 of PLAN.md). Separate from
+    /// ``collect()`` so that a caller that proves the selection identical to an already validated one
+    /// (same `tree_sha256`) can skip them.
+    public static func validate(_ s: Selection) throws {
+        try PathRules.checkCollisions(bytes: s.entries.map(\.pathBytes))
+    }
+
+    /// Walks (or reads the index), applies the per-path rules and sorts; no whole-selection checks.
+    public func collect() throws -> Selection {
         var state = State()
         switch mode {
         case .worktree:
@@ -36,7 +51,6 @@ public struct TreeSelector: Sendable {
             try selectFromGitIndex(state: &state)
         }
         state.entries.sort { $0.pathBytes.bytesPrecede($1.pathBytes) }
-        try PathRules.checkCollisions(state.entries.map(\.path))
         state.warnings += Self.danglingLinkWarnings(state.entries)
         return Selection(entries: state.entries, excluded: state.excluded, warnings: state.warnings)
     }
@@ -120,10 +134,10 @@ public struct TreeSelector: Sendable {
                 if errno != 0 { throw BundleError.unreadable(path: shown, reason: String(cString: strerror(errno))) }
                 break
             }
-            let name: [UInt8] = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                Array(raw.prefix(while: { $0 != 0 }))
-            }
-            if name == [46] || name == [46, 46] { continue }
+            let namePtr = UnsafeRawPointer(ent).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!)
+                .assumingMemoryBound(to: CChar.self)
+            let name = UnsafeRawBufferPointer(start: namePtr, count: strlen(namePtr))
+            if name.count <= 2 && name.allSatisfy({ $0 == 46 }) { continue }
             var isDir: Bool
             var st = stat()
             var haveStat = false
@@ -131,34 +145,35 @@ public struct TreeSelector: Sendable {
             case Int32(DT_DIR): isDir = true
             case Int32(DT_REG), Int32(DT_LNK): isDir = false
             default:
-                if fstatat(dirfd, name.cString, &st, AT_SYMLINK_NOFOLLOW) != 0 {
-                    throw BundleError.unreadable(path: childDisplay(canonical, name), reason: String(cString: strerror(errno)))
+                if fstatat(dirfd, namePtr, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                    throw BundleError.unreadable(path: childDisplay(canonical, Array(name)), reason: String(cString: strerror(errno)))
                 }
                 haveStat = true
                 isDir = (st.st_mode & S_IFMT) == S_IFDIR
             }
             let rawName = String(decoding: name, as: UTF8.self)
             if IgnoreRules.defaultExcluded(name: rawName, isDirectory: isDir, parent: canonical) {
-                state.excluded.append(childDisplay(canonical, name) + (isDir ? "/" : ""))
+                state.excluded.append(childDisplay(canonical, Array(name)) + (isDir ? "/" : ""))
                 continue
             }
-            let cname = try PathRules.canonicalComponent(name, parent: canonical)
+            let cname = name.count <= PathRules.maxComponentBytes && name.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 92 && $0 != 47 })
+                ? rawName : try PathRules.canonicalComponent(name, parent: canonical)
             let child = canonical.isEmpty ? cname : canonical + "/" + cname
             if ignore.excludes(Array(child.utf8), isDirectory: isDir) {
                 state.excluded.append(child + (isDir ? "/" : ""))
                 continue
             }
-            let disk = d.disk.isEmpty ? name : d.disk + [47] + name
+            let disk = d.disk.isEmpty ? Array(name) : d.disk + [47] + name
             if isDir {
                 subdirs.append(PendingDirectory(disk: disk, canonical: child, inode: UInt64(truncatingIfNeeded: ent.pointee.d_ino)))
                 continue
             }
-            if !haveStat && fstatat(dirfd, name.cString, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+            if !haveStat && fstatat(dirfd, namePtr, &st, AT_SYMLINK_NOFOLLOW) != 0 {
                 if errno == ENOENT { throw BundleError.fileChanged(path: child) }
                 throw BundleError.unreadable(path: child, reason: String(cString: strerror(errno)))
             }
             try PathRules.checkLength(child)
-            state.entries.append(try entry(path: child, disk: disk, st: st, readLink: { try readLinkAt(dirfd, name) }))
+            state.entries.append(try entry(path: child, disk: disk, st: st, readLink: { try readLinkAt(dirfd, Array(name)) }))
         }
         return subdirs
     }

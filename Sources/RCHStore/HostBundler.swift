@@ -53,7 +53,9 @@ public struct HostBundler: Sendable {
         }
         let realRoot = String(cString: real)
         free(real)
-        let selection = try TreeSelector(root: realRoot, mode: options.mode, ignore: options.ignore).select()
+        // Whole-selection validation is skipped only when the selection is proven identical (same
+        // tree_sha256) to one that was validated and bundled before.
+        let selection = try TreeSelector(root: realRoot, mode: options.mode, ignore: options.ignore).collect()
         let cachePath = statCachePath(root: realRoot, mode: options.mode)
 
         if useStatCache, let hit = try reuse(selection: selection, cachePath: cachePath, options: options,
@@ -61,6 +63,7 @@ public struct HostBundler: Sendable {
             return hit
         }
 
+        try TreeSelector.validate(selection)
         let temp = try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile()
         let result: BundleResult
         do { result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) } catch {
