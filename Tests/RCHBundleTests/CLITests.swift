@@ -133,6 +133,20 @@ struct StatCacheTests {
         }
     }
 
+    @Test("a cache hit never hides a rule: a collision added after a cached run is refused")
+    func validationAfterHit() throws {
+        let d = TempDir()
+        Tree(d.sub("t")).file("Foo.swift", "1").file("b", "2")
+        let store = d.sub("store")
+        _ = try Self.bundle(d.sub("t"), store)
+        try Self.age(store, by: 60)
+        #expect(try Self.bundle(d.sub("t"), store).reused)
+        Tree(d.sub("t")).file("foo.swift", "3")
+        let r = try Run.process(Fixtures.executable("rch-xcode"), ["bundle", d.sub("t"), "--store", store])
+        #expect(r.status == 92)
+        #expect(r.stderr.contains("case-insensitive"))
+    }
+
     @Test("a missing stored bundle or a corrupt cache file falls back to a full bundle")
     func fallbacks() throws {
         let d = TempDir()
