@@ -15,7 +15,11 @@ struct Sample {
 enum Measure {
     /// Runs `argv` (stdout/stderr to /dev/null unless `quiet` is false) and measures it with wait4.
     static func run(_ argv: [String], cwd: String? = nil, quiet: Bool = true) throws -> Sample {
+        #if canImport(Darwin)
+        var fa: posix_spawn_file_actions_t? = nil
+        #else
         var fa = posix_spawn_file_actions_t()
+        #endif
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
         if quiet {

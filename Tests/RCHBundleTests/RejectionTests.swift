@@ -41,7 +41,11 @@ struct RejectionTests {
         Case(name: "file vs directory", build: { $0.file("A").file("a/b") }, mentions: "needs a directory"),
         Case(name: "FIFO", build: { t in mkfifo(t.root + "/pipe", 0o644) }, mentions: "FIFO"),
         Case(name: "socket", build: { t in
+            #if canImport(Darwin)
+            let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+            #else
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            #endif
             var addr = sockaddr_un()
             addr.sun_family = sa_family_t(AF_UNIX)
             let path = t.root + "/sock"
