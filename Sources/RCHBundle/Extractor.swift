@@ -195,11 +195,6 @@ struct DiskWriter: TarVisitor {
 
 @inline(__always) private func Glibc_symlink(_ t: String, _ p: String) -> Int32 { symlink(t, p) }
 
-func directoryOf(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    let d = String(path[..<slash])
-    return d.isEmpty ? "/" : d
-}
 
 /// rm -rf without following symlinks (used only on our own staging directories).
 func removeTree(_ path: String) {

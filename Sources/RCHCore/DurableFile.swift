@@ -126,3 +126,10 @@ public enum DurableFile {
         }
     }
 }
+
+/// The directory part of `path` (`"."` for a bare name, `"/"` for a file at the root).
+public func directoryOf(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    let d = String(path[..<slash])
+    return d.isEmpty ? "/" : d
+}

@@ -132,8 +132,3 @@ public struct HostBundler: Sendable {
     }
 }
 
-func directoryOf(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    let d = String(path[..<slash])
-    return d.isEmpty ? "/" : d
-}
