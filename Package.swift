@@ -10,11 +10,13 @@ let package = Package(
         .executable(name: "rch-bench", targets: ["RCHBench"]),
         .library(name: "RCHBundle", targets: ["RCHBundle"]),
         .library(name: "RCHStore", targets: ["RCHStore"]),
+        .library(name: "RCHJob", targets: ["RCHJob"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -33,11 +35,12 @@ let package = Package(
             ]),
         .target(name: "RCHBundle", dependencies: ["RCHCore", "CArchive", "CZstd"]),
         .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle"]),
+        .target(name: "RCHJob", dependencies: ["RCHCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .executableTarget(
             name: "RCHXcodeCommand",
             dependencies: [
-                "RCHCore", "RCHBundle", "RCHStore",
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -47,6 +50,7 @@ let package = Package(
             name: "RCHBench",
             dependencies: ["RCHCore", "XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
+        .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob"]),
         .testTarget(
             name: "RCHBundleTests",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive"]),

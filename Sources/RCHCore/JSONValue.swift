@@ -56,6 +56,10 @@ public struct JSONObject: Sendable, Equatable {
         }
     }
 
+    /// Appends a member known not to be present (the parser has already checked uniqueness).
+    mutating func appendUnique(_ key: String, _ value: JSONValue) { members.append((key, value)) }
+    mutating func reserve(_ n: Int) { members.reserveCapacity(n) }
+
     public var keys: [String] { members.map(\.key) }
     public var count: Int { members.count }
 

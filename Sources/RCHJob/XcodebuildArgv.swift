@@ -1,0 +1,145 @@
+/// The canonical form of the xcodebuild arguments that go into `job_key_inputs.sanitized_argv`.
+///
+/// Invariants of a canonical argv:
+/// - exactly one action (`build`, `test`, `build-for-testing`, `test-without-building`), first;
+/// - then options from a closed allowlist, ordered by flag (bytes), then by value; a value-taking option
+///   is two tokens (`-scheme`, `App`); `-only-testing:X`-style options are one token;
+/// - exactly one `-destination`; single-valued options at most once;
+/// - then build settings `NAME=VALUE` (NAME `[A-Za-z_][A-Za-z0-9_]*`, optionally with `[cond=…]`
+///   qualifiers), ordered by the text before `=`, each name at most once;
+/// - nothing that redirects output (`-derivedDataPath`, `-resultBundlePath`, `SYMROOT=`, …) or mutates
+///   the account or machine (`-allowProvisioningUpdates`, …): the worker owns those.
+/// ``canonicalize(_:)`` turns any acceptable argv into that form; validation requires the form exactly,
+/// so two hosts can never send different keys for the same invocation.
+public enum XcodebuildArgv {
+    public static let actions: Set<String> = ["build", "test", "build-for-testing", "test-without-building"]
+
+    /// Options taking a separate value, and whether they may repeat.
+    static let valued: [String: Bool] = [
+        "-scheme": false, "-configuration": false, "-workspace": false, "-project": false, "-target": true,
+        "-sdk": false, "-destination": false, "-testPlan": false, "-xcconfig": false, "-arch": true, "-toolchain": false,
+        "-parallel-testing-enabled": false, "-parallel-testing-worker-count": false,
+        "-maximum-concurrent-test-simulator-destinations": false, "-maximum-parallel-testing-workers": false,
+        "-enableCodeCoverage": false, "-enableAddressSanitizer": false, "-enableThreadSanitizer": false,
+        "-enableUndefinedBehaviorSanitizer": false, "-test-iterations": false, "-test-timeouts-enabled": false,
+        "-default-test-execution-time-allowance": false, "-maximum-test-execution-time-allowance": false,
+        "-only-test-configuration": true, "-skip-test-configuration": true, "-testLanguage": false, "-testRegion": false,
+    ]
+    /// Flags without a value.
+    static let flags: Set<String> = [
+        "-retry-tests-on-failure", "-run-tests-until-failure", "-skipPackagePluginValidation", "-skipMacroValidation",
+        "-disableAutomaticPackageResolution", "-onlyUsePackageVersionsFromResolvedFile", "-skipPackageUpdates",
+        "-collect-test-diagnostics=never", "-collect-test-diagnostics=on-failure",
+    ]
+    /// Options whose value is attached after `:` (`-only-testing:AppTests/FooTests`); may repeat.
+    static let attached: Set<String> = ["-only-testing", "-skip-testing"]
+    /// Refused with a specific reason.
+    static let forbidden: [String: String] = [
+        "-derivedDataPath": "the worker chooses DerivedData (cache.derived_data)",
+        "-resultBundlePath": "the worker writes result.xcresult into the job directory",
+        "-resultStreamPath": "the worker owns the result stream",
+        "-archivePath": "archiving is not a build/test gate",
+        "-exportArchive": "exporting is not a build/test gate",
+        "-exportPath": "exporting is not a build/test gate",
+        "-exportOptionsPlist": "exporting is not a build/test gate",
+        "-clonedSourcePackagesDirPath": "the worker owns the SwiftPM cache (cache.spm)",
+        "-packageCachePath": "the worker owns the SwiftPM cache (cache.spm)",
+        "-testProductsPath": "the worker owns output paths",
+        "-allowProvisioningUpdates": "mutates the signing account",
+        "-allowProvisioningDeviceRegistration": "mutates the signing account",
+        "-resolvePackageDependencies": "not a build/test action",
+        "-showBuildSettings": "not a build/test action",
+        "-list": "not a build/test action",
+        "-json": "changes the output format the lane parses",
+        "-quiet": "the worker needs the full build log",
+    ]
+    /// Build settings that would move outputs out of the worker's control.
+    static let forbiddenSettings: Set<String> = [
+        "SYMROOT", "OBJROOT", "DSTROOT", "BUILD_DIR", "BUILD_ROOT", "CONFIGURATION_BUILD_DIR", "CONFIGURATION_TEMP_DIR",
+        "PROJECT_TEMP_DIR", "TARGET_TEMP_DIR", "TEMP_DIR", "SHARED_PRECOMPS_DIR", "MODULE_CACHE_DIR", "CACHE_ROOT",
+        "DERIVED_DATA_DIR", "SHARED_DERIVED_FILE_DIR", "INSTALL_ROOT", "LOCROOT", "LOCSYMROOT",
+    ]
+
+    struct Option: Comparable {
+        var tokens: [String]
+        static func < (a: Option, b: Option) -> Bool {
+            a.tokens.lexicographicallyPrecedes(b.tokens) { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        }
+    }
+
+    /// Parses and returns the canonical argv (see the type's invariants), or a precise error.
+    public static func canonicalize(_ argv: [String], at path: String = "/sanitized_argv") throws(JobKeyError) -> [String] {
+        var action: String?
+        var options: [Option] = []
+        var settings: [(name: String, token: String)] = []
+        var seenSingle = Set<String>()
+        var i = 0
+        while i < argv.count {
+            let t = argv[i]
+            let here = "\(path)/\(i)"
+            if t.isEmpty {
+                throw JobKeyError(here, "empty argument")
+            } else if actions.contains(t) {
+                guard action == nil else { throw JobKeyError(here, "more than one action ('\(action!)' and '\(t)'); a job runs exactly one") }
+                action = t
+            } else if let why = forbidden[t] ?? forbidden[String(t.split(separator: "=", maxSplits: 1)[0])] {
+                throw JobKeyError(here, "'\(t)' is not allowed: \(why)")
+            } else if let repeats = valued[t] {
+                guard i + 1 < argv.count else { throw JobKeyError(here, "'\(t)' needs a value") }
+                let value = argv[i + 1]
+                guard !value.isEmpty, !(value.hasPrefix("-") && valued[value] != nil) else { throw JobKeyError(here, "'\(t)' needs a value") }
+                if !repeats { guard seenSingle.insert(t).inserted else { throw JobKeyError(here, "'\(t)' given more than once") } }
+                options.append(Option(tokens: [t, value]))
+                i += 1
+            } else if flags.contains(t) {
+                guard seenSingle.insert(t).inserted else { throw JobKeyError(here, "'\(t)' given more than once") }
+                options.append(Option(tokens: [t]))
+            } else if let colon = t.firstIndex(of: ":"), attached.contains(String(t[..<colon])), t.index(after: colon) < t.endIndex {
+                options.append(Option(tokens: [t]))
+            } else if let (name, base) = settingName(t) {
+                guard !forbiddenSettings.contains(base) else {
+                    throw JobKeyError(here, "build setting '\(base)' is not allowed: the worker owns output paths")
+                }
+                guard !settings.contains(where: { $0.name.utf8.elementsEqual(name.utf8) }) else {
+                    throw JobKeyError(here, "build setting '\(name)' given more than once")
+                }
+                settings.append((name, t))
+            } else {
+                throw JobKeyError(here, "'\(t)' is not an allowed xcodebuild argument (see PLAN.md, job key)")
+            }
+            i += 1
+        }
+        guard let action else { throw JobKeyError(path, "no action: one of \(actions.sorted().joined(separator: ", ")) is required") }
+        guard options.contains(where: { $0.tokens.first == "-destination" }) else {
+            throw JobKeyError(path, "no -destination: exactly one destination per job is required")
+        }
+        options.sort()
+        settings.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        return [action] + options.flatMap(\.tokens) + settings.map(\.token)
+    }
+
+    /// For `NAME=VALUE` or `NAME[cond=…][…]=VALUE`, returns (`NAME[cond…]`, `NAME`); nil otherwise.
+    static func settingName(_ t: String) -> (String, String)? {
+        let b = Array(t.utf8)
+        func ident(_ c: UInt8) -> Bool { c == 95 || (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
+        guard let first = b.first, first == 95 || (65...90).contains(first) || (97...122).contains(first) else { return nil }
+        var i = 0
+        while i < b.count && ident(b[i]) { i += 1 }
+        let baseEnd = i
+        while i < b.count && b[i] == UInt8(ascii: "[") {
+            guard let close = b[i...].firstIndex(of: UInt8(ascii: "]")), close > i + 1 else { return nil }
+            i = close + 1
+        }
+        guard i < b.count, b[i] == UInt8(ascii: "=") else { return nil }
+        return (String(decoding: b[0..<i], as: UTF8.self), String(decoding: b[0..<baseEnd], as: UTF8.self))
+    }
+
+    /// The action of a canonical argv.
+    public static func action(of canonical: [String]) -> String { canonical[0] }
+
+    /// The `-destination` value of a canonical argv.
+    public static func destination(of canonical: [String]) -> String? {
+        guard let i = canonical.firstIndex(of: "-destination"), i + 1 < canonical.count else { return nil }
+        return canonical[i + 1]
+    }
+}
