@@ -48,7 +48,7 @@ let package = Package(
             dependencies: ["XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "RCHBench",
-            dependencies: ["RCHCore", "XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["RCHCore", "RCHJob", "XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
         .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob"]),
         .testTarget(

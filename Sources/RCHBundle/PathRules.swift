@@ -165,16 +165,3 @@ public struct ByteKey: Hashable, Sendable {
     public static func == (a: ByteKey, b: ByteKey) -> Bool { a.bytes == b.bytes }
 }
 
-extension Array where Element == UInt8 {
-    /// Byte-wise order (memcmp, shorter prefix first): the only order used for paths.
-    @inlinable
-    public func bytesPrecede(_ other: [UInt8]) -> Bool {
-        withUnsafeBufferPointer { a in
-            other.withUnsafeBufferPointer { b in
-                let n = Swift.min(a.count, b.count)
-                let c = n == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, n)
-                return c != 0 ? c < 0 : a.count < b.count
-            }
-        }
-    }
-}

@@ -1,4 +1,9 @@
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A SHA-256 digest.
 ///
@@ -81,5 +86,19 @@ public struct StreamingSHA256 {
 
     public func finalize() -> SHA256Digest {
         SHA256Digest(bytes: Array(hasher.finalize()))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Byte-wise order (memcmp, shorter prefix first): the only order used for paths and sort keys.
+    @inlinable
+    public func bytesPrecede(_ other: [UInt8]) -> Bool {
+        withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                let n = Swift.min(a.count, b.count)
+                let c = n == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, n)
+                return c != 0 ? c < 0 : a.count < b.count
+            }
+        }
     }
 }

@@ -1,4 +1,9 @@
 import RCHCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `job_key_inputs`: the only thing hashed into `job_key`.
 ///
@@ -84,7 +89,7 @@ public struct JobKeyInputs: Sendable, Equatable {
             argv.append(s)
         }
         let canonical = try XcodebuildArgv.canonicalize(argv)
-        guard canonical == argv else {
+        guard canonical.elementsEqual(argv, by: Self.sameBytes) else {
             throw JobKeyError("/sanitized_argv", "is not in canonical order; expected \(JSONValue.array(canonical.map { .string($0) }).canonicalString)")
         }
         sanitizedArgv = argv
@@ -125,6 +130,12 @@ public struct JobKeyInputs: Sendable, Equatable {
     }
 
     // MARK: helpers
+
+    /// Exact UTF-8 equality (Swift's `==` on strings is canonical equivalence, and slower).
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+    }
 
     static func object(_ v: JSONValue, _ path: String, allowed: Set<String>) throws(JobKeyError) -> JSONObject {
         guard let o = v.objectValue else { throw JobKeyError(path, "must be an object") }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The canonical form of the xcodebuild arguments that go into `job_key_inputs.sanitized_argv`.
 ///
 /// Invariants of a canonical argv:
@@ -32,7 +38,7 @@ public enum XcodebuildArgv {
         "-collect-test-diagnostics=never", "-collect-test-diagnostics=on-failure",
     ]
     /// Options whose value is attached after `:` (`-only-testing:AppTests/FooTests`); may repeat.
-    static let attached: Set<String> = ["-only-testing", "-skip-testing"]
+    static let attachedPrefixes: [[UInt8]] = [Array("-only-testing:".utf8), Array("-skip-testing:".utf8)]
     /// Refused with a specific reason.
     static let forbidden: [String: String] = [
         "-derivedDataPath": "the worker chooses DerivedData (cache.derived_data)",
@@ -60,10 +66,27 @@ public enum XcodebuildArgv {
         "DERIVED_DATA_DIR", "SHARED_DERIVED_FILE_DIR", "INSTALL_ROOT", "LOCROOT", "LOCSYMROOT",
     ]
 
-    struct Option: Comparable {
+    /// An option: one token, or a flag and its value. Options order by flag bytes, then value bytes.
+    struct Option {
         var tokens: [String]
-        static func < (a: Option, b: Option) -> Bool {
-            a.tokens.lexicographicallyPrecedes(b.tokens) { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+
+        static func precedes(_ a: Option, _ b: Option) -> Bool {
+            for (x, y) in zip(a.tokens, b.tokens) {
+                let c = compareBytes(x, y)
+                if c != 0 { return c < 0 }
+            }
+            return a.tokens.count < b.tokens.count
+        }
+
+        static func compareBytes(_ a: String, _ b: String) -> Int32 {
+            var a = a, b = b
+            return a.withUTF8 { x in
+                b.withUTF8 { y in
+                    let n = min(x.count, y.count)
+                    let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+                    return c != 0 ? c : (x.count < y.count ? -1 : (x.count > y.count ? 1 : 0))
+                }
+            }
         }
     }
 
@@ -77,12 +100,15 @@ public enum XcodebuildArgv {
         while i < argv.count {
             let t = argv[i]
             let here = "\(path)/\(i)"
-            if t.isEmpty {
+            if attachedPrefixes.contains(where: { t.utf8.count > $0.count && t.utf8.starts(with: $0) }) {
+                // `-only-testing:X` / `-skip-testing:X`: by far the most numerous tokens, so checked first.
+                options.append(Option(tokens: [t]))
+            } else if t.isEmpty {
                 throw JobKeyError(here, "empty argument")
             } else if actions.contains(t) {
                 guard action == nil else { throw JobKeyError(here, "more than one action ('\(action!)' and '\(t)'); a job runs exactly one") }
                 action = t
-            } else if let why = forbidden[t] ?? forbidden[String(t.split(separator: "=", maxSplits: 1)[0])] {
+            } else if t.utf8.first == UInt8(ascii: "-"), let why = forbidden[t] ?? t.utf8.firstIndex(of: UInt8(ascii: "=")).flatMap({ forbidden[String(t[..<$0])] }) {
                 throw JobKeyError(here, "'\(t)' is not allowed: \(why)")
             } else if let repeats = valued[t] {
                 guard i + 1 < argv.count else { throw JobKeyError(here, "'\(t)' needs a value") }
@@ -93,8 +119,6 @@ public enum XcodebuildArgv {
                 i += 1
             } else if flags.contains(t) {
                 guard seenSingle.insert(t).inserted else { throw JobKeyError(here, "'\(t)' given more than once") }
-                options.append(Option(tokens: [t]))
-            } else if let colon = t.firstIndex(of: ":"), attached.contains(String(t[..<colon])), t.index(after: colon) < t.endIndex {
                 options.append(Option(tokens: [t]))
             } else if let (name, base) = settingName(t) {
                 guard !forbiddenSettings.contains(base) else {
@@ -113,8 +137,11 @@ public enum XcodebuildArgv {
         guard options.contains(where: { $0.tokens.first == "-destination" }) else {
             throw JobKeyError(path, "no -destination: exactly one destination per job is required")
         }
-        options.sort()
-        settings.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+        // Validation sees argv that is already canonical: one linear check usually spares the sort.
+        if !zip(options, options.dropFirst()).allSatisfy({ !Option.precedes($1, $0) }) {
+            options.sort(by: Option.precedes)
+        }
+        settings.sort { Array($0.name.utf8).bytesPrecede(Array($1.name.utf8)) }
         return [action] + options.flatMap(\.tokens) + settings.map(\.token)
     }
 
