@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "rch-xcode", targets: ["RCHXcodeCommand"]),
+        .executable(name: "rch-worker", targets: ["RCHWorkerCommand"]),
         .executable(name: "make-xcode-tree", targets: ["MakeXcodeTree"]),
         .executable(name: "rch-bench", targets: ["RCHBench"]),
         .library(name: "RCHBundle", targets: ["RCHBundle"]),
@@ -37,10 +38,19 @@ let package = Package(
         .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle"]),
         .target(name: "RCHJob", dependencies: ["RCHCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
+        .target(
+            name: "RCHCLISupport",
+            dependencies: ["RCHCore", "RCHStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "RCHWorkerCommand",
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "RCHXcodeCommand",
             dependencies: [
-                "RCHCore", "RCHBundle", "RCHStore", "RCHJob",
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -54,5 +64,8 @@ let package = Package(
         .testTarget(
             name: "RCHBundleTests",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive"]),
+        .testTarget(
+            name: "RCHStoreTests",
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen"]),
     ]
 )

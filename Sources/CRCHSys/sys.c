@@ -59,3 +59,13 @@ int64_t CRCHSys_copy_file_range(int infd, int outfd, uint64_t len) {
     return -1;
 #endif
 }
+
+int CRCHSys_syncfs(int fd) {
+#if defined(__linux__)
+    return syncfs(fd);
+#else
+    (void)fd;
+    errno = ENOTSUP;
+    return -1;
+#endif
+}

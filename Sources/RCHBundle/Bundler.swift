@@ -179,10 +179,3 @@ struct TarSink {
         return hasher.finalize()
     }
 }
-
-/// A mutable reference cell. Each box is used by one thread at a time (a walker's own results, the
-/// producer side of a bundle), which is why the unchecked conformance is sound.
-final class Box<T>: @unchecked Sendable {
-    var value: T
-    init(_ v: T) { value = v }
-}

@@ -18,7 +18,7 @@ public struct ExtractLimits: Sendable {
 }
 
 /// Receives the entries of a canonical tar, in order.
-protocol TarVisitor {
+public protocol TarVisitor {
     mutating func beginFile(path: String, executable: Bool, size: UInt64) throws
     mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws
     mutating func endFile() throws

@@ -78,14 +78,8 @@ public struct Extractor: Sendable {
     }
 
     private func pass(fd: FileDescriptor, visitor: inout some TarVisitor) throws -> (digest: SHA256Digest, paths: [String], tarBytes: UInt64) {
-        let zstd = try ZstdDecompressor(maxWindowLog: limits.maxWindowLog) { buf in
-            do { return try fd.read(into: buf, retryOnInterrupt: true) } catch { throw BundleError.io("cannot read the bundle: \(error)") }
-        }
-        var reader = CanonicalTarReader(limits: limits) { try zstd.decompress(into: $0) }
-        reader.compressedBytes = { zstd.compressedBytes }
-        defer { reader.deallocate() }
-        try reader.read(&visitor)
-        return (reader.hasher.finalize(), reader.entries, reader.tarBytes)
+        let r = try BundleReader.read(fd: fd, limits: limits, visitor: &visitor)
+        return (r.sourceSHA256, r.paths, r.tarBytes)
     }
 
     private func openBundle(_ path: String) throws -> FileDescriptor {
@@ -110,6 +104,30 @@ public struct Extractor: Sendable {
                 throw BundleError.badDestination(path: target, reason: "it is not empty; extraction needs a new or empty directory")
             }
         }
+    }
+}
+
+/// Streams a `.tar.zst` bundle through the strict canonical reader (see ``CanonicalTarReader``).
+public enum BundleReader {
+    public struct Result: Sendable {
+        public var sourceSHA256: SHA256Digest
+        public var tarBytes: UInt64
+        /// Entry paths in bundle order (already checked one by one; run ``PathRules/checkCollisions(_:)``
+        /// over them before trusting the whole set).
+        public var paths: [String]
+        public var compressedBytes: UInt64
+    }
+
+    /// Reads from the current offset of `fd` to its end.
+    public static func read(fd: FileDescriptor, limits: ExtractLimits, visitor: inout some TarVisitor) throws -> Result {
+        let zstd = try ZstdDecompressor(maxWindowLog: limits.maxWindowLog) { buf in
+            do { return try fd.read(into: buf, retryOnInterrupt: true) } catch { throw BundleError.io("cannot read the bundle: \(error)") }
+        }
+        var reader = CanonicalTarReader(limits: limits) { try zstd.decompress(into: $0) }
+        reader.compressedBytes = { zstd.compressedBytes }
+        defer { reader.deallocate() }
+        try reader.read(&visitor)
+        return Result(sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries, compressedBytes: zstd.compressedBytes)
     }
 }
 
@@ -194,24 +212,3 @@ struct DiskWriter: TarVisitor {
 }
 
 @inline(__always) private func Glibc_symlink(_ t: String, _ p: String) -> Int32 { symlink(t, p) }
-
-
-/// rm -rf without following symlinks (used only on our own staging directories).
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let d = opendir(path) {
-            var names: [String] = []
-            while let e = readdir(d) {
-                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if n != "." && n != ".." { names.append(n) }
-            }
-            closedir(d)
-            for n in names { removeTree(path + "/" + n) }
-        }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}

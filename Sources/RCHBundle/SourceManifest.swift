@@ -120,6 +120,41 @@ public struct SourceManifest: Sendable, Equatable {
         return out
     }
 
+    /// Reads a manifest written by ``canonicalBytes()`` (or any equivalent JSON), checking every field.
+    public init(json v: JSONValue) throws {
+        func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
+        guard let o = v.objectValue, o["schema_id"]?.stringValue == Self.schemaID else { throw fail("not a \(Self.schemaID) document") }
+        guard let src = o["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+              let tree = o["tree_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+              let tar = o["tar_bytes"]?.intValue, tar >= 1024, let items = o["entries"]?.arrayValue else { throw fail("missing or malformed digests, tar_bytes or entries") }
+        var entries: [Entry] = []
+        entries.reserveCapacity(items.count)
+        var previous: [UInt8]? = nil
+        for item in items {
+            guard let e = item.objectValue, let path = e["path"]?.stringValue, let type = e["type"]?.stringValue.flatMap(Entry.EntryType.init(rawValue:)),
+                  let size = e["size"]?.intValue, size >= 0, let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+                  let x = e["executable"]?.boolValue else { throw fail("malformed entry") }
+            let canonical = try PathRules.canonicalPath(Array(path.utf8))
+            guard Array(canonical.utf8) == Array(path.utf8) else { throw fail("'\(path)' is not canonical") }
+            if let p = previous, !p.bytesPrecede(Array(path.utf8)) { throw fail("entries are not in bundle order at '\(path)'") }
+            previous = Array(path.utf8)
+            var target: String? = nil
+            if type == .symlink {
+                guard let t = e["symlink_target"]?.stringValue, !x else { throw fail("symlink '\(path)' has no target") }
+                guard Array(try PathRules.canonicalSymlinkTarget(Array(t.utf8), linkPath: path).utf8) == Array(t.utf8),
+                      sha == .of(t.utf8), size == Int64(t.utf8.count) else { throw fail("symlink '\(path)' target is not canonical or does not match its digest") }
+                target = t
+            }
+            entries.append(Entry(path: path, type: type, size: UInt64(size), sha256: sha, executable: x, symlinkTarget: target))
+        }
+        try PathRules.checkCollisions(bytes: entries.map { Array($0.path.utf8) })
+        guard Self.treeDigest(entries) == tree else { throw fail("tree_sha256 does not match the entries") }
+        let tools = o["tools"]?.objectValue
+        self.init(createdAt: o["created_at"]?.stringValue ?? "", runID: o["run_id"]?.stringValue, sourceSHA256: src, treeSHA256: tree,
+                  tarBytes: UInt64(tar), entries: entries, libarchiveVersion: tools?["libarchive"]?.stringValue ?? "",
+                  zstdVersion: tools?["zstd"]?.stringValue ?? "")
+    }
+
     public var json: JSONValue {
         var o = JSONObject([
             ("schema_version", .int(1)),

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import RCHCore
 
 /// Chooses the entries of a bundle from a directory (see ``SelectionMode``) and enforces every path,
 /// type, symlink and collision rule of ``PathRules`` before a single byte of content is read.

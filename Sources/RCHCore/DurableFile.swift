@@ -94,12 +94,14 @@ public final class TempFile {
 /// Whole-file helpers for small files (manifests, indexes, config).
 public enum DurableFile {
     /// Atomically and durably replace (or create) `path` with `bytes`.
-    public static func write(_ bytes: [UInt8], to path: String, replace: Bool = true, mode: mode_t = 0o644) throws -> Bool {
+    /// With `durable: false` the fsyncs are skipped (for files inside a staging directory that is made
+    /// durable or discarded as a whole).
+    public static func write(_ bytes: [UInt8], to path: String, replace: Bool = true, mode: mode_t = 0o644, durable: Bool = true) throws -> Bool {
         let dir = FilePath(path).removingLastComponent().string
         let tmp = try TempFile(directory: dir.isEmpty ? "." : dir, mode: mode)
         do {
             try tmp.write(bytes)
-            return try tmp.commit(to: path, replace: replace)
+            return try tmp.commit(to: path, replace: replace, durable: durable)
         } catch {
             tmp.discard()
             throw error
@@ -132,4 +134,32 @@ public func directoryOf(_ path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     let d = String(path[..<slash])
     return d.isEmpty ? "/" : d
+}
+
+/// `rm -rf` without following symlinks. Used only on directories this package created (staging, temp
+/// and job directories); errors are ignored (what remains is reported by fsck and removed by gc).
+public func removeTree(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        if let d = opendir(path) {
+            var names: [String] = []
+            while let e = readdir(d) {
+                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if n != "." && n != ".." { names.append(n) }
+            }
+            closedir(d)
+            for n in names { removeTree(path + "/" + n) }
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+/// A mutable reference cell. Each box is either confined to one thread at a time or guarded by its
+/// user's lock, which is why the unchecked `Sendable` conformance is sound.
+public final class Box<T>: @unchecked Sendable {
+    public var value: T
+    public init(_ v: T) { value = v }
 }

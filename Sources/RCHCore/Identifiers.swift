@@ -58,6 +58,7 @@ public enum Identifier {
 public struct IdentifierError: Error, Equatable, CustomStringConvertible, Sendable {
     public let kind: Identifier.Kind
     public let value: String
+    public init(kind: Identifier.Kind, value: String) { self.kind = kind; self.value = value }
     public var description: String {
         let rule = kind == .namespace ? "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ (and no '..')" : "^[A-Za-z0-9][A-Za-z0-9_-]{9,63}$"
         return "\(kind.rawValue) '\(value)' is invalid: it must match \(rule)"

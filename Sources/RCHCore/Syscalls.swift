@@ -77,6 +77,26 @@ public enum Syscalls {
         throw SystemError("flock", path: path, errno: Errno(rawValue: errno))
     }
 
+    /// Makes everything written so far on the filesystem of `directory` durable (Linux `syncfs`).
+    /// Returns false where unsupported (Darwin): callers must then fsync files one by one.
+    public static func syncFilesystem(of directory: String) throws(SystemError) -> Bool {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw SystemError("open", path: directory, errno: Errno(rawValue: errno)) }
+        defer { close(fd) }
+        if retrying({ CRCHSys_syncfs(fd) }) == 0 { return true }
+        if errno == ENOTSUP || errno == ENOSYS { return false }
+        throw SystemError("syncfs", path: directory, errno: Errno(rawValue: errno))
+    }
+
+    /// Whether ``syncFilesystem(of:)`` is available on this platform.
+    public static var hasSyncFilesystem: Bool {
+        #if os(Linux)
+        true
+        #else
+        false
+        #endif
+    }
+
     /// Reflink `src` into the empty `dst` (Linux FICLONE). Returns false when unsupported.
     public static func ficlone(dst: FileDescriptor, src: FileDescriptor) -> Bool {
         CRCHSys_ficlone(dst.rawValue, src.rawValue) == 0

@@ -10,29 +10,37 @@ import RCHCore
 public struct LocalStore: Sendable {
     public static let formatVersion = 1
     public let root: String
+    /// A random identifier made when the store was created (part of the worker's fingerprint).
+    public let storeID: String
 
     /// Opens (creating if needed) the store at `root`.
     public init(root: String) throws {
         self.root = root
         try Syscalls.makeDirectories(root)
-        try Syscalls.makeDirectories(bundlesDirectory)
-        let marker = root + "/store.json"
-        if FileManager.default.fileExists(atPath: marker) {
-            let text = try DurableFile.read(marker)
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(text)) as? [String: Any],
-                  let v = obj["format_version"] as? Int else {
-                throw StoreError.corrupt("\(marker) is not a store marker; point --store at a store directory")
+        try Syscalls.makeDirectories(root + "/bundles")
+        storeID = try Self.marker(root)
+    }
+
+    /// Reads `store.json` (creating it, no-replace, if absent) and returns the store id.
+    static func marker(_ root: String) throws -> String {
+        let path = root + "/store.json"
+        for _ in 0..<2 {
+            if let bytes = try? DurableFile.read(path) {
+                guard let v = try? JSONParser().parse(bytes), let version = v["format_version"]?.intValue else {
+                    throw StoreError.corrupt("\(path) is not a store marker; point --store at a store directory")
+                }
+                guard version == Int64(formatVersion) else { throw StoreError.unsupportedFormat(found: Int(version), supported: formatVersion) }
+                return v["store_id"]?.stringValue ?? String(SHA256Digest.of(Array(root.utf8)).hex.prefix(26)).uppercased()
             }
-            guard v == Self.formatVersion else {
-                throw StoreError.unsupportedFormat(found: v, supported: Self.formatVersion)
-            }
-        } else {
-            let marker_ = JSONValue.obj([
-                "schema_id": .string("rch-xcode/store@1"), "schema_version": .int(1),
-                "format_version": .int(Int64(Self.formatVersion)), "created_at": .string(Timestamp.now()),
+            let id = Identifier.generate()
+            let doc = JSONValue.obj([
+                "schema_id": .string("rch-xcode/store@1"), "schema_version": .int(1), "store_id": .string(id),
+                "format_version": .int(Int64(formatVersion)), "created_at": .string(Timestamp.now()),
             ])
-            _ = try DurableFile.write(marker_.canonicalBytes + [10], to: marker, replace: false)
+            if try DurableFile.write(doc.canonicalBytes + [10], to: path, replace: false) { return id }
+            // Another process created it first: read theirs.
         }
+        throw StoreError.corrupt("\(path) cannot be read")
     }
 
     /// The store used when none is given: `$RCH_STORE`, else `$XDG_DATA_HOME/rch/store`, else
@@ -45,6 +53,11 @@ public struct LocalStore: Sendable {
     }
 
     public var bundlesDirectory: String { root + "/bundles" }
+    public var blobs: BlobStore { BlobStore(storeRoot: root) }
+    public var sourcesDirectory: String { root + "/sources" }
+    public var resultsDirectory: String { root + "/results" }
+    public var leasesDirectory: String { root + "/leases" }
+    public var jobsDirectory: String { root + "/jobs" }
     public var cacheDirectory: String { root + "/cache" }
 
     public func bundlePath(_ sha: SHA256Digest) -> String { bundlesDirectory + "/" + sha.hex + ".tar.zst" }
@@ -70,10 +83,50 @@ public struct LocalStore: Sendable {
 public enum StoreError: LaneError, Equatable {
     case corrupt(String)
     case unsupportedFormat(found: Int, supported: Int)
+    /// A blob an entry needs is absent.
+    case missingBlob(SHA256Digest)
+    /// A blob's bytes do not hash to its name (it was not served).
+    case corruptBlob(SHA256Digest)
+    /// The source is not in the store (the spec's SOURCE_MISSING).
+    case sourceMissing(SHA256Digest)
+    /// No usable cached result (reason says why).
+    case resultMiss(String)
+    /// The same job_id was already used with another job_key.
+    case jobIDConflict(jobID: String, existing: String, requested: String)
+    /// Caller error: bad directory, bad id …
+    case invalid(String)
+    /// The artifact directory is not a successful, complete job result.
+    case notCacheable(String)
 
-    public var failureKind: FailureKind { .executor }
+    public var failureKind: FailureKind {
+        switch self {
+        case .missingBlob, .corruptBlob, .corrupt: .artifacts
+        case .sourceMissing: .transfer
+        default: .executor
+        }
+    }
+
+    public var failureSubkind: String? {
+        switch self {
+        case .missingBlob, .corruptBlob, .corrupt: "INTEGRITY_MISMATCH"
+        case .sourceMissing: "SOURCE_MISSING"
+        case .resultMiss: "CACHE_MISS"
+        case .jobIDConflict: "JOB_ID_CONFLICT"
+        case .unsupportedFormat: "STORE_FORMAT"
+        case .invalid: "INVALID_REQUEST"
+        case .notCacheable: "NOT_CACHEABLE"
+        }
+    }
+
     public var description: String {
         switch self {
+        case .missingBlob(let d): "blob \(d.hex) is missing from the store (run `rch-worker fsck`)"
+        case .corruptBlob(let d): "blob \(d.hex) is corrupt on disk and was not served (run `rch-worker fsck --repair`)"
+        case .sourceMissing(let d): "source \(d.hex) is not in the store; upload it first"
+        case .resultMiss(let r): "no cached result: \(r)"
+        case .jobIDConflict(let j, let e, let r): "job_id \(j) was already used for job_key \(e); it cannot be reused for \(r) (use a new job_id)"
+        case .invalid(let m): m
+        case .notCacheable(let m): "not cacheable: \(m)"
         case .corrupt(let m): "store is corrupt: \(m)"
         case .unsupportedFormat(let f, let s):
             "store format \(f) is not supported by this version (supports \(s)); use a matching rch version or a new --store"

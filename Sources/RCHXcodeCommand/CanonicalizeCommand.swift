@@ -1,4 +1,5 @@
 import ArgumentParser
+import RCHCLISupport
 import Foundation
 import RCHCore
 import RCHJob

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RCHCLISupport
 import RCHBundle
 import RCHCore
 

@@ -19,3 +19,7 @@ int CRCHSys_clonefile(const char *src, const char *dst);
 /// In-kernel copy of up to `len` bytes from the current offsets (Linux copy_file_range);
 /// Darwin: -1/ENOSYS (callers fall back to read/write).
 int64_t CRCHSys_copy_file_range(int infd, int outfd, uint64_t len);
+
+/// Flush every dirty page and the journal of the filesystem holding `fd` (Linux syncfs).
+/// Darwin: -1/ENOTSUP (callers fsync each file instead).
+int CRCHSys_syncfs(int fd);

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
 import RCHCore
+import RCHStore
 
 /// Runs a command body, turning lane errors into the stable exit code and a clear message
 /// (and, with `--json`, a JSON error object on stdout).
-func runReportingFailures(json: Bool, _ body: () throws -> Void) throws {
+public func runReportingFailures(json: Bool, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as LaneError {
@@ -28,12 +29,18 @@ private func report(kind: String, subkind: String?, message: String, json: Bool)
 }
 
 /// `--store DIR`, shared by every command that touches the local store.
-struct StoreOptions: ParsableArguments {
+public struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "Local store directory (default: $RCH_STORE, else ~/.local/share/rch/store).")
-    var store: String?
+    public var store: String?
+
+    public init() {}
+
+    /// Opens the selected store.
+    public func open() throws -> LocalStore { try LocalStore(root: store ?? LocalStore.defaultRoot) }
 }
 
-func parseSize(_ s: String) -> UInt64? {
+/// `123`, `4K`, `500MiB`, `2G` … → bytes.
+public func parseSize(_ s: String) -> UInt64? {
     let units: [(String, UInt64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("", 1)]
     for (u, m) in units where s.hasSuffix(u) {
         if let n = UInt64(s.dropLast(u.count)) { return n * m }
@@ -41,6 +48,15 @@ func parseSize(_ s: String) -> UInt64? {
     return nil
 }
 
-func printError(_ s: String) {
+public func printError(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Prints a JSON value (canonical form) on stdout.
+public func printJSON(_ v: JSONValue) { print(v.canonicalString) }
+
+/// Parses a digest argument for `validate()`.
+public func digestArgument(_ s: String, _ name: String) throws -> SHA256Digest {
+    guard let d = SHA256Digest(hex: s) else { throw ValidationError("\(name) takes 64 lowercase hex characters") }
+    return d
 }

@@ -1,0 +1,56 @@
+import RCHCore
+
+/// Rebuilds the canonical tar stream of a source from its manifest entries and stored contents.
+///
+/// This is how a store proves a source assembled from blobs (uploaded file by file) is exactly the bundle
+/// named by its `source_sha256`, and how it regenerates a `.tar.zst` on demand: the bytes come from the
+/// same ``CanonicalTarWriter`` as the bundler's, so equal entries give equal digests.
+public enum CanonicalTarRebuilder {
+    public struct Result: Sendable {
+        public var sourceSHA256: SHA256Digest
+        public var tarBytes: UInt64
+        public var bundleBytes: UInt64
+    }
+
+    /// - Parameters:
+    ///   - entries: in bundle order.
+    ///   - content: writes exactly `entry.size` bytes of a file entry through the given sink.
+    ///   - output: receives the zstd-compressed stream (nil: digest only).
+    public static func rebuild(entries: [SourceManifest.Entry], level: Int = 3, output: TempFile?,
+                               content: (SourceManifest.Entry, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Result {
+        let bundleBytes = Box<UInt64>(0)
+        let compressor = try output.map { out in
+            try ZstdCompressor(level: level, workers: 0) { buf in
+                try out.write(buf)
+                bundleBytes.value += UInt64(buf.count)
+            }
+        }
+        let hasher = Box(StreamingSHA256())
+        let writer = try CanonicalTarWriter { buf in
+            hasher.value.update(buf)
+            try compressor?.compress(buf)
+        }
+        for e in entries {
+            switch e.type {
+            case .symlink:
+                try writer.symlink(path: e.path, target: e.symlinkTarget ?? "")
+            case .file:
+                try writer.beginFile(path: e.path, size: e.size, executable: e.executable)
+                var written: UInt64 = 0
+                var fileHash = StreamingSHA256()
+                try content(e) { chunk in
+                    written += UInt64(chunk.count)
+                    guard written <= e.size else { throw BundleError.invalidArchive("content of '\(e.path)' is longer than its manifest size") }
+                    fileHash.update(chunk)
+                    try writer.writeData(chunk)
+                }
+                guard written == e.size, fileHash.finalize() == e.sha256 else {
+                    throw BundleError.digestMismatch(expected: e.sha256.hex, actual: "content of '\(e.path)' (\(written) bytes)")
+                }
+            }
+        }
+        try writer.finish()
+        try compressor?.finish()
+        return Result(sourceSHA256: hasher.value.finalize(), tarBytes: hasher.value.byteCount, bundleBytes: bundleBytes.value)
+    }
+}

@@ -1,0 +1,177 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHCore
+import SystemPackage
+
+/// `manifest.json` of a job's artifact directory (`rch-xcode/manifest@1`) and its verification.
+///
+/// Invariants: entries cover every file and directory of the artifact directory except `manifest.json`,
+/// `attestation.json` and `job_index.json`; sorted by the bytes of `path`; `type` is `file` or
+/// `directory`; directories have `size` 0 and `sha256` null; `artifact_root_sha256` =
+/// SHA-256(JCS(entries)) of exactly the array written. Symlinks and special files are not artifacts.
+public enum ArtifactManifest {
+    public static let schemaID = "rch-xcode/manifest@1"
+    public static let excluded: Set<String> = ["manifest.json", "attestation.json", "job_index.json"]
+
+    public struct Entry: Sendable, Equatable {
+        public var path: String
+        public var isDirectory: Bool
+        public var size: UInt64
+        public var sha256: SHA256Digest?
+
+        public var json: JSONValue {
+            .obj(["path": .string(path), "type": .string(isDirectory ? "directory" : "file"), "size": .int(Int64(size)),
+                  "sha256": sha256.map { .string($0.hex) } ?? .null])
+        }
+    }
+
+    /// Lists a directory: (relative path, isDirectory, size), in path byte order, excluding the three
+    /// commit files at the top level. Symlinks, FIFOs, devices and sockets are refused.
+    public static func walk(_ root: String) throws -> [(path: String, isDirectory: Bool, size: UInt64)] {
+        var out: [(String, Bool, UInt64)] = []
+        func visit(_ rel: String) throws {
+            let dir = rel.isEmpty ? root : root + "/" + rel
+            guard let d = opendir(dir) else { throw StoreError.invalid("cannot read '\(dir)': \(String(cString: strerror(errno)))") }
+            defer { closedir(d) }
+            var names: [String] = []
+            while let e = readdir(d) {
+                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if n != "." && n != ".." { names.append(n) }
+            }
+            for n in names {
+                let p = rel.isEmpty ? n : rel + "/" + n
+                if rel.isEmpty && excluded.contains(n) { continue }
+                var st = stat()
+                guard lstat(root + "/" + p, &st) == 0 else { throw StoreError.invalid("cannot stat '\(p)'") }
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR:
+                    out.append((p, true, 0))
+                    try visit(p)
+                case S_IFREG: out.append((p, false, UInt64(st.st_size)))
+                default: throw StoreError.notCacheable("'\(p)' is not a regular file or directory")
+                }
+            }
+        }
+        try visit("")
+        return out.sorted { Array($0.0.utf8).bytesPrecede(Array($1.0.utf8)) }
+    }
+
+    /// Walks and hashes an artifact directory.
+    public static func scan(_ root: String) throws -> [Entry] {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        return try walk(root).map { item in
+            Entry(path: item.path, isDirectory: item.isDirectory, size: item.size,
+                  sha256: item.isDirectory ? nil : try hashFile(root + "/" + item.path, buffer: buffer))
+        }
+    }
+
+    public static func entriesJSON(_ entries: [Entry]) -> JSONValue { .array(entries.map(\.json)) }
+
+    public static func rootDigest(_ entries: [Entry]) -> SHA256Digest { .of(entriesJSON(entries).canonicalBytes) }
+
+    public static func document(_ entries: [Entry], runID: String, jobID: String, jobKey: SHA256Digest, createdAt: String = Timestamp.now()) -> JSONValue {
+        .obj([
+            "schema_version": .int(1), "schema_id": .string(schemaID), "created_at": .string(createdAt),
+            "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
+            "entries": entriesJSON(entries), "artifact_root_sha256": .string(rootDigest(entries).hex),
+        ])
+    }
+
+    /// One problem found by ``verify(_:)``.
+    public struct IntegrityError: Sendable, Equatable, CustomStringConvertible {
+        public var path: String
+        public var reason: String
+        public var description: String { "\(path): \(reason)" }
+        public var json: JSONValue { .obj(["path": .string(path), "reason": .string(reason)]) }
+    }
+
+    /// The host's check of a fetched artifact directory: `artifact_root_sha256` recomputed from the
+    /// manifest's entries, every entry's type, size and digest checked on disk, and no file or directory
+    /// that the manifest does not list (other than the three commit files). Returns every problem found.
+    public static func verify(_ root: String) -> [IntegrityError] {
+        guard let bytes = try? DurableFile.read(root + "/manifest.json") else { return [.init(path: "manifest.json", reason: "missing or unreadable")] }
+        guard let doc = try? JSONParser().parse(bytes), doc["schema_id"]?.stringValue == schemaID,
+              let items = doc["entries"]?.arrayValue, let declared = doc["artifact_root_sha256"]?.stringValue else {
+            return [.init(path: "manifest.json", reason: "not a \(schemaID) document")]
+        }
+        var errors: [IntegrityError] = []
+        if SHA256Digest.of(JSONValue.array(items).canonicalBytes).hex != declared {
+            errors.append(.init(path: "manifest.json", reason: "artifact_root_sha256 does not match the entries"))
+        }
+        var listed: [String: (Bool, UInt64, String?)] = [:]
+        for item in items {
+            guard let p = item["path"]?.stringValue, let t = item["type"]?.stringValue, let size = item["size"]?.intValue else {
+                errors.append(.init(path: "manifest.json", reason: "malformed entry"))
+                continue
+            }
+            guard !p.isEmpty, !p.hasPrefix("/"), !p.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                errors.append(.init(path: p, reason: "unsafe path in manifest"))
+                continue
+            }
+            listed[p] = (t == "directory", UInt64(max(0, size)), item["sha256"]?.stringValue)
+        }
+        let onDisk: [(path: String, isDirectory: Bool, size: UInt64)]
+        do { onDisk = try walk(root) } catch { return errors + [.init(path: ".", reason: "\(error)")] }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var seen = Set<String>()
+        for item in onDisk {
+            seen.insert(item.path)
+            guard let (isDir, size, sha) = listed[item.path] else {
+                errors.append(.init(path: item.path, reason: "not listed in manifest.json (extra \(item.isDirectory ? "directory" : "file"))"))
+                continue
+            }
+            if isDir != item.isDirectory { errors.append(.init(path: item.path, reason: "type differs from manifest.json")); continue }
+            if isDir { continue }
+            if size != item.size { errors.append(.init(path: item.path, reason: "size \(item.size) != \(size) in manifest.json")); continue }
+            let actual = try? hashFile(root + "/" + item.path, buffer: buffer)
+            if actual?.hex != sha { errors.append(.init(path: item.path, reason: "sha256 differs from manifest.json")) }
+        }
+        for p in listed.keys.sorted() where !seen.contains(p) {
+            errors.append(.init(path: p, reason: "listed in manifest.json but missing"))
+        }
+        return errors
+    }
+
+    static func hashFile(_ path: String, buffer: UnsafeMutableRawBufferPointer) throws -> SHA256Digest {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+            throw SystemError("open", path: path, errno: error)
+        }
+        defer { try? fd.close() }
+        var h = StreamingSHA256()
+        while true {
+            let n: Int
+            do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
+            if n == 0 { return h.finalize() }
+            h.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+}
+
+/// Artifact profiles and what each requires (the backend contract).
+///
+/// `minimal`: `build.log`, `summary.json`, and for test jobs the `result.xcresult/` directory.
+/// `rich`: minimal plus `events.jsonl` and `build_summary.json` (build) or `test_summary.json` and
+/// `junit.xml` (test). A cached entry's profile is always computed from its manifest, never taken from
+/// what the producer claimed.
+public enum ArtifactProfile: String, Sendable, Comparable, CaseIterable {
+    case minimal, rich
+
+    public static func < (a: ArtifactProfile, b: ArtifactProfile) -> Bool { a == .minimal && b == .rich }
+
+    /// The best profile `entries` satisfy for `action` (`build` or `test`), or the first thing missing.
+    public static func satisfied(by entries: [ArtifactManifest.Entry], action: String) -> Result<ArtifactProfile, StoreError> {
+        var files = Set<String>(), dirs = Set<String>()
+        for e in entries { if e.isDirectory { dirs.insert(e.path) } else { files.insert(e.path) } }
+        var minimal = ["build.log", "summary.json"].filter { !files.contains($0) }
+        if action == "test" && !dirs.contains("result.xcresult") { minimal.append("result.xcresult/") }
+        if let m = minimal.first { return .failure(.notCacheable("the artifact set lacks \(m) (needed even for the minimal profile)")) }
+        let rich = (action == "test" ? ["events.jsonl", "test_summary.json", "junit.xml"] : ["events.jsonl", "build_summary.json"])
+        return .success(rich.allSatisfy(files.contains) ? .rich : .minimal)
+    }
+}

@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHCore
+import SystemPackage
+
+/// Content-addressed blobs: `blobs/sha256/<ab>/<hex>` holds exactly the bytes whose SHA-256 is `<hex>`.
+///
+/// Invariants:
+/// - a blob appears under its final name only after its bytes are durable and were hashed while being
+///   written (see ``BlobBatch``), so a present blob is never a half-written or zero-length file after a
+///   crash;
+/// - blobs are immutable and never rewritten; "already present" is success;
+/// - reads used to serve content verify the digest unless the caller explicitly opts out, so a blob
+///   corrupted on disk is never served (the read fails with ``StoreError/corruptBlob(_:)``).
+public struct BlobStore: Sendable {
+    public let root: String
+
+    init(storeRoot: String) { root = storeRoot + "/blobs/sha256" }
+
+    public func path(_ d: SHA256Digest) -> String {
+        let hex = d.hex
+        return root + "/" + String(hex.prefix(2)) + "/" + hex
+    }
+
+    /// Whether the blob exists (not verified; see ``verify(_:)``).
+    public func has(_ d: SHA256Digest) -> Bool {
+        var st = stat()
+        return lstat(path(d), &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// The subset of `digests` that are absent, in input order without duplicates.
+    public func missing(_ digests: some Sequence<SHA256Digest>) -> [SHA256Digest] {
+        var seen = Set<SHA256Digest>()
+        return digests.filter { seen.insert($0).inserted && !has($0) }
+    }
+
+    /// Size on disk of a present blob.
+    public func size(_ d: SHA256Digest) -> UInt64? {
+        var st = stat()
+        guard lstat(path(d), &st) == 0 else { return nil }
+        return UInt64(st.st_size)
+    }
+
+    /// Re-hashes a blob; true if present and intact.
+    public func verify(_ d: SHA256Digest) -> Bool {
+        guard let fd = try? FileDescriptor.open(FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true) else { return false }
+        defer { try? fd.close() }
+        var h = StreamingSHA256()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            guard let n = try? fd.read(into: buf, retryOnInterrupt: true) else { return false }
+            if n == 0 { break }
+            h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+        return h.finalize() == d
+    }
+
+    /// Creates `dest` (which must not exist) with the blob's content and `mode`.
+    ///
+    /// With `verify`, the content is read, hashed and written in one pass and a mismatch removes `dest`
+    /// and throws ``StoreError/corruptBlob(_:)``; without it the cheapest copy is used (reflink, then
+    /// in-kernel copy).
+    public func copy(_ d: SHA256Digest, to dest: String, mode: mode_t, verify: Bool, buffer: UnsafeMutableRawBufferPointer) throws {
+        let src: FileDescriptor
+        do { src = try FileDescriptor.open(FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+            if (error as? Errno) == .noSuchFileOrDirectory { throw StoreError.missingBlob(d) }
+            throw SystemError("open", path: path(d), errno: error)
+        }
+        defer { try? src.close() }
+        let out = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        if out < 0 { throw SystemError("create", path: dest, errno: Errno(rawValue: errno)) }
+        let dst = FileDescriptor(rawValue: out)
+        var ok = false
+        defer {
+            try? dst.close()
+            if !ok { unlink(dest) }
+        }
+        _ = fchmod(out, mode)
+        if verify {
+            var h = StreamingSHA256()
+            while true {
+                let n: Int
+                do { n = try src.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path(d), errno: error) }
+                if n == 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                h.update(chunk)
+                do { _ = try dst.writeAll(chunk) } catch { throw SystemError("write", path: dest, errno: error) }
+            }
+            guard h.finalize() == d else { throw StoreError.corruptBlob(d) }
+        } else if !Syscalls.ficlone(dst: dst, src: src) {
+            var st = stat()
+            fstat(src.rawValue, &st)
+            var remaining = Int(st.st_size)
+            while remaining > 0, let n = try Syscalls.copyFileRange(from: src, to: dst, count: remaining), n > 0 { remaining -= n }
+            while remaining > 0 {
+                let n: Int
+                do { n = try src.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path(d), errno: error) }
+                if n == 0 { break }
+                do { _ = try dst.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } catch { throw SystemError("write", path: dest, errno: error) }
+                remaining -= n
+            }
+        }
+        ok = true
+    }
+}
+
+/// The blobs of one ingest or record, made durable and visible together.
+///
+/// Protocol: each blob is written (hashed as it is written) to a private staging directory
+/// `blobs/.staging-<random>/` without an fsync; ``commit()`` then makes the whole staging directory
+/// durable with one `syncfs` (Darwin: every file was `F_FULLFSYNC`ed as it was closed), renames each blob
+/// to its final name without replacing (present = already stored: the staged copy is dropped), and makes
+/// the renames durable with a second `syncfs` (Darwin: fsync of each touched shard directory). Only after
+/// that may an entry referencing the blobs be published. A crash leaves a staging directory that gc
+/// removes; never a visible blob with non-durable bytes.
+public final class BlobBatch {
+    let blobs: BlobStore
+    public let staging: String
+    private var staged: [SHA256Digest] = []
+    private var stagedSet = Set<SHA256Digest>()
+    private var committed = false
+    /// Blobs that were new to the store (for reporting).
+    public private(set) var newBlobs = 0
+    public private(set) var newBytes: UInt64 = 0
+
+    init(blobs: BlobStore) throws {
+        self.blobs = blobs
+        staging = blobs.root + "/.staging-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        try Syscalls.makeDirectories(blobs.root)
+        guard mkdir(staging, 0o700) == 0 else { throw SystemError("mkdir", path: staging, errno: Errno(rawValue: errno)) }
+    }
+
+    deinit { if !committed { discard() } }
+
+    /// Stores `bytes` (small contents, known in full) unless the store already has them.
+    public func add(_ bytes: UnsafeRawBufferPointer) throws -> SHA256Digest {
+        var h = StreamingSHA256()
+        h.update(bytes)
+        let d = h.finalize()
+        if stagedSet.contains(d) || blobs.has(d) { return d }
+        let path = staging + "/" + d.hex
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+        if fd < 0 { throw SystemError("create", path: path, errno: Errno(rawValue: errno)) }
+        let f = FileDescriptor(rawValue: fd)
+        defer { try? f.close() }
+        do { _ = try f.writeAll(bytes) } catch { throw SystemError("write", path: path, errno: error) }
+        try finishStaged(f, path: path, digest: d, size: UInt64(bytes.count))
+        return d
+    }
+
+    /// A writer for content that arrives in pieces (large files); call ``StagedBlob/finish()``.
+    public func stream() throws -> StagedBlob { try StagedBlob(batch: self) }
+
+    func finishStaged(_ f: FileDescriptor, path: String, digest: SHA256Digest, size: UInt64) throws {
+        if !Syscalls.hasSyncFilesystem { try Syscalls.fsync(f, path: path) }
+        staged.append(digest)
+        stagedSet.insert(digest)
+        newBytes += size
+    }
+
+    /// Makes every staged blob durable and visible (see the type's protocol).
+    public func commit() throws {
+        precondition(!committed)
+        committed = true
+        defer { removeTree(staging) }
+        if staged.isEmpty { return }
+        _ = try Syscalls.syncFilesystem(of: staging)
+        var shards = Set<String>()
+        for d in staged {
+            let final = blobs.path(d)
+            let shard = String(final[..<final.lastIndex(of: "/")!])
+            if !shards.contains(shard) { try Syscalls.makeDirectories(shard); shards.insert(shard) }
+            if try Syscalls.renameNoReplace(from: staging + "/" + d.hex, to: final) { newBlobs += 1 }
+        }
+        if try !Syscalls.syncFilesystem(of: blobs.root) {
+            for s in shards { try Syscalls.fsyncDirectory(s) }
+        }
+    }
+
+    /// Drops everything staged.
+    public func discard() {
+        committed = true
+        removeTree(staging)
+    }
+
+    func stagingPath(_ name: String) -> String { staging + "/" + name }
+}
+
+/// One blob being written piecewise into a batch.
+public final class StagedBlob {
+    let batch: BlobBatch
+    let tempPath: String
+    let fd: FileDescriptor
+    var hasher = StreamingSHA256()
+    var done = false
+
+    init(batch: BlobBatch) throws {
+        self.batch = batch
+        tempPath = batch.stagingPath(".part-" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
+        let raw = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+        if raw < 0 { throw SystemError("create", path: tempPath, errno: Errno(rawValue: errno)) }
+        fd = FileDescriptor(rawValue: raw)
+    }
+
+    deinit {
+        if !done { try? fd.close(); unlink(tempPath) }
+    }
+
+    public func write(_ chunk: UnsafeRawBufferPointer) throws {
+        hasher.update(chunk)
+        do { _ = try fd.writeAll(chunk) } catch { throw SystemError("write", path: tempPath, errno: error) }
+    }
+
+    /// Finishes the blob; returns its digest (a duplicate of a stored or staged blob is dropped).
+    public func finish() throws -> SHA256Digest {
+        done = true
+        let d = hasher.finalize()
+        let size = hasher.byteCount
+        if batch.blobs.has(d) || batch.stagedContains(d) {
+            try? fd.close()
+            unlink(tempPath)
+            return d
+        }
+        let final = batch.stagingPath(d.hex)
+        do {
+            try batch.finishStaged(fd, path: tempPath, digest: d, size: size)
+            try fd.close()
+        } catch {
+            unlink(tempPath)
+            throw error
+        }
+        guard rename(tempPath, final) == 0 else { throw SystemError("rename", path: final, errno: Errno(rawValue: errno)) }
+        return d
+    }
+}
+
+extension BlobBatch {
+    func stagedContains(_ d: SHA256Digest) -> Bool { stagedSet.contains(d) }
+}

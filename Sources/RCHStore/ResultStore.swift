@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHCore
+
+/// A cached successful result: `results/<namespace>/<ab>/<job_key>.json` (`rch-xcode/result_entry@1`)
+/// plus one blob per artifact file.
+public struct ResultEntry: Sendable, Equatable {
+    public static let schemaID = "rch-xcode/result_entry@1"
+    public var namespace: String
+    public var jobKey: SHA256Digest
+    public var action: String
+    public var profile: ArtifactProfile
+    public var jobID: String
+    public var runID: String
+    public var sourceSHA256: SHA256Digest
+    public var backend: String
+    public var backendVersion: String
+    public var createdAt: String
+    public var entries: [ArtifactManifest.Entry]
+
+    var json: JSONValue {
+        .obj([
+            "schema_version": .int(1), "schema_id": .string(Self.schemaID), "created_at": .string(createdAt),
+            "namespace": .string(namespace), "job_key": .string(jobKey.hex), "action": .string(action),
+            "artifact_profile": .string(profile.rawValue), "job_id": .string(jobID), "run_id": .string(runID),
+            "source_sha256": .string(sourceSHA256.hex), "backend": .obj(["name": .string(backend), "version": .string(backendVersion)]),
+            "entries": ArtifactManifest.entriesJSON(entries), "artifact_root_sha256": .string(ArtifactManifest.rootDigest(entries).hex),
+        ])
+    }
+
+    init(namespace: String, jobKey: SHA256Digest, action: String, profile: ArtifactProfile, jobID: String, runID: String,
+         sourceSHA256: SHA256Digest, backend: String, backendVersion: String, createdAt: String, entries: [ArtifactManifest.Entry]) {
+        self.namespace = namespace; self.jobKey = jobKey; self.action = action; self.profile = profile; self.jobID = jobID
+        self.runID = runID; self.sourceSHA256 = sourceSHA256; self.backend = backend; self.backendVersion = backendVersion
+        self.createdAt = createdAt; self.entries = entries
+    }
+
+    init(json v: JSONValue) throws {
+        func bad(_ m: String) -> StoreError { .corrupt("result entry: \(m)") }
+        guard v["schema_id"]?.stringValue == Self.schemaID, let ns = v["namespace"]?.stringValue, Identifier.isValid(ns, .namespace),
+              let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }), let action = v["action"]?.stringValue,
+              let profile = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
+              let job = v["job_id"]?.stringValue, let run = v["run_id"]?.stringValue,
+              let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }), let items = v["entries"]?.arrayValue,
+              let root = v["artifact_root_sha256"]?.stringValue else { throw bad("missing fields") }
+        var entries: [ArtifactManifest.Entry] = []
+        for i in items {
+            guard let p = i["path"]?.stringValue, let t = i["type"]?.stringValue, let size = i["size"]?.intValue else { throw bad("malformed entry") }
+            guard PathRulesLite.check(p) else { throw bad("unsafe path '\(p)'") }
+            let sha = i["sha256"]?.stringValue.flatMap { SHA256Digest(hex: $0) }
+            guard (t == "directory") == (sha == nil) else { throw bad("entry '\(p)' type and digest disagree") }
+            entries.append(.init(path: p, isDirectory: t == "directory", size: UInt64(max(0, size)), sha256: sha))
+        }
+        guard ArtifactManifest.rootDigest(entries).hex == root else { throw bad("artifact_root_sha256 does not match") }
+        self.init(namespace: ns, jobKey: key, action: action, profile: profile, jobID: job, runID: run, sourceSHA256: src,
+                  backend: v["backend"]?["name"]?.stringValue ?? "xcodebuild", backendVersion: v["backend"]?["version"]?.stringValue ?? "unknown",
+                  createdAt: v["created_at"]?.stringValue ?? "", entries: entries)
+    }
+}
+
+/// Relative artifact paths: no empty, `.` or `..` components, not absolute.
+enum PathRulesLite {
+    static func check(_ p: String) -> Bool {
+        !p.isEmpty && !p.hasPrefix("/") && !p.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
+    }
+}
+
+/// The profile-aware result cache.
+///
+/// Invariants: only `status=success` results are recorded; an entry's profile is computed from its files;
+/// a lookup hits only if the entry's profile ≥ the requested one **and** every blob it references exists;
+/// an entry is replaced only by a strictly richer one (under a per-key lock); served bytes are verified.
+public struct ResultStore: Sendable {
+    public let store: LocalStore
+
+    public init(store: LocalStore) { self.store = store }
+
+    public func entryPath(namespace: String, jobKey: SHA256Digest) -> String {
+        store.resultsDirectory + "/" + namespace + "/" + String(jobKey.hex.prefix(2)) + "/" + jobKey.hex + ".json"
+    }
+
+    public func entry(namespace: String, jobKey: SHA256Digest) throws -> ResultEntry? {
+        guard let bytes = try? DurableFile.read(entryPath(namespace: namespace, jobKey: jobKey)) else { return nil }
+        return try ResultEntry(json: try JSONParser().parse(bytes))
+    }
+
+    public struct RecordResult: Sendable {
+        public var profile: ArtifactProfile
+        /// False when an entry at least as rich was already there (it is kept).
+        public var stored: Bool
+        public var newBlobs: Int
+        public var fileCount: Int
+    }
+
+    /// Records a finished job's artifact directory.
+    public func record(_ dir: String, jobKey: SHA256Digest, namespace: String) throws -> RecordResult {
+        guard Identifier.isValid(namespace, .namespace) else { throw StoreError.invalid(IdentifierError(kind: .namespace, value: namespace).description) }
+        let summary = try readJSON(dir + "/summary.json", "summary.json")
+        guard let status = summary["status"]?.stringValue else { throw StoreError.notCacheable("summary.json has no status") }
+        guard status == "success" else { throw StoreError.notCacheable("status is \(status); only successful results are cached") }
+        let job = try readJSON(dir + "/job.json", "job.json")
+        for (name, doc) in [("summary.json", summary), ("job.json", job)] {
+            if let k = doc["job_key"]?.stringValue, k != jobKey.hex { throw StoreError.invalid("\(name) says job_key \(k), not \(jobKey.hex)") }
+        }
+        guard let action = job["action"]?.stringValue, action == "build" || action == "test" else { throw StoreError.notCacheable("job.json has no action build|test") }
+        guard let source = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else {
+            throw StoreError.notCacheable("job.json has no job_key_inputs.source_sha256")
+        }
+        let jobID = try Identifier.validate(summary["job_id"]?.stringValue ?? job["job_id"]?.stringValue ?? "", .jobID)
+        let runID = try Identifier.validate(summary["run_id"]?.stringValue ?? job["run_id"]?.stringValue ?? "", .runID)
+
+        let listing = try ArtifactManifest.walk(dir)
+        let batch = try BlobBatch(blobs: store.blobs)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var entries: [ArtifactManifest.Entry] = []
+        for item in listing {
+            if item.isDirectory { entries.append(.init(path: item.path, isDirectory: true, size: 0, sha256: nil)); continue }
+            let staged = try batch.stream()
+            let size = try copyInto(staged, from: dir + "/" + item.path, buffer: buffer)
+            entries.append(.init(path: item.path, isDirectory: false, size: size, sha256: try staged.finish()))
+        }
+        let profile: ArtifactProfile
+        switch ArtifactProfile.satisfied(by: entries, action: action) {
+        case .success(let p): profile = p
+        case .failure(let e): throw e
+        }
+        let entry = ResultEntry(namespace: namespace, jobKey: jobKey, action: action, profile: profile, jobID: jobID, runID: runID,
+                                sourceSHA256: source, backend: summary["backend"]?.stringValue ?? "xcodebuild",
+                                backendVersion: job["job_key_inputs"]?["toolchain"]?["xcode_build"]?.stringValue ?? "unknown",
+                                createdAt: Timestamp.now(), entries: entries)
+        return try FileLock.with(store, name: "result-\(namespace)-\(jobKey.hex)") {
+            if let existing = try? self.entry(namespace: namespace, jobKey: jobKey), existing.profile >= profile,
+               store.blobs.missing(existing.entries.compactMap(\.sha256)).isEmpty {
+                batch.discard()
+                return RecordResult(profile: existing.profile, stored: false, newBlobs: 0, fileCount: existing.entries.count)
+            }
+            try batch.commit()
+            let path = entryPath(namespace: namespace, jobKey: jobKey)
+            try Syscalls.makeDirectories(directoryOf(path))
+            _ = try DurableFile.write(entry.json.canonicalBytes + [10], to: path, replace: true)
+            return RecordResult(profile: profile, stored: true, newBlobs: batch.newBlobs, fileCount: entries.count)
+        }
+    }
+
+    public enum Lookup: Sendable, Equatable {
+        case hit(ResultEntry)
+        case miss(String)
+    }
+
+    /// Hit only for a complete entry whose profile satisfies `profile`; a miss says why.
+    public func lookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile) -> Lookup {
+        guard Identifier.isValid(namespace, .namespace) else { return .miss("invalid cache.namespace '\(namespace)'") }
+        let entry: ResultEntry?
+        do { entry = try self.entry(namespace: namespace, jobKey: jobKey) } catch { return .miss("entry is unreadable: \(error)") }
+        guard let entry else { return .miss("no cached result for job_key \(jobKey.hex) in namespace \(namespace)") }
+        guard entry.profile >= profile else {
+            return .miss("cached profile \(entry.profile.rawValue) does not satisfy requested \(profile.rawValue)")
+        }
+        if let missing = entry.entries.first(where: { $0.sha256.map { !store.blobs.has($0) } ?? false }) {
+            return .miss("blob \(missing.sha256!.hex) for '\(missing.path)' is missing (incomplete entry)")
+        }
+        Usage.touch(entryPath(namespace: namespace, jobKey: jobKey))
+        return .hit(entry)
+    }
+
+    func readJSON(_ path: String, _ name: String) throws -> JSONValue {
+        guard let bytes = try? DurableFile.read(path) else { throw StoreError.notCacheable("\(name) is missing") }
+        do { return try JSONParser().parse(bytes) } catch { throw StoreError.notCacheable("\(name) is not valid JSON: \(error)") }
+    }
+
+    func copyInto(_ staged: StagedBlob, from path: String, buffer: UnsafeMutableRawBufferPointer) throws -> UInt64 {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw StoreError.invalid("cannot read '\(path)'") }
+        defer { close(fd) }
+        var total: UInt64 = 0
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 { if errno == EINTR { continue }; throw StoreError.invalid("cannot read '\(path)'") }
+            if n == 0 { return total }
+            try staged.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            total += UInt64(n)
+        }
+    }
+}

@@ -1,0 +1,238 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHBundle
+import RCHCore
+import SystemPackage
+
+/// Sources keyed by `source_sha256`: `sources/<ab>/<source_sha256>.json` is the source manifest, and
+/// every file's content is a blob.
+///
+/// Invariants:
+/// - the entry (manifest) is published last, without replacing, and only after (1) every blob it names is
+///   durable in the blob store and (2) the canonical tar rebuilt from — or streamed into — those blobs
+///   hashed to `source_sha256`. So a visible entry always describes a verified source;
+/// - a source is *present* only if its entry parses and every file blob exists (``has(_:)``); blob
+///   contents are re-verified when served (materialise, export) and by fsck;
+/// - duplicate and concurrent ingests of one digest all succeed; only the first publish wins and the
+///   others discard their copy.
+public struct SourceStore: Sendable {
+    public let store: LocalStore
+
+    public init(store: LocalStore) { self.store = store }
+
+    var blobs: BlobStore { store.blobs }
+
+    public func entryPath(_ sha: SHA256Digest) -> String {
+        store.sourcesDirectory + "/" + String(sha.hex.prefix(2)) + "/" + sha.hex + ".json"
+    }
+
+    /// The stored manifest, if the entry exists.
+    public func manifest(_ sha: SHA256Digest) throws -> SourceManifest? {
+        guard let bytes = try? DurableFile.read(entryPath(sha)) else { return nil }
+        let m: SourceManifest
+        do { m = try SourceManifest(json: try JSONParser().parse(bytes)) } catch {
+            throw StoreError.corrupt("source entry \(sha.hex) does not parse: \(error)")
+        }
+        guard m.sourceSHA256 == sha else { throw StoreError.corrupt("source entry \(sha.hex) names \(m.sourceSHA256.hex)") }
+        return m
+    }
+
+    /// Present: the entry exists and every file blob exists. Records the use (for gc's LRU).
+    public func has(_ sha: SHA256Digest) -> Bool {
+        guard let m = try? manifest(sha) else { return false }
+        guard blobs.missing(m.entries.lazy.filter { $0.type == .file }.map(\.sha256)).isEmpty else { return false }
+        Usage.touch(entryPath(sha))
+        return true
+    }
+
+    /// The file blobs of `manifest` the store lacks (what an incremental upload must send).
+    public func missingBlobs(_ manifest: SourceManifest) -> [SHA256Digest] {
+        blobs.missing(manifest.entries.lazy.filter { $0.type == .file }.map(\.sha256))
+    }
+
+    public struct IngestResult: Sendable {
+        public var sourceSHA256: SHA256Digest
+        /// False when the source was already present (nothing was changed).
+        public var stored: Bool
+        public var newBlobs: Int
+        public var newBytes: UInt64
+        public var entryCount: Int
+    }
+
+    /// Ingests a whole `.tar.zst` bundle (the spec's `upload_source`): verifies the stream digest if given,
+    /// decompresses with limits, validates every entry strictly, stores files as blobs while hashing,
+    /// verifies `source_sha256`, then publishes the entry.
+    public func ingest(bundle path: String, expected: SHA256Digest? = nil, contentSHA256: SHA256Digest? = nil,
+                       limits: ExtractLimits = ExtractLimits()) throws -> IngestResult {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
+            throw StoreError.invalid("cannot open bundle '\(path)': \(error)")
+        }
+        defer { try? fd.close() }
+        if let contentSHA256 {
+            let actual = try Self.hashFile(fd, path: path)
+            guard actual == contentSHA256 else {
+                throw BundleError.digestMismatch(expected: contentSHA256.hex, actual: actual.hex + " (content_sha256 of the transferred bytes)")
+            }
+            guard lseek(fd.rawValue, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: path, errno: Errno(rawValue: errno)) }
+        }
+        if let expected, has(expected), let m = try manifest(expected) {
+            return IngestResult(sourceSHA256: expected, stored: false, newBlobs: 0, newBytes: 0, entryCount: m.entries.count)
+        }
+        let batch = try BlobBatch(blobs: blobs)
+        var visitor = IngestVisitor(batch: batch)
+        defer { visitor.release() }
+        let read = try BundleReader.read(fd: fd, limits: limits, visitor: &visitor)
+        if let expected, read.sourceSHA256 != expected {
+            throw BundleError.digestMismatch(expected: expected.hex, actual: read.sourceSHA256.hex)
+        }
+        try PathRules.checkCollisions(read.paths)
+        let manifest = SourceManifest(createdAt: Timestamp.now(), runID: nil, sourceSHA256: read.sourceSHA256,
+                                      treeSHA256: SourceManifest.treeDigest(visitor.entries), tarBytes: read.tarBytes,
+                                      entries: visitor.entries, libarchiveVersion: "", zstdVersion: "")
+        try batch.commit()
+        let published = try publish(manifest)
+        return IngestResult(sourceSHA256: read.sourceSHA256, stored: published, newBlobs: batch.newBlobs, newBytes: batch.newBytes,
+                            entryCount: manifest.entries.count)
+    }
+
+    /// Commits a source described by `manifest` whose blobs are already in the store (the incremental
+    /// upload path): every blob must be present, and the canonical tar rebuilt from them must hash to the
+    /// manifest's `source_sha256`.
+    @discardableResult
+    public func commit(_ manifest: SourceManifest) throws -> Bool {
+        if has(manifest.sourceSHA256) { return false }
+        guard SourceManifest.treeDigest(manifest.entries) == manifest.treeSHA256 else {
+            throw StoreError.invalid("manifest tree_sha256 does not match its entries")
+        }
+        try PathRules.checkCollisions(bytes: manifest.entries.map { Array($0.path.utf8) })
+        if let first = missingBlobs(manifest).first { throw StoreError.missingBlob(first) }
+        let rebuilt = try rebuild(manifest, output: nil)
+        guard rebuilt.sourceSHA256 == manifest.sourceSHA256 else {
+            throw BundleError.digestMismatch(expected: manifest.sourceSHA256.hex, actual: rebuilt.sourceSHA256.hex)
+        }
+        var m = manifest
+        m.tarBytes = rebuilt.tarBytes
+        return try publish(m)
+    }
+
+    /// Publishes the entry (no-replace); false if another writer published it first.
+    func publish(_ manifest: SourceManifest) throws -> Bool {
+        let path = entryPath(manifest.sourceSHA256)
+        try Syscalls.makeDirectories(directoryOf(path))
+        return try DurableFile.write(manifest.canonicalBytes() + [10], to: path, replace: false)
+    }
+
+    /// Regenerates the canonical `.tar.zst` into `output` (blobs verified while read).
+    public func export(_ sha: SHA256Digest, to output: String, level: Int = 3) throws -> CanonicalTarRebuilder.Result {
+        guard let m = try manifest(sha) else { throw StoreError.sourceMissing(sha) }
+        let temp = try TempFile(directory: directoryOf(output))
+        do {
+            let r = try rebuild(m, output: temp, level: level)
+            guard r.sourceSHA256 == sha else { throw StoreError.corrupt("source \(sha.hex) rebuilds to \(r.sourceSHA256.hex)") }
+            try temp.commit(to: output)
+            Usage.touch(entryPath(sha))
+            return r
+        } catch {
+            temp.discard()
+            throw error
+        }
+    }
+
+    func rebuild(_ m: SourceManifest, output: TempFile?, level: Int = 3) throws -> CanonicalTarRebuilder.Result {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        return try CanonicalTarRebuilder.rebuild(entries: m.entries, level: level, output: output) { entry, sink in
+            let fd: FileDescriptor
+            do { fd = try FileDescriptor.open(FilePath(blobs.path(entry.sha256)), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+                throw StoreError.missingBlob(entry.sha256)
+            }
+            defer { try? fd.close() }
+            while true {
+                let n: Int
+                do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: blobs.path(entry.sha256), errno: error) }
+                if n == 0 { break }
+                try sink(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+        }
+    }
+
+    /// Materialises a source into `directory`, a new isolated job directory that must not exist yet.
+    /// Files are copied from verified blobs (a corrupt blob aborts and nothing is left), symlinks last.
+    public func materialize(_ sha: SHA256Digest, jobID: String, into directory: String, verify: Bool = true) throws -> Int {
+        _ = try Identifier.validate(jobID, .jobID)
+        guard let m = try manifest(sha) else { throw StoreError.sourceMissing(sha) }
+        let items = m.entries.map { e in
+            TreeMaterializer.Item(path: e.path, kind: e.type == .symlink ? .symlink(e.symlinkTarget ?? "") : .file(e.sha256, executable: e.executable))
+        }
+        try TreeMaterializer(blobs: blobs, verify: verify).materialize(items, into: directory)
+        Usage.touch(entryPath(sha))
+        return items.count
+    }
+
+    static func hashFile(_ fd: FileDescriptor, path: String) throws -> SHA256Digest {
+        var h = StreamingSHA256()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n: Int
+            do { n = try fd.read(into: buf, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
+            if n == 0 { return h.finalize() }
+            h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+    }
+}
+
+/// Stores each file of a bundle as a blob while the strict reader walks it. Small files are buffered
+/// (so an already-stored blob is never rewritten); larger ones stream into the batch.
+struct IngestVisitor: TarVisitor {
+    static let inlineLimit = 1 << 20
+    let batch: BlobBatch
+    var entries: [SourceManifest.Entry] = []
+    private var current: (path: String, executable: Bool, size: UInt64)?
+    private var small: UnsafeMutableRawBufferPointer
+    private var smallCount = 0
+    private var large: StagedBlob?
+
+    init(batch: BlobBatch) {
+        self.batch = batch
+        small = .allocate(byteCount: Self.inlineLimit, alignment: 16)
+    }
+
+    func release() { small.deallocate() }
+
+    mutating func beginFile(path: String, executable: Bool, size: UInt64) throws {
+        current = (path, executable, size)
+        smallCount = 0
+        large = size > UInt64(Self.inlineLimit) ? try batch.stream() : nil
+    }
+
+    mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws {
+        if let large { try large.write(chunk); return }
+        UnsafeMutableRawBufferPointer(rebasing: small[smallCount..<(smallCount + chunk.count)]).copyMemory(from: chunk)
+        smallCount += chunk.count
+    }
+
+    mutating func endFile() throws {
+        guard let c = current else { return }
+        let digest = try large?.finish() ?? batch.add(UnsafeRawBufferPointer(rebasing: small[0..<smallCount]))
+        entries.append(.init(path: c.path, type: .file, size: c.size, sha256: digest, executable: c.executable, symlinkTarget: nil))
+        current = nil
+        large = nil
+    }
+
+    mutating func symlink(path: String, target: String) throws {
+        entries.append(.init(path: path, type: .symlink, size: UInt64(target.utf8.count), sha256: .of(target.utf8), executable: false, symlinkTarget: target))
+    }
+}
+
+/// Last-use records for gc: the mtime of an entry file is its last use (never file atime, which mounts
+/// often disable). Updating it never changes the entry's content.
+enum Usage {
+    static func touch(_ path: String) {
+        _ = utimensat(AT_FDCWD, path, nil, 0)
+    }
+}

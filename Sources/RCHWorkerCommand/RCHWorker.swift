@@ -1,0 +1,18 @@
+import ArgumentParser
+
+@main
+struct RCHWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rch-worker",
+        abstract: "Worker side of the RCH Xcode lane: the content store of sources and cached results.",
+        discussion: "Failures exit with the lane's stable codes; see PLAN.md.",
+        subcommands: [StoreCommand.self])
+}
+
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Operate the content store directly (operators, scripts and tests).",
+        subcommands: [IngestCommand.self, HasSourceCommand.self, MaterialiseSourceCommand.self, ExportSourceCommand.self,
+                      RecordResultCommand.self, LookupCommand.self, MaterialiseResultCommand.self])
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import RCHCLISupport
+import RCHCore
+import RCHStore
+
+struct ResultOptions: ParsableArguments {
+    @Option(help: "cache.namespace.") var namespace: String = "default"
+
+    func validate() throws {
+        guard Identifier.isValid(namespace, .namespace) else { throw ValidationError(IdentifierError(kind: .namespace, value: namespace).description) }
+    }
+}
+
+struct RecordResultCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record-result", abstract: "Cache a successful job's artifact directory under its job_key.")
+
+    @Argument(help: "The job's artifact directory.") var directory: String
+    @Option(name: .customLong("job-key"), help: "The job_key.") var jobKey: String
+    @OptionGroup var result: ResultOptions
+    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws { _ = try digestArgument(jobKey, "--job-key") }
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            let r = try ResultStore(store: storeOptions.open()).record(directory, jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace)
+            if json {
+                printJSON(.obj(["ok": .bool(true), "artifact_profile": .string(r.profile.rawValue), "stored": .bool(r.stored),
+                                "new_blobs": .int(Int64(r.newBlobs)), "entries": .int(Int64(r.fileCount))]))
+            } else {
+                print(r.profile.rawValue)
+            }
+        }
+    }
+}
+
+struct LookupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookup", abstract: "Look up a cached result; exit 0 on a hit, 1 on a miss (with the reason).")
+
+    @Argument(help: "The job_key.") var jobKey: String
+    @Option(help: "Requested artifact profile: minimal or rich.") var profile: String = "minimal"
+    @OptionGroup var result: ResultOptions
+    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        _ = try digestArgument(jobKey, "job_key")
+        guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be minimal or rich") }
+    }
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            let l = ResultStore(store: try storeOptions.open()).lookup(jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace,
+                                                                        profile: ArtifactProfile(rawValue: profile)!)
+            switch l {
+            case .hit(let e):
+                if json {
+                    printJSON(.obj(["hit": .bool(true), "artifact_profile": .string(e.profile.rawValue), "job_id": .string(e.jobID),
+                                    "run_id": .string(e.runID), "entries": .int(Int64(e.entries.count))]))
+                } else {
+                    print("hit: \(e.profile.rawValue) result of job \(e.jobID)")
+                }
+            case .miss(let why):
+                if json { printJSON(.obj(["hit": .bool(false), "reason": .string(why)])) } else { print("miss: \(why)") }
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+struct MaterialiseResultCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "materialise-result", abstract: "Serve a cache hit into a new job directory (ids rewritten, manifest/attestation/job_index regenerated).")
+
+    @Argument(help: "The job_key.") var jobKey: String
+    @Option(name: .customLong("job-id"), help: "The new job's id.") var jobID: String
+    @Option(name: .customLong("run-id"), help: "The new job's run id.") var runID: String
+    @Option(help: "The new job directory (must not exist).") var into: String
+    @Option(help: "Requested artifact profile: minimal or rich.") var profile: String = "minimal"
+    @Option(name: .customLong("worker-name"), help: "Worker name for attestation.json (default: host name).") var workerName: String?
+    @OptionGroup var result: ResultOptions
+    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        _ = try digestArgument(jobKey, "job_key")
+        guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be minimal or rich") }
+        guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
+        guard Identifier.isValid(runID, .runID) else { throw ValidationError(IdentifierError(kind: .runID, value: runID).description) }
+    }
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            let store = try storeOptions.open()
+            let worker = WorkerIdentity(name: workerName ?? ProcessInfo.processInfo.hostName, fingerprint: "store:" + store.storeID)
+            let m = try ResultStore(store: store).materialize(jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace,
+                                                              profile: ArtifactProfile(rawValue: profile)!, jobID: jobID, runID: runID,
+                                                              into: into, worker: worker)
+            if json {
+                printJSON(.obj(["ok": .bool(true), "into": .string(m.jobDirectory), "cached_from_job_id": .string(m.cachedFromJobID),
+                                "artifact_profile": .string(m.profile.rawValue), "artifact_root_sha256": .string(m.artifactRootSHA256.hex)]))
+            } else {
+                print(m.jobDirectory)
+            }
+        }
+    }
+}
