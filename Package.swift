@@ -59,13 +59,14 @@ let package = Package(
         .executableTarget(
             name: "RCHBench",
             dependencies: ["RCHCore", "RCHJob", "XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "RCHTestSupport", path: "Tests/RCHTestSupport"),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
-        .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob"]),
+        .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob", "RCHTestSupport"]),
         .testTarget(
             name: "RCHBundleTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive"]),
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive", "RCHTestSupport"]),
         .testTarget(
             name: "RCHStoreTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen"]),
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import RCHCore
+import RCHTestSupport
 import Testing
 import XcodeTreeGen
 @testable import RCHBundle

@@ -1,5 +1,6 @@
 import Foundation
 import RCHCore
+import RCHTestSupport
 import Testing
 @testable import RCHBundle
 

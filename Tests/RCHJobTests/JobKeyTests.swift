@@ -1,5 +1,6 @@
 import Foundation
 import RCHCore
+import RCHTestSupport
 import Testing
 @testable import RCHJob
 
@@ -21,23 +22,11 @@ enum Samples {
         return Array(try! JSONSerialization.data(withJSONObject: d))
     }
 
-    static var packageRoot: String {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }
+    static var packageRoot: String { TestPaths.packageRoot }
 
     static func validate(_ file: String, schema: String) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["check-jsonschema", "--schemafile", packageRoot + "/schemas/rch-xcode/\(schema).schema.json", file]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        let r = try TestPaths.validate(file, schema: schema)
+        return (r.status, r.output)
     }
 }
 
