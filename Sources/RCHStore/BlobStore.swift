@@ -241,3 +241,8 @@ public final class StagedBlob {
 extension BlobBatch {
     func stagedContains(_ d: SHA256Digest) -> Bool { stagedSet.contains(d) }
 }
+
+extension BlobStore {
+    /// A new batch for storing several blobs durably and atomically-visible (see ``BlobBatch``).
+    public func batch() throws -> BlobBatch { try BlobBatch(blobs: self) }
+}

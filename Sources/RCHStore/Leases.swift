@@ -47,7 +47,8 @@ public struct Lease: Sendable, Equatable {
             "schema_version": .int(1), "schema_id": .string("rch-xcode/lease@1"),
             "created_at": .string(Timestamp.format(nanosSinceEpoch: createdAtNanos)), "lease_id": .string(id),
             "job_id": .string(jobID), "subject": subject.json,
-            "expires_at": .string(Timestamp.format(nanosSinceEpoch: expiresAtNanos)), "expires_at_ns": .int(expiresAtNanos),
+            // Milliseconds: JSON numbers are doubles, exact only up to 2^53 (nanoseconds since 1970 are not).
+            "expires_at": .string(Timestamp.format(nanosSinceEpoch: expiresAtNanos)), "expires_at_ms": .int(expiresAtNanos / 1_000_000),
         ])
     }
 }
@@ -84,8 +85,8 @@ public struct Leases: Sendable {
         return names.compactMap { n -> Lease? in
             guard n.hasSuffix(".json"), let bytes = try? DurableFile.read(store.leasesDirectory + "/" + n),
                   let v = try? JSONParser().parse(bytes), let id = v["lease_id"]?.stringValue, let job = v["job_id"]?.stringValue,
-                  let subject = v["subject"].flatMap(LeaseSubject.init(json:)), let exp = v["expires_at_ns"]?.intValue else { return nil }
-            return Lease(id: id, subject: subject, jobID: job, createdAtNanos: 0, expiresAtNanos: exp)
+                  let subject = v["subject"].flatMap(LeaseSubject.init(json:)), let exp = v["expires_at_ms"]?.intValue else { return nil }
+            return Lease(id: id, subject: subject, jobID: job, createdAtNanos: 0, expiresAtNanos: exp * 1_000_000)
         }
     }
 
