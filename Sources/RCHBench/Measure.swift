@@ -46,11 +46,12 @@ enum Measure {
         return Sample(seconds: elapsed, maxRSSKiB: rss)
     }
 
-    /// Median of `runs` samples after `warmup` unmeasured runs; `prepare` runs before every one.
+    /// Median of `runs` samples after `warmup` unmeasured runs; `prepare` runs before every one, then
+    /// `sync` (untimed), so that no run pays for the write-back of the previous one's dirty pages.
     static func median(runs: Int, warmup: Int = 1, prepare: () throws -> Void = {}, _ body: () throws -> Sample) throws -> Sample {
-        for _ in 0..<warmup { try prepare(); _ = try body() }
+        for _ in 0..<warmup { try prepare(); sync(); _ = try body() }
         var samples: [Sample] = []
-        for _ in 0..<runs { try prepare(); samples.append(try body()) }
+        for _ in 0..<runs { try prepare(); sync(); samples.append(try body()) }
         let times = samples.map(\.seconds).sorted()
         return Sample(seconds: times[times.count / 2], maxRSSKiB: samples.map(\.maxRSSKiB).max() ?? 0)
     }

@@ -108,7 +108,8 @@ public struct JobRegistry: Sendable {
         _ = try Identifier.validate(jobID, .jobID)
         let path = store.jobsDirectory + "/" + jobID + ".json"
         try Syscalls.makeDirectories(store.jobsDirectory)
-        let doc = JSONValue.obj(["job_id": .string(jobID), "job_key": .string(jobKey.hex), "created_at": .string(Timestamp.now())])
+        let doc = JSONValue.obj(["schema_version": .int(1), "schema_id": .string("rch-xcode/job_record@1"), "job_id": .string(jobID),
+                                 "job_key": .string(jobKey.hex), "created_at": .string(Timestamp.now())])
         if try DurableFile.write(doc.canonicalBytes, to: path, replace: false) { return }
         guard let existing = try? JSONParser().parse(try DurableFile.read(path))["job_key"]?.stringValue else {
             throw StoreError.corrupt("job record \(path) does not parse")

@@ -49,7 +49,9 @@ extension ResultStore {
             }
             let manifest = ArtifactManifest.document(finalEntries, runID: runID, jobID: jobID, jobKey: jobKey, createdAt: now).canonicalBytes
             root = ArtifactManifest.rootDigest(finalEntries)
-            _ = try DurableFile.write(manifest, to: staging + "/manifest.json")
+            // Job directories are disposable (a crash means re-running the job): they need atomic visibility,
+            // which the final rename gives, not fsyncs (on ext4 an fsync would force out every byte just copied).
+            _ = try DurableFile.write(manifest, to: staging + "/manifest.json", durable: false)
             let attestation = JSONValue.obj([
                 "schema_version": .int(1), "schema_id": .string("rch-xcode/attestation@1"), "created_at": .string(now),
                 "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
@@ -59,9 +61,9 @@ extension ResultStore {
                 "backend": .obj(["name": .string(entry.backend), "version": .string(entry.backendVersion)]),
                 "manifest_sha256": .string(SHA256Digest.of(manifest).hex), "cached_from_job_id": .string(entry.jobID), "signature": .null,
             ])
-            _ = try DurableFile.write(attestation.canonicalBytes, to: staging + "/attestation.json")
+            _ = try DurableFile.write(attestation.canonicalBytes, to: staging + "/attestation.json", durable: false)
             _ = try DurableFile.write(Self.jobIndex(finalEntries, profile: entry.profile, runID: runID, jobID: jobID, jobKey: jobKey, now: now).canonicalBytes,
-                                      to: staging + "/job_index.json")
+                                      to: staging + "/job_index.json", durable: false)
         }
         return Materialized(jobDirectory: directory, cachedFromJobID: entry.jobID, profile: entry.profile, fileCount: items.count,
                             artifactRootSHA256: root)

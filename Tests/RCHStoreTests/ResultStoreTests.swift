@@ -118,6 +118,13 @@ struct ResultStoreTests {
             let v = try TestPaths.validate(d.sub("jobs/j2/" + file), schema: schema)
             #expect(v.status == 0, "\(file): \(v.output)")
         }
+        // Every file the store wrote validates against its schema.
+        let entryFile = results.entryPath(namespace: "app", jobKey: Self.key)
+        let jobRecord = store.jobsDirectory + "/job_0000000002.json"
+        for (file, schema) in [(entryFile, "result_entry"), (jobRecord, "job_record"), (store.root + "/store.json", "store")] {
+            let v = try TestPaths.validate(file, schema: schema)
+            #expect(v.status == 0, "\(file): \(v.output)")
+        }
         // The original artifact directory was not touched.
         #expect(ArtifactManifest.verify(d.sub("a")).first?.path == "manifest.json")
         // The same job id cannot be reused for another key.
@@ -175,6 +182,10 @@ struct LeaseTests {
         #expect(leases.active(on: short.subject).isEmpty)  // expired at once: crash-safe by construction
         let renewed = try leases.renew(short, ttlSeconds: 60)
         #expect(leases.active(on: short.subject).map(\.id) == [renewed.id])
+        for l in [a, renewed] {
+            let v = try TestPaths.validate(leases.store.leasesDirectory + "/\(l.id).json", schema: "lease")
+            #expect(v.status == 0, "\(v.output)")
+        }
         leases.release(a)
         #expect(leases.active(on: subject).isEmpty)
         #expect(throws: IdentifierError.self) { _ = try leases.acquire(subject, jobID: "bad id", ttlSeconds: 1) }

@@ -23,6 +23,8 @@ struct SourceStoreTests {
         let r = try sources.ingest(bundle: bundle, expected: sha)
         #expect(r.stored && r.sourceSHA256 == sha && r.newBlobs > 0)
         #expect(sources.has(sha))
+        let v = try TestPaths.validate(sources.entryPath(sha), schema: "source_manifest")
+        #expect(v.status == 0, "\(v.output)")
         let again = try sources.ingest(bundle: bundle, expected: sha)
         #expect(!again.stored && again.newBlobs == 0)
         _ = try sources.materialize(sha, jobID: "job_0000000001", into: d.sub("jobs/j1"))
