@@ -65,6 +65,17 @@ public struct BlobStore: Sendable {
     /// and throws ``StoreError/corruptBlob(_:)``; without it the cheapest copy is used (reflink, then
     /// in-kernel copy).
     public func copy(_ d: SHA256Digest, to dest: String, mode: mode_t, verify: Bool, buffer: UnsafeMutableRawBufferPointer) throws {
+        #if canImport(Darwin)
+        // APFS: clone by path (the destination must not exist yet); verification then only reads.
+        if Syscalls.clonefile(from: path(d), to: dest) {
+            _ = chmod(dest, mode)
+            if verify && !self.verify(d) {
+                unlink(dest)
+                throw StoreError.corruptBlob(d)
+            }
+            return
+        }
+        #endif
         let src: FileDescriptor
         do { src = try FileDescriptor.open(FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
             if (error as? Errno) == .noSuchFileOrDirectory { throw StoreError.missingBlob(d) }
@@ -80,7 +91,10 @@ public struct BlobStore: Sendable {
             if !ok { unlink(dest) }
         }
         _ = fchmod(out, mode)
-        if verify {
+        if verify, Syscalls.ficlone(dst: dst, src: src) {
+            // Reflinked (no data written): verifying only needs to read the shared extents.
+            guard self.verify(d) else { throw StoreError.corruptBlob(d) }
+        } else if verify {
             var h = StreamingSHA256()
             while true {
                 let n: Int
@@ -136,11 +150,14 @@ public final class BlobBatch {
 
     deinit { if !committed { discard() } }
 
-    /// Stores `bytes` (small contents, known in full) unless the store already has them.
-    public func add(_ bytes: UnsafeRawBufferPointer) throws -> SHA256Digest {
+    /// Stores `bytes` (small contents, known in full) unless the store already has them. With `expected`,
+    /// bytes that hash to anything else are refused (``StoreError/corruptBlob(_:)`` names the expected
+    /// digest) and nothing is staged.
+    public func add(_ bytes: UnsafeRawBufferPointer, expected: SHA256Digest? = nil) throws -> SHA256Digest {
         var h = StreamingSHA256()
         h.update(bytes)
         let d = h.finalize()
+        if let expected, expected != d { throw StoreError.corruptBlob(expected) }
         if stagedSet.contains(d) || blobs.has(d) { return d }
         let path = staging + "/" + d.hex
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
@@ -215,11 +232,17 @@ public final class StagedBlob {
         do { _ = try fd.writeAll(chunk) } catch { throw SystemError("write", path: tempPath, errno: error) }
     }
 
-    /// Finishes the blob; returns its digest (a duplicate of a stored or staged blob is dropped).
-    public func finish() throws -> SHA256Digest {
+    /// Finishes the blob; returns its digest (a duplicate of a stored or staged blob is dropped). With
+    /// `expected`, other content is refused and dropped.
+    public func finish(expected: SHA256Digest? = nil) throws -> SHA256Digest {
         done = true
         let d = hasher.finalize()
         let size = hasher.byteCount
+        if let expected, expected != d {
+            try? fd.close()
+            unlink(tempPath)
+            throw StoreError.corruptBlob(expected)
+        }
         if batch.blobs.has(d) || batch.stagedContains(d) {
             try? fd.close()
             unlink(tempPath)

@@ -147,3 +147,32 @@ struct SourceStoreTests {
         #expect(try StoreFixtures.checkStoreInvariants(store).isEmpty)
     }
 }
+
+@Suite("Blobs")
+struct BlobTests {
+    @Test("a put with an expected digest refuses other content; duplicates are stored once; batches commit atomically")
+    func put() throws {
+        let d = TempDir()
+        let store = try LocalStore(root: d.sub("store"))
+        let data = Array("hello blob".utf8)
+        let good = SHA256Digest.of(data)
+        let batch = try store.blobs.batch()
+        #expect(throws: StoreError.corruptBlob(.of([1]))) { _ = try data.withUnsafeBytes { try batch.add($0, expected: .of([1])) } }
+        #expect(try data.withUnsafeBytes { try batch.add($0, expected: good) } == good)
+        #expect(try data.withUnsafeBytes { try batch.add($0) } == good)
+        let big = try batch.stream()
+        try [UInt8](repeating: 3, count: 3 << 20).withUnsafeBytes { try big.write($0) }
+        let bigDigest = SHA256Digest.of([UInt8](repeating: 3, count: 3 << 20))
+        let wrong = try batch.stream()
+        try [UInt8](repeating: 4, count: 10).withUnsafeBytes { try wrong.write($0) }
+        #expect(throws: StoreError.self) { _ = try wrong.finish(expected: good) }
+        #expect(try big.finish(expected: bigDigest) == bigDigest)
+        #expect(store.blobs.missing([good, bigDigest]) == [good, bigDigest])  // nothing visible before commit
+        try batch.commit()
+        #expect(store.blobs.missing([good, bigDigest, .of([9])]) == [.of([9])])
+        #expect(store.blobs.verify(good) && store.blobs.verify(bigDigest))
+        #expect(batch.newBlobs == 2)
+        let leftovers = try Run.shell("find '\(store.blobs.root)' -name '.staging-*'")
+        #expect(leftovers.stdout.isEmpty)
+    }
+}
