@@ -17,8 +17,23 @@ import SystemPackage
 ///   corrupted on disk is never served (the read fails with ``StoreError/corruptBlob(_:)``).
 public struct BlobStore: Sendable {
     public let root: String
+    let minFreeBytes: UInt64
 
-    init(storeRoot: String) { root = storeRoot + "/blobs/sha256" }
+    init(storeRoot: String, minFreeBytes: UInt64 = 0) {
+        root = storeRoot + "/blobs/sha256"
+        self.minFreeBytes = minFreeBytes
+    }
+
+    /// Throws ``StoreError/storeFull(_:)`` if writing `more` bytes would leave less than the floor free.
+    func checkSpace(more: UInt64) throws {
+        guard minFreeBytes > 0 else { return }
+        var s = statvfs()
+        guard statvfs(root, &s) == 0 else { return }
+        let free = UInt64(s.f_bavail) * UInt64(s.f_frsize)
+        if free < minFreeBytes + more {
+            throw StoreError.storeFull("\(free) bytes free, the floor is \(minFreeBytes) bytes ([gc] min_free)")
+        }
+    }
 
     public func path(_ d: SHA256Digest) -> String {
         let hex = d.hex
@@ -35,6 +50,13 @@ public struct BlobStore: Sendable {
     public func missing(_ digests: some Sequence<SHA256Digest>) -> [SHA256Digest] {
         var seen = Set<SHA256Digest>()
         return digests.filter { seen.insert($0).inserted && !has($0) }
+    }
+
+    /// Marks a blob as just used (mtime = now) if it exists: a writer that deduplicates against a blob
+    /// touches it, so gc's grace period protects it until the writer's entry is published.
+    /// False if the blob does not exist (the caller must store the content itself).
+    public func touchIfPresent(_ d: SHA256Digest) -> Bool {
+        utimensat(AT_FDCWD, path(d), nil, AT_SYMLINK_NOFOLLOW) == 0
     }
 
     /// Size on disk of a present blob.
@@ -158,7 +180,8 @@ public final class BlobBatch {
         h.update(bytes)
         let d = h.finalize()
         if let expected, expected != d { throw StoreError.corruptBlob(expected) }
-        if stagedSet.contains(d) || blobs.has(d) { return d }
+        if stagedSet.contains(d) || blobs.touchIfPresent(d) { return d }
+        try account(UInt64(bytes.count))
         let path = staging + "/" + d.hex
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
         if fd < 0 { throw SystemError("create", path: path, errno: Errno(rawValue: errno)) }
@@ -171,6 +194,17 @@ public final class BlobBatch {
 
     /// A writer for content that arrives in pieces (large files); call ``StagedBlob/finish()``.
     public func stream() throws -> StagedBlob { try StagedBlob(batch: self) }
+
+    private var uncheckedBytes: UInt64 = 0
+
+    /// Called for every staged write: checks the free-space floor every 64 MiB (and before the first write).
+    func account(_ n: UInt64) throws {
+        if uncheckedBytes == 0 || uncheckedBytes + n >= 64 << 20 {
+            try blobs.checkSpace(more: max(n, 64 << 20))
+            uncheckedBytes = 0
+        }
+        uncheckedBytes += n
+    }
 
     func finishStaged(_ f: FileDescriptor, path: String, digest: SHA256Digest, size: UInt64) throws {
         if !Syscalls.hasSyncFilesystem { try Syscalls.fsync(f, path: path) }
@@ -228,6 +262,7 @@ public final class StagedBlob {
     }
 
     public func write(_ chunk: UnsafeRawBufferPointer) throws {
+        try batch.account(UInt64(chunk.count))
         hasher.update(chunk)
         do { _ = try fd.writeAll(chunk) } catch { throw SystemError("write", path: tempPath, errno: error) }
     }
@@ -243,7 +278,7 @@ public final class StagedBlob {
             unlink(tempPath)
             throw StoreError.corruptBlob(expected)
         }
-        if batch.blobs.has(d) || batch.stagedContains(d) {
+        if batch.stagedContains(d) || batch.blobs.touchIfPresent(d) {
             try? fd.close()
             unlink(tempPath)
             return d

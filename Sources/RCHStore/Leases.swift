@@ -66,7 +66,7 @@ public struct Leases: Sendable {
         let now = Timestamp.nowNanos()
         let lease = Lease(id: Identifier.generate(), subject: subject, jobID: jobID, createdAtNanos: now, expiresAtNanos: now + ttlSeconds * 1_000_000_000)
         try Syscalls.makeDirectories(store.leasesDirectory)
-        _ = try DurableFile.write(lease.json.canonicalBytes, to: path(lease.id), replace: false)
+        try StoreLock.shared(store) { _ = try DurableFile.write(lease.json.canonicalBytes, to: path(lease.id), replace: false) }
         return lease
     }
 
@@ -121,6 +121,21 @@ public struct JobRegistry: Sendable {
     public func key(of jobID: String) -> SHA256Digest? {
         guard Identifier.isValid(jobID, .jobID), let bytes = try? DurableFile.read(store.jobsDirectory + "/" + jobID + ".json") else { return nil }
         return (try? JSONParser().parse(bytes))?["job_key"]?.stringValue.flatMap { SHA256Digest(hex: $0) }
+    }
+}
+
+/// The store-wide lock (`locks/store.lock`). Lock order: this lock before any entry lock.
+///
+/// Shared: held by writers only around "check referenced blobs → publish entry" and by lease creation —
+/// short sections. Exclusive: held by gc (and `fsck --repair`) while it re-checks and deletes, so no entry
+/// is published and no lease is taken in the middle of a sweep.
+public enum StoreLock {
+    public static func shared<T>(_ store: LocalStore, _ body: () throws -> T) throws -> T {
+        try FileLock.with(store, name: "store", exclusive: false, body)
+    }
+
+    public static func exclusive<T>(_ store: LocalStore, _ body: () throws -> T) throws -> T {
+        try FileLock.with(store, name: "store", exclusive: true, body)
     }
 }
 

@@ -12,6 +12,9 @@ public struct LocalStore: Sendable {
     public let root: String
     /// A random identifier made when the store was created (part of the worker's fingerprint).
     public let storeID: String
+    /// Hard limit: blob writes fail fast with ``StoreError/storeFull(_:)`` rather than leave less free
+    /// space than this on the store's filesystem (0 = no limit).
+    public var minFreeBytes: UInt64 = 0
 
     /// Opens (creating if needed) the store at `root`.
     public init(root: String) throws {
@@ -53,7 +56,7 @@ public struct LocalStore: Sendable {
     }
 
     public var bundlesDirectory: String { root + "/bundles" }
-    public var blobs: BlobStore { BlobStore(storeRoot: root) }
+    public var blobs: BlobStore { BlobStore(storeRoot: root, minFreeBytes: minFreeBytes) }
     public var sourcesDirectory: String { root + "/sources" }
     public var resultsDirectory: String { root + "/results" }
     public var leasesDirectory: String { root + "/leases" }
@@ -93,6 +96,10 @@ public enum StoreError: LaneError, Equatable {
     case resultMiss(String)
     /// The same job_id was already used with another job_key.
     case jobIDConflict(jobID: String, existing: String, requested: String)
+    /// A blob an entry needed vanished between deduplication and publish (a concurrent gc): retry.
+    case retry(String)
+    /// The store's filesystem would fall below the configured free-space floor.
+    case storeFull(String)
     /// Caller error: bad directory, bad id …
     case invalid(String)
     /// The artifact directory is not a successful, complete job result.
@@ -102,6 +109,7 @@ public enum StoreError: LaneError, Equatable {
         switch self {
         case .missingBlob, .corruptBlob, .corrupt: .artifacts
         case .sourceMissing: .transfer
+        case .retry, .storeFull: .workerBusy
         default: .executor
         }
     }
@@ -115,6 +123,8 @@ public enum StoreError: LaneError, Equatable {
         case .unsupportedFormat: "STORE_FORMAT"
         case .invalid: "INVALID_REQUEST"
         case .notCacheable: "NOT_CACHEABLE"
+        case .retry: "RETRY"
+        case .storeFull: "STORE_FULL"
         }
     }
 
@@ -126,6 +136,8 @@ public enum StoreError: LaneError, Equatable {
         case .resultMiss(let r): "no cached result: \(r)"
         case .jobIDConflict(let j, let e, let r): "job_id \(j) was already used for job_key \(e); it cannot be reused for \(r) (use a new job_id)"
         case .invalid(let m): m
+        case .retry(let m): "\(m); retry the operation"
+        case .storeFull(let m): "the store is full: \(m); run `rch-worker gc` or raise [gc] hard limits"
         case .notCacheable(let m): "not cacheable: \(m)"
         case .corrupt(let m): "store is corrupt: \(m)"
         case .unsupportedFormat(let f, let s):

@@ -28,6 +28,10 @@ extension ResultStore {
                             into directory: String, worker: WorkerIdentity, verify: Bool = true) throws -> Materialized {
         _ = try Identifier.validate(jobID, .jobID)
         _ = try Identifier.validate(runID, .runID)
+        // Lease first (under the shared lock), then look up: gc either sees the lease or finished before.
+        let leases = Leases(store: store)
+        let lease = try leases.acquire(.result(namespace: namespace, jobKey: jobKey), jobID: jobID, ttlSeconds: 3600)
+        defer { leases.release(lease) }
         let entry: ResultEntry
         switch lookup(jobKey: jobKey, namespace: namespace, profile: profile) {
         case .miss(let why): throw StoreError.resultMiss(why)

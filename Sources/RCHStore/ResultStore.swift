@@ -141,7 +141,12 @@ public struct ResultStore: Sendable {
             try batch.commit()
             let path = entryPath(namespace: namespace, jobKey: jobKey)
             try Syscalls.makeDirectories(directoryOf(path))
-            _ = try DurableFile.write(entry.json.canonicalBytes + [10], to: path, replace: true)
+            try StoreLock.shared(store) {
+                if let gone = store.blobs.missing(entries.compactMap(\.sha256)).first {
+                    throw StoreError.retry("blob \(gone.hex) was removed by a concurrent gc")
+                }
+                _ = try DurableFile.write(entry.json.canonicalBytes + [10], to: path, replace: true)
+            }
             return RecordResult(profile: profile, stored: true, newBlobs: batch.newBlobs, fileCount: entries.count)
         }
     }
@@ -151,8 +156,14 @@ public struct ResultStore: Sendable {
         case miss(String)
     }
 
-    /// Hit only for a complete entry whose profile satisfies `profile`; a miss says why.
+    /// Hit only for a complete entry whose profile satisfies `profile`; a miss says why. Counted in stats.
     public func lookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile) -> Lookup {
+        let r = uncountedLookup(jobKey: jobKey, namespace: namespace, profile: profile)
+        if case .hit = r { StoreCounters.add(store, resultHits: 1) } else { StoreCounters.add(store, resultMisses: 1) }
+        return r
+    }
+
+    func uncountedLookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile) -> Lookup {
         guard Identifier.isValid(namespace, .namespace) else { return .miss("invalid cache.namespace '\(namespace)'") }
         let entry: ResultEntry?
         do { entry = try self.entry(namespace: namespace, jobKey: jobKey) } catch { return .miss("entry is unreadable: \(error)") }

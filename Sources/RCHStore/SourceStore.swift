@@ -48,6 +48,14 @@ public struct SourceStore: Sendable {
         return true
     }
 
+    /// The spec's `has_source` for a batch of digests (counted in stats).
+    public func query(_ digests: [SHA256Digest]) -> [Bool] {
+        let r = digests.map { has($0) }
+        let hits = r.filter { $0 }.count
+        StoreCounters.add(store, sourceHits: hits, sourceMisses: r.count - hits)
+        return r
+    }
+
     /// The file blobs of `manifest` the store lacks (what an incremental upload must send).
     public func missingBlobs(_ manifest: SourceManifest) -> [SHA256Digest] {
         blobs.missing(manifest.entries.lazy.filter { $0.type == .file }.map(\.sha256))
@@ -119,11 +127,16 @@ public struct SourceStore: Sendable {
         return try publish(m)
     }
 
-    /// Publishes the entry (no-replace); false if another writer published it first.
+    /// Publishes the entry (no-replace); false if another writer published it first. Runs under the
+    /// shared store lock and re-checks that every blob still exists, so gc (exclusive) can never delete a
+    /// blob between this check and the publish.
     func publish(_ manifest: SourceManifest) throws -> Bool {
         let path = entryPath(manifest.sourceSHA256)
         try Syscalls.makeDirectories(directoryOf(path))
-        return try DurableFile.write(manifest.canonicalBytes() + [10], to: path, replace: false)
+        return try StoreLock.shared(store) {
+            if let gone = missingBlobs(manifest).first { throw StoreError.retry("blob \(gone.hex) was removed by a concurrent gc") }
+            return try DurableFile.write(manifest.canonicalBytes() + [10], to: path, replace: false)
+        }
     }
 
     /// Regenerates the canonical `.tar.zst` into `output` (blobs verified while read).
@@ -164,6 +177,11 @@ public struct SourceStore: Sendable {
     /// Files are copied from verified blobs (a corrupt blob aborts and nothing is left), symlinks last.
     public func materialize(_ sha: SHA256Digest, jobID: String, into directory: String, verify: Bool = true) throws -> Int {
         _ = try Identifier.validate(jobID, .jobID)
+        // A short lease keeps gc away while the files are copied (taken under the shared lock: gc either
+        // sees it or has already finished).
+        let leases = Leases(store: store)
+        let lease = try leases.acquire(.source(sha), jobID: jobID, ttlSeconds: 3600)
+        defer { leases.release(lease) }
         guard let m = try manifest(sha) else { throw StoreError.sourceMissing(sha) }
         let items = m.entries.map { e in
             TreeMaterializer.Item(path: e.path, kind: e.type == .symlink ? .symlink(e.symlinkTarget ?? "") : .file(e.sha256, executable: e.executable))

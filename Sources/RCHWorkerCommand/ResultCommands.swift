@@ -19,6 +19,7 @@ struct RecordResultCommand: ParsableCommand {
     @Argument(help: "The job's artifact directory.") var directory: String
     @Option(name: .customLong("job-key"), help: "The job_key.") var jobKey: String
     @OptionGroup var result: ResultOptions
+    @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
@@ -26,7 +27,9 @@ struct RecordResultCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let r = try ResultStore(store: storeOptions.open()).record(directory, jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace)
+            let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
+            let r = try ResultStore(store: store).record(directory, jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace)
+            ConfiguredStore.maybeStartGC(store, settings, config: config)
             if json {
                 printJSON(.obj(["ok": .bool(true), "artifact_profile": .string(r.profile.rawValue), "stored": .bool(r.stored),
                                 "new_blobs": .int(Int64(r.newBlobs)), "entries": .int(Int64(r.fileCount))]))

@@ -10,6 +10,7 @@ struct IngestCommand: ParsableCommand {
     @Argument(help: "The .tar.zst bundle.") var bundle: String
     @Option(help: "Expected source_sha256.") var expect: String?
     @Option(name: .customLong("content-sha256"), help: "Expected SHA-256 of the compressed file as transferred.") var contentSHA256: String?
+    @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
@@ -20,8 +21,10 @@ struct IngestCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let r = try SourceStore(store: storeOptions.open()).ingest(
+            let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
+            let r = try SourceStore(store: store).ingest(
                 bundle: bundle, expected: expect.flatMap { SHA256Digest(hex: $0) }, contentSHA256: contentSHA256.flatMap { SHA256Digest(hex: $0) })
+            ConfiguredStore.maybeStartGC(store, settings, config: config)
             if json {
                 printJSON(.obj(["ok": .bool(true), "source_sha256": .string(r.sourceSHA256.hex), "stored": .bool(r.stored),
                                 "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)), "entry_count": .int(Int64(r.entryCount))]))
@@ -44,8 +47,9 @@ struct HasSourceCommand: ParsableCommand {
     func run() throws {
         try runReportingFailures(json: true) {
             let sources = SourceStore(store: try storeOptions.open())
+            let present = sources.query(digests.map { SHA256Digest(hex: $0)! })
             var result = JSONObject()
-            for d in digests { result[d] = .bool(sources.has(SHA256Digest(hex: d)!)) }
+            for (d, p) in zip(digests, present) { result[d] = .bool(p) }
             printJSON(.object(result))
             if result.members.contains(where: { $0.value == .bool(false) }) { throw ExitCode(1) }
         }

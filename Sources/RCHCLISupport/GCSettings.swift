@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import RCHCore
+import RCHJob
+import RCHStore
+
+/// The `[gc]` table of the worker configuration (`$XDG_CONFIG_HOME/rch/worker.toml`, else
+/// `~/.config/rch/worker.toml`, or `--config FILE`), with defaults.
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `max_size` | `"80%"` | size budget for the store (bytes, `50GiB`, or a percentage of the store's filesystem) |
+/// | `max_age` | `"30d"` | entries unused for longer are evicted (`s`, `m`, `h`, `d` suffixes) |
+/// | `grace` | `"1h"` | unreferenced blobs and crash residue younger than this are kept (in-flight uploads) |
+/// | `min_free` | `"5%"` | hard limit: writes fail fast (STORE_FULL) rather than leave less free space than this |
+/// | `auto_gc_at` | `"90%"` | after a write, start a background gc when the filesystem is fuller than this (`""` disables) |
+public struct GCSettings: Sendable {
+    public var maxSize: UInt64
+    public var maxAgeSeconds: Int64?
+    public var graceSeconds: Int64
+    public var minFreeBytes: UInt64
+    public var autoGCAtFraction: Double?
+
+    public static func load(configPath: String?, store: LocalStore, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GCSettings {
+        let home = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        let path = configPath ?? home + "/rch/worker.toml"
+        let gc = try Config.load(.host, path: path)?.value["gc"]?.objectValue ?? JSONObject()
+        if configPath != nil && !FileManager.default.fileExists(atPath: path) { throw StoreError.invalid("config file \(path) does not exist") }
+        let fs = FilesystemSpace(path: store.root)
+        func size(_ key: String, _ def: String) throws -> UInt64 {
+            let text = gc[key]?.stringValue ?? gc[key]?.intValue.map { String($0) } ?? def
+            guard let v = fs.bytes(text) else { throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a size (bytes, 50GiB, or 80%)") }
+            return v
+        }
+        func duration(_ key: String, _ def: String?) throws -> Int64? {
+            guard let text = gc[key]?.stringValue ?? gc[key]?.intValue.map({ String($0) }) ?? def else { return nil }
+            guard let v = parseDuration(text) else { throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a duration (30d, 12h, 90m, 3600s)") }
+            return v
+        }
+        let auto = gc["auto_gc_at"]?.stringValue ?? "90%"
+        var autoFraction: Double? = nil
+        if !auto.isEmpty {
+            guard auto.hasSuffix("%"), let p = Double(auto.dropLast()), p > 0, p <= 100 else { throw StoreError.invalid("[gc] auto_gc_at must be a percentage such as \"90%\" or \"\"") }
+            autoFraction = p / 100
+        }
+        return GCSettings(maxSize: try size("max_size", "80%"), maxAgeSeconds: try duration("max_age", "30d"),
+                          graceSeconds: try duration("grace", "1h") ?? 3600, minFreeBytes: try size("min_free", "5%"), autoGCAtFraction: autoFraction)
+    }
+}
+
+/// `30d`, `12h`, `90m`, `3600s`, `3600` → seconds.
+public func parseDuration(_ s: String) -> Int64? {
+    let units: [(String, Int64)] = [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1), ("", 1)]
+    for (u, m) in units where s.hasSuffix(u) {
+        if let n = Int64(s.dropLast(u.count)), n >= 0 { return n * m }
+    }
+    return nil
+}
+
+/// Size and free space of the filesystem holding a path (statvfs).
+public struct FilesystemSpace {
+    public let total: UInt64
+    public let free: UInt64
+
+    public init(path: String) {
+        var s = statvfs()
+        if statvfs(path, &s) == 0 {
+            total = UInt64(s.f_blocks) * UInt64(s.f_frsize)
+            free = UInt64(s.f_bavail) * UInt64(s.f_frsize)
+        } else {
+            total = 0
+            free = 0
+        }
+    }
+
+    public var usedFraction: Double { total == 0 ? 0 : 1 - Double(free) / Double(total) }
+
+    /// A byte count, a size with a unit, or a percentage of this filesystem.
+    public func bytes(_ text: String) -> UInt64? {
+        if text.hasSuffix("%"), let p = Double(text.dropLast()), p >= 0, p <= 100 { return UInt64(Double(total) * p / 100) }
+        return parseSize(text)
+    }
+}
+
+/// Opens the store with the configured hard limit; after a successful write, starts a background
+/// `rch-worker gc --if-idle` when the filesystem is fuller than `auto_gc_at` (the request that triggered it
+/// does not wait for it).
+public enum ConfiguredStore {
+    public static func open(_ options: StoreOptions, config: String? = nil) throws -> (LocalStore, GCSettings) {
+        var store = try options.open()
+        let settings = try GCSettings.load(configPath: config, store: store)
+        store.minFreeBytes = settings.minFreeBytes
+        return (store, settings)
+    }
+
+    public static func maybeStartGC(_ store: LocalStore, _ settings: GCSettings, config: String? = nil) {
+        guard let at = settings.autoGCAtFraction, FilesystemSpace(path: store.root).usedFraction >= at else { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
+        p.arguments = ["gc", "--if-idle", "--store", store.root] + (config.map { ["--config", $0] } ?? [])
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try? p.run()  // not waited for
+    }
+}

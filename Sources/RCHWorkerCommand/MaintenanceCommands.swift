@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import RCHCLISupport
+import RCHCore
+import RCHStore
+
+struct GCCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Evict least-recently-used and old entries, unreferenced blobs and crash residue.",
+        discussion: """
+            Never removes anything under an unexpired lease, blobs younger than the grace period, or entries \
+            used while gc ran. Defaults come from [gc] in the worker config (max_size 80% of the filesystem, \
+            max_age 30d, grace 1h). --dry-run changes nothing and prints what a real run would remove.
+            """)
+
+    @Option(name: .customLong("max-size"), help: "Size budget (bytes, 50GiB, or 80%).") var maxSize: String?
+    @Option(name: .customLong("max-age"), help: "Evict entries unused for longer (30d, 12h …).") var maxAge: String?
+    @Option(help: "Grace period for unreferenced blobs and residue.") var grace: String?
+    @Option(help: "Only evict result entries of this cache.namespace.") var namespace: String?
+    @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
+    @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
+    @Flag(name: .customLong("if-idle"), help: "Exit quietly if another gc is running (used by automatic gc).") var ifIdle = false
+    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        if let maxSize, parseSize(maxSize) == nil && !maxSize.hasSuffix("%") { throw ValidationError("--max-size takes bytes, 50GiB or 80%") }
+        if let maxAge, parseDuration(maxAge) == nil { throw ValidationError("--max-age takes a duration such as 30d or 12h") }
+        if let grace, parseDuration(grace) == nil { throw ValidationError("--grace takes a duration such as 1h") }
+        if let namespace, !Identifier.isValid(namespace, .namespace) { throw ValidationError(IdentifierError(kind: .namespace, value: namespace).description) }
+    }
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            let store = try storeOptions.open()
+            let settings = try GCSettings.load(configPath: config, store: store)
+            var gc = GarbageCollector(store: store)
+            let fs = FilesystemSpace(path: store.root)
+            gc.maxSize = try maxSize.map { guard let b = fs.bytes($0) else { throw ValidationError("bad --max-size") }; return b } ?? settings.maxSize
+            gc.maxAgeSeconds = maxAge.flatMap(parseDuration) ?? settings.maxAgeSeconds
+            gc.graceSeconds = grace.flatMap(parseDuration) ?? settings.graceSeconds
+            gc.namespace = namespace
+            gc.dryRun = dryRun
+            guard let report = try GCRunLock.run(store, skipIfBusy: ifIdle, { try gc.run() }) else { return }
+            if json { printJSON(report.json) } else { printGC(report) }
+        }
+    }
+
+    func printGC(_ r: GarbageCollector.Report) {
+        let verb = r.dryRun ? "would remove" : "removed"
+        for e in r.entries { print("\(verb) \(e.label) (\(e.reason))") }
+        print("\(verb) \(r.entries.count) entries, \(r.blobs) blobs, \(r.residue) residue files, \(r.expiredLeases) expired leases; "
+              + "\(r.bytesFreed) bytes freed (\(r.bytesBefore) → \(r.bytesAfter))")
+        for s in r.skipped { printError("note: \(s)") }
+    }
+}
+
+/// One gc at a time per store (`locks/gc-run.lock`); automatic gc skips when one is running.
+enum GCRunLock {
+    static func run<T>(_ store: LocalStore, skipIfBusy: Bool, _ body: () throws -> T) throws -> T? {
+        let path = store.root + "/locks"
+        try Syscalls.makeDirectories(path)
+        let fd = open(path + "/gc-run.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreError.invalid("cannot open \(path)/gc-run.lock") }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | (skipIfBusy ? LOCK_NB : 0)) != 0 { return nil }
+        return try body()
+    }
+}
+
+struct FsckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fsck",
+        abstract: "Re-hash every blob and check every entry; with --repair, move corrupt blobs and broken entries to quarantine/.",
+        discussion: "Exit 0 when clean, 70 (ARTIFACTS / INTEGRITY_MISMATCH) when problems were found (after repairing them with --repair).")
+
+    @Flag(help: "Quarantine corrupt blobs and broken entries (never deletes).") var repair = false
+    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            var fsck = Fsck(store: try storeOptions.open())
+            fsck.repair = repair
+            let r = try fsck.run()
+            if json {
+                printJSON(r.json)
+            } else {
+                print("checked \(r.blobsChecked) blobs and \(r.entriesChecked) entries: \(r.corruptBlobs.count) corrupt blobs, "
+                      + "\(r.brokenEntries.count) broken entries, \(r.orphanBlobs) orphan blobs (gc removes those)")
+                for d in r.corruptBlobs { print("corrupt blob \(d.hex)") }
+                for e in r.brokenEntries { print("broken \(e.label): \(e.reason)") }
+                for q in r.quarantined { print("quarantined \(q)") }
+            }
+            if !r.clean { throw ExitCode(FailureKind.artifacts.exitCode) }
+        }
+    }
+}
+
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Entries, blobs, bytes, dedup ratio, use times, leases and hit/miss counters.")
+
+    @Flag(help: "Print JSON (the default output is the same object, indented).") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            let v = StoreStats(store: try storeOptions.open()).collect()
+            if json {
+                printJSON(v)
+            } else {
+                let data = try JSONSerialization.jsonObject(with: Data(v.canonicalBytes))
+                print(String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            }
+        }
+    }
+}
