@@ -69,6 +69,12 @@ public struct GarbageCollector: Sendable {
         var total = blobBytes() + entries.reduce(0) { $0 + $1.fileBytes }
         report.bytesBefore = total
 
+        // Orphans old enough to go already count as freed space; every blob is subtracted at most once.
+        var freed = Set<DigestKey>()
+        for (key, info) in blobs where info.refs == 0 && info.mtime < graceCutoff {
+            freed.insert(key)
+            total -= info.diskBytes
+        }
         // Victims among entries.
         var victims: [(index: Int, reason: String)] = []
         var chosen = Set<Int>()
@@ -86,7 +92,7 @@ public struct GarbageCollector: Sendable {
                 guard var info = blobs[b] else { continue }
                 info.refs -= 1
                 blobs[b] = info
-                if info.refs == 0 && info.mtime < graceCutoff { total -= info.diskBytes }
+                if info.refs == 0 && info.mtime < graceCutoff && freed.insert(b).inserted { total -= info.diskBytes }
             }
         }
         for i in entries.indices where entries[i].broken != nil && eligible(i) { evict(i, "unreadable entry") }
@@ -94,8 +100,6 @@ public struct GarbageCollector: Sendable {
             let cutoff = now - maxAge * 1_000_000_000
             for i in entries.indices where entries[i].lastUse < cutoff && eligible(i) { evict(i, "unused for more than \(maxAge)s") }
         }
-        // Orphans already count as freed space when they are old enough.
-        for (_, info) in blobs where info.refs == 0 && info.mtime < graceCutoff { total -= info.diskBytes }
         if let maxSize, total > maxSize {
             let lru = entries.indices.filter { eligible($0) }.sorted { entries[$0].lastUse < entries[$1].lastUse }
             for i in lru {

@@ -42,7 +42,8 @@ struct GCCommand: ParsableCommand {
             gc.graceSeconds = grace.flatMap(parseDuration) ?? settings.graceSeconds
             gc.namespace = namespace
             gc.dryRun = dryRun
-            guard let report = try GCRunLock.run(store, skipIfBusy: ifIdle, { try gc.run() }) else { return }
+            // A dry run reads only: it takes no lock (creating the lock file would modify the store).
+            guard let report = dryRun ? try gc.run() : try GCRunLock.run(store, skipIfBusy: ifIdle, { try gc.run() }) else { return }
             if json { printJSON(report.json) } else { printGC(report) }
         }
     }

@@ -6,5 +6,5 @@ struct RCHXcode: ParsableCommand {
         commandName: "rch-xcode",
         abstract: "Host side of the RCH Xcode lane: deterministic source bundles and the local store.",
         discussion: "Failures exit with the lane's stable codes (92 = BUNDLER); see PLAN.md.",
-        subcommands: [BundleCommand.self, ExtractCommand.self, CanonicalizeCommand.self, KeyCommand.self, VerifyCommand.self])
+        subcommands: [BundleCommand.self, ExtractCommand.self, CanonicalizeCommand.self, KeyCommand.self, VerifyCommand.self, HostGCCommand.self])
 }

@@ -85,3 +85,7 @@ enum StoreFixtures {
         return problems
     }
 }
+
+enum RCHBundleDigest {
+    static func of(_ dir: String) throws -> SHA256Digest { try Bundler.bundle(root: dir, output: nil).sourceSHA256 }
+}

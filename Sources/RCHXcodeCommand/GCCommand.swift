@@ -1,0 +1,36 @@
+import ArgumentParser
+import RCHCLISupport
+import RCHCore
+import RCHStore
+
+struct HostGCCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove old run artifacts and bundles on this host (keep the newest N and anything newer than D days).",
+        discussion: "Runs still in progress are never removed. Evictions are logged to <artifacts>/gc.log.")
+
+    @Option(name: .customLong("keep-runs"), help: "Keep at least this many newest runs (and bundles).") var keepRuns: Int = 100
+    @Option(name: .customLong("keep-days"), help: "Keep everything newer than this many days.") var keepDays: Int = 30
+    @Option(help: "Artifact root (default ~/.local/share/rch/artifacts/xcode).") var artifacts: String?
+    @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
+    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        guard keepRuns >= 0, keepDays >= 0 else { throw ValidationError("--keep-runs and --keep-days must be 0 or more") }
+    }
+
+    func run() throws {
+        try runReportingFailures(json: json) {
+            var r = HostRetention(artifactRoot: artifacts ?? HostRetention.defaultArtifactRoot, store: try storeOptions.open())
+            r.keepRuns = keepRuns
+            r.keepDays = keepDays
+            r.dryRun = dryRun
+            let report = try r.run()
+            if json { printJSON(report.json) } else {
+                for x in report.removed { print("\(dryRun ? "would remove" : "removed") \(x)") }
+                print("\(report.removed.count) removed, \(report.kept) kept (\(report.running.count) running), \(report.bytesFreed) bytes freed")
+            }
+        }
+    }
+}
