@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import RCHCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct GCBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "A synthetic store of 1,000,000 small blobs and 100,000 result entries: time stats and a gc that removes ~10%.")
+
+    @Option(help: "Path of the rch-worker binary.") var worker: String
+    @Option(help: "Working directory.") var work: String = "bench-out"
+    @Option(help: "Result entries (each references blobs-per-entry unique blobs).") var entries: Int = 100_000
+    @Option(name: .customLong("blobs-per-entry")) var blobsPerEntry: Int = 10
+
+    func run() throws {
+        let root = URL(fileURLWithPath: work).standardizedFileURL.path + "/gc-store-\(entries)x\(blobsPerEntry)"
+        if !FileManager.default.fileExists(atPath: root + "/results") {
+            print("generating \(entries * blobsPerEntry) blobs and \(entries) entries in \(root) …")
+            try generate(root)
+        }
+        let pristine = root + ".pristine"
+        _ = try Measure.run(["/bin/sh", "-c", "rm -rf '\(pristine)' && cp -al '\(root)' '\(pristine)'"])  // hardlink copy to restore after gc
+        sync()
+        let stats = try Measure.run([worker, "stats", "--store", root, "--json"])
+        let probe = Pipe()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: worker)
+        p.arguments = ["gc", "--store", root, "--dry-run", "--json", "--grace", "0s", "--max-age", "3650d"]
+        p.standardOutput = probe
+        try p.run()
+        let out = probe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard let v = try? JSONParser().parse(Array(out)), let before = v["bytes_before"]?.intValue else { throw BenchError("cannot read the store size") }
+        let budget = before - before / 10
+        sync()
+        let gc = try Measure.run([worker, "gc", "--store", root, "--max-size", String(budget), "--grace", "0s", "--max-age", "3650d"])
+        let after = try Process.output(worker, ["stats", "--store", root, "--json"])
+        _ = try Measure.run(["/bin/sh", "-c", "rm -rf '\(root)' && mv '\(pristine)' '\(root)'"])
+        print("")
+        print("gc benchmark: \(entries) entries, \(entries * blobsPerEntry) blobs, \(before) bytes on disk")
+        print("  stats                          \(format(stats.seconds))   peak RSS \(stats.maxRSSKiB / 1024) MiB   (target ≤ 2 s)")
+        print("  gc removing ~10% (LRU)         \(format(gc.seconds))   peak RSS \(gc.maxRSSKiB / 1024) MiB   (target ≤ 10 s, ≤ 256 MiB)")
+        if let a = try? JSONParser().parse(Array(after.utf8)) {
+            print("  after gc: \(a["entries"]?["results"]?.canonicalString ?? "?") result entries, \(a["blobs"]?.canonicalString ?? "?") blobs")
+        }
+    }
+
+    /// Writes blobs and entries directly (the layout of store-layout.md) for speed.
+    func generate(_ root: String) throws {
+        _ = try Measure.run(["/bin/sh", "-c", "mkdir -p '\(root)'"])
+        let marker = "{\"created_at\":\"2026-11-22T00:00:00.000Z\",\"format_version\":1,\"schema_id\":\"rch-xcode/store@1\",\"schema_version\":1,\"store_id\":\"01BENCH0000000000000000000\"}\n"
+        try Data(marker.utf8).write(to: URL(fileURLWithPath: root + "/store.json"))
+        for i in 0..<256 {
+            let shard = String(format: "%02x", i)
+            try FileManager.default.createDirectory(atPath: root + "/blobs/sha256/" + shard, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: root + "/results/bench/" + shard, withIntermediateDirectories: true)
+        }
+        let now = Int(Date().timeIntervalSince1970)
+        for e in 0..<entries {
+            var items: [String] = []
+            for b in 0..<blobsPerEntry {
+                let content = Array("blob \(e) \(b) of the gc benchmark\n".utf8)
+                let d = SHA256Digest.of(content).hex
+                let path = root + "/blobs/sha256/" + String(d.prefix(2)) + "/" + d
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o444)
+                _ = content.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                items.append("{\"path\":\"f\(b)\",\"sha256\":\"\(d)\",\"size\":\(content.count),\"type\":\"file\"}")
+            }
+            let key = SHA256Digest.of(Array("entry \(e)".utf8)).hex
+            let entry = "{\"entries\":[\(items.joined(separator: ","))],\"job_key\":\"\(key)\",\"namespace\":\"bench\",\"schema_id\":\"rch-xcode/result_entry@1\"}\n"
+            let path = root + "/results/bench/" + String(key.prefix(2)) + "/" + key + ".json"
+            try Data(entry.utf8).write(to: URL(fileURLWithPath: path))
+            var t = [timespec(tv_sec: now - 86_400 * 30 + e * 7, tv_nsec: 0), timespec(tv_sec: now - 86_400 * 30 + e * 7, tv_nsec: 0)]
+            utimensat(AT_FDCWD, path, &t, 0)
+        }
+    }
+}
+
+extension Process {
+    static func output(_ exe: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let d = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: d, as: UTF8.self)
+    }
+}
