@@ -99,7 +99,7 @@ public struct Extractor: Sendable {
         guard let d = opendir(target) else { throw BundleError.badDestination(path: target, reason: String(cString: strerror(errno))) }
         defer { closedir(d) }
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            let name = Array(Directory.nameBytes(e))
             if name != [46] && name != [46, 46] {
                 throw BundleError.badDestination(path: target, reason: "it is not empty; extraction needs a new or empty directory")
             }

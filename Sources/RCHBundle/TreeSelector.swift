@@ -135,9 +135,8 @@ public struct TreeSelector: Sendable {
                 if errno != 0 { throw BundleError.unreadable(path: shown, reason: String(cString: strerror(errno))) }
                 break
             }
-            let namePtr = UnsafeRawPointer(ent).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!)
-                .assumingMemoryBound(to: CChar.self)
-            let name = UnsafeRawBufferPointer(start: namePtr, count: strlen(namePtr))
+            let namePtr = Directory.namePointer(ent)
+            let name = Directory.nameBytes(ent)
             if name.count <= 2 && name.allSatisfy({ $0 == 46 }) { continue }
             var isDir: Bool
             var st = stat()

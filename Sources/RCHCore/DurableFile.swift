@@ -108,26 +108,35 @@ public enum DurableFile {
         }
     }
 
-    /// Read a whole (small) file.
+    /// Read a whole (small) file, sized by fstat (reads on if the file grew).
     public static func read(_ path: String, limit: Int = 64 << 20) throws -> [UInt8] {
-        let fd: FileDescriptor
-        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
-            throw SystemError("open", path: path, errno: error)
-        }
-        defer { try? fd.close() }
-        var out = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SystemError("open", path: path, errno: Errno(rawValue: errno)) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemError("fstat", path: path, errno: Errno(rawValue: errno)) }
+        if Int(st.st_size) > limit { throw SystemError("read", path: path, errno: .fileTooLarge) }
+        var out = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
+        var n = 0
         while true {
-            let n: Int
-            do { n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0, retryOnInterrupt: true) } } catch {
-                throw SystemError("read", path: path, errno: error)
+            if n == out.count {
+                if out.count > limit { throw SystemError("read", path: path, errno: .fileTooLarge) }
+                out += [UInt8](repeating: 0, count: max(4096, out.count))
             }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-            if out.count > limit { throw SystemError("read", path: path, errno: .fileTooLarge) }
+            let r = out.withUnsafeMutableBytes { Glibc_read(fd, $0.baseAddress! + n, $0.count - n) }
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: path, errno: Errno(rawValue: errno))
+            }
+            if r == 0 { break }
+            n += r
         }
+        out.removeSubrange(n...)
+        return out
     }
 }
+
+@inline(__always) private func Glibc_read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { read(fd, p, n) }
 
 /// The directory part of `path` (`"."` for a bare name, `"/"` for a file at the root).
 public func directoryOf(_ path: String) -> String {
@@ -142,15 +151,7 @@ public func removeTree(_ path: String) {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }
     if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let d = opendir(path) {
-            var names: [String] = []
-            while let e = readdir(d) {
-                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if n != "." && n != ".." { names.append(n) }
-            }
-            closedir(d)
-            for n in names { removeTree(path + "/" + n) }
-        }
+        for n in (try? Directory.list(path)) ?? [] { removeTree(path + "/" + n) }
         rmdir(path)
     } else {
         unlink(path)

@@ -122,7 +122,7 @@ public struct JSONParser {
             guard depth <= maxDepth else { throw fail(.tooDeep, "limit \(maxDepth)") }
             i += 1
             var members: [(String, JSONValue)] = []
-            var seen = Set<[UInt8]>()
+            var seen = Set<[UInt8]>()  // used only once an object has many members (small ones scan linearly)
             skipWhitespace()
             if i < bytes.count && bytes[i] == UInt8(ascii: "}") { i += 1; return .object(JSONObject(members)) }
             while true {
@@ -131,9 +131,15 @@ public struct JSONParser {
                 guard bytes[i] == UInt8(ascii: "\"") else { throw fail(.unexpectedCharacter, "expected a member name") }
                 let keyStart = i
                 let key = try string()
-                guard seen.insert(Array(key.utf8)).inserted else {  // exact code points: NFC and NFD names differ
-                    throw JSONParseError(reason: .duplicateKey, offset: keyStart, detail: key)
+                // Exact code points: NFC and NFD names differ.
+                let duplicate: Bool
+                if members.count < 16 {
+                    duplicate = members.contains { $0.0.utf8.elementsEqual(key.utf8) }
+                } else {
+                    if seen.isEmpty { for m in members { seen.insert(Array(m.0.utf8)) } }
+                    duplicate = !seen.insert(Array(key.utf8)).inserted
                 }
+                guard !duplicate else { throw JSONParseError(reason: .duplicateKey, offset: keyStart, detail: key) }
                 skipWhitespace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail(i < bytes.count ? .unexpectedCharacter : .unexpectedEnd, "expected ':'") }
                 i += 1

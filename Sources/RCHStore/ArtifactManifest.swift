@@ -34,12 +34,8 @@ public enum ArtifactManifest {
         var out: [(String, Bool, UInt64)] = []
         func visit(_ rel: String) throws {
             let dir = rel.isEmpty ? root : root + "/" + rel
-            guard let d = opendir(dir) else { throw StoreError.invalid("cannot read '\(dir)': \(String(cString: strerror(errno)))") }
-            defer { closedir(d) }
-            var names: [String] = []
-            while let e = readdir(d) {
-                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if n != "." && n != ".." { names.append(n) }
+            guard let names = try? Directory.list(dir), access(dir, R_OK) == 0 else {
+                throw StoreError.invalid("cannot read '\(dir)': \(String(cString: strerror(errno)))")
             }
             for n in names {
                 let p = rel.isEmpty ? n : rel + "/" + n

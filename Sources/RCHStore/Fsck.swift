@@ -41,7 +41,7 @@ public struct Fsck: Sendable {
         let scan = StoreScan(store: store)
         let blobs = scan.blobs()
         report.blobsChecked = blobs.count
-        let corrupt = Set(hashAll(Array(blobs.keys)))
+        let corrupt = Set(hashAll(blobs.keys))
         report.corruptBlobs = corrupt.map(\.digest).sorted()
         let entries = scan.entries()
         report.entriesChecked = entries.count
@@ -59,7 +59,7 @@ public struct Fsck: Sendable {
                 case .result(let ns, let k): _ = try results.entry(namespace: ns, jobKey: k)
                 }
             } catch { broken.append((e, "\(error)")); continue }
-            if let missing = e.blobs.first(where: { blobs[$0] == nil }) { broken.append((e, "blob \(missing.digest.hex) is missing")); continue }
+            if let missing = e.blobs.first(where: { !blobs.contains($0) }) { broken.append((e, "blob \(missing.digest.hex) is missing")); continue }
             if let bad = e.blobs.first(where: { corrupt.contains($0) }) { broken.append((e, "blob \(bad.digest.hex) is corrupt")); continue }
         }
         report.brokenEntries = broken.map { ($0.0.label, $0.1) }

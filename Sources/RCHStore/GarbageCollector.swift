@@ -60,20 +60,20 @@ public struct GarbageCollector: Sendable {
         let scan = StoreScan(store: store)
         var entries = scan.entries()
         var blobs = scan.blobs()
-        for e in entries { for b in e.blobs { blobs[b]?.refs += 1 } }
+        for e in entries { for b in e.blobs { if let j = blobs.index(b) { blobs.infos[j].refs += 1 } } }
         let leases = Leases(store: store).all()
         let leased = Set(leases.filter { $0.isActive(at: now) }.map { "\($0.subject)" })
         let graceCutoff = now - graceSeconds * 1_000_000_000
 
-        func blobBytes() -> UInt64 { blobs.values.reduce(0) { $0 + $1.diskBytes } }
+        func blobBytes() -> UInt64 { blobs.infos.reduce(0) { $0 + $1.diskBytes } }
         var total = blobBytes() + entries.reduce(0) { $0 + $1.fileBytes }
         report.bytesBefore = total
 
         // Orphans old enough to go already count as freed space; every blob is subtracted at most once.
-        var freed = Set<DigestKey>()
-        for (key, info) in blobs where info.refs == 0 && info.mtime < graceCutoff {
-            freed.insert(key)
-            total -= info.diskBytes
+        var freed = [Bool](repeating: false, count: blobs.count)
+        for j in 0..<blobs.count where blobs.infos[j].refs == 0 && blobs.infos[j].mtime < graceCutoff {
+            freed[j] = true
+            total -= blobs.infos[j].diskBytes
         }
         // Victims among entries.
         var victims: [(index: Int, reason: String)] = []
@@ -89,10 +89,13 @@ public struct GarbageCollector: Sendable {
             victims.append((i, reason))
             total -= entries[i].fileBytes
             for b in entries[i].blobs {
-                guard var info = blobs[b] else { continue }
-                info.refs -= 1
-                blobs[b] = info
-                if info.refs == 0 && info.mtime < graceCutoff && freed.insert(b).inserted { total -= info.diskBytes }
+                guard let j = blobs.index(b) else { continue }
+                blobs.infos[j].refs -= 1
+                let info = blobs.infos[j]
+                if info.refs == 0 && info.mtime < graceCutoff && !freed[j] {
+                    freed[j] = true
+                    total -= info.diskBytes
+                }
             }
         }
         for i in entries.indices where entries[i].broken != nil && eligible(i) { evict(i, "unreadable entry") }
@@ -108,14 +111,15 @@ public struct GarbageCollector: Sendable {
             }
             if total > maxSize { report.skipped.append("still \(total) bytes after evicting every eligible entry (leased, grace period or other namespaces)") }
         }
-        let deadBlobs = blobs.filter { $0.value.refs <= 0 && $0.value.mtime < graceCutoff }
+        let deadBlobs = (0..<blobs.count).filter { blobs.infos[$0].refs <= 0 && blobs.infos[$0].mtime < graceCutoff }
+            .map { (key: blobs.keys[$0], value: blobs.infos[$0]) }
         let residue = scan.residue().filter { $0.mtime < graceCutoff }
         let expired = leases.filter { !$0.isActive(at: now) }
 
         if dryRun {
             report.entries = victims.map { (entries[$0.index].label, $0.reason) }
             report.blobs = deadBlobs.count
-            report.bytesFreed = deadBlobs.values.reduce(0) { $0 + $1.diskBytes } + victims.reduce(0) { $0 + entries[$1.index].fileBytes }
+            report.bytesFreed = deadBlobs.reduce(0) { $0 + $1.value.diskBytes } + victims.reduce(0) { $0 + entries[$1.index].fileBytes }
             report.residue = residue.count
             report.expiredLeases = expired.count
             report.bytesAfter = report.bytesBefore - report.bytesFreed
@@ -140,7 +144,9 @@ public struct GarbageCollector: Sendable {
             let known = Set(entries.map(\.path))
             var referencedNow = Set<DigestKey>()
             for (i, _) in victims where !removedEntries.contains(i) { referencedNow.formUnion(entries[i].blobs) }
-            for e in scan.entries() where !known.contains(e.path) { referencedNow.formUnion(e.blobs) }
+            for (path, ns) in scan.entryPaths() where !known.contains(path) {
+                if let e = scan.entry(at: path, namespace: ns) { referencedNow.formUnion(e.blobs) }
+            }
             for (key, info) in deadBlobs where !referencedNow.contains(key) {
                 let path = store.blobs.path(key.digest)
                 var st = Glibc_stat()
@@ -160,7 +166,6 @@ public struct GarbageCollector: Sendable {
             }
         }
         entries.removeAll()
-        blobs.removeAll()
         report.bytesAfter = report.bytesBefore > report.bytesFreed ? report.bytesBefore - report.bytesFreed : 0
         return report
     }

@@ -155,19 +155,7 @@ struct FileLock {
     }
 }
 
-/// Directory listing without Foundation.
+/// Directory listing without Foundation (see ``Directory``).
 enum FileManagerLite {
-    static func list(_ dir: String) throws -> [String] {
-        guard let d = opendir(dir) else {
-            if errno == ENOENT { return [] }
-            throw SystemError("opendir", path: dir, errno: Errno(rawValue: errno))
-        }
-        defer { closedir(d) }
-        var out: [String] = []
-        while let e = readdir(d) {
-            let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if n != "." && n != ".." { out.append(n) }
-        }
-        return out
-    }
+    static func list(_ dir: String) throws -> [String] { try Directory.list(dir) }
 }

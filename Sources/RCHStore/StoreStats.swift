@@ -50,7 +50,7 @@ public struct StoreStats: Sendable {
             oldest = min(oldest, e.lastUse)
             newest = max(newest, e.lastUse)
         }
-        let disk = blobs.values.reduce(UInt64(0)) { $0 + $1.diskBytes }
+        let disk = blobs.infos.reduce(UInt64(0)) { $0 + $1.diskBytes }
         let leases = Leases(store: store).all()
         let active = leases.filter { $0.isActive(at: now) }.count
         var counters = StoreCounters.read(store)
