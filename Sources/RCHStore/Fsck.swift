@@ -87,29 +87,7 @@ public struct Fsck: Sendable {
 
     /// Re-hashes blobs on `threads` threads; returns the corrupt ones.
     func hashAll(_ keys: [DigestKey]) -> [DigestKey] {
-        let next = Box(0)
-        let bad = Box<[DigestKey]>([])
-        let lock = NSLock()
-        let group = DispatchGroup()
-        for _ in 0..<threads {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                while true {
-                    lock.lock()
-                    let i = next.value
-                    next.value += 1
-                    lock.unlock()
-                    if i >= keys.count { return }
-                    if !store.blobs.verify(keys[i].digest) {
-                        lock.lock()
-                        bad.value.append(keys[i])
-                        lock.unlock()
-                    }
-                }
-            }
-        }
-        group.wait()
-        return bad.value
+        let blobs = store.blobs
+        return parallelMap(keys.count, threads: threads) { i in blobs.verify(keys[i].digest) ? nil : keys[i] }.compactMap { $0 }
     }
 }
