@@ -104,7 +104,7 @@ public enum ArtifactManifest {
                 errors.append(.init(path: "manifest.json", reason: "malformed entry"))
                 continue
             }
-            guard !p.isEmpty, !p.hasPrefix("/"), !p.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            guard PathRulesLite.check(p) else {
                 errors.append(.init(path: p, reason: "unsafe path in manifest"))
                 continue
             }

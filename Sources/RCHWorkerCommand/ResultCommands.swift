@@ -4,6 +4,20 @@ import RCHCLISupport
 import RCHCore
 import RCHStore
 
+/// The job_key argument and requested profile shared by `lookup` and `materialise-result`.
+struct HitOptions: ParsableArguments {
+    @Argument(help: "The job_key.") var jobKey: String
+    @Option(help: "Requested artifact profile: minimal or rich.") var profile: String = "minimal"
+
+    func validate() throws {
+        _ = try digestArgument(jobKey, "job_key")
+        guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be minimal or rich") }
+    }
+
+    var key: SHA256Digest { SHA256Digest(hex: jobKey)! }
+    var requested: ArtifactProfile { ArtifactProfile(rawValue: profile)! }
+}
+
 struct ResultOptions: ParsableArguments {
     @Option(help: "cache.namespace.") var namespace: String = "default"
 
@@ -44,21 +58,14 @@ struct LookupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lookup", abstract: "Look up a cached result; exit 0 on a hit, 1 on a miss (with the reason).")
 
-    @Argument(help: "The job_key.") var jobKey: String
-    @Option(help: "Requested artifact profile: minimal or rich.") var profile: String = "minimal"
+    @OptionGroup var hit: HitOptions
     @OptionGroup var result: ResultOptions
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
-    func validate() throws {
-        _ = try digestArgument(jobKey, "job_key")
-        guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be minimal or rich") }
-    }
-
     func run() throws {
         try runReportingFailures(json: json) {
-            let l = ResultStore(store: try storeOptions.open()).lookup(jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace,
-                                                                        profile: ArtifactProfile(rawValue: profile)!)
+            let l = ResultStore(store: try storeOptions.open()).lookup(jobKey: hit.key, namespace: result.namespace, profile: hit.requested)
             switch l {
             case .hit(let e):
                 if json {
@@ -79,19 +86,16 @@ struct MaterialiseResultCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "materialise-result", abstract: "Serve a cache hit into a new job directory (ids rewritten, manifest/attestation/job_index regenerated).")
 
-    @Argument(help: "The job_key.") var jobKey: String
+    @OptionGroup var hit: HitOptions
     @Option(name: .customLong("job-id"), help: "The new job's id.") var jobID: String
     @Option(name: .customLong("run-id"), help: "The new job's run id.") var runID: String
     @Option(help: "The new job directory (must not exist).") var into: String
-    @Option(help: "Requested artifact profile: minimal or rich.") var profile: String = "minimal"
     @Option(name: .customLong("worker-name"), help: "Worker name for attestation.json (default: host name).") var workerName: String?
     @OptionGroup var result: ResultOptions
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
-        _ = try digestArgument(jobKey, "job_key")
-        guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be minimal or rich") }
         guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
         guard Identifier.isValid(runID, .runID) else { throw ValidationError(IdentifierError(kind: .runID, value: runID).description) }
     }
@@ -100,8 +104,8 @@ struct MaterialiseResultCommand: ParsableCommand {
         try runReportingFailures(json: json) {
             let store = try storeOptions.open()
             let worker = WorkerIdentity(name: workerName ?? ProcessInfo.processInfo.hostName, fingerprint: "store:" + store.storeID)
-            let m = try ResultStore(store: store).materialize(jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace,
-                                                              profile: ArtifactProfile(rawValue: profile)!, jobID: jobID, runID: runID,
+            let m = try ResultStore(store: store).materialize(jobKey: hit.key, namespace: result.namespace,
+                                                              profile: hit.requested, jobID: jobID, runID: runID,
                                                               into: into, worker: worker)
             if json {
                 printJSON(.obj(["ok": .bool(true), "into": .string(m.jobDirectory), "cached_from_job_id": .string(m.cachedFromJobID),
