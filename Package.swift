@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "RCHBundle", dependencies: ["RCHCore", "CArchive", "CZstd"]),
         .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle"]),
         .target(name: "RCHJob", dependencies: ["RCHCore", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "RCHProtocol", dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "RCHWorker", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
             name: "RCHCLISupport",
@@ -44,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "RCHWorkerCommand",
             dependencies: [
-                "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport",
+                "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport", "RCHWorker", "RCHProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(

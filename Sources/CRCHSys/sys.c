@@ -69,3 +69,41 @@ int CRCHSys_syncfs(int fd) {
     return -1;
 #endif
 }
+
+#include <spawn.h>
+#include <signal.h>
+extern char **environ;
+
+int CRCHSys_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                  int in_fd, int out_fd, int err_fd, int new_session, int *pid_out) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc != 0) return rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) { posix_spawn_file_actions_destroy(&fa); return rc; }
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+#if defined(__APPLE__)
+    flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;  // nothing but 0/1/2 survives
+#endif
+    if (new_session) flags |= POSIX_SPAWN_SETSID;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, flags);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+#if defined(__linux__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // no inherited pipes (ssh waits on them)
+#endif
+    if (rc == 0 && cwd) rc = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    pid_t pid = 0;
+    if (rc == 0) rc = posix_spawn(&pid, path, &fa, &attr, argv, envp ? envp : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc == 0 && pid_out) *pid_out = (int)pid;
+    return rc;
+}

@@ -118,11 +118,24 @@ public enum BundleReader {
         public var compressedBytes: UInt64
     }
 
-    /// Reads from the current offset of `fd` to its end.
-    public static func read(fd: FileDescriptor, limits: ExtractLimits, visitor: inout some TarVisitor) throws -> Result {
-        let zstd = try ZstdDecompressor(maxWindowLog: limits.maxWindowLog) { buf in
+    /// Reads from the current offset of `fd` to its end: a `.tar.zst`, or (`compressed: false`) a bare
+    /// canonical tar.
+    public static func read(fd: FileDescriptor, limits: ExtractLimits, compressed: Bool = true, visitor: inout some TarVisitor) throws -> Result {
+        let input: (UnsafeMutableRawBufferPointer) throws -> Int = { buf in
             do { return try fd.read(into: buf, retryOnInterrupt: true) } catch { throw BundleError.io("cannot read the bundle: \(error)") }
         }
+        guard compressed else {
+            let raw = Box<UInt64>(0)
+            var reader = CanonicalTarReader(limits: limits) { buf in
+                let n = try input(buf)
+                raw.value += UInt64(n)
+                return n
+            }
+            defer { reader.deallocate() }
+            try reader.read(&visitor)
+            return Result(sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries, compressedBytes: raw.value)
+        }
+        let zstd = try ZstdDecompressor(maxWindowLog: limits.maxWindowLog, read: input)
         var reader = CanonicalTarReader(limits: limits) { try zstd.decompress(into: $0) }
         reader.compressedBytes = { zstd.compressedBytes }
         defer { reader.deallocate() }

@@ -52,15 +52,6 @@ public struct GCSettings: Sendable {
     }
 }
 
-/// `30d`, `12h`, `90m`, `3600s`, `3600` → seconds.
-public func parseDuration(_ s: String) -> Int64? {
-    let units: [(String, Int64)] = [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1), ("", 1)]
-    for (u, m) in units where s.hasSuffix(u) {
-        if let n = Int64(s.dropLast(u.count)), n >= 0 { return n * m }
-    }
-    return nil
-}
-
 /// Size and free space of the filesystem holding a path (statvfs).
 public struct FilesystemSpace {
     public let total: UInt64

@@ -69,3 +69,8 @@ public struct JSONObject: Sendable, Equatable {
         return true
     }
 }
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    /// Members in literal order (keys must be distinct).
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self.init(elements) }
+}

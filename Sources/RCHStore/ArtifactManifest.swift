@@ -22,6 +22,10 @@ public enum ArtifactManifest {
         public var size: UInt64
         public var sha256: SHA256Digest?
 
+        public init(path: String, isDirectory: Bool, size: UInt64, sha256: SHA256Digest?) {
+            self.path = path; self.isDirectory = isDirectory; self.size = size; self.sha256 = sha256
+        }
+
         public var json: JSONValue {
             .obj(["path": .string(path), "type": .string(isDirectory ? "directory" : "file"), "size": .int(Int64(size)),
                   "sha256": sha256.map { .string($0.hex) } ?? .null])

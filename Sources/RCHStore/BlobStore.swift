@@ -25,7 +25,7 @@ public struct BlobStore: Sendable {
     }
 
     /// Throws ``StoreError/storeFull(_:)`` if writing `more` bytes would leave less than the floor free.
-    func checkSpace(more: UInt64) throws {
+    public func checkSpace(more: UInt64) throws {
         guard minFreeBytes > 0 else { return }
         var s = statvfs()
         guard statvfs(root, &s) == 0 else { return }

@@ -25,7 +25,8 @@ extension ResultStore {
     /// (regenerated entries and `artifact_root_sha256`), then `attestation.json` binding it, then
     /// `job_index.json` last; rename the staging directory into place.
     public func materialize(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, jobID: String, runID: String,
-                            into directory: String, worker: WorkerIdentity, verify: Bool = true) throws -> Materialized {
+                            into directory: String, worker: WorkerIdentity, capabilitiesSHA256: SHA256Digest? = nil,
+                            verify: Bool = true) throws -> Materialized {
         _ = try Identifier.validate(jobID, .jobID)
         _ = try Identifier.validate(runID, .runID)
         // Lease first (under the shared lock), then look up: gc either sees the lease or finished before.
@@ -51,23 +52,12 @@ extension ResultStore {
                 finalEntries[i].size = UInt64(rewritten.count)
                 finalEntries[i].sha256 = .of(rewritten)
             }
-            let manifest = ArtifactManifest.document(finalEntries, runID: runID, jobID: jobID, jobKey: jobKey, createdAt: now).canonicalBytes
-            root = ArtifactManifest.rootDigest(finalEntries)
             // Job directories are disposable (a crash means re-running the job): they need atomic visibility,
             // which the final rename gives, not fsyncs (on ext4 an fsync would force out every byte just copied).
-            _ = try DurableFile.write(manifest, to: staging + "/manifest.json", durable: false)
-            let attestation = JSONValue.obj([
-                "schema_version": .int(1), "schema_id": .string("rch-xcode/attestation@1"), "created_at": .string(now),
-                "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
-                "source_sha256": .string(entry.sourceSHA256.hex),
-                "worker": .obj(["name": .string(worker.name), "fingerprint": .string(worker.fingerprint)]),
-                "capabilities_sha256": .null,
-                "backend": .obj(["name": .string(entry.backend), "version": .string(entry.backendVersion)]),
-                "manifest_sha256": .string(SHA256Digest.of(manifest).hex), "cached_from_job_id": .string(entry.jobID), "signature": .null,
-            ])
-            _ = try DurableFile.write(attestation.canonicalBytes, to: staging + "/attestation.json", durable: false)
-            _ = try DurableFile.write(Self.jobIndex(finalEntries, profile: entry.profile, runID: runID, jobID: jobID, jobKey: jobKey, now: now).canonicalBytes,
-                                      to: staging + "/job_index.json", durable: false)
+            let facts = JobCommit.Facts(runID: runID, jobID: jobID, jobKey: jobKey, sourceSHA256: entry.sourceSHA256, worker: worker,
+                                        backend: entry.backend, backendVersion: entry.backendVersion, profile: entry.profile,
+                                        capabilitiesSHA256: capabilitiesSHA256, cachedFromJobID: entry.jobID)
+            root = try JobCommit.write(into: staging, entries: finalEntries, facts: facts, now: now, durable: false)
         }
         return Materialized(jobDirectory: directory, cachedFromJobID: entry.jobID, profile: entry.profile, fileCount: items.count,
                             artifactRootSHA256: root)
@@ -85,27 +75,5 @@ extension ResultStore {
         let bytes = JSONValue.object(o).canonicalBytes
         _ = try DurableFile.write(bytes, to: path, replace: true, durable: false)
         return bytes
-    }
-
-    static let pointerNames: [(String, String)] = [
-        ("job", "job.json"), ("job_state", "job_state.json"), ("summary", "summary.json"), ("manifest", "manifest.json"),
-        ("attestation", "attestation.json"), ("toolchain", "toolchain.json"), ("destination", "destination.json"),
-        ("effective_config", "effective_config.json"), ("invocation", "invocation.json"), ("job_key_inputs", "job_key_inputs.json"),
-        ("build_log", "build.log"), ("result_xcresult", "result.xcresult"), ("metrics", "metrics.json"),
-        ("executor_env", "executor_env.json"), ("classifier_policy", "classifier_policy.json"), ("events", "events.jsonl"),
-        ("test_summary", "test_summary.json"), ("build_summary", "build_summary.json"), ("junit", "junit.xml"),
-    ]
-
-    /// `job_index.json`: the commit marker, pointing at the artifacts present.
-    static func jobIndex(_ entries: [ArtifactManifest.Entry], profile: ArtifactProfile, runID: String, jobID: String, jobKey: SHA256Digest,
-                         now: String) -> JSONValue {
-        let present = Set(entries.map(\.path)).union(["manifest.json", "attestation.json"])
-        var pointers = JSONObject()
-        for (k, f) in pointerNames where present.contains(f) { pointers[k] = .string(f) }
-        return .obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/job_index@1"), "created_at": .string(now),
-            "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
-            "artifact_profile": .string(profile.rawValue), "pointers": .object(pointers),
-        ])
     }
 }

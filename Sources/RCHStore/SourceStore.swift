@@ -74,7 +74,7 @@ public struct SourceStore: Sendable {
     /// decompresses with limits, validates every entry strictly, stores files as blobs while hashing,
     /// verifies `source_sha256`, then publishes the entry.
     public func ingest(bundle path: String, expected: SHA256Digest? = nil, contentSHA256: SHA256Digest? = nil,
-                       limits: ExtractLimits = ExtractLimits()) throws -> IngestResult {
+                       compressed: Bool = true, limits: ExtractLimits = ExtractLimits()) throws -> IngestResult {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
             throw StoreError.invalid("cannot open bundle '\(path)': \(error)")
@@ -93,7 +93,7 @@ public struct SourceStore: Sendable {
         let batch = try BlobBatch(blobs: blobs)
         var visitor = IngestVisitor(batch: batch)
         defer { visitor.release() }
-        let read = try BundleReader.read(fd: fd, limits: limits, visitor: &visitor)
+        let read = try BundleReader.read(fd: fd, limits: limits, compressed: compressed, visitor: &visitor)
         if let expected, read.sourceSHA256 != expected {
             throw BundleError.digestMismatch(expected: expected.hex, actual: read.sourceSHA256.hex)
         }

@@ -146,10 +146,10 @@ func parallelMap<T>(_ count: Int, threads: Int = min(4, max(1, Int(sysconf(Int32
 }
 
 /// Reads the store's entries and blob directory without modifying anything (no last-use updates).
-struct StoreScan {
+public struct StoreScan: Sendable {
     let store: LocalStore
 
-    static func mtimeNanos(_ st: stat) -> Int64 { FileIdentity(st).mtimeNanos }
+    public static func mtimeNanos(_ st: stat) -> Int64 { FileIdentity(st).mtimeNanos }
 
     /// Every source and result entry (optionally only results of `namespace`; sources are always listed).
     /// Entry files currently present, without reading them: (path, namespace for results).
@@ -274,7 +274,7 @@ struct StoreScan {
             }
         }
         // Blob shards hold only published blobs (temp files live in staging directories): not descended.
-        for (top, depth) in [("bundles", 0), ("sources", 1), ("results", 2), ("leases", 0), ("jobs", 0), ("cache", 1), ("blobs/sha256", 0)] {
+        for (top, depth) in [("bundles", 0), ("incoming", 0), ("sources", 1), ("results", 2), ("leases", 0), ("jobs", 0), ("cache", 1), ("blobs/sha256", 0)] {
             visit(store.root + "/" + top, depth: 0, maxDepth: depth)
         }
         for name in (try? FileManagerLite.list(store.root)) ?? [] where name.hasPrefix(".tmp-") {

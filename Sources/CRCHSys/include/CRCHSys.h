@@ -23,3 +23,10 @@ int64_t CRCHSys_copy_file_range(int infd, int outfd, uint64_t len);
 /// Flush every dirty page and the journal of the filesystem holding `fd` (Linux syncfs).
 /// Darwin: -1/ENOTSUP (callers fsync each file instead).
 int CRCHSys_syncfs(int fd);
+
+/// posix_spawn `path` with `argv`/`envp` (NULL-terminated; envp NULL = inherit), working directory `cwd`
+/// (NULL = inherit), fds 0/1/2 taken from `in_fd`/`out_fd`/`err_fd`, all other fds closed, and — if
+/// `new_session` — in a new session (its own process group, detached from the caller's terminal).
+/// Returns 0 and stores the pid, or an errno value.
+int CRCHSys_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                  int in_fd, int out_fd, int err_fd, int new_session, int *pid_out);

@@ -1,0 +1,139 @@
+import Foundation
+import RCHCore
+import RCHJob
+import RCHProtocol
+
+/// The worker's own configuration (`worker.toml`: `[worker]`, `[executor]`, `[toolchain]`; `[gc]` is read
+/// by the gc settings). Every key has a default, so a worker runs without a file.
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `worker.name` | host name | reported in capabilities and attestations |
+/// | `worker.max_concurrent_jobs` | 1 | more running jobs → `BUSY` with `retry_after_seconds` |
+/// | `worker.max_upload_bytes` | `"1GiB"` | larger `content_length` → `PAYLOAD_TOO_LARGE` before reading |
+/// | `worker.max_header_bytes` | `"16MiB"` | a longer request header line → `INVALID_REQUEST` |
+/// | `worker.protocol_min` / `protocol_max` | 1 / 1 | the protocol range spoken (narrowed only to test fleets) |
+/// | `worker.disabled_features` | `[]` | features not advertised (and refused with `FEATURE_MISSING`) |
+/// | `executor.kind` | `"recording"` | `recording` (the mock) or `xcodebuild` |
+/// | `executor.behaviour` | `"succeed"` | recording executor: `succeed`, `fail` or `hang` |
+/// | `executor.duration_ms` | 0 | recording executor: time spread over its log lines |
+/// | `executor.timeout` | `"1h"` | overall job timeout (`TIMEOUT_OVERALL`) |
+/// | `executor.env_allowlist` | PATH, HOME, LANG, … | environment names passed to the backend |
+/// | `executor.xcodebuild` | `"/usr/bin/xcodebuild"` | the binary the `xcodebuild` executor runs |
+/// | `toolchain.*` | a fixed Xcode 16.2 / macOS 15.2 identity | what capabilities report (see PLAN §13) |
+public struct WorkerConfig: Sendable {
+    public var name: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "worker"
+    public var maxConcurrentJobs = 1
+    public var maxUploadBytes: UInt64 = 1 << 30
+    public var maxHeaderBytes = LaneProtocol.defaultMaxHeaderBytes
+    public var protocolMin = LaneProtocol.minVersion
+    public var protocolMax = LaneProtocol.maxVersion
+    public var disabledFeatures: Set<String> = []
+    public var executorKind = "recording"
+    public var behaviour = "succeed"
+    public var durationMs = 0
+    public var timeoutSeconds: Int64 = 3600
+    public var envAllowlist = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME", "SHELL"]
+    public var xcodebuildPath = "/usr/bin/xcodebuild"
+    public var toolchain = Toolchain()
+    public var path: String?
+
+    public struct Simulator: Sendable {
+        public var platform: String, name: String, osVersion: String, runtime: String, runtimeBuild: String, deviceType: String
+    }
+
+    public struct Toolchain: Sendable {
+        public var xcodeVersion = "16.2"
+        public var xcodeBuild = "16C5032a"
+        public var developerDir = "/Applications/Xcode.app/Contents/Developer"
+        public var macosVersion = "15.2"
+        public var macosBuild = "24C101"
+        public var arch = "arm64"
+        public var simulators: [Simulator] = [
+            Simulator(platform: "iOS Simulator", name: "iPhone 16", osVersion: "18.2", runtime: "com.apple.CoreSimulator.SimRuntime.iOS-18-2",
+                      runtimeBuild: "22C150", deviceType: "com.apple.CoreSimulator.SimDeviceType.iPhone-16"),
+        ]
+    }
+
+    public init() {}
+
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let home = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        return home + "/rch/worker.toml"
+    }
+
+    /// Loads `path` (or the default file if it exists). An explicit path must exist.
+    public static func load(_ path: String?) throws -> WorkerConfig {
+        var c = WorkerConfig()
+        let file = path ?? defaultPath()
+        guard let layer = try Config.load(.host, path: file) else {
+            if path != nil { throw ConfigError("config file \(file) does not exist") }
+            return c
+        }
+        c.path = file
+        let w = layer.value["worker"]?.objectValue ?? JSONObject()
+        let e = layer.value["executor"]?.objectValue ?? JSONObject()
+        let t = layer.value["toolchain"]?.objectValue ?? JSONObject()
+        func int(_ o: JSONObject, _ k: String, _ d: Int) throws -> Int {
+            guard let v = o[k] else { return d }
+            guard let i = v.intValue, i >= 0 else { throw ConfigError("\(file): \(k) must be a non-negative integer") }
+            return Int(i)
+        }
+        func size(_ o: JSONObject, _ k: String, _ d: UInt64) throws -> UInt64 {
+            guard let v = o[k] else { return d }
+            if let i = v.intValue, i >= 0 { return UInt64(i) }
+            guard let s = v.stringValue, let n = parseSize(s) else { throw ConfigError("\(file): \(k) must be a size such as 1GiB") }
+            return n
+        }
+        func str(_ o: JSONObject, _ k: String, _ d: String) throws -> String {
+            guard let v = o[k] else { return d }
+            guard let s = v.stringValue, !s.isEmpty else { throw ConfigError("\(file): \(k) must be a non-empty string") }
+            return s
+        }
+        c.name = try str(w, "name", c.name)
+        c.maxConcurrentJobs = max(1, try int(w, "max_concurrent_jobs", c.maxConcurrentJobs))
+        c.maxUploadBytes = try size(w, "max_upload_bytes", c.maxUploadBytes)
+        c.maxHeaderBytes = Int(try size(w, "max_header_bytes", UInt64(c.maxHeaderBytes)))
+        c.protocolMin = try int(w, "protocol_min", c.protocolMin)
+        c.protocolMax = try int(w, "protocol_max", c.protocolMax)
+        guard c.protocolMin <= c.protocolMax else { throw ConfigError("\(file): protocol_min must not exceed protocol_max") }
+        c.disabledFeatures = Set((w["disabled_features"]?.arrayValue ?? []).compactMap(\.stringValue))
+        c.executorKind = try str(e, "kind", c.executorKind)
+        guard ["recording", "xcodebuild"].contains(c.executorKind) else { throw ConfigError("\(file): executor.kind must be recording or xcodebuild") }
+        c.behaviour = try str(e, "behaviour", c.behaviour)
+        guard ["succeed", "fail", "hang"].contains(c.behaviour) else { throw ConfigError("\(file): executor.behaviour must be succeed, fail or hang") }
+        c.durationMs = try int(e, "duration_ms", c.durationMs)
+        if let t = e["timeout"]?.stringValue {
+            guard let s = parseDuration(t) else { throw ConfigError("\(file): executor.timeout must be a duration such as 1h") }
+            c.timeoutSeconds = s
+        }
+        if let list = e["env_allowlist"]?.arrayValue { c.envAllowlist = list.compactMap(\.stringValue) }
+        c.xcodebuildPath = try str(e, "xcodebuild", c.xcodebuildPath)
+        c.toolchain.xcodeVersion = try str(t, "xcode_version", c.toolchain.xcodeVersion)
+        c.toolchain.xcodeBuild = try str(t, "xcode_build", c.toolchain.xcodeBuild)
+        c.toolchain.developerDir = try str(t, "developer_dir", c.toolchain.developerDir)
+        c.toolchain.macosVersion = try str(t, "macos_version", c.toolchain.macosVersion)
+        c.toolchain.macosBuild = try str(t, "macos_build", c.toolchain.macosBuild)
+        c.toolchain.arch = try str(t, "arch", c.toolchain.arch)
+        if let sims = t["simulators"]?.arrayValue {
+            c.toolchain.simulators = try sims.map { s in
+                guard let o = s.objectValue else { throw ConfigError("\(file): toolchain.simulators entries must be tables") }
+                return Simulator(platform: try str(o, "platform", ""), name: try str(o, "name", ""), osVersion: try str(o, "os_version", ""),
+                                 runtime: try str(o, "runtime", ""), runtimeBuild: try str(o, "runtime_build", ""), deviceType: try str(o, "device_type", ""))
+            }
+        }
+        return c
+    }
+
+    /// The features this worker advertises.
+    public var features: [String] { LaneProtocol.allFeatures.filter { !disabledFeatures.contains($0) } }
+}
+
+public struct ConfigError: Error, LaneError {
+    public let message: String
+    public init(_ m: String) { message = m }
+    public var failureKind: FailureKind { .executor }
+    public var failureSubkind: String? { "CONFIG" }
+    public var description: String { message }
+}
+

@@ -1,0 +1,247 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHBundle
+import RCHCore
+import RCHJob
+import RCHProtocol
+import RCHStore
+import SystemPackage
+
+/// Job ops: `submit`, `status`, `tail`, `cancel`, `fetch`.
+extension WorkerServer {
+    var jobs: WorkerJobs { WorkerJobs(store: store) }
+
+    func submit(_ p: JSONObject) throws -> JSONObject {
+        try Self.only(p, ["job", "lease_id"], op: "submit")
+        if p["lease_id"] != nil { _ = try Self.id(p, "lease_id", .jobID) }
+        guard let job = p["job"], let o = job.objectValue else { throw RPCError.invalid("payload.job (the job.json object) is required") }
+        guard o["schema_id"]?.stringValue == JobSpec.schemaID else { throw RPCError.invalid("payload.job.schema_id must be \(JobSpec.schemaID)") }
+        let runID = try Self.id(o, "run_id", .runID)
+        let jobID = try Self.id(o, "job_id", .jobID)
+        let claimed = try Self.digest(o, "job_key")
+        guard let inputsJSON = o["job_key_inputs"] else { throw RPCError.invalid("payload.job.job_key_inputs is required") }
+        let inputs = try JobKeyInputs(json: inputsJSON)
+        let key = inputs.jobKey
+        guard key == claimed else {
+            throw RPCError.invalid("job_key does not match SHA-256(JCS(job_key_inputs))",
+                                   data: ["expected": .string(key.hex), "actual": .string(claimed.hex), "failure_subkind": .string("PROTOCOL_ERROR")])
+        }
+        let profileName = o["artifact_profile"]?.stringValue ?? "minimal"
+        guard let profile = ArtifactProfile(rawValue: profileName) else { throw RPCError.invalid("artifact_profile must be minimal or rich") }
+        let namespace = o["effective_config"]?["cache"]?["namespace"]?.stringValue ?? "default"
+        guard Identifier.isValid(namespace, .namespace) else { throw RPCError.invalid(IdentifierError(kind: .namespace, value: namespace).description) }
+
+        // The same job_id: idempotent for the same key, refused for another.
+        if let existing = JobRegistry(store: store).key(of: jobID) {
+            guard existing == key else {
+                throw RPCError.invalid("job_id \(jobID) was already submitted with job_key \(existing.hex)",
+                                       data: ["job_id": .string(jobID), "existing_job_key": .string(existing.hex)])
+            }
+            if jobs.exists(jobID) { return try status(["job_id": .string(jobID)]) }
+        }
+        let sources = SourceStore(store: store)
+        guard sources.query([inputs.sourceSHA256])[0] else {
+            throw RPCError(.sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
+                           data: ["source_sha256": .string(inputs.sourceSHA256.hex)])
+        }
+        let results = ResultStore(store: store)
+        if case .hit = results.lookup(jobKey: key, namespace: namespace, profile: profile) {
+            guard try jobs.create(jobID) else { return try status(["job_id": .string(jobID)]) }
+            do {
+                let m = try results.materialize(jobKey: key, namespace: namespace, profile: profile, jobID: jobID, runID: runID,
+                                                into: jobs.artifacts(jobID), worker: JobRunner(store: store, config: config).identity,
+                                                capabilitiesSHA256: Capabilities.digest(store: store, config: config))
+                return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.succeeded.rawValue),
+                        "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
+            } catch StoreError.resultMiss {
+                removeTree(jobs.directory(jobID))  // evicted between lookup and materialise: run it instead
+            } catch {
+                removeTree(jobs.directory(jobID))
+                throw error
+            }
+        }
+        let active = jobs.activeCount()
+        guard active < config.maxConcurrentJobs else {
+            throw RPCError(.busy, "\(active) job(s) running (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
+                           data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+        }
+        try JobRegistry(store: store).claim(jobID, jobKey: key)
+        guard try jobs.create(jobID) else { return try status(["job_id": .string(jobID)]) }
+        do {
+            let sub = JobRunner.Submission(job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)
+            _ = try DurableFile.write(sub.json.canonicalBytes, to: jobs.control(jobID) + "/submit.json")
+            try Syscalls.makeDirectories(jobs.artifacts(jobID))
+            _ = try DurableFile.write(job.canonicalBytes, to: jobs.artifacts(jobID) + "/job.json", durable: false)
+            _ = try DurableFile.write(inputs.canonicalBytes, to: jobs.artifacts(jobID) + "/job_key_inputs.json", durable: false)
+            try jobs.writeState(jobID, runID: runID, jobKey: key.hex, .queued)
+            _ = try DurableFile.write([], to: jobs.activeMarker(jobID), durable: false)
+            try startRunner(jobID)
+        } catch {
+            removeTree(jobs.directory(jobID))
+            unlink(jobs.activeMarker(jobID))
+            throw error
+        }
+        return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.queued.rawValue),
+                "cached": .bool(false), "artifact_profile": .string(profile.rawValue)]
+    }
+
+    /// Starts `rch-worker run-job` detached (own session, stdio on `control/runner.log`), so the RPC
+    /// connection can close while the job runs.
+    func startRunner(_ jobID: String) throws {
+        let logPath = jobs.control(jobID) + "/runner.log"
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard log >= 0 else { throw SystemError("open", path: logPath, errno: Errno(rawValue: errno)) }
+        defer { close(log) }
+        let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devnull) }
+        let pid = try Spawn.start(runnerCommand[0], Array(runnerCommand.dropFirst()) + [jobID], stdin: devnull, stdout: log, stderr: log, newSession: true)
+        _ = try DurableFile.write(Array(String(pid).utf8), to: jobs.control(jobID) + "/runner.pid", durable: false)
+    }
+
+    /// A job the worker knows, or the right error: ARTIFACTS_GONE if it existed and was removed.
+    func knownJob(_ p: JSONObject, allowed: Set<String>, op: String) throws -> String {
+        try Self.only(p, allowed, op: op)
+        let jobID = try Self.id(p, "job_id", .jobID)
+        guard jobs.exists(jobID) else {
+            if JobRegistry(store: store).key(of: jobID) != nil {
+                throw RPCError(.artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)", data: ["job_id": .string(jobID)])
+            }
+            throw RPCError.invalid("unknown job_id \(jobID)", data: ["job_id": .string(jobID)])
+        }
+        return jobID
+    }
+
+    func status(_ p: JSONObject) throws -> JSONObject {
+        let jobID = try knownJob(p, allowed: ["job_id"], op: "status")
+        guard let s = jobs.currentState(jobID, config: config) else {
+            throw RPCError(.busy, "job \(jobID) is being set up", data: ["retry_after_seconds": .int(1)])
+        }
+        let dir = jobs.artifacts(jobID)
+        let complete = access(dir + "/job_index.json", F_OK) == 0
+        var out: JSONObject = ["job_id": .string(jobID), "run_id": .string(s.runID), "job_key": .string(s.jobKey), "state": .string(s.state.rawValue),
+                               "created_at": .string(s.createdAt), "updated_at": .string(s.updatedAt), "complete": .bool(complete),
+                               "cancel_requested": .bool(access(jobs.cancelMarker(jobID), F_OK) == 0)]
+        if complete, let summary = try? JSONParser().parse(try DurableFile.read(dir + "/summary.json")) {
+            out["summary"] = summary
+        }
+        return out
+    }
+
+    func tail(_ p: JSONObject) throws -> JSONObject {
+        let jobID = try knownJob(p, allowed: ["job_id", "cursor", "max_bytes", "max_events"], op: "tail")
+        var cursor: Int64 = 0
+        if let c = p["cursor"] {
+            switch c {
+            case .int(let n) where n >= 0: cursor = n
+            case .string(let s) where Int64(s).map({ $0 >= 0 }) == true: cursor = Int64(s)!
+            default: throw RPCError.invalid("payload.cursor must be a non-negative integer (the next_cursor of the previous reply)")
+            }
+        }
+        var maxBytes: Int64 = 64 << 10
+        if let m = p["max_bytes"] {
+            guard case .int(let n) = m, (1...(1 << 20)).contains(n) else { throw RPCError.invalid("payload.max_bytes must be an integer in 1...1048576") }
+            maxBytes = n
+        }
+        let state = jobs.currentState(jobID, config: config)?.state ?? .queued
+        let path = jobs.artifacts(jobID) + "/build.log"
+        var chunk: [UInt8] = []
+        var size: Int64 = 0
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            defer { close(fd) }
+            var st = stat()
+            fstat(fd, &st)
+            size = Int64(st.st_size)
+            guard cursor <= size else { throw RPCError.invalid("cursor \(cursor) is past the end of the log (\(size) bytes)") }
+            let want = Int(min(maxBytes, size - cursor))
+            chunk = [UInt8](repeating: 0, count: want)
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(cursor)) }
+            chunk.removeLast(want - max(0, n))
+        } else if cursor > 0 {
+            throw RPCError.invalid("cursor \(cursor) is past the end of the log (0 bytes)")
+        }
+        // Never split a UTF-8 sequence: stop before an incomplete one at the end of the chunk.
+        var end = chunk.count
+        if cursor + Int64(end) < size || !state.isTerminal {
+            var k = end - 1, back = 0
+            while k >= 0 && back < 3 && chunk[k] & 0xC0 == 0x80 { k -= 1; back += 1 }
+            if k >= 0 && chunk[k] >= 0xC0 {
+                let need = chunk[k] >= 0xF0 ? 4 : chunk[k] >= 0xE0 ? 3 : 2
+                if end - k < need { end = k }
+            }
+        }
+        let next = cursor + Int64(end)
+        return ["job_id": .string(jobID), "cursor": .int(cursor), "next_cursor": .int(next),
+                "log_chunk": .string(String(decoding: chunk[0..<end], as: UTF8.self)), "events": .array([]),
+                "state": .string(state.rawValue), "eof": .bool(state.isTerminal && next >= size)]
+    }
+
+    func cancel(_ p: JSONObject) throws -> JSONObject {
+        let jobID = try knownJob(p, allowed: ["job_id"], op: "cancel")
+        guard let s = jobs.currentState(jobID, config: config) else { throw RPCError(.busy, "job \(jobID) is being set up", data: ["retry_after_seconds": .int(1)]) }
+        if s.state.isTerminal {
+            return ["job_id": .string(jobID), "state": .string(s.state.rawValue), "cancel_requested": .bool(false)]
+        }
+        _ = try DurableFile.write(Array(Timestamp.now().utf8), to: jobs.cancelMarker(jobID), replace: true, durable: false)
+        // Best effort: give the runner a moment so the reply usually carries the final state.
+        var state = s.state
+        for _ in 0..<40 {
+            usleep(50_000)
+            if let now = jobs.currentState(jobID, config: config)?.state, now.isTerminal { state = now; break }
+        }
+        return ["job_id": .string(jobID), "state": .string(state.rawValue), "cancel_requested": .bool(true)]
+    }
+
+    /// `fetch`: a framed reply — header with the manifest, then a canonical `.tar.zst` of the committed
+    /// job directory (files only; directories are in the manifest). Built once, kept as `fetch.tar.zst`.
+    func fetch(_ p: JSONObject) throws -> Reply {
+        let jobID = try knownJob(p, allowed: ["job_id"], op: "fetch")
+        let dir = jobs.artifacts(jobID)
+        guard access(dir + "/job_index.json", F_OK) == 0 else {
+            let state = jobs.currentState(jobID, config: config)?.state.rawValue ?? "QUEUED"
+            throw RPCError(.busy, "job \(jobID) is not complete yet (state \(state))", data: ["retry_after_seconds": .int(1), "state": .string(state)])
+        }
+        let manifestBytes = try DurableFile.read(dir + "/manifest.json")
+        let manifest = try JSONParser().parse(manifestBytes)
+        let pack = jobs.directory(jobID) + "/fetch.tar.zst"
+        if access(pack, F_OK) != 0 {
+            var files: [SourceManifest.Entry] = []
+            for e in manifest["entries"]?.arrayValue ?? [] where e["type"]?.stringValue == "file" {
+                guard let path = e["path"]?.stringValue, let size = e["size"]?.intValue, let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else {
+                    throw RPCError(.internalError, "manifest.json of \(jobID) is malformed")
+                }
+                files.append(.init(path: path, type: .file, size: UInt64(size), sha256: sha, executable: false, symlinkTarget: nil))
+            }
+            for name in ArtifactManifest.excluded.sorted() {
+                let bytes = try DurableFile.read(dir + "/" + name)
+                files.append(.init(path: name, type: .file, size: UInt64(bytes.count), sha256: .of(bytes), executable: false, symlinkTarget: nil))
+            }
+            files.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+            let temp = try TempFile(directory: jobs.directory(jobID))
+            do {
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+                defer { buffer.deallocate() }
+                _ = try CanonicalTarRebuilder.rebuild(entries: files, output: temp) { e, sink in
+                    let fd = open(dir + "/" + e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                    guard fd >= 0 else { throw RPCError(.artifactsGone, "artifact \(e.path) of \(jobID) is gone") }
+                    defer { close(fd) }
+                    while true {
+                        let n = read(fd, buffer.baseAddress, buffer.count)
+                        if n <= 0 { break }
+                        try sink(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                    }
+                }
+                try temp.commit(to: pack, replace: true, durable: false)
+            } catch {
+                temp.discard()
+                if let e = error as? BundleError { throw RPCError(.internalError, "artifacts of \(jobID) do not match their manifest: \(e)") }
+                throw error
+            }
+        }
+        let stream = try describeFile(pack, compression: .zstd)
+        return .framed(["job_id": .string(jobID), "manifest": manifest, "stream": stream.json], file: pack, length: stream.contentLength)
+    }
+}

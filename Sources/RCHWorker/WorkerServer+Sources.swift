@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHBundle
+import RCHCore
+import RCHProtocol
+import RCHStore
+import SystemPackage
+
+/// Source ops: `has_source`, `upload_source`, `upload_tree`.
+extension WorkerServer {
+    static let maxBatch = 100_000
+
+    func hasSource(_ p: JSONObject) throws -> JSONObject {
+        try Self.only(p, ["source_sha256", "source_sha256s"], op: "has_source")
+        let sources = SourceStore(store: store)
+        if let list = p["source_sha256s"] {
+            guard let items = list.arrayValue, items.count <= Self.maxBatch else {
+                throw RPCError.invalid("payload.source_sha256s must be an array of at most \(Self.maxBatch) digests")
+            }
+            var digests: [SHA256Digest] = []
+            digests.reserveCapacity(items.count)
+            for (i, v) in items.enumerated() {
+                guard let s = v.stringValue, let d = SHA256Digest(hex: s) else {
+                    throw RPCError.invalid("payload.source_sha256s[\(i)] must be 64 lowercase hex characters")
+                }
+                digests.append(d)
+            }
+            return ["present": .array(sources.query(digests).map { .bool($0) })]
+        }
+        let d = try Self.digest(p, "source_sha256")
+        return ["source_sha256": .string(d.hex), "exists": .bool(sources.query([d])[0])]
+    }
+
+    /// Receives a stream into a temp file under `incoming/`, checking size limit, exact length, digest
+    /// and end of input before returning it.
+    func receive(_ stream: StreamDescriptor, _ reader: FrameReader) throws -> TempFile {
+        try checkSize(stream)
+        try store.blobs.checkSpace(more: stream.contentLength * 2)
+        try Syscalls.makeDirectories(store.root + "/incoming")
+        let temp = try TempFile(directory: store.root + "/incoming")
+        do {
+            var h = StreamingSHA256()
+            let got = try reader.readBody(count: stream.contentLength) { chunk in
+                h.update(chunk)
+                try temp.write(chunk)
+            }
+            guard got == stream.contentLength else {
+                throw RPCError.invalid("the stream ended after \(got) of content_length \(stream.contentLength) bytes")
+            }
+            guard try reader.atEnd() else { throw RPCError.invalid("more bytes than content_length \(stream.contentLength) were sent") }
+            let actual = h.finalize()
+            guard actual == stream.contentSHA256 else {
+                throw RPCError.invalid("content_sha256 does not match the bytes received",
+                                       data: ["expected": .string(stream.contentSHA256.hex), "actual": .string(actual.hex)])
+            }
+            guard lseek(temp.fd.rawValue, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: temp.path, errno: Errno(rawValue: errno)) }
+            return temp
+        } catch {
+            temp.discard()
+            throw error
+        }
+    }
+
+    /// `max_upload_bytes`, enforced from the header alone (before a byte of the body is read).
+    func checkSize(_ stream: StreamDescriptor) throws {
+        guard stream.contentLength <= config.maxUploadBytes else {
+            throw RPCError(.payloadTooLarge, "content_length \(stream.contentLength) exceeds this worker's max_upload_bytes \(config.maxUploadBytes)",
+                           data: ["max_bytes": .int(Int64(config.maxUploadBytes))])
+        }
+    }
+
+    func uploadSource(_ p: JSONObject, _ reader: FrameReader) throws -> JSONObject {
+        try Self.only(p, ["source_sha256", "stream", "resume"], op: "upload_source")
+        let sha = try Self.digest(p, "source_sha256")
+        let stream = try StreamDescriptor(json: p["stream"])
+        if p["resume"] != nil {
+            throw RPCError(.featureMissing, "resumable uploads (feature upload_resumable) are not offered; send the whole bundle",
+                           data: ["feature": .string("upload_resumable")])
+        }
+        try checkSize(stream)
+        let sources = SourceStore(store: store)
+        if sources.has(sha) {
+            // Duplicate = success; the body is not read (the host stops sending when it sees the reply).
+            return ["source_sha256": .string(sha.hex), "stored": .bool(false), "already_present": .bool(true),
+                    "next_offset": .int(Int64(stream.contentLength))]
+        }
+        let temp = try receive(stream, reader)
+        defer { temp.discard() }
+        let r = try sources.ingest(bundle: temp.path, expected: sha, compressed: stream.compression == .zstd)
+        return ["source_sha256": .string(sha.hex), "stored": .bool(r.stored), "already_present": .bool(!r.stored),
+                "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)), "entries": .int(Int64(r.entryCount)),
+                "next_offset": .int(Int64(stream.contentLength))]
+    }
+
+    /// `upload_tree` (beyond the spec): the manifest — whole, or as a delta against a base source the
+    /// worker has — plus optionally a blob pack. Replies with the blobs still missing, or commits.
+    func uploadTree(_ p: JSONObject, _ reader: FrameReader) throws -> JSONObject {
+        try Self.only(p, ["source_sha256", "tree_sha256", "tar_bytes", "base_source_sha256", "entries", "delta", "stream"], op: "upload_tree")
+        let sha = try Self.digest(p, "source_sha256")
+        let tree = try Self.digest(p, "tree_sha256")
+        guard case .int(let tarBytes)? = p["tar_bytes"], tarBytes >= 1024 else { throw RPCError.invalid("payload.tar_bytes must be an integer ≥ 1024") }
+        let stream = try p["stream"].map { try StreamDescriptor(json: $0) }
+        if let stream { try checkSize(stream) }
+        let sources = SourceStore(store: store)
+        if sources.has(sha) {
+            return ["source_sha256": .string(sha.hex), "committed": .bool(true), "already_present": .bool(true), "missing": .array([])]
+        }
+        var entries: [JSONValue]
+        if p["base_source_sha256"] != nil {
+            let base = try Self.digest(p, "base_source_sha256")
+            guard sources.has(base), let m = try sources.manifest(base) else {
+                throw RPCError(.sourceMissing, "the base source \(base.hex) is not in the store; send the whole manifest",
+                               data: ["source_sha256": .string(base.hex)])
+            }
+            guard let delta = p["delta"]?.objectValue, p["entries"] == nil else {
+                throw RPCError.invalid("a base_source_sha256 needs payload.delta {upsert, remove} (and no entries)")
+            }
+            entries = try Self.apply(delta, to: m.entries)
+        } else {
+            guard let e = p["entries"]?.arrayValue, p["delta"] == nil else { throw RPCError.invalid("payload.entries is required without a base") }
+            entries = e
+        }
+        // Full validation (canonical paths, order, collisions, symlink targets, tree digest) by the
+        // manifest reader itself.
+        let manifest: SourceManifest
+        do {
+            manifest = try SourceManifest(json: .obj(["schema_id": .string(SourceManifest.schemaID), "source_sha256": .string(sha.hex),
+                                                      "tree_sha256": .string(tree.hex), "tar_bytes": .int(tarBytes), "entries": .array(entries)]))
+        } catch { throw RPCError.invalid("the announced tree is invalid: \(error)") }
+        var received = BlobPack.Received()
+        if let stream {
+            let temp = try receive(stream, reader)
+            defer { temp.discard() }
+            let wanted = Set(manifest.entries.lazy.filter { $0.type == .file }.map(\.sha256))
+            received = try BlobPack.receive(fd: temp.fd, compressed: stream.compression == .zstd, wanted: wanted, store: store)
+        }
+        let missing = sources.missingBlobs(manifest)
+        var reply: JSONObject = ["source_sha256": .string(sha.hex), "received_blobs": .int(Int64(received.blobs)),
+                                 "new_blobs": .int(Int64(received.newBlobs)), "new_bytes": .int(Int64(received.newBytes))]
+        guard missing.isEmpty else {
+            reply["committed"] = .bool(false)
+            reply["missing"] = .array(Array(Set(missing)).sorted().map { .string($0.hex) })
+            return reply
+        }
+        let stored = try sources.commit(manifest)
+        reply["committed"] = .bool(true)
+        reply["already_present"] = .bool(!stored)
+        reply["missing"] = .array([])
+        return reply
+    }
+
+    /// Applies `{upsert: [entry…], remove: [path…]}` to a base manifest's entries (result in bundle order).
+    static func apply(_ delta: JSONObject, to base: [SourceManifest.Entry]) throws -> [JSONValue] {
+        try only(delta, ["upsert", "remove"], op: "upload_tree delta")
+        var byPath: [String: JSONValue] = [:]
+        var order: [String: [UInt8]] = [:]
+        for e in base { byPath[e.path] = entryJSON(e); order[e.path] = Array(e.path.utf8) }
+        for r in delta["remove"]?.arrayValue ?? [] {
+            guard let path = r.stringValue, byPath.removeValue(forKey: path) != nil else {
+                throw RPCError.invalid("delta.remove names a path the base does not have")
+            }
+        }
+        for u in delta["upsert"]?.arrayValue ?? [] {
+            guard let path = u["path"]?.stringValue else { throw RPCError.invalid("delta.upsert entries need a path") }
+            byPath[path] = u
+            order[path] = Array(path.utf8)
+        }
+        return byPath.keys.sorted { order[$0]!.lexicographicallyPrecedes(order[$1]!) }.map { byPath[$0]! }
+    }
+
+    static func entryJSON(_ e: SourceManifest.Entry) -> JSONValue {
+        .obj(["path": .string(e.path), "type": .string(e.type.rawValue), "size": .int(Int64(e.size)), "sha256": .string(e.sha256.hex),
+              "executable": .bool(e.executable), "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null])
+    }
+}
