@@ -39,6 +39,7 @@ let package = Package(
         .target(name: "RCHJob", dependencies: ["RCHCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "RCHProtocol", dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "RCHWorker", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
+        .target(name: "RCHHost", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
             name: "RCHCLISupport",
@@ -52,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "RCHXcodeCommand",
             dependencies: [
-                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHCLISupport",
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHCLISupport", "RCHHost", "RCHProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(

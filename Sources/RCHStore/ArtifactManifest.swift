@@ -85,6 +85,7 @@ public enum ArtifactManifest {
     public struct IntegrityError: Sendable, Equatable, CustomStringConvertible {
         public var path: String
         public var reason: String
+        public init(path: String, reason: String) { self.path = path; self.reason = reason }
         public var description: String { "\(path): \(reason)" }
         public var json: JSONValue { .obj(["path": .string(path), "reason": .string(reason)]) }
     }

@@ -29,16 +29,15 @@ public struct RecordingExecutor: Executor {
     public func execute(_ r: ExecutionRequest, cancelled: @escaping @Sendable () -> Bool) throws -> ExecutionOutcome {
         let out = r.artifactsDirectory
         let log = try LogWriter(path: out + "/build.log")
-        let files = try ArtifactManifest.walk(r.sourceDirectory).filter { !$0.isDirectory }
-        let bytes = files.reduce(UInt64(0)) { $0 + $1.size }
+        let (fileCount, bytes) = Self.count(r.sourceDirectory)
         log.line("rch recording executor: job_key \(r.jobKey.hex)")
         log.line("$ xcodebuild " + r.sanitizedArgv.joined(separator: " "))
         log.line("DEVELOPER_DIR=\(r.developerDir)")
-        log.line("source: \(files.count) files, \(bytes) bytes")
+        log.line("source: \(fileCount) files, \(bytes) bytes")
         let record = JSONValue.obj([
             "argv": .array(r.sanitizedArgv.map { .string($0) }), "developer_dir": .string(r.developerDir),
             "environment_keys": .array(r.environment.keys.sorted().map { .string($0) }),
-            "working_directory": .string(lastComponent(r.sourceDirectory)), "source_files": .int(Int64(files.count)),
+            "working_directory": .string(lastComponent(r.sourceDirectory)), "source_files": .int(Int64(fileCount)),
             "source_bytes": .int(Int64(bytes)), "action": .string(r.action), "artifact_profile": .string(r.profile.rawValue),
         ])
         _ = try DurableFile.write(record.canonicalBytes, to: out + "/executor_record.json", durable: false)
@@ -121,6 +120,24 @@ public struct RecordingExecutor: Executor {
                                          "first_error": failed ? .string("recording executor was told to fail") : .null])
             _ = try DurableFile.write(summary.canonicalBytes, to: out + "/build_summary.json", durable: false)
         }
+    }
+}
+
+extension RecordingExecutor {
+    /// Regular files and their bytes under `dir` (symlinks are not followed).
+    static func count(_ dir: String) -> (Int, UInt64) {
+        var files = 0, bytes: UInt64 = 0
+        for name in (try? Directory.list(dir)) ?? [] {
+            let p = dir + "/" + name
+            var st = stat()
+            guard lstat(p, &st) == 0 else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: let (f, b) = count(p); files += f; bytes += b
+            case S_IFREG: files += 1; bytes += UInt64(st.st_size)
+            default: break
+            }
+        }
+        return (files, bytes)
     }
 }
 

@@ -1,0 +1,76 @@
+import RCHCore
+import RCHJob
+
+/// Builds `job_key_inputs` on the host from the xcodebuild arguments and the worker's capabilities.
+///
+/// Rules: the argv is canonicalised (classifier errors exit 10); the toolchain is the worker's active
+/// Xcode (build, DEVELOPER_DIR) and macOS; a simulator `-destination` is resolved against the worker's
+/// devices — `OS=latest` or no `OS` becomes the newest matching runtime, written back into the argv as a
+/// concrete version — and contributes the runtime and device-type identity; other platforms use the
+/// worker's macOS version. Provisioning is `existing`.
+public enum JobInputsBuilder {
+    public static func build(argv: [String], sourceSHA256: SHA256Digest, capabilities caps: JSONValue) throws -> JobKeyInputs {
+        var argv = argv
+        guard let di = argv.firstIndex(of: "-destination"), di + 1 < argv.count else {
+            throw JobKeyError("/sanitized_argv", "a -destination is required (e.g. 'platform=iOS Simulator,name=iPhone 16')")
+        }
+        var fields: [(String, String)] = []
+        for part in argv[di + 1].split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: " ") }
+            guard kv.count == 2 else { throw JobKeyError("/sanitized_argv", "-destination '\(argv[di + 1])' is not key=value,…") }
+            fields.append((kv[0], kv[1]))
+        }
+        func field(_ k: String) -> String? { fields.first { $0.0 == k }?.1 }
+        guard let platform = field("platform") else { throw JobKeyError("/sanitized_argv", "-destination needs platform=…") }
+        guard let xcode = caps["xcodes"]?.arrayValue?.first, let build = xcode["build"]?.stringValue,
+              let devDir = caps["active_developer_dir"]?.stringValue ?? xcode["developer_dir"]?.stringValue,
+              let macVersion = caps["macos_version"]?.stringValue, let macBuild = caps["macos_build"]?.stringValue,
+              let arch = caps["arch"]?.stringValue else {
+            throw JobKeyError("", "the worker's capabilities do not describe its toolchain (xcodes, macos_version, macos_build, arch)")
+        }
+        var dest: JSONObject = ["platform": .string(platform), "provisioning": .string("existing")]
+        if platform.hasSuffix(" Simulator") {
+            let wantedOS = field("OS").flatMap { $0 == "latest" ? nil : $0 }
+            let candidates = (caps["devices"]?.arrayValue ?? []).filter { d in
+                d["platform"]?.stringValue == platform && (field("name") == nil || d["name"]?.stringValue == field("name"))
+                    && (wantedOS == nil || d["os_version"]?.stringValue == wantedOS)
+            }
+            guard let device = candidates.max(by: { versionLess($0["os_version"]?.stringValue ?? "", $1["os_version"]?.stringValue ?? "") }),
+                  let name = device["name"]?.stringValue, let os = device["os_version"]?.stringValue,
+                  let runtime = device["runtime"]?.stringValue, let deviceType = device["device_type"]?.stringValue else {
+                throw JobKeyError("/sanitized_argv", "the worker has no \(platform) device matching '\(argv[di + 1])'")
+            }
+            let runtimeBuild = (caps["runtimes"]?.arrayValue ?? []).first { $0["identifier"]?.stringValue == runtime }?["build"]?.stringValue ?? ""
+            dest["name"] = .string(name)
+            dest["os_version"] = .string(os)
+            dest["sim_runtime_identifier"] = .string(runtime)
+            dest["sim_runtime_build"] = .string(runtimeBuild)
+            dest["device_type_identifier"] = .string(deviceType)
+            argv[di + 1] = "platform=\(platform),name=\(name),OS=\(os)"
+        } else {
+            dest["name"] = .string(field("name") ?? "My Mac")
+            dest["os_version"] = .string(macVersion)
+        }
+        let canonical = try XcodebuildArgv.canonicalize(argv)
+        return try JobKeyInputs(json: .obj([
+            "source_sha256": .string(sourceSHA256.hex), "sanitized_argv": .array(canonical.map { .string($0) }),
+            "toolchain": .obj(["xcode_build": .string(build), "developer_dir": .string(devDir), "macos_version": .string(macVersion),
+                               "macos_build": .string(macBuild), "arch": .string(arch)]),
+            "destination": .object(dest),
+        ]))
+    }
+
+    static func versionLess(_ a: String, _ b: String) -> Bool {
+        let x = a.split(separator: ".").map { Int($0) ?? 0 }, y = b.split(separator: ".").map { Int($0) ?? 0 }
+        return x.lexicographicallyPrecedes(y)
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return String(s)
+    }
+}

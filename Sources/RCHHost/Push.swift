@@ -1,0 +1,149 @@
+import RCHBundle
+import RCHCore
+import RCHProtocol
+import RCHStore
+
+/// What `push` did.
+public struct PushReport: Sendable {
+    public var sourceSHA256: SHA256Digest
+    /// `present` (nothing sent), `upload_tree` (delta + missing blobs) or `upload_source` (whole bundle).
+    public var method: String
+    public var base: SHA256Digest?
+    public var blobsSent = 0
+    public var bundleBytes: UInt64
+    public var reusedBundle: Bool
+    public var wire: JSONValue
+
+    public var json: JSONValue {
+        .obj(["source_sha256": .string(sourceSHA256.hex), "method": .string(method), "base_source_sha256": base.map { .string($0.hex) } ?? .null,
+              "blobs_sent": .int(Int64(blobsSent)), "bundle_bytes": .int(Int64(bundleBytes)), "bundle_reused": .bool(reusedBundle), "wire": wire])
+    }
+}
+
+/// Gets a source onto a worker with as few bytes and round trips as possible.
+///
+/// 1. bundle (stat-cache fast path) into the host store;
+/// 2. negotiate (a fresh cached probe costs nothing);
+/// 3. one `has_source` for the new digest **and** the sources this host last pushed there — present →
+///    done (one round trip);
+/// 4. with `upload_tree` and a base the worker still has: send the manifest delta against it plus a blob
+///    pack of the contents the base lacks; the worker commits (two round trips), or names blobs still
+///    missing (e.g. evicted), which a third exchange sends;
+/// 5. otherwise `upload_source` with the whole canonical bundle.
+/// The worker verifies everything; the host remembers what it pushed (`workers/<name>/pushed.json`).
+public struct Pusher {
+    public let client: WorkerClient
+    public var hostStore: LocalStore { client.hostStore }
+    static let rememberedSources = 16
+
+    public init(client: WorkerClient) { self.client = client }
+
+    public func push(root: String, options: BundleOptions) throws -> PushReport {
+        let bundle = try HostBundler(store: hostStore).bundle(root: root, options: options)
+        return try push(bundle, root: root)
+    }
+
+    public func push(_ bundle: BundleReport, root: String) throws -> PushReport {
+        try client.negotiate()
+        let sha = bundle.sourceSHA256
+        if let limit = client.capabilities?["max_upload_bytes"]?.intValue, limit > 0, bundle.bundleBytes > UInt64(limit) {
+            throw BundleError.sizeExceeded(limit: UInt64(limit), actual: bundle.bundleBytes)
+        }
+        let known = remembered().filter { $0 != sha && hostStore.hasBundle($0) }.prefix(4)
+        let present = try client.hasSources([sha] + known)
+        var report = PushReport(sourceSHA256: sha, method: "present", bundleBytes: bundle.bundleBytes, reusedBundle: bundle.reused, wire: .null)
+        defer { report.wire = client.counter.json }
+        if present[0] {
+            remember(sha)
+            report.wire = client.counter.json
+            return report
+        }
+        let bases = zip(known, present.dropFirst()).filter { $0.1 }.map(\.0)
+        if client.has("upload_tree"), let base = bases.first, let baseManifest = try? localManifest(base) {
+            report.method = "upload_tree"
+            report.base = base
+            report.blobsSent = try uploadTree(bundle.manifest, base: baseManifest, root: root)
+        } else {
+            report.method = "upload_source"
+            _ = try client.uploadSource(sha, bundle: bundle.bundlePath)
+        }
+        remember(sha)
+        report.wire = client.counter.json
+        return report
+    }
+
+    /// Re-sends the whole bundle (the SOURCE_MISSING retry path).
+    public func reupload(_ bundle: BundleReport) throws {
+        _ = try client.uploadSource(bundle.sourceSHA256, bundle: bundle.bundlePath)
+        remember(bundle.sourceSHA256)
+    }
+
+    func uploadTree(_ m: SourceManifest, base: SourceManifest, root: String) throws -> Int {
+        let (delta, newFiles) = Self.delta(from: base, to: m)
+        let payload: JSONObject = ["source_sha256": .string(m.sourceSHA256.hex), "tree_sha256": .string(m.treeSHA256.hex),
+                                   "tar_bytes": .int(Int64(m.tarBytes)), "base_source_sha256": .string(base.sourceSHA256.hex), "delta": delta]
+        var sent = 0
+        var reply = try sendPack(payload, newFiles, root: root, sent: &sent)
+        if reply["committed"]?.boolValue != true {
+            let missing = Set((reply["missing"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { SHA256Digest(hex: $0) } })
+            let files = m.entries.filter { $0.type == .file && missing.contains($0.sha256) }
+            reply = try sendPack(payload, files, root: root, sent: &sent)
+            guard reply["committed"]?.boolValue == true else {
+                throw TransportError("the worker still lacks \(reply["missing"]?.arrayValue?.count ?? 0) blob(s) after they were sent")
+            }
+        }
+        return sent
+    }
+
+    private func sendPack(_ payload: JSONObject, _ files: [SourceManifest.Entry], root: String, sent: inout Int) throws -> JSONObject {
+        guard !files.isEmpty else { return try client.uploadTree(payload, pack: nil) }
+        let temp = try TempFile(directory: hostStore.bundlesDirectory)
+        defer { temp.discard() }
+        do {
+            _ = try BlobPack.write(files.map { ($0.sha256, $0.size, root + "/" + $0.path) }, to: temp)
+        } catch let e as BundleError {
+            throw BundleError.io("the tree changed after it was bundled (\(e)); run the command again")
+        }
+        sent += Set(files.map(\.sha256)).count
+        return try client.uploadTree(payload, pack: temp.path)
+    }
+
+    /// The manifest delta (`upsert`: new or changed entries; `remove`: paths gone) and the file entries
+    /// whose contents the base does not have.
+    static func delta(from base: SourceManifest, to m: SourceManifest) -> (JSONValue, [SourceManifest.Entry]) {
+        var old: [[UInt8]: SourceManifest.Entry] = [:]
+        for e in base.entries { old[Array(e.path.utf8)] = e }
+        let baseContents = Set(base.entries.lazy.filter { $0.type == .file }.map(\.sha256))
+        var upsert: [JSONValue] = [], files: [SourceManifest.Entry] = []
+        var seen = Set<[UInt8]>()
+        for e in m.entries {
+            let k = Array(e.path.utf8)
+            seen.insert(k)
+            if old[k] != e {
+                upsert.append(.obj(["path": .string(e.path), "type": .string(e.type.rawValue), "size": .int(Int64(e.size)),
+                                    "sha256": .string(e.sha256.hex), "executable": .bool(e.executable),
+                                    "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null]))
+                if e.type == .file && !baseContents.contains(e.sha256) { files.append(e) }
+            }
+        }
+        let removed = base.entries.filter { !seen.contains(Array($0.path.utf8)) }.map { JSONValue.string($0.path) }
+        return (.obj(["upsert": .array(upsert), "remove": .array(removed)]), files)
+    }
+
+    func localManifest(_ sha: SHA256Digest) throws -> SourceManifest {
+        try SourceManifest(json: try JSONParser().parse(try DurableFile.read(hostStore.bundleManifestPath(sha))))
+    }
+
+    var pushedPath: String { client.stateDirectory + "/pushed.json" }
+
+    func remembered() -> [SHA256Digest] {
+        guard let b = try? DurableFile.read(pushedPath), let v = try? JSONParser().parse(b) else { return [] }
+        return (v["sources"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { SHA256Digest(hex: $0) } }
+    }
+
+    func remember(_ sha: SHA256Digest) {
+        let list = [sha] + remembered().filter { $0 != sha }.prefix(Self.rememberedSources - 1)
+        try? Syscalls.makeDirectories(client.stateDirectory)
+        _ = try? DurableFile.write(JSONValue.obj(["sources": .array(list.map { .string($0.hex) })]).canonicalBytes, to: pushedPath, durable: false)
+    }
+}

@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHBundle
+import RCHCore
+import RCHJob
+import RCHProtocol
+import RCHStore
+
+/// One remote job end to end: push → submit (SOURCE_MISSING → re-upload, retry once) → follow the log →
+/// fetch → verify. Artifacts land in `<artifact root>/<run_id>/steps/<action>/<job_id>/`, next to the
+/// run-scoped `source_manifest.json` and `capabilities.json`.
+public struct RunDriver {
+    public var client: WorkerClient
+    public var artifactRoot: String
+    public var bundleOptions = BundleOptions()
+    public var profile: ArtifactProfile?
+    public var fetch = true
+    /// Receives log text as it arrives (nil: not followed).
+    public var onLog: ((String) -> Void)?
+    public var pollMillis = 200
+
+    public init(client: WorkerClient, artifactRoot: String) {
+        self.client = client
+        self.artifactRoot = artifactRoot
+    }
+
+    public struct Outcome: Sendable {
+        public var runID: String
+        public var jobID: String
+        public var jobKey: SHA256Digest
+        public var push: PushReport
+        public var cached: Bool
+        public var cachedFromJobID: String?
+        public var summary: JSONValue
+        public var exitCode: Int32
+        public var artifacts: String?
+        public var retriedAfterSourceMissing: Bool
+
+        public var json: JSONValue {
+            .obj(["run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex), "push": push.json,
+                  "cached": .bool(cached), "cached_from_job_id": cachedFromJobID.map { .string($0) } ?? .null, "summary": summary,
+                  "exit_code": .int(Int64(exitCode)), "artifacts": artifacts.map { .string($0) } ?? .null,
+                  "source_missing_retry": .bool(retriedAfterSourceMissing)])
+        }
+    }
+
+    public func run(root: String, argv: [String]) throws -> Outcome {
+        let bundle = try HostBundler(store: client.hostStore).bundle(root: root, options: bundleOptions)
+        let pusher = Pusher(client: client)
+        let push = try pusher.push(bundle, root: root)
+        let inputs = try JobInputsBuilder.build(argv: argv, sourceSHA256: bundle.sourceSHA256, capabilities: client.capabilities ?? .null)
+        let layers = try Config.layers(repo: root)
+        let (config, _) = Config.redact(Config.merge(layers))
+        let requested = profile ?? config["artifacts"]?["profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)) ?? .minimal
+        let runID = Identifier.generate(), jobID = Identifier.generate()
+        let spec = try JobSpec(runID: runID, jobID: jobID, inputs: inputs, effectiveConfig: config,
+                               artifactProfile: requested == .rich ? .rich : .minimal)
+        var retried = false
+        var reply: JSONObject
+        do { reply = try client.submit(spec.json) } catch let e as RPCError where e.code == .sourceMissing {
+            // TOCTOU with the worker's gc: upload the whole bundle once and retry once.
+            try pusher.reupload(bundle)
+            retried = true
+            reply = try client.submit(spec.json)
+        }
+        let cached = reply["cached"]?.boolValue == true
+        var status = try waitForEnd(jobID, cached: cached)
+        let runDir = artifactRoot + "/" + runID
+        try Syscalls.makeDirectories(runDir)
+        var manifest = bundle.manifest
+        manifest.runID = runID
+        _ = try DurableFile.write(manifest.canonicalBytes() + [10], to: runDir + "/source_manifest.json")
+        if let caps = client.capabilities { _ = try DurableFile.write(caps.canonicalBytes, to: runDir + "/capabilities.json") }
+        var artifacts: String? = nil
+        if fetch {
+            let dir = runDir + "/steps/" + spec.action + "/" + jobID
+            _ = try client.fetch(jobID, into: dir)
+            artifacts = dir
+            if let s = try? JSONParser().parse(try DurableFile.read(dir + "/summary.json")) { status["summary"] = s }
+        }
+        let summary = status["summary"] ?? .null
+        let exit = Int32(summary["exit_code"]?.intValue ?? Int64(FailureKind.executor.exitCode))
+        return Outcome(runID: runID, jobID: jobID, jobKey: inputs.jobKey, push: push, cached: cached,
+                       cachedFromJobID: reply["cached_from_job_id"]?.stringValue, summary: summary, exitCode: exit,
+                       artifacts: artifacts, retriedAfterSourceMissing: retried)
+    }
+
+    /// Follows the job (tail when offered, else status polling) until it is complete.
+    public func waitForEnd(_ jobID: String, cached: Bool) throws -> JSONObject {
+        var cursor: Int64 = 0
+        while true {
+            if !cached, let onLog, client.has("tail") {
+                let t = try client.tail(jobID, cursor: cursor)
+                if let chunk = t["log_chunk"]?.stringValue, !chunk.isEmpty { onLog(chunk) }
+                cursor = t["next_cursor"]?.intValue ?? cursor
+                if t["eof"]?.boolValue != true {
+                    if t["log_chunk"]?.stringValue?.isEmpty != false { usleep(UInt32(pollMillis) * 1000) }
+                    continue
+                }
+            }
+            let s = try client.status(jobID)
+            if s["complete"]?.boolValue == true { return s }
+            usleep(UInt32(pollMillis) * 1000)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import RCHCore
+import RCHProtocol
+import SystemPackage
+
+/// Failure to reach a worker or to get a well-formed reply (failure kind SSH, exit 20).
+public struct TransportError: LaneError {
+    public let message: String
+    public init(_ m: String) { message = m }
+    public var failureKind: FailureKind { .ssh }
+    public var failureSubkind: String? { "CONNECT" }
+    public var description: String { message }
+}
+
+/// Bytes and round trips one client spent (what `push` prints and the benchmark compares).
+public final class WireCounter: @unchecked Sendable {
+    public var roundTrips = 0
+    public var bytesSent: UInt64 = 0
+    public var bytesReceived: UInt64 = 0
+    public init() {}
+    public var json: JSONValue {
+        .obj(["round_trips": .int(Int64(roundTrips)), "bytes_sent": .int(Int64(bytesSent)), "bytes_received": .int(Int64(bytesReceived)),
+              "bytes_total": .int(Int64(bytesSent + bytesReceived))])
+    }
+}
+
+/// One request/response exchange with a worker process (local `rch-worker rpc`, or the same behind
+/// `ssh`). Every exchange is a new process; with SSH, connection multiplexing makes that cheap.
+///
+/// Protocol: stdin gets the header line, then the body file (if any), then EOF — written by a helper
+/// thread, so a worker that answers early (e.g. PAYLOAD_TOO_LARGE, or "already present") is read at once
+/// and the unsent rest is dropped (EPIPE is expected then). stdout is read as one header line, then for
+/// framed replies exactly `stream.content_length` bytes into `body`. stderr goes to a temp file and is
+/// quoted if the exchange fails.
+public struct ProcessTransport: Sendable {
+    public var argv: [String]
+    public var counter: WireCounter
+    /// Bound on a reply header (a fetch header carries the manifest).
+    public var maxReplyHeader = 256 << 20
+
+    public init(argv: [String], counter: WireCounter = WireCounter()) {
+        self.argv = argv
+        self.counter = counter
+    }
+
+    public struct Reply {
+        public var header: JSONValue
+        /// For framed replies: where the body went.
+        public var bodyBytes: UInt64
+    }
+
+    /// - Parameters:
+    ///   - body: a file whose first `length` bytes follow the header.
+    ///   - receiveBody: for framed replies, given the header, returns a sink for the body (nil: error reply).
+    public func exchange(header: [UInt8], body: (path: String, length: UInt64)? = nil,
+                         receiveBody: ((JSONValue) throws -> ((UnsafeRawBufferPointer) throws -> Void)?)? = nil) throws -> Reply {
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw TransportError("pipe: \(String(cString: strerror(errno)))") }
+        let errPath = NSTemporaryDirectory() + "/rch-rpc-err-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let errFD = open(errPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        unlink(errPath)
+        defer { close(errFD) }
+        for fd in [toChild[1], fromChild[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(argv[0], Array(argv.dropFirst()), stdin: toChild[0], stdout: fromChild[1], stderr: errFD)
+        } catch {
+            [toChild[0], toChild[1], fromChild[0], fromChild[1]].forEach { close($0) }
+            throw TransportError("cannot start \(argv[0]): \(error)")
+        }
+        close(toChild[0]); close(fromChild[1])
+        signal(SIGPIPE, SIG_IGN)
+        let writeFD = toChild[1]
+        let counter = self.counter
+        counter.roundTrips += 1
+        let done = DispatchSemaphore(value: 0)
+        let writer = Thread {
+            defer { close(writeFD); done.signal() }
+            let out = FileDescriptor(rawValue: writeFD)
+            do {
+                try writeAll(out, header)
+                counter.bytesSent += UInt64(header.count)
+                if let body {
+                    try sendFile(body.path, to: out, count: body.length)
+                    counter.bytesSent += body.length
+                }
+            } catch {}  // EPIPE: the worker answered early; its reply says why
+        }
+        writer.start()
+        let reader = FrameReader(fd: FileDescriptor(rawValue: fromChild[0]))
+        defer { close(fromChild[0]) }
+        func failure(_ what: String) -> TransportError {
+            _ = Spawn.wait(pid)
+            var text = [UInt8](repeating: 0, count: 4096)
+            let n = pread(errFD, &text, text.count, 0)
+            let stderr = n > 0 ? String(decoding: text[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            return TransportError("\(what) from \(argv.joined(separator: " ").prefix(200))" + (stderr.isEmpty ? "" : ": \(stderr)"))
+        }
+        let line: [UInt8]
+        do { line = try reader.readHeaderLine(maxBytes: maxReplyHeader) } catch {
+            done.wait()
+            throw failure("no reply")
+        }
+        let json: JSONValue
+        do { json = try JSONParser().parse(line) } catch {
+            done.wait()
+            throw failure("malformed reply (\(error))")
+        }
+        var bodyBytes: UInt64 = 0
+        if let receiveBody, json["ok"]?.boolValue == true, let sink = try receiveBody(json) {
+            let stream = try StreamDescriptor(json: json["stream"])
+            bodyBytes = try reader.readBody(count: stream.contentLength, sink)
+            guard bodyBytes == stream.contentLength else {
+                done.wait()
+                throw failure("the reply stream ended after \(bodyBytes) of \(stream.contentLength) bytes")
+            }
+        }
+        counter.bytesReceived += reader.bytesRead
+        _ = try? reader.atEnd()
+        done.wait()
+        _ = Spawn.wait(pid)
+        return Reply(header: json, bodyBytes: bodyBytes)
+    }
+}

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import RCHCore
+import RCHProtocol
+import RCHStore
+
+/// Host-side failures of negotiation (failure kind WORKER_INCOMPATIBLE, exit 91).
+public enum NegotiationError: LaneError, Equatable {
+    case noCommonVersion(worker: ClosedRange<Int>, host: ClosedRange<Int>)
+    case featureMissing(String)
+
+    public var failureKind: FailureKind { .workerIncompatible }
+    public var failureSubkind: String? {
+        switch self {
+        case .noCommonVersion: "PROTOCOL_RANGE"
+        case .featureMissing: "FEATURE_MISSING"
+        }
+    }
+    public var description: String {
+        switch self {
+        case .noCommonVersion(let w, let h):
+            "the worker speaks protocol \(w.lowerBound)...\(w.upperBound), this host \(h.lowerBound)...\(h.upperBound): no common version (upgrade one side)"
+        case .featureMissing(let f): "the worker lacks the required feature '\(f)' (upgrade the worker)"
+        }
+    }
+}
+
+/// A client of one worker: negotiates once per run (or reuses a fresh cached probe), then performs ops
+/// with the negotiated `protocol_version`, counting round trips and bytes.
+///
+/// Probe cache: `<host store>/workers/<name>/probe.json` — the probe reply and when it was taken (ms); used
+/// while younger than the worker's `probe_ttl_seconds`. A worker that later answers
+/// UNSUPPORTED_PROTOCOL invalidates it (one re-probe, one retry).
+public final class WorkerClient {
+    public let worker: WorkerEntry
+    public let hostStore: LocalStore
+    public let counter = WireCounter()
+    let transport: ProcessTransport
+    public private(set) var protocolVersion: Int?
+    public private(set) var probeReply: JSONObject?
+    /// "fresh" or "cached" (recorded in worker_selection-style reports).
+    public private(set) var probeSource = "fresh"
+    public private(set) var probeAgeSeconds: Int64 = 0
+
+    public init(worker: WorkerEntry, hostStore: LocalStore) throws {
+        self.worker = worker
+        self.hostStore = hostStore
+        var mux: String? = nil
+        if worker.transport == "ssh" {
+            let dir = NSTemporaryDirectory() + "/rch-ssh-\(getuid())"
+            mkdir(dir, 0o700)
+            var st = stat()
+            if lstat(dir, &st) == 0, st.st_uid == getuid(), (st.st_mode & S_IFMT) == S_IFDIR, st.st_mode & 0o077 == 0 { mux = dir }
+        }
+        transport = ProcessTransport(argv: try worker.rpcArgv(mux: mux), counter: counter)
+    }
+
+    var stateDirectory: String {
+        let safe = Identifier.isValid(worker.name, .namespace) ? worker.name : SHA256Digest.of(worker.name.utf8).hex
+        return hostStore.root + "/workers/" + safe
+    }
+
+    // MARK: negotiation
+
+    /// Probes (or loads a fresh cached probe) and picks the highest common version.
+    @discardableResult
+    public func negotiate(required: [String] = LaneProtocol.requiredFeatures, forceProbe: Bool = false) throws -> JSONObject {
+        let cachePath = stateDirectory + "/probe.json"
+        var reply: JSONObject? = nil
+        if !forceProbe, let bytes = try? DurableFile.read(cachePath), let v = try? JSONParser().parse(bytes),
+           let at = v["probed_at_ms"]?.intValue, let p = v["probe"]?.objectValue {
+            let age = (Timestamp.nowNanos() / 1_000_000 - at) / 1000
+            if age >= 0 && age < worker.probeTTLSeconds { reply = p; probeSource = "cached"; probeAgeSeconds = age }
+        }
+        if reply == nil {
+            reply = try call(.probe, [:], version: 0)
+            probeSource = "fresh"
+            probeAgeSeconds = 0
+            try? Syscalls.makeDirectories(stateDirectory)
+            _ = try? DurableFile.write(JSONValue.obj(["probed_at_ms": .int(Timestamp.nowNanos() / 1_000_000), "probe": .object(reply!)]).canonicalBytes,
+                                       to: cachePath, durable: false)
+        }
+        let p = reply!
+        guard let lo = p["protocol_min"]?.intValue, let hi = p["protocol_max"]?.intValue, lo <= hi else {
+            throw TransportError("the worker's probe reply has no protocol range")
+        }
+        guard let v = LaneProtocol.negotiate(workerMin: Int(lo), workerMax: Int(hi)) else {
+            throw NegotiationError.noCommonVersion(worker: Int(lo)...Int(hi), host: LaneProtocol.minVersion...LaneProtocol.maxVersion)
+        }
+        let features = Set((p["features"]?.arrayValue ?? []).compactMap(\.stringValue))
+        if let f = required.first(where: { !features.contains($0) }) { throw NegotiationError.featureMissing(f) }
+        protocolVersion = v
+        probeReply = p
+        return p
+    }
+
+    public var features: Set<String> { Set((probeReply?["features"]?.arrayValue ?? []).compactMap(\.stringValue)) }
+    public var capabilities: JSONValue? { probeReply?["capabilities"] }
+    public func has(_ feature: String) -> Bool { features.contains(feature) }
+
+    func forgetProbe() { unlink(stateDirectory + "/probe.json") }
+
+    // MARK: calls
+
+    /// One exchange; error replies become ``RPCError``.
+    func call(_ op: LaneProtocol.Op, _ payload: JSONObject, version: Int? = nil, body: (path: String, length: UInt64)? = nil) throws -> JSONObject {
+        let v = try version ?? protocolVersion ?? { try negotiate(); return protocolVersion! }()
+        let request = RPCRequest(protocolVersion: v, op: op, payload: payload)
+        let reply = try transport.exchange(header: request.headerLine, body: body)
+        do { return try Self.unwrap(reply.header, requestID: request.requestID) } catch let e as RPCError where e.code == .unsupportedProtocol && version == nil && probeSource == "cached" {
+            forgetProbe()
+            try negotiate(forceProbe: true)
+            return try call(op, payload, body: body)
+        }
+    }
+
+    static func unwrap(_ h: JSONValue, requestID: String) throws -> JSONObject {
+        guard h["request_id"]?.stringValue == requestID || h["ok"]?.boolValue == false else {
+            throw TransportError("the reply answers another request (\(h["request_id"]?.stringValue ?? "none"))")
+        }
+        if h["ok"]?.boolValue == true {
+            guard let p = h["payload"]?.objectValue else { throw TransportError("the reply has no payload") }
+            return p
+        }
+        guard let e = h["error"], let code = e["code"]?.stringValue else { throw TransportError("malformed error reply") }
+        throw RPCError(RPCErrorCode(rawValue: code) ?? .internalError, e["message"]?.stringValue ?? code, data: e["data"]?.objectValue ?? [:])
+    }
+
+    public func hasSources(_ digests: [SHA256Digest]) throws -> [Bool] {
+        let p = try call(.has_source, ["source_sha256s": .array(digests.map { .string($0.hex) })])
+        guard let a = p["present"]?.arrayValue, a.count == digests.count else { throw TransportError("has_source reply does not match the request") }
+        return a.map { $0.boolValue == true }
+    }
+
+    public func uploadSource(_ sha: SHA256Digest, bundle path: String) throws -> JSONObject {
+        let stream = try describeFile(path, compression: .zstd)
+        return try call(.upload_source, ["source_sha256": .string(sha.hex), "stream": stream.json], body: (path, stream.contentLength))
+    }
+
+    public func uploadTree(_ payload: JSONObject, pack: String?) throws -> JSONObject {
+        var p = payload
+        var body: (String, UInt64)? = nil
+        if let pack {
+            let stream = try describeFile(pack, compression: .zstd)
+            p["stream"] = stream.json
+            body = (pack, stream.contentLength)
+        }
+        return try call(.upload_tree, p, body: body)
+    }
+
+    public func submit(_ job: JSONValue) throws -> JSONObject { try call(.submit, ["job": job]) }
+    public func status(_ jobID: String) throws -> JSONObject { try call(.status, ["job_id": .string(jobID)]) }
+    public func cancel(_ jobID: String) throws -> JSONObject { try call(.cancel, ["job_id": .string(jobID)]) }
+    public func tail(_ jobID: String, cursor: Int64, maxBytes: Int = 64 << 10) throws -> JSONObject {
+        try call(.tail, ["job_id": .string(jobID), "cursor": .int(cursor), "max_bytes": .int(Int64(maxBytes))])
+    }
+}

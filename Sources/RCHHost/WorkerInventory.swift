@@ -1,0 +1,144 @@
+import Foundation
+import RCHCore
+import RCHJob
+import RCHStore
+
+/// One worker of the host inventory (`~/.config/rch/workers.toml`, `[[workers]]` tables).
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `name` | (required) | how commands refer to it (`--worker NAME`) |
+/// | `transport` | `"ssh"` | `ssh`, or `local` (a `rch-worker rpc` subprocess on this machine) |
+/// | `host`, `user`, `port` | —, login user, 22 | ssh destination |
+/// | `identity_file`, `known_hosts` | ssh defaults | `-i` and `UserKnownHostsFile` (host keys are always checked) |
+/// | `ssh_options` | `[]` | extra ssh arguments |
+/// | `remote_command` | `"rch-worker rpc"` | what ssh asks to run (a forced command overrides it) |
+/// | `store`, `config`, `binary` | embedded store, none, `rch-worker` next to `rch-xcode` | local transport |
+/// | `probe_ttl_seconds` | 600 | how long a cached probe (capabilities) is trusted |
+///
+/// Without an entry named `local`, `--worker local` is the embedded worker: a local store under
+/// `~/.local/share/rch/worker-store` (or `$RCH_WORKER_STORE`).
+public struct WorkerEntry: Sendable {
+    public var name: String
+    public var transport = "ssh"
+    public var host: String?
+    public var user: String?
+    public var port: Int?
+    public var identityFile: String?
+    public var knownHosts: String?
+    public var sshOptions: [String] = []
+    public var remoteCommand = "rch-worker rpc"
+    public var store: String?
+    public var config: String?
+    public var binary: String?
+    public var probeTTLSeconds: Int64 = 600
+
+    public init(name: String) { self.name = name }
+
+    /// The embedded local worker.
+    public static func embedded(environment: [String: String] = ProcessInfo.processInfo.environment) -> WorkerEntry {
+        var w = WorkerEntry(name: "local")
+        w.transport = "local"
+        let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
+        w.store = environment["RCH_WORKER_STORE"] ?? (data + "/rch/worker-store")
+        return w
+    }
+
+    /// The command line of one RPC exchange.
+    public func rpcArgv(mux: String?) throws -> [String] {
+        switch transport {
+        case "local":
+            let bin = binary ?? Self.siblingWorkerBinary()
+            var argv = [bin, "rpc"]
+            if let store { argv += ["--store", store] }
+            if let config { argv += ["--config", config] }
+            return argv
+        default:
+            guard let host else { throw InventoryError("worker '\(name)' has no host") }
+            var argv = [Self.which("ssh") ?? "/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-T", "-x", "-a"]
+            if let mux {
+                argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=\(mux)/%C", "-o", "ControlPersist=600"]
+            }
+            if let port { argv += ["-p", String(port)] }
+            if let identityFile { argv += ["-i", Self.expand(identityFile), "-o", "IdentitiesOnly=yes"] }
+            if let knownHosts { argv += ["-o", "UserKnownHostsFile=\(Self.expand(knownHosts))"] }
+            argv += sshOptions
+            argv.append(user.map { "\($0)@\(host)" } ?? host)
+            argv.append(remoteCommand)
+            return argv
+        }
+    }
+
+    /// `rch-worker` next to the running executable, else on PATH.
+    public static func siblingWorkerBinary() -> String {
+        let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
+        let sibling = (me as NSString).deletingLastPathComponent + "/rch-worker"
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        return which("rch-worker") ?? "rch-worker"
+    }
+
+    static func which(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    static func expand(_ p: String) -> String { p.hasPrefix("~/") ? NSHomeDirectory() + String(p.dropFirst(1)) : p }
+}
+
+public struct InventoryError: LaneError {
+    public let message: String
+    public init(_ m: String) { message = m }
+    public var failureKind: FailureKind { .ssh }
+    public var failureSubkind: String? { "INVENTORY" }
+    public var description: String { message }
+}
+
+public enum WorkerInventory {
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let p = environment["RCH_WORKERS"], !p.isEmpty { return p }
+        let home = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        return home + "/rch/workers.toml"
+    }
+
+    /// Every worker of the inventory file (plus the embedded `local` unless the file defines one).
+    public static func load(_ path: String? = nil) throws -> [WorkerEntry] {
+        let file = path ?? defaultPath()
+        var out: [WorkerEntry] = []
+        if let layer = try Config.load(.host, path: file) {
+            for (i, v) in (layer.value["workers"]?.arrayValue ?? []).enumerated() {
+                guard let o = v.objectValue, let name = o["name"]?.stringValue ?? o["id"]?.stringValue, !name.isEmpty else {
+                    throw InventoryError("\(file): workers[\(i)] needs a name")
+                }
+                var w = WorkerEntry(name: name)
+                w.transport = o["transport"]?.stringValue ?? "ssh"
+                guard ["ssh", "local"].contains(w.transport) else { throw InventoryError("\(file): worker '\(name)': transport must be ssh or local") }
+                w.host = o["host"]?.stringValue
+                w.user = o["user"]?.stringValue
+                w.port = o["port"]?.intValue.map { Int($0) }
+                w.identityFile = o["identity_file"]?.stringValue
+                w.knownHosts = o["known_hosts"]?.stringValue
+                w.sshOptions = (o["ssh_options"]?.arrayValue ?? []).compactMap(\.stringValue)
+                w.remoteCommand = o["remote_command"]?.stringValue ?? w.remoteCommand
+                w.store = o["store"]?.stringValue.map(WorkerEntry.expand)
+                w.config = o["config"]?.stringValue.map(WorkerEntry.expand)
+                w.binary = o["binary"]?.stringValue.map(WorkerEntry.expand)
+                w.probeTTLSeconds = o["probe_ttl_seconds"]?.intValue ?? w.probeTTLSeconds
+                if w.transport == "ssh" && w.host == nil { throw InventoryError("\(file): worker '\(name)' needs a host") }
+                out.append(w)
+            }
+        }
+        if !out.contains(where: { $0.name == "local" }) { out.append(.embedded()) }
+        return out
+    }
+
+    public static func find(_ name: String, path: String? = nil) throws -> WorkerEntry {
+        let all = try load(path)
+        guard let w = all.first(where: { $0.name == name }) else {
+            throw InventoryError("no worker named '\(name)' in \(path ?? defaultPath()) (known: \(all.map(\.name).joined(separator: ", ")))")
+        }
+        return w
+    }
+}
