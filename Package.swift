@@ -69,6 +69,9 @@ let package = Package(
             name: "RCHBundleTests",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive", "RCHTestSupport"]),
         .testTarget(
+            name: "RCHLaneTests",
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "XcodeTreeGen", "RCHTestSupport"]),
+        .testTarget(
             name: "RCHStoreTests",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport"]),
     ]

@@ -21,6 +21,8 @@ public struct RunDriver {
     /// Receives log text as it arrives (nil: not followed).
     public var onLog: ((String) -> Void)?
     public var pollMillis = 200
+    /// Runs between push and submit (tests use it to race the worker's gc).
+    public var beforeSubmit: (() throws -> Void)?
 
     public init(client: WorkerClient, artifactRoot: String) {
         self.client = client
@@ -58,6 +60,7 @@ public struct RunDriver {
         let runID = Identifier.generate(), jobID = Identifier.generate()
         let spec = try JobSpec(runID: runID, jobID: jobID, inputs: inputs, effectiveConfig: config,
                                artifactProfile: requested == .rich ? .rich : .minimal)
+        try beforeSubmit?()
         var retried = false
         var reply: JSONObject
         do { reply = try client.submit(spec.json) } catch let e as RPCError where e.code == .sourceMissing {

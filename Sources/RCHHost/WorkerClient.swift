@@ -46,6 +46,16 @@ public final class WorkerClient {
     public private(set) var probeSource = "fresh"
     public private(set) var probeAgeSeconds: Int64 = 0
 
+    /// Ends the multiplexed SSH master connection (`ssh -O exit`), if one is running.
+    public func closeConnection() {
+        guard worker.transport == "ssh", transport.argv.contains(where: { $0.hasPrefix("ControlPath=") }) else { return }
+        var argv = Array(transport.argv.dropLast())  // without the remote command
+        argv.insert(contentsOf: ["-O", "exit"], at: 1)
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        if let pid = try? Spawn.start(argv[0], Array(argv.dropFirst()), stdin: devnull, stdout: devnull, stderr: devnull) { _ = Spawn.wait(pid) }
+    }
+
     public init(worker: WorkerEntry, hostStore: LocalStore) throws {
         self.worker = worker
         self.hostStore = hostStore

@@ -43,7 +43,7 @@ extension WorkerServer {
             if jobs.exists(jobID) { return try status(["job_id": .string(jobID)]) }
         }
         let sources = SourceStore(store: store)
-        guard sources.query([inputs.sourceSHA256])[0] else {
+        guard sources.has(inputs.sourceSHA256) else {
             throw RPCError(.sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
                            data: ["source_sha256": .string(inputs.sourceSHA256.hex)])
         }

@@ -1,0 +1,160 @@
+import Foundation
+import RCHCore
+import RCHHost
+import RCHProtocol
+import RCHStore
+import RCHTestSupport
+import XcodeTreeGen
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A worker store + config, reachable as a local subprocess or through a real `sshd` on 127.0.0.1
+/// (own host key, own authorized_keys with the forced command; stopped on release).
+final class LaneFixture {
+    let dir = TempDir()
+    var workerStore: String { dir.sub("worker-store") }
+    var hostStore: String { dir.sub("host-store") }
+    var configPath: String { dir.sub("worker.toml") }
+    var inventory: String { dir.sub("workers.toml") }
+    let workerExe = TestPaths.executable("rch-worker")
+    private var sshd: Process?
+    private(set) var port = 0
+    private var clients: [WorkerClient] = []
+
+    init(config: String = "", ssh: Bool) throws {
+        try writeConfig(config)
+        if ssh { try startSSHD() } else {
+            try "[[workers]]\nname = \"w\"\ntransport = \"local\"\nstore = \"\(workerStore)\"\nconfig = \"\(configPath)\"\nbinary = \"\(workerExe)\"\n"
+                .write(toFile: inventory, atomically: true, encoding: .utf8)
+        }
+    }
+
+    deinit {
+        for c in clients { c.closeConnection() }
+        if let sshd {
+            sshd.terminate()
+            sshd.waitUntilExit()
+        }
+        // Let detached job runners finish before the directory goes away.
+        for _ in 0..<100 where (try? FileManager.default.contentsOfDirectory(atPath: workerStore + "/work/active"))?.isEmpty == false { usleep(50_000) }
+    }
+
+    func writeConfig(_ text: String) throws {
+        try ("[worker]\nname = \"test-worker\"\n" + text + "\n[gc]\nauto_gc_at = \"\"\nmin_free = \"0\"\n").write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    func client() throws -> WorkerClient {
+        let c = try WorkerClient(worker: try WorkerInventory.find("w", path: inventory), hostStore: try LocalStore(root: hostStore))
+        clients.append(c)
+        return c
+    }
+
+    func startSSHD() throws {
+        _ = try Run.shell("ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("host_key")) && ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("client_key"))")
+        let pub = try String(contentsOfFile: dir.sub("client_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let forced = "command=\"\(workerExe) rpc --store \(workerStore) --config \(configPath)\",restrict \(pub)\n"
+        try forced.write(toFile: dir.sub("authorized_keys"), atomically: true, encoding: .utf8)
+        if getuid() == 0 { mkdir("/run/sshd", 0o755) }
+        let user = String(cString: getpwuid(getuid())!.pointee.pw_name)
+        for attempt in 0..<20 {
+            port = Int.random(in: 20000...60000)
+            let cfg = """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(dir.sub("host_key"))
+            AuthorizedKeysFile \(dir.sub("authorized_keys"))
+            PidFile \(dir.sub("sshd.pid"))
+            StrictModes no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            UsePAM no
+            PermitRootLogin prohibit-password
+            MaxStartups 100
+            MaxSessions 100
+            LogLevel ERROR
+
+            """
+            try cfg.write(toFile: dir.sub("sshd_config"), atomically: true, encoding: .utf8)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/sshd")
+            p.arguments = ["-D", "-e", "-f", dir.sub("sshd_config")]
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            // Ready when the port accepts connections.
+            for _ in 0..<100 {
+                if Self.canConnect(port) { break }
+                usleep(20_000)
+                if !p.isRunning { break }
+            }
+            if p.isRunning && Self.canConnect(port) { sshd = p; break }
+            p.terminate()
+            if attempt == 19 { throw TransportError("sshd did not start") }
+        }
+        let hostPub = try String(contentsOfFile: dir.sub("host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try "[127.0.0.1]:\(port) \(hostPub)\n".write(toFile: dir.sub("known_hosts"), atomically: true, encoding: .utf8)
+        try """
+        [[workers]]
+        name = "w"
+        host = "127.0.0.1"
+        port = \(port)
+        user = "\(user)"
+        identity_file = "\(dir.sub("client_key"))"
+        known_hosts = "\(dir.sub("known_hosts"))"
+
+        """.write(toFile: inventory, atomically: true, encoding: .utf8)
+    }
+
+    static func canConnect(_ port: Int) -> Bool {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(port).bigEndian)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+
+    /// The ssh command line that reaches the forced command (for raw-byte tests).
+    var sshArgv: [String] {
+        ["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=\(dir.sub("known_hosts"))", "-o", "StrictHostKeyChecking=yes",
+         "-i", dir.sub("client_key"), "-o", "IdentitiesOnly=yes", "-p", String(port), "127.0.0.1"]
+    }
+
+    /// Sends raw bytes to one `rch-worker rpc` (local process) and returns the parsed reply header.
+    func raw(_ bytes: [UInt8], via argv: [String]? = nil) throws -> JSONValue {
+        let t = ProcessTransport(argv: argv ?? [workerExe, "rpc", "--store", workerStore, "--config", configPath])
+        let file = dir.sub("raw-" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
+        FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        defer { unlink(file) }
+        return try t.exchange(header: [], body: (file, UInt64(bytes.count))).header
+    }
+
+    /// A sample repository (the project's generator at a small scale).
+    func tree(_ name: String = "repo", scale: Double = 0.05) throws -> String {
+        let root = dir.sub(name)
+        try XcodeTreeGen(scale: scale).makeTree(at: root)
+        return root
+    }
+
+    func edit(_ root: String, files: Int = 1) throws {
+        _ = try XcodeTreeGen(scale: 0.05).editTree(at: root, count: files)
+    }
+
+    /// Every file under the worker store except locks and capabilities (to prove "nothing written";
+    /// empty directories do not count).
+    func snapshot() -> [String] {
+        let e = FileManager.default.enumerator(atPath: workerStore)
+        var out: [String] = []
+        while let p = e?.nextObject() as? String {
+            if e?.fileAttributes?[.type] as? FileAttributeType != .typeDirectory && !p.hasPrefix("locks") && p != "capabilities.json" { out.append(p) }
+        }
+        return out.sorted()
+    }
+}
+
+let iPhone = ["build", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 16"]
+let iPhoneTest = ["test", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 16"]
