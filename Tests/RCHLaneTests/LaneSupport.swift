@@ -21,7 +21,7 @@ final class LaneFixture {
     var configPath: String { dir.sub("worker.toml") }
     var inventory: String { dir.sub("workers.toml") }
     let workerExe = TestPaths.executable("rch-worker")
-    private var sshd: Process?
+    private var sshd: pid_t?
     private(set) var port = 0
     private var clients: [WorkerClient] = []
 
@@ -36,8 +36,10 @@ final class LaneFixture {
     deinit {
         for c in clients { c.closeConnection() }
         if let sshd {
-            sshd.terminate()
-            sshd.waitUntilExit()
+            kill(sshd, SIGTERM)
+            for _ in 0..<100 where Spawn.poll(sshd) == nil { usleep(20_000) }
+            kill(sshd, SIGKILL)
+            _ = Spawn.poll(sshd)
         }
         // Let detached job runners finish before the directory goes away.
         for _ in 0..<100 where (try? FileManager.default.contentsOfDirectory(atPath: workerStore + "/work/active"))?.isEmpty == false { usleep(50_000) }
@@ -54,7 +56,7 @@ final class LaneFixture {
     }
 
     func startSSHD() throws {
-        _ = try Run.shell("ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("host_key")) && ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("client_key"))")
+        _ = try Sub.run("/bin/sh", ["-c", "ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("host_key")) && ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("client_key"))"])
         let pub = try String(contentsOfFile: dir.sub("client_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let forced = "command=\"\(workerExe) rpc --store \(workerStore) --config \(configPath)\",restrict \(pub)\n"
         try forced.write(toFile: dir.sub("authorized_keys"), atomically: true, encoding: .utf8)
@@ -79,19 +81,19 @@ final class LaneFixture {
 
             """
             try cfg.write(toFile: dir.sub("sshd_config"), atomically: true, encoding: .utf8)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/sshd")
-            p.arguments = ["-D", "-e", "-f", dir.sub("sshd_config")]
-            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try p.run()
+            let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+            defer { close(devnull) }
+            let p = try Spawn.start("/usr/sbin/sshd", ["-D", "-e", "-f", dir.sub("sshd_config")], stdin: devnull, stdout: devnull, stderr: devnull)
             // Ready when the port accepts connections.
+            var exited = false
             for _ in 0..<100 {
                 if Self.canConnect(port) { break }
                 usleep(20_000)
-                if !p.isRunning { break }
+                if Spawn.poll(p) != nil { exited = true; break }
             }
-            if p.isRunning && Self.canConnect(port) { sshd = p; break }
-            p.terminate()
+            if !exited && Self.canConnect(port) { sshd = p; break }
+            kill(p, SIGKILL)
+            _ = Spawn.wait(p)
             if attempt == 19 { throw TransportError("sshd did not start") }
         }
         let hostPub = try String(contentsOfFile: dir.sub("host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -153,6 +155,30 @@ final class LaneFixture {
             if e?.fileAttributes?[.type] as? FileAttributeType != .typeDirectory && !p.hasPrefix("locks") && p != "capabilities.json" { out.append(p) }
         }
         return out.sorted()
+    }
+}
+
+/// Child processes without Foundation's Process (whose child reaping does not mix with posix_spawn +
+/// waitpid in one test process): stdout/stderr through temp files.
+enum Sub {
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    @discardableResult
+    static func run(_ exe: String, _ args: [String]) throws -> Result {
+        let out = NSTemporaryDirectory() + "/rch-sub-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let o = open(out + ".out", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600), e = open(out + ".err", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(o); close(e); close(devnull); unlink(out + ".out"); unlink(out + ".err") }
+        let pid = try Spawn.start(exe, args, stdin: devnull, stdout: o, stderr: e)
+        let status: Int32
+        switch Spawn.wait(pid) { case .code(let c): status = c; case .signal(let s): status = 128 + s }
+        let text = { (p: String) in (try? String(contentsOfFile: p, encoding: .utf8)) ?? "" }
+        return Result(status: status, stdout: text(out + ".out"), stderr: text(out + ".err"))
+    }
+
+    static func validate(_ file: String, schema: String) throws -> (status: Int32, output: String) {
+        let r = try run("/usr/bin/env", ["check-jsonschema", "--schemafile", TestPaths.packageRoot + "/schemas/rch-xcode/\(schema).schema.json", file])
+        return (r.status, r.stdout + r.stderr)
     }
 }
 
