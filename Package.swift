@@ -40,6 +40,7 @@ let package = Package(
         .target(name: "RCHProtocol", dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "RCHWorker", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
         .target(name: "RCHHost", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
+        .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
             name: "RCHCLISupport",
@@ -61,7 +62,11 @@ let package = Package(
             dependencies: ["XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "RCHBench",
-            dependencies: ["RCHCore", "RCHJob", "XcodeTreeGen", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "RCHCore", "RCHJob", "RCHStore", "RCHProtocol", "RCHWorker", "RCHLoopback", "XcodeTreeGen",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .target(name: "RCHTestSupport", path: "Tests/RCHTestSupport"),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
         .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob", "RCHTestSupport"]),
@@ -70,7 +75,7 @@ let package = Package(
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive", "RCHTestSupport"]),
         .testTarget(
             name: "RCHLaneTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "XcodeTreeGen", "RCHTestSupport"]),
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "RCHLoopback", "XcodeTreeGen", "RCHTestSupport"]),
         .testTarget(
             name: "RCHStoreTests",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport"]),

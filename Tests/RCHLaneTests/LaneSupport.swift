@@ -1,6 +1,7 @@
 import Foundation
 import RCHCore
 import RCHHost
+import RCHLoopback
 import RCHProtocol
 import RCHStore
 import RCHTestSupport
@@ -21,8 +22,7 @@ final class LaneFixture {
     var configPath: String { dir.sub("worker.toml") }
     var inventory: String { dir.sub("workers.toml") }
     let workerExe = TestPaths.executable("rch-worker")
-    private var sshd: pid_t?
-    private(set) var port = 0
+    private var sshd: LoopbackSSHD?
     private var clients: [WorkerClient] = []
 
     init(config: String = "", ssh: Bool) throws {
@@ -35,12 +35,7 @@ final class LaneFixture {
 
     deinit {
         for c in clients { c.closeConnection() }
-        if let sshd {
-            kill(sshd, SIGTERM)
-            for _ in 0..<100 where Spawn.poll(sshd) == nil { usleep(20_000) }
-            kill(sshd, SIGKILL)
-            _ = Spawn.poll(sshd)
-        }
+        sshd?.stop()
         // Let detached job runners finish before the directory goes away.
         for _ in 0..<100 where (try? FileManager.default.contentsOfDirectory(atPath: workerStore + "/work/active"))?.isEmpty == false { usleep(50_000) }
     }
@@ -56,75 +51,13 @@ final class LaneFixture {
     }
 
     func startSSHD() throws {
-        _ = try Sub.run("/bin/sh", ["-c", "ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("host_key")) && ssh-keygen -q -t ed25519 -N '' -f \(dir.sub("client_key"))"])
-        let pub = try String(contentsOfFile: dir.sub("client_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let forced = "command=\"\(workerExe) rpc --store \(workerStore) --config \(configPath)\",restrict \(pub)\n"
-        try forced.write(toFile: dir.sub("authorized_keys"), atomically: true, encoding: .utf8)
-        if getuid() == 0 { mkdir("/run/sshd", 0o755) }
-        let user = String(cString: getpwuid(getuid())!.pointee.pw_name)
-        for attempt in 0..<20 {
-            port = Int.random(in: 20000...60000)
-            let cfg = """
-            Port \(port)
-            ListenAddress 127.0.0.1
-            HostKey \(dir.sub("host_key"))
-            AuthorizedKeysFile \(dir.sub("authorized_keys"))
-            PidFile \(dir.sub("sshd.pid"))
-            StrictModes no
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            UsePAM no
-            PermitRootLogin prohibit-password
-            MaxStartups 100
-            MaxSessions 100
-            LogLevel ERROR
-
-            """
-            try cfg.write(toFile: dir.sub("sshd_config"), atomically: true, encoding: .utf8)
-            let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-            defer { close(devnull) }
-            let p = try Spawn.start("/usr/sbin/sshd", ["-D", "-e", "-f", dir.sub("sshd_config")], stdin: devnull, stdout: devnull, stderr: devnull)
-            // Ready when the port accepts connections.
-            var exited = false
-            for _ in 0..<100 {
-                if Self.canConnect(port) { break }
-                usleep(20_000)
-                if Spawn.poll(p) != nil { exited = true; break }
-            }
-            if !exited && Self.canConnect(port) { sshd = p; break }
-            kill(p, SIGKILL)
-            _ = Spawn.wait(p)
-            if attempt == 19 { throw TransportError("sshd did not start") }
-        }
-        let hostPub = try String(contentsOfFile: dir.sub("host_key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        try "[127.0.0.1]:\(port) \(hostPub)\n".write(toFile: dir.sub("known_hosts"), atomically: true, encoding: .utf8)
-        try """
-        [[workers]]
-        name = "w"
-        host = "127.0.0.1"
-        port = \(port)
-        user = "\(user)"
-        identity_file = "\(dir.sub("client_key"))"
-        known_hosts = "\(dir.sub("known_hosts"))"
-
-        """.write(toFile: inventory, atomically: true, encoding: .utf8)
-    }
-
-    static func canConnect(_ port: Int) -> Bool {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = in_port_t(UInt16(port).bigEndian)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        let d = try LoopbackSSHD(directory: dir.sub("sshd"), forcedCommand: "\(workerExe) rpc --store \(workerStore) --config \(configPath)")
+        sshd = d
+        try d.inventoryEntry(name: "w").write(toFile: inventory, atomically: true, encoding: .utf8)
     }
 
     /// The ssh command line that reaches the forced command (for raw-byte tests).
-    var sshArgv: [String] {
-        ["/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=\(dir.sub("known_hosts"))", "-o", "StrictHostKeyChecking=yes",
-         "-i", dir.sub("client_key"), "-o", "IdentitiesOnly=yes", "-p", String(port), "127.0.0.1"]
-    }
+    var sshArgv: [String] { ["/usr/bin/ssh"] + sshd!.sshOptions(key: sshd!.laneKey) + ["127.0.0.1"] }
 
     /// Sends raw bytes to one `rch-worker rpc` (local process) and returns the parsed reply header.
     func raw(_ bytes: [UInt8], via argv: [String]? = nil) throws -> JSONValue {
