@@ -42,6 +42,9 @@ public struct ProcessTransport: Sendable {
     public var counter: WireCounter
     /// Bound on a reply header (a fetch header carries the manifest).
     public var maxReplyHeader = 256 << 20
+    /// If set, every request and reply header line is also written to `<trace>/NNN.request.json` and
+    /// `NNN.reply.json` (debugging; the tests validate them against the schemas).
+    public var trace: String?
 
     public init(argv: [String], counter: WireCounter = WireCounter()) {
         self.argv = argv
@@ -121,6 +124,11 @@ public struct ProcessTransport: Sendable {
             }
         }
         counter.bytesReceived += reader.bytesRead
+        if let trace {
+            let n = String(counter.roundTrips + 1000).dropFirst()
+            _ = try? DurableFile.write(Array(header.prefix { $0 != 10 }), to: "\(trace)/\(n).request.json", durable: false)
+            _ = try? DurableFile.write(line, to: "\(trace)/\(n).reply.json", durable: false)
+        }
         _ = try? reader.atEnd()
         done.wait()
         _ = Spawn.wait(pid)

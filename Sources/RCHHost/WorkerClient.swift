@@ -39,7 +39,7 @@ public final class WorkerClient {
     public let worker: WorkerEntry
     public let hostStore: LocalStore
     public let counter = WireCounter()
-    let transport: ProcessTransport
+    var transport: ProcessTransport
     public private(set) var protocolVersion: Int?
     public private(set) var probeReply: JSONObject?
     /// "fresh" or "cached" (recorded in worker_selection-style reports).
@@ -47,6 +47,12 @@ public final class WorkerClient {
     public private(set) var probeAgeSeconds: Int64 = 0
 
     /// Ends the multiplexed SSH master connection (`ssh -O exit`), if one is running.
+    /// Writes every request/reply header line into `directory` (see ``ProcessTransport/trace``).
+    public func trace(into directory: String) {
+        try? Syscalls.makeDirectories(directory)
+        transport.trace = directory
+    }
+
     public func closeConnection() {
         guard worker.transport == "ssh", transport.argv.contains(where: { $0.hasPrefix("ControlPath=") }) else { return }
         var argv = Array(transport.argv.dropLast())  // without the remote command

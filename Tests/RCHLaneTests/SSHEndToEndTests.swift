@@ -242,3 +242,37 @@ struct SSHEndToEndTests {
         }
     }
 }
+
+@Suite("Every request and reply on the wire matches its schema")
+struct WireSchemaTests {
+    @Test("requests, replies and fetch headers of a whole run (local transport), error replies included")
+    func schemas() throws {
+        let f = try LaneFixture(ssh: false)
+        let root = try f.tree()
+        let trace = f.dir.sub("trace")
+        let c = try f.client()
+        c.trace(into: trace)
+        var d = RunDriver(client: c, artifactRoot: f.dir.sub("artifacts"))
+        d.onLog = { _ in }
+        d.pollMillis = 50
+        let r = try d.run(root: root, argv: iPhoneTest)
+        try f.edit(root)
+        _ = try Pusher(client: c).push(root: root, options: BundleOptions())
+        _ = try c.cancel(r.jobID)
+        _ = try? c.status("job_9999999999")
+        var checked = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: trace).sorted() {
+            let path = trace + "/" + name
+            let doc = try JSONParser().parse(try DurableFile.read(path))
+            let schema = name.hasSuffix(".request.json") ? "rpc_request" : doc["manifest"] != nil ? "fetch_header" : "rpc_response"
+            let v = try Sub.validate(path, schema: schema)
+            #expect(v.status == 0, "\(name) vs \(schema): \(v.output)")
+            checked += 1
+        }
+        #expect(checked >= 16)
+        for (file, schema) in [("job_state.json", "job_state"), ("executor_env.json", "executor_env"), ("toolchain.json", "toolchain"), ("destination.json", "destination")] {
+            let v = try Sub.validate(r.artifacts! + "/" + file, schema: schema)
+            #expect(v.status == 0, "\(file): \(v.output)")
+        }
+    }
+}
