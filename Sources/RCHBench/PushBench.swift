@@ -51,12 +51,15 @@ struct PushBench: ParsableCommand {
         let push = [rch, "push", tree, "--worker", "bench", "--inventory", inventory, "--store", host, "--json"]
         Thread.sleep(forTimeInterval: 2.5)  // out of the stat cache's racy window
 
+        // Each measured command starts with no dirty pages left by the previous one (sync, untimed).
         func ours() throws -> (Double, Int64, Int64, String) {
+            sync()
             let (t, out) = try capture(push)
             let v = try JSONParser().parse(Array(out.utf8))
             return (t, v["wire"]?["bytes_total"]?.intValue ?? -1, v["wire"]?["round_trips"]?.intValue ?? -1, v["method"]?.stringValue ?? "?")
         }
         func peer() throws -> (Double, Int64) {
+            sync()
             let (t, out) = try capture(rsync)
             func stat(_ label: String) -> Int64 {
                 guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix(label) }) else { return -1 }

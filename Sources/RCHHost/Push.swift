@@ -10,6 +10,7 @@ public struct PushReport: Sendable {
     public var method: String
     public var base: SHA256Digest?
     public var blobsSent = 0
+    /// Size of the compressed bundle, if one had to be made (upload_source); else 0.
     public var bundleBytes: UInt64
     public var reusedBundle: Bool
     public var wire: JSONValue
@@ -22,14 +23,14 @@ public struct PushReport: Sendable {
 
 /// Gets a source onto a worker with as few bytes and round trips as possible.
 ///
-/// 1. bundle (stat-cache fast path) into the host store;
+/// 1. bundle (stat-cache fast path) into the host store — digest and manifest only, no compression;
 /// 2. negotiate (a fresh cached probe costs nothing);
 /// 3. one `has_source` for the new digest **and** the sources this host last pushed there — present →
 ///    done (one round trip);
 /// 4. with `upload_tree` and a base the worker still has: send the manifest delta against it plus a blob
 ///    pack of the contents the base lacks; the worker commits (two round trips), or names blobs still
 ///    missing (e.g. evicted), which a third exchange sends;
-/// 5. otherwise `upload_source` with the whole canonical bundle.
+/// 5. otherwise `upload_source` with the whole canonical bundle (compressed now, if not in the store).
 /// The worker verifies everything; the host remembers what it pushed (`workers/<name>/pushed.json`).
 public struct Pusher {
     public let client: WorkerClient
@@ -39,19 +40,18 @@ public struct Pusher {
     public init(client: WorkerClient) { self.client = client }
 
     public func push(root: String, options: BundleOptions) throws -> PushReport {
-        let bundle = try HostBundler(store: hostStore).bundle(root: root, options: options)
-        return try push(bundle, root: root)
+        let bundle = try HostBundler(store: hostStore).bundle(root: root, options: options, compressed: false)
+        return try push(bundle, root: root, options: options)
     }
 
-    public func push(_ bundle: BundleReport, root: String) throws -> PushReport {
+    /// `bundle` may be manifest-only (`compressed: false`): the `.tar.zst` is produced only if a whole
+    /// upload is needed.
+    public func push(_ bundle: BundleReport, root: String, options: BundleOptions) throws -> PushReport {
         try client.negotiate()
         let sha = bundle.sourceSHA256
-        if let limit = client.capabilities?["max_upload_bytes"]?.intValue, limit > 0, bundle.bundleBytes > UInt64(limit) {
-            throw BundleError.sizeExceeded(limit: UInt64(limit), actual: bundle.bundleBytes)
-        }
-        let known = remembered().filter { $0 != sha && hostStore.hasBundle($0) }.prefix(4)
+        let known = remembered().filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
         let present = try client.hasSources([sha] + known)
-        var report = PushReport(sourceSHA256: sha, method: "present", bundleBytes: bundle.bundleBytes, reusedBundle: bundle.reused, wire: .null)
+        var report = PushReport(sourceSHA256: sha, method: "present", bundleBytes: 0, reusedBundle: bundle.reused, wire: .null)
         defer { report.wire = client.counter.json }
         if present[0] {
             remember(sha)
@@ -65,7 +65,7 @@ public struct Pusher {
             report.blobsSent = try uploadTree(bundle.manifest, base: baseManifest, root: root)
         } else {
             report.method = "upload_source"
-            _ = try client.uploadSource(sha, bundle: bundle.bundlePath)
+            report.bundleBytes = try uploadWhole(sha, root: root, options: options)
         }
         remember(sha)
         report.wire = client.counter.json
@@ -73,9 +73,21 @@ public struct Pusher {
     }
 
     /// Re-sends the whole bundle (the SOURCE_MISSING retry path).
-    public func reupload(_ bundle: BundleReport) throws {
-        _ = try client.uploadSource(bundle.sourceSHA256, bundle: bundle.bundlePath)
-        remember(bundle.sourceSHA256)
+    public func reupload(_ sha: SHA256Digest, root: String, options: BundleOptions) throws {
+        _ = try uploadWhole(sha, root: root, options: options)
+        remember(sha)
+    }
+
+    /// `upload_source` of the compressed bundle (made now unless the store has it), checked against the
+    /// worker's `max_upload_bytes` first. Returns the bundle's size.
+    func uploadWhole(_ sha: SHA256Digest, root: String, options: BundleOptions) throws -> UInt64 {
+        let full = try HostBundler(store: hostStore).bundle(root: root, options: options)
+        guard full.sourceSHA256 == sha else { throw BundleError.io("the tree changed while it was being pushed; run the command again") }
+        if let limit = client.capabilities?["max_upload_bytes"]?.intValue, limit > 0, full.bundleBytes > UInt64(limit) {
+            throw BundleError.sizeExceeded(limit: UInt64(limit), actual: full.bundleBytes)
+        }
+        _ = try client.uploadSource(sha, bundle: full.bundlePath)
+        return full.bundleBytes
     }
 
     func uploadTree(_ m: SourceManifest, base: SourceManifest, root: String) throws -> Int {

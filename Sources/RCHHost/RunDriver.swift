@@ -50,9 +50,9 @@ public struct RunDriver {
     }
 
     public func run(root: String, argv: [String]) throws -> Outcome {
-        let bundle = try HostBundler(store: client.hostStore).bundle(root: root, options: bundleOptions)
+        let bundle = try HostBundler(store: client.hostStore).bundle(root: root, options: bundleOptions, compressed: false)
         let pusher = Pusher(client: client)
-        let push = try pusher.push(bundle, root: root)
+        let push = try pusher.push(bundle, root: root, options: bundleOptions)
         let inputs = try JobInputsBuilder.build(argv: argv, sourceSHA256: bundle.sourceSHA256, capabilities: client.capabilities ?? .null)
         let layers = try Config.layers(repo: root)
         let (config, _) = Config.redact(Config.merge(layers))
@@ -65,7 +65,7 @@ public struct RunDriver {
         var reply: JSONObject
         do { reply = try client.submit(spec.json) } catch let e as RPCError where e.code == .sourceMissing {
             // TOCTOU with the worker's gc: upload the whole bundle once and retry once.
-            try pusher.reupload(bundle)
+            try pusher.reupload(bundle.sourceSHA256, root: root, options: bundleOptions)
             retried = true
             reply = try client.submit(spec.json)
         }

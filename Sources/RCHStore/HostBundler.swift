@@ -45,8 +45,12 @@ public struct HostBundler: Sendable {
 
     /// Bundles `root`. Without `output`, the bundle and manifest are published into the store; with it,
     /// the `.tar.zst` is written (atomically) to `output` instead. `manifestOutput` gets a copy of the manifest.
+    /// `compressed: false` (push): only the digest and the manifest are produced — the tar stream is hashed
+    /// but neither compressed nor written, and only the manifest is published (the `.tar.zst` is made
+    /// later, if a whole upload turns out to be needed).
     public func bundle(root: String, options: BundleOptions, output: String? = nil, manifestOutput: String? = nil,
-                       useStatCache: Bool = true) throws -> BundleReport {
+                       useStatCache: Bool = true, compressed: Bool = true) throws -> BundleReport {
+        precondition(compressed || output == nil, "an output file needs the compressed bundle")
         let started = Timestamp.nowNanos()
         guard let real = realpath(root, nil) else {
             throw BundleError.io("cannot open repository '\(root)': \(String(cString: strerror(errno)))")
@@ -59,27 +63,29 @@ public struct HostBundler: Sendable {
         let cachePath = statCachePath(root: realRoot, mode: options.mode)
 
         if useStatCache, let hit = try reuse(selection: selection, cachePath: cachePath, options: options,
-                                             output: output, manifestOutput: manifestOutput) {
+                                             output: output, manifestOutput: manifestOutput, compressed: compressed) {
             return hit
         }
 
         try TreeSelector.validate(selection)
-        let temp = try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile()
+        let temp = compressed ? try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
         let result: BundleResult
         do { result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) } catch {
-            temp.discard()
+            temp?.discard()
             throw error
         }
         let manifestBytes = result.manifest.canonicalBytes() + [10]
-        let bundlePath: String
-        var manifestPath: String? = nil
-        if let output {
+        var bundlePath = store.bundlePath(result.sourceSHA256)
+        var manifestPath: String? = store.bundleManifestPath(result.sourceSHA256)
+        if let temp, let output {
             try temp.commit(to: output, replace: true)
             bundlePath = output
-        } else {
+            manifestPath = nil
+        } else if let temp {
             try store.publishBundle(temp, manifest: manifestBytes, sha: result.sourceSHA256)
-            bundlePath = store.bundlePath(result.sourceSHA256)
-            manifestPath = store.bundleManifestPath(result.sourceSHA256)
+        } else {
+            try Syscalls.makeDirectories(store.bundlesDirectory)
+            _ = try DurableFile.write(manifestBytes, to: store.bundleManifestPath(result.sourceSHA256), replace: true)
         }
         if let manifestOutput {
             _ = try DurableFile.write(manifestBytes, to: manifestOutput)
@@ -96,13 +102,13 @@ public struct HostBundler: Sendable {
     }
 
     private func reuse(selection: Selection, cachePath: String, options: BundleOptions, output: String?,
-                       manifestOutput: String?) throws -> BundleReport? {
+                       manifestOutput: String?, compressed: Bool) throws -> BundleReport? {
         guard let data = try? DurableFile.read(cachePath), let cache = StatCache(decoding: data),
               cache.formatTag == StatCache.currentFormatTag,
               let source = cache.sourceSHA256, let tree = cache.treeSHA256,
               let entries = cache.manifestEntries(for: selection),
               SourceManifest.treeDigest(entries) == tree,
-              store.hasBundle(source) else { return nil }
+              compressed ? store.hasBundle(source) : store.hasBundleManifest(source) else { return nil }
         if options.maxBytes > 0 && cache.tarBytes > options.maxBytes {
             throw BundleError.sizeExceeded(limit: options.maxBytes, actual: cache.tarBytes)
         }

@@ -71,6 +71,9 @@ public struct LocalStore: Sendable {
         FileManager.default.fileExists(atPath: bundleManifestPath(sha)) && FileManager.default.fileExists(atPath: bundlePath(sha))
     }
 
+    /// Whether the manifest of a bundle is present (the `.tar.zst` may not be: see `HostBundler`).
+    public func hasBundleManifest(_ sha: SHA256Digest) -> Bool { FileManager.default.fileExists(atPath: bundleManifestPath(sha)) }
+
     /// A temp file in the bundles directory, for ``publishBundle(_:manifest:)``.
     public func newBundleTempFile() throws -> TempFile { try TempFile(directory: bundlesDirectory) }
 

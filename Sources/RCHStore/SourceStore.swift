@@ -48,9 +48,17 @@ public struct SourceStore: Sendable {
         return true
     }
 
-    /// The spec's `has_source` for a batch of digests (counted in stats).
+    /// The spec's `has_source` for a batch of digests (counted in stats). Answered from the entries
+    /// alone: an entry is published only after its blobs, and gc and fsck remove or quarantine entries
+    /// before the blobs they need — so a committed entry implies its blobs. (Damage done behind the
+    /// store's back is caught where the source is used: `submit` checks with ``has(_:)``, which answers
+    /// SOURCE_MISSING and makes the host re-upload; materialisation verifies every blob.)
     public func query(_ digests: [SHA256Digest]) -> [Bool] {
-        let r = digests.map { has($0) }
+        let r = digests.map { d -> Bool in
+            guard access(entryPath(d), F_OK) == 0 else { return false }
+            Usage.touch(entryPath(d))
+            return true
+        }
         let hits = r.filter { $0 }.count
         StoreCounters.add(store, sourceHits: hits, sourceMisses: r.count - hits)
         return r
