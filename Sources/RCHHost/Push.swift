@@ -40,7 +40,9 @@ public struct Pusher {
     public init(client: WorkerClient) { self.client = client }
 
     public func push(root: String, options: BundleOptions) throws -> PushReport {
-        let bundle = try HostBundler(store: hostStore).bundle(root: root, options: options, compressed: false)
+        // With no earlier push to this worker there is no delta base: a whole upload is likely, so the
+        // compressed bundle is made in the same pass (otherwise only digest + manifest).
+        let bundle = try HostBundler(store: hostStore).bundle(root: root, options: options, compressed: remembered().isEmpty)
         return try push(bundle, root: root, options: options)
     }
 
