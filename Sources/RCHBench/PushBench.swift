@@ -123,15 +123,9 @@ struct PushBench: ParsableCommand {
     }
 }
 
-/// Runs argv with stdout captured (through a temp file) and returns wall time and stdout.
+/// Runs argv with stdout captured and returns wall time and stdout.
 func capture(_ argv: [String]) throws -> (Double, String) {
-    let out = NSTemporaryDirectory() + "/rch-bench-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-    let fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600), devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-    defer { close(fd); close(devnull); unlink(out) }
-    let start = DispatchTime.now().uptimeNanoseconds
-    let pid = try Spawn.start(argv[0], Array(argv.dropFirst()), stdin: devnull, stdout: fd, stderr: devnull)
-    let exit = Spawn.wait(pid)
-    let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    guard exit == .code(0) else { throw BenchError("\(argv.joined(separator: " ").prefix(200)) failed: \(exit)") }
-    return (t, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    let r = try Spawn.run(argv[0], Array(argv.dropFirst()))
+    guard r.exit == .code(0) else { throw BenchError("\(argv.joined(separator: " ").prefix(200)) failed: \(r.exit)") }
+    return (r.seconds, r.stdout)
 }

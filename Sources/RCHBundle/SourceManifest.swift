@@ -27,6 +27,14 @@ public struct SourceManifest: Sendable, Equatable {
             self.executable = executable; self.symlinkTarget = symlinkTarget
         }
 
+        /// The entry as it appears in `entries[]` of the manifest (and in `upload_tree` payloads).
+        public var json: JSONValue {
+            .obj([
+                "path": .string(path), "type": .string(type.rawValue), "size": .int(Int64(size)), "sha256": .string(sha256.hex),
+                "executable": .bool(executable), "symlink_target": symlinkTarget.map { .string($0) } ?? .null,
+            ])
+        }
+
         /// Appends `"<T> <sha256> <size> <path>\n"` to `out`.
         func appendTreeLine(to out: inout [UInt8]) {
             let hex: [UInt8] = Array("0123456789abcdef".utf8)
@@ -168,16 +176,7 @@ public struct SourceManifest: Sendable, Equatable {
             ("total_bytes", .int(Int64(totalBytes))),
             ("tar_bytes", .int(Int64(tarBytes))),
             ("tools", .obj(["libarchive": .string(libarchiveVersion), "zstd": .string(zstdVersion)])),
-            ("entries", .array(entries.map { e in
-                .obj([
-                    "path": .string(e.path),
-                    "type": .string(e.type.rawValue),
-                    "size": .int(Int64(e.size)),
-                    "sha256": .string(e.sha256.hex),
-                    "executable": .bool(e.executable),
-                    "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null,
-                ])
-            })),
+            ("entries", .array(entries.map(\.json))),
         ])
         if let runID { o["run_id"] = .string(runID) }
         return .object(o)

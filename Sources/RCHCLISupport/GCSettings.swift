@@ -26,8 +26,7 @@ public struct GCSettings: Sendable {
     public var autoGCAtFraction: Double?
 
     public static func load(configPath: String?, store: LocalStore, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GCSettings {
-        let home = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
-        let path = configPath ?? home + "/rch/worker.toml"
+        let path = configPath ?? UserDirectories.configHome(environment) + "/rch/worker.toml"
         let gc = try Config.load(.host, path: path)?.value["gc"]?.objectValue ?? JSONObject()
         if configPath != nil && !FileManager.default.fileExists(atPath: path) { throw StoreError.invalid("config file \(path) does not exist") }
         let fs = FilesystemSpace(path: store.root)

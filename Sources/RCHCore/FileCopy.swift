@@ -34,12 +34,7 @@ public enum FileCopy {
         if remaining == 0 { return usedKernel ? .kernelCopy : .readWrite }
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
-        while true {
-            let n: Int
-            do { n = try src.read(into: buf, retryOnInterrupt: true) } catch { throw SystemError("read", path: source, errno: error) }
-            if n == 0 { break }
-            try dest.write(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
+        try FileChunks.read(src, path: source, buffer: buf) { try dest.write($0) }
         return .readWrite
     }
 }

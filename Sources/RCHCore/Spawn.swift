@@ -31,6 +31,36 @@ public enum Spawn {
         return pid
     }
 
+    /// Runs a command to its end with stdin from /dev/null; stdout and stderr are captured through
+    /// unlinked temp files (no pipes to drain) and returned with the exit status and the wall time.
+    public static func run(_ path: String, _ arguments: [String]) throws -> (exit: Exit, stdout: String, stderr: String, seconds: Double) {
+        func temp() -> Int32 {
+            var template = Array("/tmp/rch-run-XXXXXX".utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+            return fd
+        }
+        let out = temp(), err = temp(), devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(out); close(err); close(devnull) }
+        guard out >= 0, err >= 0 else { throw SystemError("mkstemp", path: "/tmp", errno: Errno(rawValue: errno)) }
+        let started = Timestamp.nowNanos()
+        let exit = wait(try start(path, arguments, stdin: devnull, stdout: out, stderr: err))
+        let seconds = Double(Timestamp.nowNanos() - started) / 1e9
+        func text(_ fd: Int32) -> String {
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            var off: off_t = 0
+            while true {
+                let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off) }
+                if n <= 0 { break }
+                bytes += chunk[0..<n]
+                off += off_t(n)
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return (exit, text(out), text(err), seconds)
+    }
+
     /// Non-blocking: the exit status if the child has ended.
     public static func poll(_ pid: pid_t) -> Exit? {
         var status: Int32 = 0

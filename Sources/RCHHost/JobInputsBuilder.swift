@@ -14,13 +14,8 @@ public enum JobInputsBuilder {
         guard let di = argv.firstIndex(of: "-destination"), di + 1 < argv.count else {
             throw JobKeyError("/sanitized_argv", "a -destination is required (e.g. 'platform=iOS Simulator,name=iPhone 16')")
         }
-        var fields: [(String, String)] = []
-        for part in argv[di + 1].split(separator: ",") {
-            let kv = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: " ") }
-            guard kv.count == 2 else { throw JobKeyError("/sanitized_argv", "-destination '\(argv[di + 1])' is not key=value,…") }
-            fields.append((kv[0], kv[1]))
-        }
-        func field(_ k: String) -> String? { fields.first { $0.0 == k }?.1 }
+        let fields = try XcodebuildArgv.destinationFields(argv[di + 1])
+        func field(_ k: String) -> String? { fields.first { $0.key == k }?.value }
         guard let platform = field("platform") else { throw JobKeyError("/sanitized_argv", "-destination needs platform=…") }
         guard let xcode = caps["xcodes"]?.arrayValue?.first, let build = xcode["build"]?.stringValue,
               let devDir = caps["active_developer_dir"]?.stringValue ?? xcode["developer_dir"]?.stringValue,
@@ -63,14 +58,5 @@ public enum JobInputsBuilder {
     static func versionLess(_ a: String, _ b: String) -> Bool {
         let x = a.split(separator: ".").map { Int($0) ?? 0 }, y = b.split(separator: ".").map { Int($0) ?? 0 }
         return x.lexicographicallyPrecedes(y)
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s.removeFirst() }
-        while s.last == set { s.removeLast() }
-        return String(s)
     }
 }

@@ -134,9 +134,7 @@ public struct Pusher {
             let k = Array(e.path.utf8)
             seen.insert(k)
             if old[k] != e {
-                upsert.append(.obj(["path": .string(e.path), "type": .string(e.type.rawValue), "size": .int(Int64(e.size)),
-                                    "sha256": .string(e.sha256.hex), "executable": .bool(e.executable),
-                                    "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null]))
+                upsert.append(e.json)
                 if e.type == .file && !baseContents.contains(e.sha256) { files.append(e) }
             }
         }

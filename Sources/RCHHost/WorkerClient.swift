@@ -57,9 +57,7 @@ public final class WorkerClient {
         guard worker.transport == "ssh", transport.argv.contains(where: { $0.hasPrefix("ControlPath=") }) else { return }
         var argv = Array(transport.argv.dropLast())  // without the remote command
         argv.insert(contentsOf: ["-O", "exit"], at: 1)
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(devnull) }
-        if let pid = try? Spawn.start(argv[0], Array(argv.dropFirst()), stdin: devnull, stdout: devnull, stderr: devnull) { _ = Spawn.wait(pid) }
+        _ = try? Spawn.run(argv[0], Array(argv.dropFirst()))
     }
 
     public init(worker: WorkerEntry, hostStore: LocalStore) throws {

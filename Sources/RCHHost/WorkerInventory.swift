@@ -39,8 +39,7 @@ public struct WorkerEntry: Sendable {
     public static func embedded(environment: [String: String] = ProcessInfo.processInfo.environment) -> WorkerEntry {
         var w = WorkerEntry(name: "local")
         w.transport = "local"
-        let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
-        w.store = environment["RCH_WORKER_STORE"] ?? (data + "/rch/worker-store")
+        w.store = environment["RCH_WORKER_STORE"] ?? (UserDirectories.dataHome(environment) + "/rch/worker-store")
         return w
     }
 
@@ -99,8 +98,7 @@ public struct InventoryError: LaneError {
 public enum WorkerInventory {
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let p = environment["RCH_WORKERS"], !p.isEmpty { return p }
-        let home = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
-        return home + "/rch/workers.toml"
+        return UserDirectories.configHome(environment) + "/rch/workers.toml"
     }
 
     /// Every worker of the inventory file (plus the embedded `local` unless the file defines one).

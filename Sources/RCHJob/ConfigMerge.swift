@@ -46,7 +46,7 @@ public enum Config {
     /// The usual layers for a repository: defaults, host config, repo config, then `flags`.
     public static func layers(repo: String, flags: JSONObject = JSONObject(), environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [Layer] {
         var out = [defaults]
-        let configHome = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        let configHome = UserDirectories.configHome(environment)
         if let host = try load(.host, path: configHome + "/rch/xcode.toml") { out.append(host) }
         if let r = try load(.repo, path: repo + "/.rch/xcode.toml") { out.append(r) }
         if flags.count > 0 { out.append(Layer(origin: .cli, value: flags)) }

@@ -69,6 +69,12 @@ public struct JobKeyInputs: Sendable, Equatable {
         ])
     }
 
+    /// `build` or `test` (the artifact contract), from the xcodebuild action.
+    public var action: String {
+        let a = XcodebuildArgv.action(of: sanitizedArgv)
+        return a == "test" || a == "test-without-building" ? "test" : "build"
+    }
+
     /// The RFC 8785 bytes of ``json`` (also the exact content of `job_key_inputs.json`).
     public var canonicalBytes: [UInt8] { json.canonicalBytes }
 
@@ -169,11 +175,7 @@ public struct JobKeyInputs: Sendable, Equatable {
     static func checkDestinationArgument(_ argv: [String], _ d: Destination) throws(JobKeyError) {
         guard let spec = XcodebuildArgv.destination(of: argv) else { return }
         var fields: [String: String] = [:]
-        for part in spec.split(separator: ",") {
-            let kv = part.split(separator: "=", maxSplits: 1).map { String($0) }
-            guard kv.count == 2 else { throw JobKeyError("/sanitized_argv", "-destination '\(spec)' is not key=value,…") }
-            fields[kv[0].trimmingCharactersInSpaces()] = kv[1].trimmingCharactersInSpaces()
-        }
+        for (k, v) in try XcodebuildArgv.destinationFields(spec) { fields[k] = v }
         if fields["OS"] == "latest" { throw JobKeyError("/sanitized_argv", "-destination uses OS=latest; resolve it to a concrete version on the host") }
         if let p = fields["platform"], p != d.platform { throw JobKeyError("/sanitized_argv", "-destination platform '\(p)' differs from destination.platform '\(d.platform)'") }
         if let n = fields["name"], n != d.name { throw JobKeyError("/sanitized_argv", "-destination name '\(n)' differs from destination.name '\(d.name)'") }

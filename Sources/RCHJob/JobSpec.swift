@@ -27,10 +27,7 @@ public struct JobSpec: Sendable {
     }
 
     /// `build` or `test`, from the xcodebuild action.
-    public var action: String {
-        let a = XcodebuildArgv.action(of: inputs.sanitizedArgv)
-        return a == "test" || a == "test-without-building" ? "test" : "build"
-    }
+    public var action: String { inputs.action }
 
     public var json: JSONValue {
         .obj([

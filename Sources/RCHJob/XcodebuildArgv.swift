@@ -164,6 +164,17 @@ public enum XcodebuildArgv {
     /// The action of a canonical argv.
     public static func action(of canonical: [String]) -> String { canonical[0] }
 
+    /// The `key=value` pairs of a `-destination` specifier, in order, trimmed of spaces.
+    public static func destinationFields(_ spec: String) throws(JobKeyError) -> [(key: String, value: String)] {
+        var fields: [(String, String)] = []
+        for part in spec.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { String($0) }
+            guard kv.count == 2 else { throw JobKeyError("/sanitized_argv", "-destination '\(spec)' is not key=value,…") }
+            fields.append((kv[0].trimmingCharactersInSpaces(), kv[1].trimmingCharactersInSpaces()))
+        }
+        return fields
+    }
+
     /// The `-destination` value of a canonical argv.
     public static func destination(of canonical: [String]) -> String? {
         guard let i = canonical.firstIndex(of: "-destination"), i + 1 < canonical.count else { return nil }

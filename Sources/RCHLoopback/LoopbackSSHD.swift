@@ -103,10 +103,7 @@ public final class LoopbackSSHD {
     }
 
     static func run(_ exe: String, _ args: [String]) throws {
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(devnull) }
-        let pid = try Spawn.start(exe, args, stdin: devnull, stdout: devnull, stderr: devnull)
-        guard Spawn.wait(pid) == .code(0) else { throw SystemError(exe, path: args.last ?? "", errno: .ioError) }
+        guard try Spawn.run(exe, args).exit == .code(0) else { throw SystemError(exe, path: args.last ?? "", errno: .ioError) }
     }
 
     public static func canConnect(_ port: Int) -> Bool {

@@ -144,7 +144,7 @@ public func writeAll(_ fd: FileDescriptor, _ bytes: [UInt8]) throws {
     try bytes.withUnsafeBytes { try writeAll(fd, $0) }
 }
 
-/// Copies `count` bytes of the file at `path` to `fd` while hashing them (the sender side of a frame).
+/// Copies `count` bytes of the file at `path` to `out` (the sender side of a frame).
 public func sendFile(_ path: String, to out: FileDescriptor, count: UInt64) throws {
     let fd: FileDescriptor
     do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch { throw SystemError("open", path: path, errno: error) }
@@ -168,14 +168,6 @@ public func describeFile(_ path: String, compression: StreamDescriptor.Compressi
     let fd: FileDescriptor
     do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch { throw SystemError("open", path: path, errno: error) }
     defer { try? fd.close() }
-    var h = StreamingSHA256()
-    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { buf.deallocate() }
-    while true {
-        let n: Int
-        do { n = try fd.read(into: buf, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
-        if n == 0 { break }
-        h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-    }
-    return StreamDescriptor(contentLength: h.byteCount, contentSHA256: h.finalize(), compression: compression)
+    let (digest, count) = try FileChunks.sha256(fd, path: path)
+    return StreamDescriptor(contentLength: count, contentSHA256: digest, compression: compression)
 }

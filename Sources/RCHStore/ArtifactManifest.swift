@@ -139,18 +139,9 @@ public enum ArtifactManifest {
     }
 
     static func hashFile(_ path: String, buffer: UnsafeMutableRawBufferPointer) throws -> SHA256Digest {
-        let fd: FileDescriptor
-        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
-            throw SystemError("open", path: path, errno: error)
-        }
-        defer { try? fd.close() }
         var h = StreamingSHA256()
-        while true {
-            let n: Int
-            do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
-            if n == 0 { return h.finalize() }
-            h.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        }
+        try FileChunks.read(path: path, buffer: buffer) { h.update($0) }
+        return h.finalize()
     }
 }
 

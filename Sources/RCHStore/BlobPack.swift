@@ -25,18 +25,7 @@ public enum BlobPack {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         let r = try CanonicalTarRebuilder.rebuild(entries: entries, level: level, output: output) { e, sink in
-            let path = paths[e.sha256]!
-            let fd: FileDescriptor
-            do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
-                throw SystemError("open", path: path, errno: error)
-            }
-            defer { try? fd.close() }
-            while true {
-                let n: Int
-                do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
-                if n == 0 { break }
-                try sink(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            }
+            try FileChunks.read(path: paths[e.sha256]!, buffer: buffer, sink)
         }
         return r.bundleBytes
     }

@@ -28,9 +28,7 @@ public struct HostRetention: Sendable {
 
     /// `~/.local/share/rch/artifacts/xcode` (or under `$XDG_DATA_HOME`).
     public static var defaultArtifactRoot: String {
-        let env = ProcessInfo.processInfo.environment
-        if let x = env["XDG_DATA_HOME"], !x.isEmpty { return x + "/rch/artifacts/xcode" }
-        return NSHomeDirectory() + "/.local/share/rch/artifacts/xcode"
+        UserDirectories.dataHome(ProcessInfo.processInfo.environment) + "/rch/artifacts/xcode"
     }
 
     public struct Report: Sendable {

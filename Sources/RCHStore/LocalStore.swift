@@ -51,8 +51,7 @@ public struct LocalStore: Sendable {
     public static var defaultRoot: String {
         let env = ProcessInfo.processInfo.environment
         if let s = env["RCH_STORE"], !s.isEmpty { return s }
-        if let x = env["XDG_DATA_HOME"], !x.isEmpty { return x + "/rch/store" }
-        return NSHomeDirectory() + "/.local/share/rch/store"
+        return UserDirectories.dataHome(env) + "/rch/store"
     }
 
     public var bundlesDirectory: String { root + "/bundles" }

@@ -89,7 +89,7 @@ public struct SourceStore: Sendable {
         }
         defer { try? fd.close() }
         if let contentSHA256 {
-            let actual = try Self.hashFile(fd, path: path)
+            let actual = try FileChunks.sha256(fd, path: path).digest
             guard actual == contentSHA256 else {
                 throw BundleError.digestMismatch(expected: contentSHA256.hex, actual: actual.hex + " (content_sha256 of the transferred bytes)")
             }
@@ -168,17 +168,13 @@ public struct SourceStore: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         return try CanonicalTarRebuilder.rebuild(entries: m.entries, level: level, output: output, verifyFiles: verifyFiles) { entry, sink in
+            let path = blobs.path(entry.sha256)
             let fd: FileDescriptor
-            do { fd = try FileDescriptor.open(FilePath(blobs.path(entry.sha256)), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+            do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
                 throw StoreError.missingBlob(entry.sha256)
             }
             defer { try? fd.close() }
-            while true {
-                let n: Int
-                do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: blobs.path(entry.sha256), errno: error) }
-                if n == 0 { break }
-                try sink(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            }
+            try FileChunks.read(fd, path: path, buffer: buffer, sink)
         }
     }
 
@@ -198,18 +194,6 @@ public struct SourceStore: Sendable {
         try TreeMaterializer(blobs: blobs, verify: verify).materialize(items, into: directory)
         Usage.touch(entryPath(sha))
         return items.count
-    }
-
-    static func hashFile(_ fd: FileDescriptor, path: String) throws -> SHA256Digest {
-        var h = StreamingSHA256()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buf.deallocate() }
-        while true {
-            let n: Int
-            do { n = try fd.read(into: buf, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
-            if n == 0 { return h.finalize() }
-            h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
     }
 }
 

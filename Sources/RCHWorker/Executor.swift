@@ -80,15 +80,7 @@ public final class LogWriter {
         guard fd >= 0 else { throw SystemError("open", path: path, errno: Errno(rawValue: errno)) }
     }
     deinit { close(fd) }
-    public func line(_ s: String) { write(Array((s + "\n").utf8)) }
-    public func write(_ b: [UInt8]) { b.withUnsafeBytes { _ = Glibc_or_Darwin_write(fd, $0.baseAddress, $0.count) } }
+    /// Appends one line (best effort: a full disk must not turn into a second failure).
+    public func line(_ s: String) { try? FileDescriptor(rawValue: fd).writeAll(Array((s + "\n").utf8)) }
     public var rawDescriptor: Int32 { fd }
-}
-
-@inline(__always) func Glibc_or_Darwin_write(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, p, n)
-    #else
-    return Darwin.write(fd, p, n)
-    #endif
 }

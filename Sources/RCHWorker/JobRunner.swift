@@ -89,7 +89,7 @@ public struct JobRunner: Sendable {
         }
         let (env, envRecord) = executorEnvironment(allowlist: config.envAllowlist, developerDir: sub.inputs.toolchain.developerDir)
         let request = ExecutionRequest(
-            jobID: jobID, runID: sub.runID, jobKey: key, action: JobRunner.action(sub.inputs), sanitizedArgv: sub.inputs.sanitizedArgv,
+            jobID: jobID, runID: sub.runID, jobKey: key, action: sub.inputs.action, sanitizedArgv: sub.inputs.sanitizedArgv,
             developerDir: sub.inputs.toolchain.developerDir, profile: sub.profile, sourceDirectory: jobs.source(jobID),
             artifactsDirectory: jobs.artifacts(jobID), environment: env, deadlineNanos: started + config.timeoutSeconds * 1_000_000_000)
         let outcome: ExecutionOutcome
@@ -97,11 +97,6 @@ public struct JobRunner: Sendable {
             outcome = ExecutionOutcome(status: .failed, failureKind: .executor, message: "the executor failed: \(error)")
         }
         try finish(sub, outcome, executor: executor, env: envRecord, started: started)
-    }
-
-    static func action(_ inputs: JobKeyInputs) -> String {
-        let a = XcodebuildArgv.action(of: inputs.sanitizedArgv)
-        return a == "test" || a == "test-without-building" ? "test" : "build"
     }
 
     /// Writes the job-scoped artifacts and commits the directory.
@@ -139,7 +134,7 @@ public struct JobRunner: Sendable {
         var entries = try ArtifactManifest.scan(dir)
         let kind: FailureKind? = o.status == .success ? nil : o.status == .cancelled ? .cancelled : (o.failureKind ?? .executor)
         let summaryProfile = (try? ArtifactProfile.satisfied(by: entries + [.init(path: "summary.json", isDirectory: false, size: 0, sha256: .empty)],
-                                                             action: JobRunner.action(sub.inputs)).get()) ?? .minimal
+                                                             action: sub.inputs.action).get()) ?? .minimal
         let summary = envelope("summary", [
             "status": .string(o.status.rawValue), "failure_kind": kind.map { .string($0.rawValue) } ?? .null,
             "failure_subkind": o.failureSubkind.map { .string($0) } ?? .null, "exit_code": .int(Int64(kind?.exitCode ?? 0)),

@@ -58,8 +58,7 @@ public struct WorkerConfig: Sendable {
     public init() {}
 
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let home = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
-        return home + "/rch/worker.toml"
+        UserDirectories.configHome(environment) + "/rch/worker.toml"
     }
 
     /// Loads `path` (or the default file if it exists). An explicit path must exist.

@@ -47,30 +47,23 @@ extension WorkerServer {
             throw RPCError(.sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
                            data: ["source_sha256": .string(inputs.sourceSHA256.hex)])
         }
-        let results = ResultStore(store: store)
-        if case .hit = results.lookup(jobKey: key, namespace: namespace, profile: profile) {
-            guard try jobs.create(jobID) else { return try status(["job_id": .string(jobID)]) }
-            do {
-                let m = try results.materialize(jobKey: key, namespace: namespace, profile: profile, jobID: jobID, runID: runID,
-                                                into: jobs.artifacts(jobID), worker: JobRunner(store: store, config: config).identity,
-                                                capabilitiesSHA256: Capabilities.digest(store: store, config: config))
-                return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.succeeded.rawValue),
-                        "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
-            } catch StoreError.resultMiss {
-                removeTree(jobs.directory(jobID))  // evicted between lookup and materialise: run it instead
-            } catch {
-                removeTree(jobs.directory(jobID))
-                throw error
-            }
-        }
-        let active = jobs.activeCount()
-        guard active < config.maxConcurrentJobs else {
-            throw RPCError(.busy, "\(active) job(s) running (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
-                           data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
-        }
-        try JobRegistry(store: store).claim(jobID, jobKey: key)
+        // The job directory is the claim; it is removed again unless the job is accepted.
         guard try jobs.create(jobID) else { return try status(["job_id": .string(jobID)]) }
         do {
+            // A hit (the lookup counted once, inside materialise) is served at once.
+            do {
+                let m = try ResultStore(store: store).materialize(
+                    jobKey: key, namespace: namespace, profile: profile, jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
+                    worker: JobRunner(store: store, config: config).identity, capabilitiesSHA256: Capabilities.digest(store: store, config: config))
+                return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.succeeded.rawValue),
+                        "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
+            } catch StoreError.resultMiss {}
+            let active = jobs.activeCount()
+            guard active < config.maxConcurrentJobs else {
+                throw RPCError(.busy, "\(active) job(s) running (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
+                               data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+            }
+            try JobRegistry(store: store).claim(jobID, jobKey: key)
             let sub = JobRunner.Submission(job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)
             _ = try DurableFile.write(sub.json.canonicalBytes, to: jobs.control(jobID) + "/submit.json")
             try Syscalls.makeDirectories(jobs.artifacts(jobID))
@@ -225,14 +218,7 @@ extension WorkerServer {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
                 defer { buffer.deallocate() }
                 _ = try CanonicalTarRebuilder.rebuild(entries: files, output: temp) { e, sink in
-                    let fd = open(dir + "/" + e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-                    guard fd >= 0 else { throw RPCError(.artifactsGone, "artifact \(e.path) of \(jobID) is gone") }
-                    defer { close(fd) }
-                    while true {
-                        let n = read(fd, buffer.baseAddress, buffer.count)
-                        if n <= 0 { break }
-                        try sink(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                    }
+                    try FileChunks.read(path: dir + "/" + e.path, buffer: buffer, sink)
                 }
                 try temp.commit(to: pack, replace: true, durable: false)
             } catch {

@@ -111,7 +111,7 @@ extension WorkerServer {
         var entries: [JSONValue]
         if p["base_source_sha256"] != nil {
             let base = try Self.digest(p, "base_source_sha256")
-            guard sources.has(base), let m = try sources.manifest(base) else {
+            guard let m = try sources.manifest(base), sources.missingBlobs(m).isEmpty else {
                 throw RPCError(.sourceMissing, "the base source \(base.hex) is not in the store; send the whole manifest",
                                data: ["source_sha256": .string(base.hex)])
             }
@@ -157,7 +157,7 @@ extension WorkerServer {
         try only(delta, ["upsert", "remove"], op: "upload_tree delta")
         var byPath: [String: JSONValue] = [:]
         var order: [String: [UInt8]] = [:]
-        for e in base { byPath[e.path] = entryJSON(e); order[e.path] = Array(e.path.utf8) }
+        for e in base { byPath[e.path] = e.json; order[e.path] = Array(e.path.utf8) }
         for r in delta["remove"]?.arrayValue ?? [] {
             guard let path = r.stringValue, byPath.removeValue(forKey: path) != nil else {
                 throw RPCError.invalid("delta.remove names a path the base does not have")
@@ -169,10 +169,5 @@ extension WorkerServer {
             order[path] = Array(path.utf8)
         }
         return byPath.keys.sorted { order[$0]!.lexicographicallyPrecedes(order[$1]!) }.map { byPath[$0]! }
-    }
-
-    static func entryJSON(_ e: SourceManifest.Entry) -> JSONValue {
-        .obj(["path": .string(e.path), "type": .string(e.type.rawValue), "size": .int(Int64(e.size)), "sha256": .string(e.sha256.hex),
-              "executable": .bool(e.executable), "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null])
     }
 }

@@ -98,15 +98,10 @@ enum Sub {
 
     @discardableResult
     static func run(_ exe: String, _ args: [String]) throws -> Result {
-        let out = NSTemporaryDirectory() + "/rch-sub-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let o = open(out + ".out", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600), e = open(out + ".err", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { close(o); close(e); close(devnull); unlink(out + ".out"); unlink(out + ".err") }
-        let pid = try Spawn.start(exe, args, stdin: devnull, stdout: o, stderr: e)
+        let r = try Spawn.run(exe, args)
         let status: Int32
-        switch Spawn.wait(pid) { case .code(let c): status = c; case .signal(let s): status = 128 + s }
-        let text = { (p: String) in (try? String(contentsOfFile: p, encoding: .utf8)) ?? "" }
-        return Result(status: status, stdout: text(out + ".out"), stderr: text(out + ".err"))
+        switch r.exit { case .code(let c): status = c; case .signal(let s): status = 128 + s }
+        return Result(status: status, stdout: r.stdout, stderr: r.stderr)
     }
 
     static func validate(_ file: String, schema: String) throws -> (status: Int32, output: String) {

@@ -78,8 +78,7 @@ struct MalformedInputTests {
         },
         Case(name: "upload_tree pack with an unannounced blob", code: .invalidRequest) { f, _, s in
             let m = try SourceManifest(json: try JSONParser().parse(try DurableFile.read(LocalStore(root: f.hostStore).bundleManifestPath(s))))
-            let entries = JSONValue.array(m.entries.map { e in .obj(["path": .string(e.path), "type": .string(e.type.rawValue), "size": .int(Int64(e.size)),
-                "sha256": .string(e.sha256.hex), "executable": .bool(e.executable), "symlink_target": e.symlinkTarget.map { .string($0) } ?? .null]) })
+            let entries = JSONValue.array(m.entries.map(\.json))
             let junk = f.dir.sub("junk")
             try "unrelated".write(toFile: junk, atomically: true, encoding: .utf8)
             let temp = try TempFile(directory: f.dir.path)
