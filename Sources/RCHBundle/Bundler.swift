@@ -50,8 +50,12 @@ public enum Bundler {
         return try write(selection: selection, root: root, options: options, output: output)
     }
 
-    /// Writes an already-made selection.
-    public static func write(selection: Selection, root: String, options: BundleOptions, output: TempFile?) throws -> BundleResult {
+    /// Writes an already-made selection. `knownDigest` may vouch for a file's content digest (the stat
+    /// cache, for files whose identity is unchanged and not racily clean): such a file is still read into
+    /// the tar stream, but not hashed again on its own. (If it were wrong, the manifest would disagree with
+    /// the stream and every consumer that rebuilds from blobs would refuse the source.)
+    public static func write(selection: Selection, root: String, options: BundleOptions, output: TempFile?,
+                             knownDigest: (SelectedEntry) -> SHA256Digest? = { _ in nil }) throws -> BundleResult {
         guard (1...19).contains(options.compressionLevel) else {
             throw BundleError.io("compression level must be between 1 and 19")
         }
@@ -60,16 +64,14 @@ public enum Bundler {
             throw BundleError.sizeExceeded(limit: options.maxBytes, actual: content)
         }
         let bundleBytes = Box<UInt64>(0)
-        let pipeline: CompressionPipeline? = try output.map { out in
-            let compressor = try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
+        let compressor = try output.map { out in
+            try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
                 try out.write(buf)
                 bundleBytes.value += UInt64(buf.count)
             }
-            return CompressionPipeline(compressor: compressor)
         }
-        var completed = false
-        defer { if !completed { pipeline?.abandon() } }
-        let sinkBox = Box(TarSink(maxBytes: options.maxBytes, pipeline: pipeline))
+        let sinkBox = Box(TarSink(maxBytes: options.maxBytes, compressor: compressor))
+        defer { sinkBox.value.abandon() }
         let writer = try CanonicalTarWriter { buf in try sinkBox.value.consume(buf) }
         var entries: [SourceManifest.Entry] = []
         entries.reserveCapacity(selection.entries.count)
@@ -83,14 +85,13 @@ public enum Bundler {
                                      sha256: .of(target.utf8), executable: false, symlinkTarget: target))
             case .file(let executable):
                 try writer.beginFile(path: e.path, size: e.identity.size, executable: executable)
-                let digest = try copyFile(e, root: root, buffer: buffer, into: writer)
+                let digest = try copyFile(e, root: root, buffer: buffer, into: writer, knownDigest: knownDigest(e))
                 entries.append(.init(path: e.path, type: .file, size: e.identity.size, sha256: digest,
                                      executable: executable, symlinkTarget: nil))
             }
         }
         try writer.finish()
         let digest = try sinkBox.value.finish()
-        completed = true
         let manifest = SourceManifest(
             createdAt: Timestamp.now(), runID: options.runID,
             sourceSHA256: digest, treeSHA256: SourceManifest.treeDigest(entries),
@@ -102,7 +103,8 @@ public enum Bundler {
     /// Streams one file into the archive, hashing it, and proves it did not change meanwhile:
     /// opened without following links and without blocking (a FIFO swapped in cannot hang us), same
     /// inode as at selection, exactly `size` bytes then EOF, and the same size/mtime/ctime afterwards.
-    static func copyFile(_ e: SelectedEntry, root: String, buffer: UnsafeMutableRawBufferPointer, into writer: CanonicalTarWriter) throws -> SHA256Digest {
+    static func copyFile(_ e: SelectedEntry, root: String, buffer: UnsafeMutableRawBufferPointer, into writer: CanonicalTarWriter,
+                         knownDigest: SHA256Digest? = nil) throws -> SHA256Digest {
         let path = root + "/" + String(decoding: e.diskPath, as: UTF8.self)
         let fd = Glibc_open(path)
         if fd < 0 {
@@ -124,58 +126,17 @@ public enum Bundler {
             }
             if n == 0 { throw BundleError.fileChanged(path: e.path) }  // truncated underneath us
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            hasher.update(chunk)
+            if knownDigest == nil { hasher.update(chunk) }
             try writer.writeData(chunk)
             remaining -= n
         }
         var probe: UInt8 = 0
         if read(fd, &probe, 1) != 0 { throw BundleError.fileChanged(path: e.path) }  // grew underneath us
         guard fstat(fd, &st) == 0, FileIdentity(st) == before else { throw BundleError.fileChanged(path: e.path) }
-        return hasher.finalize()
+        return knownDigest ?? hasher.finalize()
     }
 }
 
 @inline(__always) private func Glibc_open(_ path: String) -> Int32 {
     open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-}
-
-/// Receives the canonical tar stream: hashes and counts it, enforces the size limit, and batches it
-/// into 1 MiB chunks for the ``CompressionPipeline`` (libarchive emits 10 KiB blocks). Hashing here,
-/// on the reading thread, balances the two stages (the other one compresses and writes).
-struct TarSink {
-    var hasher = StreamingSHA256()
-    var pipeline: CompressionPipeline?
-    let maxBytes: UInt64
-    private(set) var byteCount: UInt64 = 0
-    private var pending: [UInt8] = []
-
-    init(maxBytes: UInt64, pipeline: CompressionPipeline?) {
-        self.maxBytes = maxBytes
-        self.pipeline = pipeline
-        pending = pipeline?.takeBuffer() ?? []
-    }
-
-    mutating func consume(_ buf: UnsafeRawBufferPointer) throws {
-        byteCount += UInt64(buf.count)
-        if maxBytes > 0 && byteCount > maxBytes {
-            throw BundleError.sizeExceeded(limit: maxBytes, actual: byteCount)
-        }
-        hasher.update(buf)
-        guard let pipeline else { return }
-        pending.append(contentsOf: buf)
-        if pending.count >= Bundler.chunkSize {
-            try pipeline.send(pending)
-            pending = pipeline.takeBuffer()
-        }
-    }
-
-    /// Flushes and returns the digest of the whole stream.
-    mutating func finish() throws -> SHA256Digest {
-        if let pipeline {
-            if !pending.isEmpty { try pipeline.send(pending) }
-            pending = []
-            try pipeline.finish()
-        }
-        return hasher.finalize()
-    }
 }

@@ -27,11 +27,9 @@ public enum CanonicalTarRebuilder {
                 bundleBytes.value += UInt64(buf.count)
             }
         }
-        let hasher = Box(StreamingSHA256())
-        let writer = try CanonicalTarWriter { buf in
-            hasher.value.update(buf)
-            try compressor?.compress(buf)
-        }
+        let sink = Box(TarSink(maxBytes: 0, compressor: compressor))
+        defer { sink.value.abandon() }
+        let writer = try CanonicalTarWriter { buf in try sink.value.consume(buf) }
         for e in entries {
             switch e.type {
             case .symlink:
@@ -52,7 +50,7 @@ public enum CanonicalTarRebuilder {
             }
         }
         try writer.finish()
-        try compressor?.finish()
-        return Result(sourceSHA256: hasher.value.finalize(), tarBytes: hasher.value.byteCount, bundleBytes: bundleBytes.value)
+        let digest = try sink.value.finish()
+        return Result(sourceSHA256: digest, tarBytes: sink.value.byteCount, bundleBytes: bundleBytes.value)
     }
 }

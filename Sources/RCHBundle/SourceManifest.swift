@@ -35,6 +35,25 @@ public struct SourceManifest: Sendable, Equatable {
             ])
         }
 
+        /// Reads one `entries[]` item, checking it on its own: canonical path, and for a symlink a canonical
+        /// target matching `size` and `sha256`.
+        public init(json item: JSONValue) throws {
+            func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
+            guard let e = item.objectValue, let path = e["path"]?.stringValue, let type = e["type"]?.stringValue.flatMap(EntryType.init(rawValue:)),
+                  let size = e["size"]?.intValue, size >= 0, let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+                  let x = e["executable"]?.boolValue else { throw fail("malformed entry") }
+            let canonical = try PathRules.canonicalPath(Array(path.utf8))
+            guard canonical.utf8.elementsEqual(path.utf8) else { throw fail("'\(path)' is not canonical") }
+            var target: String? = nil
+            if type == .symlink {
+                guard let t = e["symlink_target"]?.stringValue, !x else { throw fail("symlink '\(path)' has no target") }
+                guard try PathRules.canonicalSymlinkTarget(Array(t.utf8), linkPath: path).utf8.elementsEqual(t.utf8),
+                      sha == .of(t.utf8), size == Int64(t.utf8.count) else { throw fail("symlink '\(path)' target is not canonical or does not match its digest") }
+                target = t
+            }
+            self.init(path: path, type: type, size: UInt64(size), sha256: sha, executable: x, symlinkTarget: target)
+        }
+
         /// Appends `"<T> <sha256> <size> <path>\n"` to `out`.
         func appendTreeLine(to out: inout [UInt8]) {
             let hex: [UInt8] = Array("0123456789abcdef".utf8)
@@ -135,32 +154,25 @@ public struct SourceManifest: Sendable, Equatable {
         guard let src = o["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
               let tree = o["tree_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
               let tar = o["tar_bytes"]?.intValue, tar >= 1024, let items = o["entries"]?.arrayValue else { throw fail("missing or malformed digests, tar_bytes or entries") }
-        var entries: [Entry] = []
-        entries.reserveCapacity(items.count)
-        var previous: [UInt8]? = nil
-        for item in items {
-            guard let e = item.objectValue, let path = e["path"]?.stringValue, let type = e["type"]?.stringValue.flatMap(Entry.EntryType.init(rawValue:)),
-                  let size = e["size"]?.intValue, size >= 0, let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-                  let x = e["executable"]?.boolValue else { throw fail("malformed entry") }
-            let canonical = try PathRules.canonicalPath(Array(path.utf8))
-            guard Array(canonical.utf8) == Array(path.utf8) else { throw fail("'\(path)' is not canonical") }
-            if let p = previous, !p.bytesPrecede(Array(path.utf8)) { throw fail("entries are not in bundle order at '\(path)'") }
-            previous = Array(path.utf8)
-            var target: String? = nil
-            if type == .symlink {
-                guard let t = e["symlink_target"]?.stringValue, !x else { throw fail("symlink '\(path)' has no target") }
-                guard Array(try PathRules.canonicalSymlinkTarget(Array(t.utf8), linkPath: path).utf8) == Array(t.utf8),
-                      sha == .of(t.utf8), size == Int64(t.utf8.count) else { throw fail("symlink '\(path)' target is not canonical or does not match its digest") }
-                target = t
-            }
-            entries.append(Entry(path: path, type: type, size: UInt64(size), sha256: sha, executable: x, symlinkTarget: target))
-        }
-        try PathRules.checkCollisions(bytes: entries.map { Array($0.path.utf8) })
-        guard Self.treeDigest(entries) == tree else { throw fail("tree_sha256 does not match the entries") }
         let tools = o["tools"]?.objectValue
-        self.init(createdAt: o["created_at"]?.stringValue ?? "", runID: o["run_id"]?.stringValue, sourceSHA256: src, treeSHA256: tree,
-                  tarBytes: UInt64(tar), entries: entries, libarchiveVersion: tools?["libarchive"]?.stringValue ?? "",
-                  zstdVersion: tools?["zstd"]?.stringValue ?? "")
+        try self.init(validating: try items.map { try Entry(json: $0) }, sourceSHA256: src, treeSHA256: tree, tarBytes: UInt64(tar),
+                      createdAt: o["created_at"]?.stringValue ?? "", runID: o["run_id"]?.stringValue,
+                      libarchiveVersion: tools?["libarchive"]?.stringValue ?? "", zstdVersion: tools?["zstd"]?.stringValue ?? "")
+    }
+
+    /// A manifest from entries that are each valid (``Entry/init(json:)``), checking what concerns the
+    /// whole list: bundle order, no case/Unicode-fold collisions, and `tree_sha256`.
+    public init(validating entries: [Entry], sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
+                createdAt: String = "", runID: String? = nil, libarchiveVersion: String = "", zstdVersion: String = "") throws {
+        func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
+        let paths = entries.map { Array($0.path.utf8) }
+        for i in paths.indices.dropFirst() where !paths[i - 1].bytesPrecede(paths[i]) {
+            throw fail("entries are not in bundle order at '\(entries[i].path)'")
+        }
+        try PathRules.checkCollisions(bytes: paths)
+        guard Self.treeDigest(entries) == treeSHA256 else { throw fail("tree_sha256 does not match the entries") }
+        self.init(createdAt: createdAt, runID: runID, sourceSHA256: sourceSHA256, treeSHA256: treeSHA256, tarBytes: tarBytes,
+                  entries: entries, libarchiveVersion: libarchiveVersion, zstdVersion: zstdVersion)
     }
 
     public var json: JSONValue {

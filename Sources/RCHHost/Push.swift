@@ -25,11 +25,13 @@ public struct PushReport: Sendable {
 ///
 /// 1. bundle (stat-cache fast path) into the host store — digest and manifest only, no compression;
 /// 2. negotiate (a fresh cached probe costs nothing);
-/// 3. one `has_source` for the new digest **and** the sources this host last pushed there — present →
-///    done (one round trip);
-/// 4. with `upload_tree` and a base the worker still has: send the manifest delta against it plus a blob
-///    pack of the contents the base lacks; the worker commits (two round trips), or names blobs still
-///    missing (e.g. evicted), which a third exchange sends;
+/// 3. a tree this host has not pushed to the worker before, when it has pushed another one there (whose
+///    manifest it kept) and the worker offers `upload_tree`: send the manifest delta against that base plus
+///    a blob pack of the contents the base lacks right away — the worker commits (one round trip), names
+///    blobs still missing (e.g. evicted; a second exchange sends them), or answers SOURCE_MISSING for a
+///    base it no longer has (then step 4);
+/// 4. one `has_source` for the new digest **and** the sources this host last pushed there — present →
+///    done (one round trip); else `upload_tree` against a base the worker still has, as in step 3;
 /// 5. otherwise `upload_source` with the whole canonical bundle (compressed now, if not in the store).
 /// The worker verifies everything; the host remembers what it pushed (`workers/<name>/pushed.json`).
 public struct Pusher {
@@ -51,10 +53,26 @@ public struct Pusher {
     public func push(_ bundle: BundleReport, root: String, options: BundleOptions) throws -> PushReport {
         try client.negotiate()
         let sha = bundle.sourceSHA256
-        let known = remembered().filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
-        let present = try client.hasSources([sha] + known)
+        let pushed = remembered()
+        let known = pushed.filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
         var report = PushReport(sourceSHA256: sha, method: "present", bundleBytes: 0, reusedBundle: bundle.reused, wire: .null)
         defer { report.wire = client.counter.json }
+        // A tree this host never pushed there, with a base it did: send the delta at once (one round trip;
+        // the worker answers "already present" without reading the pack if it has the source anyway).
+        if !pushed.contains(sha), client.has("upload_tree"), let base = known.first, let baseManifest = try? localManifest(base) {
+            do {
+                let (sent, alreadyPresent) = try uploadTree(bundle.manifest, base: baseManifest, root: root)
+                report.method = alreadyPresent ? "present" : "upload_tree"
+                report.blobsSent = alreadyPresent ? 0 : sent
+                report.base = alreadyPresent ? nil : base
+                remember(sha)
+                report.wire = client.counter.json
+                return report
+            } catch let e as RPCError where e.code == .sourceMissing {
+                // The base is gone from the worker (gc): ask which sources it still has.
+            }
+        }
+        let present = try client.hasSources([sha] + known)
         if present[0] {
             remember(sha)
             report.wire = client.counter.json
@@ -64,7 +82,7 @@ public struct Pusher {
         if client.has("upload_tree"), let base = bases.first, let baseManifest = try? localManifest(base) {
             report.method = "upload_tree"
             report.base = base
-            report.blobsSent = try uploadTree(bundle.manifest, base: baseManifest, root: root)
+            report.blobsSent = try uploadTree(bundle.manifest, base: baseManifest, root: root).sent
         } else {
             report.method = "upload_source"
             report.bundleBytes = try uploadWhole(sha, root: root, options: options)
@@ -92,7 +110,8 @@ public struct Pusher {
         return full.bundleBytes
     }
 
-    func uploadTree(_ m: SourceManifest, base: SourceManifest, root: String) throws -> Int {
+    /// Returns the blobs sent, and whether the worker had the source already (it then read no pack).
+    func uploadTree(_ m: SourceManifest, base: SourceManifest, root: String) throws -> (sent: Int, alreadyPresent: Bool) {
         let (delta, newFiles) = Self.delta(from: base, to: m)
         let payload: JSONObject = ["source_sha256": .string(m.sourceSHA256.hex), "tree_sha256": .string(m.treeSHA256.hex),
                                    "tar_bytes": .int(Int64(m.tarBytes)), "base_source_sha256": .string(base.sourceSHA256.hex), "delta": delta]
@@ -106,7 +125,7 @@ public struct Pusher {
                 throw TransportError("the worker still lacks \(reply["missing"]?.arrayValue?.count ?? 0) blob(s) after they were sent")
             }
         }
-        return sent
+        return (sent, reply["already_present"]?.boolValue == true)
     }
 
     private func sendPack(_ payload: JSONObject, _ files: [SourceManifest.Entry], root: String, sent: inout Int) throws -> JSONObject {

@@ -46,10 +46,16 @@ public struct BlobStore: Sendable {
         return lstat(path(d), &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
-    /// The subset of `digests` that are absent, in input order without duplicates.
+    /// The subset of `digests` that are absent, in input order without duplicates. One reused path
+    /// buffer (no string building per digest): callers check thousands of blobs at a time.
     public func missing(_ digests: some Sequence<SHA256Digest>) -> [SHA256Digest] {
         var seen = Set<SHA256Digest>()
-        return digests.filter { seen.insert($0).inserted && !has($0) }
+        var path = BlobPathBuffer(root: root)
+        var st = stat()
+        return digests.filter { d in
+            guard seen.insert(d).inserted else { return false }
+            return path.withPath(of: d) { lstat($0, &st) } != 0 || (st.st_mode & S_IFMT) != S_IFREG
+        }
     }
 
     /// Marks a blob as just used (mtime = now) if it exists: a writer that deduplicates against a blob
@@ -303,4 +309,29 @@ extension BlobBatch {
 extension BlobStore {
     /// A new batch for storing several blobs durably and atomically-visible (see ``BlobBatch``).
     public func batch() throws -> BlobBatch { try BlobBatch(blobs: self) }
+}
+
+/// `<root>/<ab>/<hex>\0` in one reusable C buffer.
+struct BlobPathBuffer {
+    private var bytes: [CChar]
+    private let prefix: Int
+    private static let digits = Array("0123456789abcdef".utf8).map { CChar(bitPattern: $0) }
+
+    init(root: String) {
+        bytes = root.utf8.map { CChar(bitPattern: $0) } + [47, 0, 0, 47] + [CChar](repeating: 0, count: 65)
+        prefix = bytes.count - 69
+    }
+
+    mutating func withPath<T>(of d: SHA256Digest, _ body: (UnsafePointer<CChar>) -> T) -> T {
+        let p = prefix
+        bytes.withUnsafeMutableBufferPointer { b in
+            for (i, byte) in d.bytes.enumerated() {
+                b[p + 4 + 2 * i] = Self.digits[Int(byte >> 4)]
+                b[p + 5 + 2 * i] = Self.digits[Int(byte & 15)]
+            }
+            b[p + 1] = b[p + 4]
+            b[p + 2] = b[p + 5]
+        }
+        return bytes.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
 }

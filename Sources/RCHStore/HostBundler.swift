@@ -62,15 +62,21 @@ public struct HostBundler: Sendable {
         let selection = try TreeSelector(root: realRoot, mode: options.mode, ignore: options.ignore).collect()
         let cachePath = statCachePath(root: realRoot, mode: options.mode)
 
-        if useStatCache, let hit = try reuse(selection: selection, cachePath: cachePath, options: options,
-                                             output: output, manifestOutput: manifestOutput, compressed: compressed) {
+        // The previous run's cache: a whole-tree hit reuses the bundle; otherwise unchanged files at least
+        // keep their digests (they are read into the stream but not hashed twice).
+        let cache = useStatCache ? (try? DurableFile.read(cachePath)).flatMap { StatCache(decoding: $0) }
+            .flatMap { $0.formatTag == StatCache.currentFormatTag ? $0 : nil } : nil
+        if let cache, let hit = try reuse(cache, selection: selection, options: options,
+                                          output: output, manifestOutput: manifestOutput, compressed: compressed) {
             return hit
         }
 
         try TreeSelector.validate(selection)
         let temp = compressed ? try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
         let result: BundleResult
-        do { result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) } catch {
+        do {
+            result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) { cache?.digest(for: $0) }
+        } catch {
             temp?.discard()
             throw error
         }
@@ -92,20 +98,18 @@ public struct HostBundler: Sendable {
             manifestPath = manifestOutput
         }
         if useStatCache {
-            let cache = StatCache.from(selection: selection, manifest: result.manifest, startedAtNanos: started)
+            let fresh = StatCache.from(selection: selection, manifest: result.manifest, startedAtNanos: started)
             // Best effort: a cache that cannot be written only costs the next run its fast path.
             try? Syscalls.makeDirectories(directoryOf(cachePath))
-            _ = try? DurableFile.write(cache.encoded(), to: cachePath, replace: true)
+            _ = try? DurableFile.write(fresh.encoded(), to: cachePath, replace: true)
         }
         return BundleReport(manifest: result.manifest, bundleBytes: result.bundleBytes, bundlePath: bundlePath,
                             manifestPath: manifestPath, reused: false, excluded: result.excluded, warnings: result.warnings)
     }
 
-    private func reuse(selection: Selection, cachePath: String, options: BundleOptions, output: String?,
+    private func reuse(_ cache: StatCache, selection: Selection, options: BundleOptions, output: String?,
                        manifestOutput: String?, compressed: Bool) throws -> BundleReport? {
-        guard let data = try? DurableFile.read(cachePath), let cache = StatCache(decoding: data),
-              cache.formatTag == StatCache.currentFormatTag,
-              let source = cache.sourceSHA256, let tree = cache.treeSHA256,
+        guard let source = cache.sourceSHA256, let tree = cache.treeSHA256,
               let entries = cache.manifestEntries(for: selection),
               SourceManifest.treeDigest(entries) == tree,
               compressed ? store.hasBundle(source) : store.hasBundleManifest(source) else { return nil }

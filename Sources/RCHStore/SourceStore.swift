@@ -120,13 +120,17 @@ public struct SourceStore: Sendable {
     /// manifest's `source_sha256`.
     @discardableResult
     public func commit(_ manifest: SourceManifest) throws -> Bool {
-        if has(manifest.sourceSHA256) { return false }
+        // An existing entry wins (publish would not replace it anyway).
+        if access(entryPath(manifest.sourceSHA256), F_OK) == 0 {
+            Usage.touch(entryPath(manifest.sourceSHA256))
+            return false
+        }
         guard SourceManifest.treeDigest(manifest.entries) == manifest.treeSHA256 else {
             throw StoreError.invalid("manifest tree_sha256 does not match its entries")
         }
         try PathRules.checkCollisions(bytes: manifest.entries.map { Array($0.path.utf8) })
-        if let first = missingBlobs(manifest).first { throw StoreError.missingBlob(first) }
-        // The stream digest covers every byte: a blob that does not match its name changes it.
+        // A missing blob fails the rebuild (StoreError.missingBlob). The stream digest covers every byte:
+        // a blob that does not match its name changes it.
         let rebuilt = try rebuild(manifest, output: nil, verifyFiles: false)
         guard rebuilt.sourceSHA256 == manifest.sourceSHA256 else {
             throw BundleError.digestMismatch(expected: manifest.sourceSHA256.hex, actual: rebuilt.sourceSHA256.hex)

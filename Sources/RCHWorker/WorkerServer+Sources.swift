@@ -108,27 +108,29 @@ extension WorkerServer {
         if sources.has(sha) {
             return ["source_sha256": .string(sha.hex), "committed": .bool(true), "already_present": .bool(true), "missing": .array([])]
         }
-        var entries: [JSONValue]
-        if p["base_source_sha256"] != nil {
-            let base = try Self.digest(p, "base_source_sha256")
-            guard let m = try sources.manifest(base), sources.missingBlobs(m).isEmpty else {
-                throw RPCError(.sourceMissing, "the base source \(base.hex) is not in the store; send the whole manifest",
-                               data: ["source_sha256": .string(base.hex)])
+        let entries: [SourceManifest.Entry]
+        do {
+            if p["base_source_sha256"] != nil {
+                let base = try Self.digest(p, "base_source_sha256")
+                // A committed entry implies its blobs (see SourceStore.query); damage behind the store's back
+                // shows up as a missing blob below or as a digest mismatch at commit.
+                guard let m = try sources.manifest(base) else {
+                    throw RPCError(.sourceMissing, "the base source \(base.hex) is not in the store; send the whole manifest",
+                                   data: ["source_sha256": .string(base.hex)])
+                }
+                guard let delta = p["delta"]?.objectValue, p["entries"] == nil else {
+                    throw RPCError.invalid("a base_source_sha256 needs payload.delta {upsert, remove} (and no entries)")
+                }
+                entries = try Self.apply(delta, to: m.entries)
+            } else {
+                guard let e = p["entries"]?.arrayValue, p["delta"] == nil else { throw RPCError.invalid("payload.entries is required without a base") }
+                entries = try e.map { try SourceManifest.Entry(json: $0) }
             }
-            guard let delta = p["delta"]?.objectValue, p["entries"] == nil else {
-                throw RPCError.invalid("a base_source_sha256 needs payload.delta {upsert, remove} (and no entries)")
-            }
-            entries = try Self.apply(delta, to: m.entries)
-        } else {
-            guard let e = p["entries"]?.arrayValue, p["delta"] == nil else { throw RPCError.invalid("payload.entries is required without a base") }
-            entries = e
-        }
-        // Full validation (canonical paths, order, collisions, symlink targets, tree digest) by the
-        // manifest reader itself.
+        } catch let e as BundleError { throw RPCError.invalid("the announced tree is invalid: \(e)") }
+        // Whole-list validation (order, collisions, tree digest); each entry was checked as it was read.
         let manifest: SourceManifest
         do {
-            manifest = try SourceManifest(json: .obj(["schema_id": .string(SourceManifest.schemaID), "source_sha256": .string(sha.hex),
-                                                      "tree_sha256": .string(tree.hex), "tar_bytes": .int(tarBytes), "entries": .array(entries)]))
+            manifest = try SourceManifest(validating: entries, sourceSHA256: sha, treeSHA256: tree, tarBytes: UInt64(tarBytes))
         } catch { throw RPCError.invalid("the announced tree is invalid: \(error)") }
         var received = BlobPack.Received()
         if let stream {
@@ -152,22 +154,41 @@ extension WorkerServer {
         return reply
     }
 
-    /// Applies `{upsert: [entry…], remove: [path…]}` to a base manifest's entries (result in bundle order).
-    static func apply(_ delta: JSONObject, to base: [SourceManifest.Entry]) throws -> [JSONValue] {
+    /// Applies `{upsert: [entry…], remove: [path…]}` to a base manifest's entries (in bundle order): a
+    /// merge of the base, minus removed and replaced paths, with the upserts sorted by path bytes. Every
+    /// removed path must be in the base; upserted entries are checked one by one.
+    static func apply(_ delta: JSONObject, to base: [SourceManifest.Entry]) throws -> [SourceManifest.Entry] {
         try only(delta, ["upsert", "remove"], op: "upload_tree delta")
-        var byPath: [String: JSONValue] = [:]
-        var order: [String: [UInt8]] = [:]
-        for e in base { byPath[e.path] = e.json; order[e.path] = Array(e.path.utf8) }
-        for r in delta["remove"]?.arrayValue ?? [] {
-            guard let path = r.stringValue, byPath.removeValue(forKey: path) != nil else {
-                throw RPCError.invalid("delta.remove names a path the base does not have")
+        guard let removeList = (delta["remove"] ?? .array([])).arrayValue, let upsertList = (delta["upsert"] ?? .array([])).arrayValue else {
+            throw RPCError.invalid("delta.upsert and delta.remove must be arrays")
+        }
+        var remove = Set<[UInt8]>()
+        for r in removeList {
+            guard let path = r.stringValue, remove.insert(Array(path.utf8)).inserted else {
+                throw RPCError.invalid("delta.remove must list distinct paths")
             }
         }
-        for u in delta["upsert"]?.arrayValue ?? [] {
-            guard let path = u["path"]?.stringValue else { throw RPCError.invalid("delta.upsert entries need a path") }
-            byPath[path] = u
-            order[path] = Array(path.utf8)
+        let upserts = try upsertList.map { try SourceManifest.Entry(json: $0) }
+            .map { (key: Array($0.path.utf8), entry: $0) }.sorted { $0.key.bytesPrecede($1.key) }
+        for i in upserts.indices.dropFirst() where upserts[i - 1].key == upserts[i].key {
+            throw RPCError.invalid("delta.upsert names '\(upserts[i].entry.path)' twice")
         }
-        return byPath.keys.sorted { order[$0]!.lexicographicallyPrecedes(order[$1]!) }.map { byPath[$0]! }
+        var out: [SourceManifest.Entry] = []
+        out.reserveCapacity(base.count + upserts.count)
+        var j = 0, removed = 0
+        for e in base {
+            let k = Array(e.path.utf8)
+            while j < upserts.count && upserts[j].key.bytesPrecede(k) { out.append(upserts[j].entry); j += 1 }
+            if remove.contains(k) { removed += 1 }
+            if j < upserts.count && upserts[j].key == k {
+                out.append(upserts[j].entry)
+                j += 1
+            } else if !remove.contains(k) {
+                out.append(e)
+            }
+        }
+        out.append(contentsOf: upserts[j...].map(\.entry))
+        guard removed == remove.count else { throw RPCError.invalid("delta.remove names a path the base does not have") }
+        return out
     }
 }

@@ -83,11 +83,17 @@ struct StatCacheTests {
         }
     }
 
-    static func bundle(_ root: String, _ store: String) throws -> (sha: String, reused: Bool) {
+    static func bundle(_ root: String, _ store: String) throws -> (sha: String, reused: Bool, tree: String) {
         let r = try Run.process(Fixtures.executable("rch-xcode"), ["bundle", root, "--store", store, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        return (j["source_sha256"] as! String, j["reused"] as! Bool)
+        return (j["source_sha256"] as! String, j["reused"] as! Bool, j["tree_sha256"] as! String)
+    }
+
+    /// What a bundle without any cache gives: (source_sha256, tree_sha256).
+    static func fresh(_ root: String) throws -> (sha: String, tree: String) {
+        let m = try Bundler.bundle(root: root, output: nil).manifest
+        return (m.sourceSHA256.hex, m.treeSHA256.hex)
     }
 
     @Test("unchanged → reused; edits, renames, chmod, same-size rewrites → re-read")
@@ -120,7 +126,9 @@ struct StatCacheTests {
         try Self.age(store, by: 60)
         let edited = try Self.bundle(d.sub("t"), store)
         #expect(!edited.reused && edited.sha != first.sha)
-        #expect(edited.sha == (try Fixtures.digest(d.sub("t"))))
+        // The unchanged files kept their cached digests, the edited one was hashed again.
+        let editedFresh = try Self.fresh(d.sub("t"))
+        #expect(edited.sha == editedFresh.sha && edited.tree == editedFresh.tree)
 
         for change in ["chmod +x '\(p)'", "mv '\(p)' '\(p).moved.swift'", "echo new > '\(d.sub("t/New.swift"))'", "rm '\(d.sub("t/New.swift"))'"] {
             try Self.age(store, by: 60)
@@ -129,7 +137,8 @@ struct StatCacheTests {
             try Self.age(store, by: 60)
             let after = try Self.bundle(d.sub("t"), store)
             #expect(!after.reused, "\(change)")
-            #expect(after.sha == (try Fixtures.digest(d.sub("t"))), "\(change)")
+            let afterFresh = try Self.fresh(d.sub("t"))
+            #expect(after.sha == afterFresh.sha && after.tree == afterFresh.tree, "\(change)")
             _ = before
         }
     }

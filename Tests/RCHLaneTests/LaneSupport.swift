@@ -44,8 +44,8 @@ final class LaneFixture {
         try ("[worker]\nname = \"test-worker\"\n" + text + "\n[gc]\nauto_gc_at = \"\"\nmin_free = \"0\"\n").write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
-    func client() throws -> WorkerClient {
-        let c = try WorkerClient(worker: try WorkerInventory.find("w", path: inventory), hostStore: try LocalStore(root: hostStore))
+    func client(hostStore: String? = nil) throws -> WorkerClient {
+        let c = try WorkerClient(worker: try WorkerInventory.find("w", path: inventory), hostStore: try LocalStore(root: hostStore ?? self.hostStore))
         clients.append(c)
         return c
     }

@@ -74,15 +74,23 @@ struct SSHEndToEndTests {
         try f.edit(root)
         let edited = try Pusher(client: try f.client()).push(root: root, options: BundleOptions())
         #expect(edited.method == "upload_tree" && edited.blobsSent == 1 && edited.base == first.sourceSHA256)
-        #expect(edited.wire["round_trips"]?.intValue == 2)
+        #expect(edited.wire["round_trips"]?.intValue == 1)  // the delta goes at once, no has_source first
         #expect((edited.wire["bytes_total"]?.intValue ?? .max) < Int64(first.bundleBytes) / 10)
+        #expect(try Pusher(client: try f.client()).push(root: root, options: BundleOptions()).wire["round_trips"]?.intValue == 1)
         // The worker rebuilt and verified it: it can export the byte-identical bundle.
         let export = f.dir.sub("export.tar.zst")
         let ex = try Sub.run(f.workerExe, ["store", "export-source", edited.sourceSHA256.hex, "--output", export, "--store", f.workerStore])
         #expect(ex.status == 0, "\(ex.stderr)")
         #expect(try Extractor().verify(bundle: export).sourceSHA256 == edited.sourceSHA256)
 
-        // If the worker lost blobs (gc), upload_tree names them and a third exchange sends them.
+        // Another host pushed the next version first: the optimistic delta is answered "present" unread.
+        try f.edit(root)
+        let other = try Pusher(client: try f.client(hostStore: f.dir.sub("other-host"))).push(root: root, options: BundleOptions())
+        #expect(other.method == "upload_source")
+        let mine = try Pusher(client: try f.client()).push(root: root, options: BundleOptions())
+        #expect(mine.method == "present" && mine.sourceSHA256 == other.sourceSHA256 && mine.wire["round_trips"]?.intValue == 1)
+
+        // The worker lost the base (gc): the delta is refused (SOURCE_MISSING), has_source finds no base.
         try f.edit(root)
         let ws = try LocalStore(root: f.workerStore)
         let gc = try Sub.run(f.workerExe, ["gc", "--max-size", "0", "--grace", "0s", "--store", f.workerStore])

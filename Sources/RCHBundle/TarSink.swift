@@ -1,0 +1,167 @@
+import Foundation
+import RCHCore
+
+/// Where the canonical tar stream goes, for the bundler and the rebuilder: it is counted, size-limited,
+/// hashed (`source_sha256`) and optionally zstd-compressed, with the work split over two threads.
+///
+/// - With compression: hashing runs on the producing thread (file reading, libarchive) and compression
+///   plus writing on the ``ChunkPipeline`` thread — the heavier stage gets its own core.
+/// - Digest only: the producer reads and writes tar; hashing runs on the pipeline thread.
+/// libarchive emits 10 KiB blocks; they are batched into 1 MiB chunks for the pipeline. Memory is bounded
+/// by the pipeline's few chunks, whatever the size of the stream.
+struct TarSink {
+    static let chunkSize = 1 << 20
+    private var hasher: StreamingSHA256?
+    private let remoteHasher = Box(StreamingSHA256())
+    private let pipeline: ChunkPipeline
+    let maxBytes: UInt64
+    private(set) var byteCount: UInt64 = 0
+    private var pending: [UInt8]
+
+    init(maxBytes: UInt64, compressor: ZstdCompressor?) {
+        self.maxBytes = maxBytes
+        if let compressor {
+            hasher = StreamingSHA256()
+            pipeline = ChunkPipeline(consume: { try compressor.compress($0) }, finish: { try compressor.finish() })
+        } else {
+            let h = remoteHasher
+            pipeline = ChunkPipeline(consume: { h.value.update($0) }, finish: {})
+        }
+        pending = pipeline.takeBuffer()
+    }
+
+    mutating func consume(_ buf: UnsafeRawBufferPointer) throws {
+        byteCount += UInt64(buf.count)
+        if maxBytes > 0 && byteCount > maxBytes {
+            throw BundleError.sizeExceeded(limit: maxBytes, actual: byteCount)
+        }
+        hasher?.update(buf)
+        pending.append(contentsOf: buf)
+        if pending.count >= Self.chunkSize {
+            try pipeline.send(pending)
+            pending = pipeline.takeBuffer()
+        }
+    }
+
+    /// Flushes, waits for the pipeline, and returns the digest of the whole stream.
+    mutating func finish() throws -> SHA256Digest {
+        if !pending.isEmpty { try pipeline.send(pending) }
+        pending = []
+        try pipeline.finish()
+        return (hasher ?? remoteHasher.value).finalize()
+    }
+
+    /// Stops the pipeline thread after a failure on the producing side (idempotent after ``finish()``).
+    func abandon() { pipeline.abandon() }
+}
+
+/// A second thread fed chunks through a bounded queue (`capacity` chunks); `consume` runs on it for each
+/// chunk in order, then `finish` once. Errors on that side reach the producer at its next ``send(_:)`` or
+/// at ``finish()``.
+final class ChunkPipeline: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [[UInt8]] = []
+    private var free: [[UInt8]] = []
+    private var finished = false
+    private var stopped = false
+    private var failure: (any Error)?
+    private let done = DispatchSemaphore(value: 0)
+    private let capacity: Int
+    private let consumeChunk: (UnsafeRawBufferPointer) throws -> Void
+    private let finishStream: () throws -> Void
+
+    init(capacity: Int = 4, consume: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: @escaping () throws -> Void) {
+        self.capacity = capacity
+        consumeChunk = consume
+        finishStream = finish
+        let t = Thread { [unowned self] in self.run() }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+
+    /// An empty chunk buffer to fill (recycled when possible).
+    func takeBuffer() -> [UInt8] {
+        condition.lock()
+        defer { condition.unlock() }
+        var b = free.popLast() ?? []
+        b.removeAll(keepingCapacity: true)
+        if b.capacity < TarSink.chunkSize { b.reserveCapacity(TarSink.chunkSize) }
+        return b
+    }
+
+    /// Hands a chunk to the thread; blocks while the queue is full.
+    func send(_ chunk: [UInt8]) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= capacity && failure == nil { condition.wait() }
+        if let failure { throw failure }
+        queue.append(chunk)
+        condition.broadcast()
+    }
+
+    /// Waits for everything sent to be consumed and `finish` to run.
+    func finish() throws {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+        waitStopped()
+        if let failure { throw failure }
+    }
+
+    /// Stops the thread after an error on the producer side.
+    func abandon() {
+        condition.lock()
+        if failure == nil && !stopped { failure = CancellationError() }
+        finished = true
+        queue.removeAll()
+        condition.broadcast()
+        condition.unlock()
+        waitStopped()
+    }
+
+    private func waitStopped() {
+        condition.lock()
+        if stopped { condition.unlock(); return }
+        condition.unlock()
+        done.wait()
+        condition.lock()
+        stopped = true
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !finished { condition.wait() }
+            if queue.isEmpty || failure != nil {
+                condition.unlock()
+                break
+            }
+            let chunk = queue.removeFirst()
+            condition.broadcast()
+            condition.unlock()
+            do {
+                try chunk.withUnsafeBytes { try consumeChunk($0) }
+            } catch {
+                condition.lock()
+                failure = error
+                condition.broadcast()
+                condition.unlock()
+                break
+            }
+            condition.lock()
+            if free.count < capacity { free.append(chunk) }
+            condition.unlock()
+        }
+        condition.lock()
+        let ok = failure == nil
+        condition.unlock()
+        if ok {
+            do { try finishStream() } catch {
+                condition.lock(); failure = error; condition.unlock()
+            }
+        }
+        done.signal()
+    }
+}
