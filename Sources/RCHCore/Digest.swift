@@ -21,35 +21,48 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
 
     /// Parses 64 lowercase hex characters; returns nil for anything else (uppercase included).
     public init?(hex: some StringProtocol) {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count == 64 else { return nil }
-        var out = [UInt8](repeating: 0, count: 32)
-        for i in 0..<32 {
-            guard let hi = Self.nibble(utf8[2 * i]), let lo = Self.nibble(utf8[2 * i + 1]) else { return nil }
-            out[i] = hi << 4 | lo
-        }
-        self.bytes = out
+        let parsed: [UInt8]?? = hex.utf8.withContiguousStorageIfAvailable { Self.parse($0) }
+        guard let bytes = parsed ?? Array(hex.utf8).withUnsafeBufferPointer({ Self.parse($0) }) else { return nil }
+        self.bytes = bytes
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
+    private static func parse(_ utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard utf8.count == 64 else { return nil }
+        var ok = true
+        let out = [UInt8](unsafeUninitializedCapacity: 32) { buf, n in
+            for k in 0..<32 {
+                let hi = nibble(utf8[2 * k]), lo = nibble(utf8[2 * k + 1])
+                ok = ok && hi < 16 && lo < 16
+                buf[k] = hi << 4 | (lo & 15)
+            }
+            n = 32
+        }
+        return ok ? out : nil
+    }
+
+    /// The value of a lowercase hex digit, or 255.
+    @inline(__always) private static func nibble(_ c: UInt8) -> UInt8 {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        default: nil
+        default: 255
         }
     }
 
     /// Lowercase hex.
     public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
+        String(unsafeUninitializedCapacity: 64) { buf in
+            bytes.withUnsafeBufferPointer { b in
+                for i in 0..<32 {
+                    buf[2 * i] = Self.hexDigit(b[i] >> 4)
+                    buf[2 * i + 1] = Self.hexDigit(b[i] & 15)
+                }
+            }
+            return 64
         }
-        return String(decoding: out, as: UTF8.self)
     }
+
+    @inline(__always) public static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
 
     public var description: String { hex }
 

@@ -50,11 +50,11 @@ public struct BlobStore: Sendable {
     /// buffer (no string building per digest): callers check thousands of blobs at a time.
     public func missing(_ digests: some Sequence<SHA256Digest>) -> [SHA256Digest] {
         var seen = Set<SHA256Digest>()
-        var path = BlobPathBuffer(root: root)
+        let paths = DigestPaths(root: root)
         var st = stat()
         return digests.filter { d in
             guard seen.insert(d).inserted else { return false }
-            return path.withPath(of: d) { lstat($0, &st) } != 0 || (st.st_mode & S_IFMT) != S_IFREG
+            return paths.with(d) { fstatat($0, $1, &st, AT_SYMLINK_NOFOLLOW) } != 0 || (st.st_mode & S_IFMT) != S_IFREG
         }
     }
 
@@ -311,27 +311,37 @@ extension BlobStore {
     public func batch() throws -> BlobBatch { try BlobBatch(blobs: self) }
 }
 
-/// `<root>/<ab>/<hex>\0` in one reusable C buffer.
-struct BlobPathBuffer {
+/// `<ab>/<hex><suffix>` relative to an open `<root>` directory, in one reusable C buffer: blob and entry
+/// paths checked by the thousand (relative lookups walk two components, not the whole root path).
+/// If `root` cannot be opened, paths are absolute and `dirFD` is `AT_FDCWD`.
+final class DigestPaths {
     private var bytes: [CChar]
     private let prefix: Int
-    private static let digits = Array("0123456789abcdef".utf8).map { CChar(bitPattern: $0) }
+    let dirFD: Int32
 
-    init(root: String) {
-        bytes = root.utf8.map { CChar(bitPattern: $0) } + [47, 0, 0, 47] + [CChar](repeating: 0, count: 65)
-        prefix = bytes.count - 69
+    init(root: String, suffix: String = "") {
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        dirFD = fd >= 0 ? fd : AT_FDCWD
+        let head = fd >= 0 ? [] : root.utf8.map { CChar(bitPattern: $0) } + [47]
+        prefix = head.count
+        bytes = head + [0, 0, 47] + [CChar](repeating: 0, count: 64) + suffix.utf8.map { CChar(bitPattern: $0) } + [0]
     }
 
-    mutating func withPath<T>(of d: SHA256Digest, _ body: (UnsafePointer<CChar>) -> T) -> T {
+    deinit { if dirFD != AT_FDCWD { close(dirFD) } }
+
+    /// Calls `body(dirFD, path)` with the path of `d`.
+    func with<T>(_ d: SHA256Digest, _ body: (Int32, UnsafePointer<CChar>) -> T) -> T {
         let p = prefix
         bytes.withUnsafeMutableBufferPointer { b in
-            for (i, byte) in d.bytes.enumerated() {
-                b[p + 4 + 2 * i] = Self.digits[Int(byte >> 4)]
-                b[p + 5 + 2 * i] = Self.digits[Int(byte & 15)]
+            d.bytes.withUnsafeBufferPointer { raw in
+                for i in 0..<32 {
+                    b[p + 3 + 2 * i] = CChar(bitPattern: SHA256Digest.hexDigit(raw[i] >> 4))
+                    b[p + 4 + 2 * i] = CChar(bitPattern: SHA256Digest.hexDigit(raw[i] & 15))
+                }
             }
+            b[p] = b[p + 3]
             b[p + 1] = b[p + 4]
-            b[p + 2] = b[p + 5]
         }
-        return bytes.withUnsafeBufferPointer { body($0.baseAddress!) }
+        return bytes.withUnsafeBufferPointer { body(dirFD, $0.baseAddress!) }
     }
 }

@@ -54,10 +54,10 @@ public struct SourceStore: Sendable {
     /// store's back is caught where the source is used: `submit` checks with ``has(_:)``, which answers
     /// SOURCE_MISSING and makes the host re-upload; materialisation verifies every blob.)
     public func query(_ digests: [SHA256Digest]) -> [Bool] {
+        let paths = DigestPaths(root: store.sourcesDirectory, suffix: ".json")
         let r = digests.map { d -> Bool in
-            guard access(entryPath(d), F_OK) == 0 else { return false }
-            Usage.touch(entryPath(d))
-            return true
+            // Records the use; a store we may not write to is still answered.
+            paths.with(d) { utimensat($0, $1, nil, 0) == 0 || (errno != ENOENT && faccessat($0, $1, F_OK, 0) == 0) }
         }
         let hits = r.filter { $0 }.count
         StoreCounters.add(store, sourceHits: hits, sourceMisses: r.count - hits)
