@@ -22,27 +22,28 @@ struct DigestKey: Hashable, Comparable {
 
     /// Parses 64 lowercase hex characters without allocating; nil for anything else.
     init?(hex: some StringProtocol) {
-        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var ok = true
-        var count = 0
-        for c in hex.utf8 {
-            let v: UInt64
-            switch c {
-            case 48...57: v = UInt64(c - 48)
-            case 97...102: v = UInt64(c - 87)
-            default: ok = false; v = 0
-            }
-            if !ok || count >= 64 { return nil }
-            switch count / 16 {
-            case 0: words.0 = words.0 << 4 | v
-            case 1: words.1 = words.1 << 4 | v
-            case 2: words.2 = words.2 << 4 | v
-            default: words.3 = words.3 << 4 | v
-            }
-            count += 1
+        let parsed: DigestKey?? = hex.utf8.withContiguousStorageIfAvailable { DigestKey(hexBytes: $0) }
+        guard let k = parsed ?? Array(hex.utf8).withUnsafeBufferPointer({ DigestKey(hexBytes: $0) }) else { return nil }
+        self = k
+    }
+
+    init?(hexBytes h: UnsafeBufferPointer<UInt8>) {
+        guard h.count == 64 else { return nil }
+        var bad: UInt8 = 0
+        (a, b, c, d) = (Self.word(h, 0, &bad), Self.word(h, 16, &bad), Self.word(h, 32, &bad), Self.word(h, 48, &bad))
+        guard bad == 0 else { return nil }
+    }
+
+    /// 16 hex digits from `offset`; any non-lowercase-hex byte sets high bits in `bad`.
+    @inline(__always) private static func word(_ h: UnsafeBufferPointer<UInt8>, _ offset: Int, _ bad: inout UInt8) -> UInt64 {
+        var v: UInt64 = 0
+        for k in offset..<(offset + 16) {
+            let c = h[k]
+            let digit: UInt8 = c &- 48 < 10 ? c &- 48 : (c &- 97 < 6 ? c &- 87 : 255)
+            bad |= digit & 0xF0
+            v = v << 4 | UInt64(digit & 15)
         }
-        guard count == 64 else { return nil }
-        (a, b, c, d) = words
+        return v
     }
 
     var digest: SHA256Digest {
@@ -178,7 +179,8 @@ public struct StoreScan: Sendable {
         return dirs
     }
 
-    func entries(namespace: String? = nil) -> [ScannedEntry] {
+    /// `withBlobs: false` (stats) leaves `blobs` empty: only counts, bytes and last uses are needed.
+    func entries(namespace: String? = nil, withBlobs: Bool = true) -> [ScannedEntry] {
         // One work item per shard directory, scanned in parallel.
         let dirs = shardDirectories(namespace: namespace)
         let scanner = self
@@ -188,22 +190,36 @@ public struct StoreScan: Sendable {
             var out: [ScannedEntry] = []
             for name in (try? FileManagerLite.list(dir)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
                 guard let d = SHA256Digest(hex: String(name.dropLast(5))) else { continue }
-                out.append(ns.map { scanner.scanResult(dir + "/" + name, $0, d) } ?? scanner.scanSource(dir + "/" + name, d))
+                out.append(ns.map { scanner.scanResult(dir + "/" + name, $0, d, withBlobs: withBlobs) }
+                           ?? scanner.scanSource(dir + "/" + name, d, withBlobs: withBlobs))
             }
             return out
         }.flatMap { $0 }
     }
 
-    private func stat(_ path: String) -> (Int64, UInt64) {
+    /// An entry file's bytes with its mtime and size from the same open file (one path lookup).
+    private func read(_ path: String) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return (nil, 0, 0) }
+        defer { close(fd) }
         var st = Glibc_stat()
-        guard lstat(path, &st) == 0 else { return (0, 0) }
-        return (Self.mtimeNanos(st), UInt64(st.st_size))
+        guard fstat(fd, &st) == 0 else { return (nil, 0, 0) }
+        let size = Int(st.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var got = 0
+        while got < size {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, size - got, off_t(got)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return (nil, Self.mtimeNanos(st), UInt64(size)) }
+            got += n
+        }
+        return (bytes, Self.mtimeNanos(st), UInt64(size))
     }
 
-    func scanSource(_ path: String, _ sha: SHA256Digest) -> ScannedEntry {
-        let (mt, size) = stat(path)
+    func scanSource(_ path: String, _ sha: SHA256Digest, withBlobs: Bool = true) -> ScannedEntry {
+        let (data, mt, size) = read(path)
         var e = ScannedEntry(kind: .source(sha), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0)
-        guard let bytes = try? DurableFile.read(path), let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
+        guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
               v["source_sha256"]?.stringValue == sha.hex else {
             e.broken = "does not parse as the source manifest of \(sha.hex)"
             return e
@@ -211,16 +227,16 @@ public struct StoreScan: Sendable {
         var seen = Set<DigestKey>()
         for item in items where item["type"]?.stringValue == "file" {
             guard let k = item["sha256"]?.stringValue.flatMap({ DigestKey(hex: $0) }) else { e.broken = "malformed entry"; return e }
-            if seen.insert(k).inserted { e.blobs.append(k) }
+            if withBlobs && seen.insert(k).inserted { e.blobs.append(k) }
             e.logicalBytes += UInt64(item["size"]?.intValue ?? 0)
         }
         return e
     }
 
-    func scanResult(_ path: String, _ ns: String, _ key: SHA256Digest) -> ScannedEntry {
-        let (mt, size) = stat(path)
+    func scanResult(_ path: String, _ ns: String, _ key: SHA256Digest, withBlobs: Bool = true) -> ScannedEntry {
+        let (data, mt, size) = read(path)
         var e = ScannedEntry(kind: .result(namespace: ns, jobKey: key), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0)
-        guard let bytes = try? DurableFile.read(path), let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
+        guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
               v["job_key"]?.stringValue == key.hex else {
             e.broken = "does not parse as the result entry of \(key.hex)"
             return e
@@ -228,7 +244,7 @@ public struct StoreScan: Sendable {
         var seen = Set<DigestKey>()
         for item in items {
             guard let k = item["sha256"]?.stringValue.flatMap({ DigestKey(hex: $0) }) else { continue }
-            if seen.insert(k).inserted { e.blobs.append(k) }
+            if withBlobs && seen.insert(k).inserted { e.blobs.append(k) }
             e.logicalBytes += UInt64(item["size"]?.intValue ?? 0)
         }
         return e
@@ -236,25 +252,43 @@ public struct StoreScan: Sendable {
 
     /// Every blob with its real disk usage (st_blocks × 512) and mtime; shards scanned in parallel.
     func blobs() -> BlobTable {
+        var parts = perShard { fd, name, key, out in
+            var st = Glibc_stat()
+            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+            out.append((key, BlobInfo(diskBytes: UInt64(st.st_blocks) * 512, mtime: Self.mtimeNanos(st))))
+        } finish: { (out: inout [(DigestKey, BlobInfo)]) in out.sort { $0.0 < $1.0 } }
+        return BlobTable(sortedParts: &parts)
+    }
+
+    /// Blob count and real disk usage only (stats: no table, no sorting).
+    func blobTotals() -> (count: Int, diskBytes: UInt64) {
+        let parts = perShard { fd, name, _, out in
+            var st = Glibc_stat()
+            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+            out.append(UInt64(st.st_blocks) * 512)
+        } finish: { (out: inout [UInt64]) in out = [UInt64(out.count), out.reduce(0, +)] }
+        return parts.reduce((0, 0)) { ($0.0 + Int($1.first ?? 0), $0.1 + ($1.last ?? 0)) }
+    }
+
+    /// Runs `visit(shardFD, name, key, &out)` for every blob-named file of every shard (shards in
+    /// parallel, in shard order in the result), then `finish(&out)` per shard.
+    private func perShard<T>(_ visit: @escaping @Sendable (Int32, UnsafePointer<CChar>, DigestKey, inout [T]) -> Void,
+                             finish: @escaping @Sendable (inout [T]) -> Void) -> [[T]] {
         let root = store.blobs.root
         let shards = ((try? FileManagerLite.list(root)) ?? []).filter { $0.utf8.count == 2 }.sorted()
-        var parts = parallelMap(shards.count) { i -> [(DigestKey, BlobInfo)] in
-            let dir = root + "/" + shards[i]
-            guard let d = opendir(dir) else { return [] }
+        return parallelMap(shards.count) { i -> [T] in
+            guard let d = opendir(root + "/" + shards[i]) else { return [] }
             defer { closedir(d) }
             let fd = dirfd(d)
-            var out: [(DigestKey, BlobInfo)] = []
+            var out: [T] = []
             while let ent = readdir(d) {
                 let bytes = Directory.nameBytes(ent)
-                guard bytes.count == 64, let key = DigestKey(hex: String(decoding: bytes, as: UTF8.self)) else { continue }
-                var st = Glibc_stat()
-                guard fstatat(fd, Directory.namePointer(ent), &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-                out.append((key, BlobInfo(diskBytes: UInt64(st.st_blocks) * 512, mtime: Self.mtimeNanos(st))))
+                guard bytes.count == 64, let key = DigestKey(hexBytes: bytes.assumingMemoryBound(to: UInt8.self)) else { continue }
+                visit(fd, Directory.namePointer(ent), key, &out)
             }
-            out.sort { $0.0 < $1.0 }
+            finish(&out)
             return out
         }
-        return BlobTable(sortedParts: &parts)
     }
 
     /// Store files that are crash residue: `.tmp-*` files and `.staging-*` directories, with their mtimes.

@@ -34,8 +34,8 @@ public struct StoreStats: Sendable {
 
     public func collect(now: Int64 = Timestamp.nowNanos()) -> JSONValue {
         let scan = StoreScan(store: store)
-        let entries = scan.entries()
-        let blobs = scan.blobs()
+        let entries = scan.entries(withBlobs: false)
+        let blobs = scan.blobTotals()
         var byNamespace: [String: Int] = [:]
         var sources = 0, broken = 0
         var logical: UInt64 = 0
@@ -50,7 +50,7 @@ public struct StoreStats: Sendable {
             oldest = min(oldest, e.lastUse)
             newest = max(newest, e.lastUse)
         }
-        let disk = blobs.infos.reduce(UInt64(0)) { $0 + $1.diskBytes }
+        let disk = blobs.diskBytes
         let leases = Leases(store: store).all()
         let active = leases.filter { $0.isActive(at: now) }.count
         var counters = StoreCounters.read(store)
