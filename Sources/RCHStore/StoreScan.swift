@@ -188,18 +188,22 @@ public struct StoreScan: Sendable {
         return parallelMap(work.count) { i -> [ScannedEntry] in
             let (dir, ns) = work[i]
             var out: [ScannedEntry] = []
+            // Entry files are opened relative to their shard (a two-component lookup each).
+            let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            defer { if fd >= 0 { close(fd) } }
             for name in (try? FileManagerLite.list(dir)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
-                guard let d = SHA256Digest(hex: String(name.dropLast(5))) else { continue }
-                out.append(ns.map { scanner.scanResult(dir + "/" + name, $0, d, withBlobs: withBlobs) }
-                           ?? scanner.scanSource(dir + "/" + name, d, withBlobs: withBlobs))
+                guard let d = SHA256Digest(hex: name.dropLast(5)) else { continue }
+                let file = fd >= 0 ? (fd, name) : (AT_FDCWD, dir + "/" + name)
+                out.append(ns.map { scanner.scanResult(dir + "/" + name, $0, d, withBlobs: withBlobs, file: file) }
+                           ?? scanner.scanSource(dir + "/" + name, d, withBlobs: withBlobs, file: file))
             }
             return out
         }.flatMap { $0 }
     }
 
     /// An entry file's bytes with its mtime and size from the same open file (one path lookup).
-    private func read(_ path: String) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    private func read(_ file: (dirFD: Int32, name: String)) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64) {
+        let fd = openat(file.dirFD, file.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return (nil, 0, 0) }
         defer { close(fd) }
         var st = Glibc_stat()
@@ -216,8 +220,9 @@ public struct StoreScan: Sendable {
         return (bytes, Self.mtimeNanos(st), UInt64(size))
     }
 
-    func scanSource(_ path: String, _ sha: SHA256Digest, withBlobs: Bool = true) -> ScannedEntry {
-        let (data, mt, size) = read(path)
+    func scanSource(_ path: String, _ sha: SHA256Digest, withBlobs: Bool = true,
+                    file: (dirFD: Int32, name: String)? = nil) -> ScannedEntry {
+        let (data, mt, size) = read(file ?? (AT_FDCWD, path))
         var e = ScannedEntry(kind: .source(sha), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0)
         guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
               v["source_sha256"]?.stringValue == sha.hex else {
@@ -233,8 +238,9 @@ public struct StoreScan: Sendable {
         return e
     }
 
-    func scanResult(_ path: String, _ ns: String, _ key: SHA256Digest, withBlobs: Bool = true) -> ScannedEntry {
-        let (data, mt, size) = read(path)
+    func scanResult(_ path: String, _ ns: String, _ key: SHA256Digest, withBlobs: Bool = true,
+                    file: (dirFD: Int32, name: String)? = nil) -> ScannedEntry {
+        let (data, mt, size) = read(file ?? (AT_FDCWD, path))
         var e = ScannedEntry(kind: .result(namespace: ns, jobKey: key), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0)
         guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
               v["job_key"]?.stringValue == key.hex else {
