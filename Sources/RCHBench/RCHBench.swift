@@ -47,6 +47,9 @@ struct BundleBench: ParsableCommand {
         _ = try Measure.run([rch, "bundle", tree, "--store", warmStore])  // fills the stat cache
         let warm = try Measure.median(runs: runs) { try Measure.run([rch, "bundle", tree, "--store", warmStore]) }
         let floor = try Measure.median(runs: runs) { try Measure.run([rch, "--help"]) }
+        // What merely listing and stat'ing every entry costs (GNU find, one thread, no hashing): the
+        // kernel work any stat-based "unchanged?" check must do.
+        let statWalk = try Measure.median(runs: runs) { try Measure.run(["/usr/bin/find", ".", "-printf", "%s %T@ %C@ %i\n"], cwd: tree) }
 
         print("")
         print("bundle benchmark, scale \(scale) tree (\(try treeSummary(tree))), median of \(runs) runs")
@@ -54,6 +57,7 @@ struct BundleBench: ParsableCommand {
         print("  peer       (tar --sort=name … | zstd -3 | sha256sum)               \(format(peer.seconds))")
         print("  ours warm  (re-bundle of the unchanged tree, stat cache)           \(format(warm.seconds))")
         print("  process floor (rch-xcode --help)                                   \(format(floor.seconds))")
+        print("  stat walk floor (find . -printf '%s %T@ %C@ %i', every entry)      \(format(statWalk.seconds))   (budget for warm at 0.05×: \(format(ours.seconds * 0.05)))")
         print("  ratio cold/peer  = \(formatRatio(ours.seconds / peer.seconds))   (target ≤ 0.8)")
         print("  ratio warm/cold  = \(formatRatio(warm.seconds / ours.seconds))   (target ≤ 0.05)")
 
