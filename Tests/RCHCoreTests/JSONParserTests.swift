@@ -56,6 +56,24 @@ struct CanonicalJSONTests {
         #expect(v.objectValue?.count == 2)
     }
 
+    static let utf8Cases: [[UInt8]] = [
+        [0xC3, 0xA9], [0xC0, 0xAF], [0xC1, 0xBF], [0xE0, 0x80, 0xAF], [0xE0, 0xA0, 0x80], [0xED, 0x9F, 0xBF], [0xED, 0xA0, 0x80],
+        [0xEF, 0xBF, 0xBF], [0xF0, 0x8F, 0xBF, 0xBF], [0xF0, 0x90, 0x80, 0x80], [0xF4, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80],
+        [0xF5, 0x80, 0x80, 0x80], [0xE2, 0x82], [0x80], [0xFF], [0xE2, 0x28, 0xA1],
+    ]
+
+    @Test("the UTF-8 check agrees with Swift's validation, also after long ASCII runs", arguments: utf8Cases, [0, 7, 8, 17])
+    func utf8(_ seq: [UInt8], asciiPrefix: Int) {
+        let text = [0x22] + [UInt8](repeating: 0x61, count: asciiPrefix) + seq + [0x22]
+        let valid = String(validating: text, as: UTF8.self) != nil
+        do {
+            _ = try JSONParser().parse(text)
+            #expect(valid)
+        } catch {
+            #expect(!valid && error.reason == .invalidUTF8 && error.offset == 1 + asciiPrefix, "\(error)")
+        }
+    }
+
     @Test("invalid UTF-8, depth and size limits")
     func limits() {
         #expect(throws: JSONParseError.self) { try JSONParser().parse([0x22, 0xFF, 0x22]) }
