@@ -41,7 +41,7 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
     }
 
     /// The value of a lowercase hex digit, or 255.
-    @inline(__always) private static func nibble(_ c: UInt8) -> UInt8 {
+    @inline(__always) public static func nibble(_ c: UInt8) -> UInt8 {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10

@@ -110,7 +110,13 @@ public enum DurableFile {
 
     /// Read a whole (small) file, sized by fstat (reads on if the file grew).
     public static func read(_ path: String, limit: Int = 64 << 20) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        try readWithStatus(path, limit: limit).bytes
+    }
+
+    /// ``read(_:limit:)`` that also returns the open file's `stat` (one lookup for both), with `path`
+    /// relative to `directory` (a descriptor) unless it is `AT_FDCWD`.
+    public static func readWithStatus(_ path: String, relativeTo directory: Int32 = AT_FDCWD, limit: Int = 64 << 20) throws -> (bytes: [UInt8], status: stat) {
+        let fd = openat(directory, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError("open", path: path, errno: Errno(rawValue: errno)) }
         defer { close(fd) }
         var st = stat()
@@ -132,7 +138,7 @@ public enum DurableFile {
             n += r
         }
         out.removeSubrange(n...)
-        return out
+        return (out, st)
     }
 }
 

@@ -56,7 +56,6 @@ public struct Pusher {
         let pushed = remembered()
         let known = pushed.filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
         var report = PushReport(sourceSHA256: sha, method: "present", bundleBytes: 0, reusedBundle: bundle.reused, wire: .null)
-        defer { report.wire = client.counter.json }
         // A tree this host never pushed there, with a base it did: send the delta at once (one round trip;
         // the worker answers "already present" without reading the pack if it has the source anyway).
         if !pushed.contains(sha), client.has("upload_tree"), let base = known.first, let baseManifest = try? localManifest(base) {

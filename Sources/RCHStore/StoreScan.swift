@@ -38,8 +38,7 @@ struct DigestKey: Hashable, Comparable {
     @inline(__always) private static func word(_ h: UnsafeBufferPointer<UInt8>, _ offset: Int, _ bad: inout UInt8) -> UInt64 {
         var v: UInt64 = 0
         for k in offset..<(offset + 16) {
-            let c = h[k]
-            let digit: UInt8 = c &- 48 < 10 ? c &- 48 : (c &- 97 < 6 ? c &- 87 : 255)
+            let digit = SHA256Digest.nibble(h[k])
             bad |= digit & 0xF0
             v = v << 4 | UInt64(digit & 15)
         }
@@ -205,21 +204,8 @@ public struct StoreScan: Sendable {
 
     /// An entry file's bytes with its mtime and size from the same open file (one path lookup).
     private func read(_ file: (dirFD: Int32, name: String)) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64) {
-        let fd = openat(file.dirFD, file.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return (nil, 0, 0) }
-        defer { close(fd) }
-        var st = Glibc_stat()
-        guard fstat(fd, &st) == 0 else { return (nil, 0, 0) }
-        let size = Int(st.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
-        var got = 0
-        while got < size {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, size - got, off_t(got)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return (nil, Self.mtimeNanos(st), UInt64(size)) }
-            got += n
-        }
-        return (bytes, Self.mtimeNanos(st), UInt64(size))
+        guard let r = try? DurableFile.readWithStatus(file.name, relativeTo: file.dirFD) else { return (nil, 0, 0) }
+        return (r.bytes, Self.mtimeNanos(r.status), UInt64(r.status.st_size))
     }
 
     func scanSource(_ path: String, _ sha: SHA256Digest, withBlobs: Bool = true,
@@ -260,39 +246,37 @@ public struct StoreScan: Sendable {
 
     /// Every blob with its real disk usage (st_blocks × 512) and mtime; shards scanned in parallel.
     func blobs() -> BlobTable {
-        var parts = perShard { fd, name, key, out in
-            var st = Glibc_stat()
-            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        var parts = perShard([(DigestKey, BlobInfo)]()) { key, st, out in
             out.append((key, BlobInfo(diskBytes: UInt64(st.st_blocks) * 512, mtime: Self.mtimeNanos(st))))
-        } finish: { (out: inout [(DigestKey, BlobInfo)]) in out.sort { $0.0 < $1.0 } }
+        } finish: { $0.sort { $0.0 < $1.0 } }
         return BlobTable(sortedParts: &parts)
     }
 
     /// Blob count and real disk usage only (stats: no table, no sorting).
     func blobTotals() -> (count: Int, diskBytes: UInt64) {
-        let parts = perShard { fd, name, _, out in
-            var st = Glibc_stat()
-            guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
-            out.append(UInt64(st.st_blocks) * 512)
-        } finish: { (out: inout [UInt64]) in out = [UInt64(out.count), out.reduce(0, +)] }
-        return parts.reduce((0, 0)) { ($0.0 + Int($1.first ?? 0), $0.1 + ($1.last ?? 0)) }
+        perShard((count: 0, diskBytes: UInt64(0))) { _, st, total in
+            total.count += 1
+            total.diskBytes += UInt64(st.st_blocks) * 512
+        }.reduce((0, 0)) { ($0.0 + $1.count, $0.1 + $1.diskBytes) }
     }
 
-    /// Runs `visit(shardFD, name, key, &out)` for every blob-named file of every shard (shards in
-    /// parallel, in shard order in the result), then `finish(&out)` per shard.
-    private func perShard<T>(_ visit: @escaping @Sendable (Int32, UnsafePointer<CChar>, DigestKey, inout [T]) -> Void,
-                             finish: @escaping @Sendable (inout [T]) -> Void) -> [[T]] {
+    /// Folds every blob-named file of each shard (its key and `lstat`) into a per-shard `R`, starting from
+    /// `initial`, then runs `finish` on it; shards in parallel, results in shard order.
+    private func perShard<R: Sendable>(_ initial: R, _ visit: @escaping @Sendable (DigestKey, Glibc_stat, inout R) -> Void,
+                             finish: @escaping @Sendable (inout R) -> Void = { _ in }) -> [R] {
         let root = store.blobs.root
         let shards = ((try? FileManagerLite.list(root)) ?? []).filter { $0.utf8.count == 2 }.sorted()
-        return parallelMap(shards.count) { i -> [T] in
-            guard let d = opendir(root + "/" + shards[i]) else { return [] }
+        return parallelMap(shards.count) { i -> R in
+            var out = initial
+            guard let d = opendir(root + "/" + shards[i]) else { return out }
             defer { closedir(d) }
             let fd = dirfd(d)
-            var out: [T] = []
+            var st = Glibc_stat()
             while let ent = readdir(d) {
                 let bytes = Directory.nameBytes(ent)
-                guard bytes.count == 64, let key = DigestKey(hexBytes: bytes.assumingMemoryBound(to: UInt8.self)) else { continue }
-                visit(fd, Directory.namePointer(ent), key, &out)
+                guard bytes.count == 64, let key = DigestKey(hexBytes: bytes.assumingMemoryBound(to: UInt8.self)),
+                      fstatat(fd, Directory.namePointer(ent), &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                visit(key, st, &out)
             }
             finish(&out)
             return out

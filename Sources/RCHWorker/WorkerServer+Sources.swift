@@ -179,11 +179,12 @@ extension WorkerServer {
         for e in base {
             let k = Array(e.path.utf8)
             while j < upserts.count && upserts[j].key.bytesPrecede(k) { out.append(upserts[j].entry); j += 1 }
-            if remove.contains(k) { removed += 1 }
+            let isRemoved = remove.contains(k)
+            if isRemoved { removed += 1 }
             if j < upserts.count && upserts[j].key == k {
                 out.append(upserts[j].entry)
                 j += 1
-            } else if !remove.contains(k) {
+            } else if !isRemoved {
                 out.append(e)
             }
         }
