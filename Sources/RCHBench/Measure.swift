@@ -13,8 +13,9 @@ struct Sample {
 }
 
 enum Measure {
-    /// Runs `argv` (stdout/stderr to /dev/null unless `quiet` is false) and measures it with wait4.
-    static func run(_ argv: [String], cwd: String? = nil, quiet: Bool = true) throws -> Sample {
+    /// Runs `argv` (stdout/stderr to /dev/null unless `quiet` is false; stdout to the file `stdout` if
+    /// given) and measures it with wait4.
+    static func run(_ argv: [String], cwd: String? = nil, quiet: Bool = true, stdout: String? = nil) throws -> Sample {
         #if canImport(Darwin)
         var fa: posix_spawn_file_actions_t? = nil
         #else
@@ -26,6 +27,7 @@ enum Measure {
             posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
             posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0)
         }
+        if let stdout { posix_spawn_file_actions_addopen(&fa, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
         let full = cwd.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0] + argv } ?? argv
         var cargs = full.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }

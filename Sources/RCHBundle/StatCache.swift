@@ -113,39 +113,3 @@ public struct StatCache: Sendable {
         guard r.atEnd else { return nil }
     }
 }
-
-struct ByteWriter {
-    var out: [UInt8] = []
-    mutating func bytes(_ b: [UInt8]) { out += b }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-    mutating func string(_ s: String) { u64(UInt64(s.utf8.count)); out += s.utf8 }
-    mutating func digest(_ d: SHA256Digest?) {
-        if let d { out.append(1); out += d.bytes } else { out.append(0) }
-    }
-}
-
-struct ByteReader {
-    let data: [UInt8]
-    var pos = 0
-    init(_ d: [UInt8]) { data = d }
-    var atEnd: Bool { pos == data.count }
-    mutating func take(_ n: Int) -> ArraySlice<UInt8>? {
-        guard n >= 0, data.count - pos >= n else { return nil }
-        defer { pos += n }
-        return data[pos..<pos + n]
-    }
-    mutating func u64() -> UInt64? {
-        guard let s = take(8) else { return nil }
-        return s.reversed().reduce(0) { $0 << 8 | UInt64($1) }
-    }
-    mutating func string() -> String? {
-        guard let n = u64(), n < 1 << 20, let s = take(Int(n)) else { return nil }
-        return String(decoding: s, as: UTF8.self)
-    }
-    mutating func optionalDigest() -> SHA256Digest?? {
-        guard let flag = take(1)?.first else { return nil }
-        if flag == 0 { return .some(nil) }
-        guard let d = take(32) else { return nil }
-        return .some(SHA256Digest(bytes: Array(d)))
-    }
-}

@@ -65,6 +65,7 @@ struct ScannedEntry {
     var logicalBytes: UInt64
     /// Set when the entry could not be parsed (fsck reports it; gc treats it as removable).
     var broken: String?
+    var inode: UInt64 = 0
 
     var leaseSubject: LeaseSubject {
         switch kind {
@@ -203,15 +204,15 @@ public struct StoreScan: Sendable {
     }
 
     /// An entry file's bytes with its mtime and size from the same open file (one path lookup).
-    private func read(_ file: (dirFD: Int32, name: String)) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64) {
-        guard let r = try? DurableFile.readWithStatus(file.name, relativeTo: file.dirFD) else { return (nil, 0, 0) }
-        return (r.bytes, Self.mtimeNanos(r.status), UInt64(r.status.st_size))
+    private func read(_ file: (dirFD: Int32, name: String)) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64, inode: UInt64) {
+        guard let r = try? DurableFile.readWithStatus(file.name, relativeTo: file.dirFD) else { return (nil, 0, 0, 0) }
+        return (r.bytes, Self.mtimeNanos(r.status), UInt64(r.status.st_size), UInt64(r.status.st_ino))
     }
 
     func scanSource(_ path: String, _ sha: SHA256Digest, withBlobs: Bool = true,
                     file: (dirFD: Int32, name: String)? = nil) -> ScannedEntry {
-        let (data, mt, size) = read(file ?? (AT_FDCWD, path))
-        var e = ScannedEntry(kind: .source(sha), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0)
+        let (data, mt, size, inode) = read(file ?? (AT_FDCWD, path))
+        var e = ScannedEntry(kind: .source(sha), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0, inode: inode)
         guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
               v["source_sha256"]?.stringValue == sha.hex else {
             e.broken = "does not parse as the source manifest of \(sha.hex)"
@@ -228,8 +229,8 @@ public struct StoreScan: Sendable {
 
     func scanResult(_ path: String, _ ns: String, _ key: SHA256Digest, withBlobs: Bool = true,
                     file: (dirFD: Int32, name: String)? = nil) -> ScannedEntry {
-        let (data, mt, size) = read(file ?? (AT_FDCWD, path))
-        var e = ScannedEntry(kind: .result(namespace: ns, jobKey: key), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0)
+        let (data, mt, size, inode) = read(file ?? (AT_FDCWD, path))
+        var e = ScannedEntry(kind: .result(namespace: ns, jobKey: key), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0, inode: inode)
         guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
               v["job_key"]?.stringValue == key.hex else {
             e.broken = "does not parse as the result entry of \(key.hex)"
@@ -260,27 +261,41 @@ public struct StoreScan: Sendable {
         }.reduce((0, 0)) { ($0.0 + $1.count, $0.1 + $1.diskBytes) }
     }
 
+    /// The blob shard directory names (two hex digits), sorted.
+    func blobShardNames() -> [String] {
+        ((try? FileManagerLite.list(store.blobs.root)) ?? []).filter { $0.utf8.count == 2 }.sorted()
+    }
+
     /// Folds every blob-named file of each shard (its key and `lstat`) into a per-shard `R`, starting from
     /// `initial`, then runs `finish` on it; shards in parallel, results in shard order.
     private func perShard<R: Sendable>(_ initial: R, _ visit: @escaping @Sendable (DigestKey, Glibc_stat, inout R) -> Void,
                              finish: @escaping @Sendable (inout R) -> Void = { _ in }) -> [R] {
         let root = store.blobs.root
-        let shards = ((try? FileManagerLite.list(root)) ?? []).filter { $0.utf8.count == 2 }.sorted()
+        let shards = blobShardNames()
         return parallelMap(shards.count) { i -> R in
             var out = initial
-            guard let d = opendir(root + "/" + shards[i]) else { return out }
-            defer { closedir(d) }
-            let fd = dirfd(d)
-            var st = Glibc_stat()
-            while let ent = readdir(d) {
-                let bytes = Directory.nameBytes(ent)
-                guard bytes.count == 64, let key = DigestKey(hexBytes: bytes.assumingMemoryBound(to: UInt8.self)),
-                      fstatat(fd, Directory.namePointer(ent), &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-                visit(key, st, &out)
-            }
+            _ = Self.listBlobShard(root + "/" + shards[i]) { key, st in visit(key, st, &out) }
             finish(&out)
             return out
         }
+    }
+
+    /// Calls `visit` with the key and `lstat` of every blob-named file in the shard directory `dir`; returns
+    /// the directory's own `stat` from when the listing started and from when it ended (nil: not listable).
+    static func listBlobShard(_ dir: String, _ visit: (DigestKey, Glibc_stat) -> Void) -> (before: Glibc_stat, after: Glibc_stat)? {
+        guard let d = opendir(dir) else { return nil }
+        defer { closedir(d) }
+        let fd = dirfd(d)
+        var before = Glibc_stat(), after = Glibc_stat(), st = Glibc_stat()
+        guard fstat(fd, &before) == 0 else { return nil }
+        while let ent = readdir(d) {
+            let bytes = Directory.nameBytes(ent)
+            guard bytes.count == 64, let key = DigestKey(hexBytes: bytes.assumingMemoryBound(to: UInt8.self)),
+                  fstatat(fd, Directory.namePointer(ent), &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            visit(key, st)
+        }
+        guard fstat(fd, &after) == 0 else { return nil }
+        return (before, after)
     }
 
     /// Store files that are crash residue: `.tmp-*` files and `.staging-*` directories, with their mtimes.
