@@ -33,6 +33,8 @@ struct GCBench: ParsableCommand {
         let fullShards = try shards(out)
         let unchanged = try Measure.median(runs: 3, warmup: 0) { try Measure.run([worker, "stats", "--store", root, "--json"], stdout: out) }
         let unchangedShards = try shards(out)
+        // Peer: `du -s` of the store (one lstat per file, in C, and no entry reading at all).
+        let du = try Measure.median(runs: 3, warmup: 0) { try Measure.run(["du", "-s", root]) }
 
         let pristine = root + ".pristine"
         _ = try Measure.run(["/bin/sh", "-c", "rm -rf '\(pristine)' && cp -al '\(root)' '\(pristine)'"])  // hardlink copy to restore after gc
@@ -57,6 +59,7 @@ struct GCBench: ParsableCommand {
         print("")
         print("gc benchmark: \(entries) entries, \(entries * blobsPerEntry) blobs, \(before) bytes on disk (stats: median of 3)")
         print("  stats, full scan (no summaries)   \(format(full.seconds))   peak RSS \(full.maxRSSKiB / 1024) MiB   shards rescanned \(fullShards)   (target ≤ 2 s)")
+        print("  peer: du -s of the store          \(format(du.seconds))   → full scan \(formatRatio(full.seconds / du.seconds))×, unchanged \(formatRatio(unchanged.seconds / du.seconds))×")
         print("  stats, unchanged store            \(format(unchanged.seconds))   peak RSS \(unchanged.maxRSSKiB / 1024) MiB   shards rescanned \(unchangedShards)")
         print("  gc removing ~10% (LRU)            \(format(gc.seconds))   peak RSS \(gc.maxRSSKiB / 1024) MiB   (target ≤ 10 s, ≤ 256 MiB)")
         print("  stats right after that gc         \(format(afterGC.seconds))   peak RSS \(afterGC.maxRSSKiB / 1024) MiB   shards rescanned \(afterShards)")
