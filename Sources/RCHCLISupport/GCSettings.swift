@@ -89,11 +89,14 @@ public enum ConfiguredStore {
 
     public static func maybeStartGC(_ store: LocalStore, _ settings: GCSettings, config: String? = nil) {
         guard let at = settings.autoGCAtFraction, FilesystemSpace(path: store.root).usedFraction >= at else { return }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
-        p.arguments = ["gc", "--if-idle", "--store", store.root] + (config.map { ["--config", $0] } ?? [])
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try? p.run()  // not waited for
+        let devnull = openDevNull()
+        guard devnull >= 0 else { return }
+        defer { close(devnull) }
+        // Own session and no inherited stdio: it outlives this process and never holds an SSH channel open.
+        _ = try? Spawn.start(Bundle.main.executablePath ?? CommandLine.arguments[0],
+                             ["gc", "--if-idle", "--store", store.root] + (config.map { ["--config", $0] } ?? []),
+                             stdin: devnull, stdout: devnull, stderr: devnull, newSession: true)
     }
 }
+
+private func openDevNull() -> Int32 { open("/dev/null", O_RDWR | O_CLOEXEC) }

@@ -61,8 +61,9 @@ struct RunJobCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: false) {
-            let (store, _) = try ConfiguredStore.open(storeOptions, config: config)
+            let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
             try JobRunner(store: store, config: try WorkerConfig.load(config)).run(jobID: jobID)
+            ConfiguredStore.maybeStartGC(store, settings, config: config)  // the job may have recorded a result
         }
     }
 }

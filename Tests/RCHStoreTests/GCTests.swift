@@ -262,6 +262,31 @@ struct FsckTests {
         let bad = try Run.process(TestPaths.executable("rch-worker"), ["gc", "--store", d.sub("store"), "--config", d.sub("bad.toml")])
         #expect(bad.status != 0 && bad.stderr.contains("max_age"))
     }
+
+    @Test("crossing auto_gc_at after a write starts a detached gc; \"\" disables it", arguments: [true, false])
+    func autoGC(_ enabled: Bool) throws {
+        let d = TempDir()
+        let store = try LocalStore(root: d.sub("store"))
+        try Syscalls.makeDirectories(store.root + "/incoming")
+        let residue = store.root + "/incoming/.tmp-crashed"
+        try Data("left by a crash".utf8).write(to: URL(fileURLWithPath: residue))
+        age(residue, 7200)
+        let (bundle, sha, _) = try StoreFixtures.bundle(d)
+        let config = "[gc]\nauto_gc_at = \"\(enabled ? "0.0001%" : "")\"\nmin_free = \"0\"\ngrace = \"1h\"\n"
+        try Data(config.utf8).write(to: URL(fileURLWithPath: d.sub("worker.toml")))
+        let r = try Run.process(TestPaths.executable("rch-worker"), ["store", "ingest", bundle, "--store", store.root, "--config", d.sub("worker.toml"), "--json"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(SourceStore(store: store).has(sha))
+        // The ingest returned without waiting; the gc it started removes the old residue on its own.
+        var gone = false
+        for _ in 0..<(enabled ? 300 : 20) {
+            if !FileManager.default.fileExists(atPath: residue) { gone = true; break }
+            usleep(100_000)
+        }
+        #expect(gone == enabled)
+        #expect(FileManager.default.fileExists(atPath: store.root + "/locks/gc-run.lock") == enabled)
+        #expect(SourceStore(store: store).has(sha))  // young and referenced: kept
+    }
 }
 
 @Suite("host gc")
