@@ -100,7 +100,12 @@ struct FsckCommand: ParsableCommand {
 }
 
 struct StatsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Entries, blobs, bytes, dedup ratio, use times, leases and hit/miss counters.")
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Entries, blobs, bytes, dedup ratio, use times, leases and hit/miss counters.",
+        discussion: """
+            Shard directories unchanged since an earlier run are not rescanned: their totals come from \
+            cache/shard-summaries.bin (see store-layout.md). `shards` says how many were rescanned.
+            """)
 
     @Flag(help: "Print JSON (the default output is the same object, indented).") var json = false
     @OptionGroup var storeOptions: StoreOptions
