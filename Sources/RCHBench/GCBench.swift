@@ -30,9 +30,9 @@ struct GCBench: ParsableCommand {
         let full = try Measure.median(runs: 3, warmup: 0, prepare: { _ = unlink(summaries) }) {
             try Measure.run([worker, "stats", "--store", root, "--json"], stdout: out)
         }
-        let fullShards = try shards(out)
+        let fullShards = try shards(try? JSONParser().parse(DurableFile.read(out)))
         let unchanged = try Measure.median(runs: 3, warmup: 0) { try Measure.run([worker, "stats", "--store", root, "--json"], stdout: out) }
-        let unchangedShards = try shards(out)
+        let unchangedShards = try shards(try? JSONParser().parse(DurableFile.read(out)))
         // Peer: `du -s` of the store (one lstat per file, in C, and no entry reading at all).
         let du = try Measure.median(runs: 3, warmup: 0) { try Measure.run(["du", "-s", root]) }
 
@@ -53,8 +53,8 @@ struct GCBench: ParsableCommand {
         let gc = try Measure.run([worker, "gc", "--store", root, "--max-size", String(budget), "--grace", "0s", "--max-age", "3650d"])
         sync()
         let afterGC = try Measure.run([worker, "stats", "--store", root, "--json"], stdout: out)
-        let afterShards = try shards(out)
         let after = try? JSONParser().parse(DurableFile.read(out))
+        let afterShards = try shards(after)
         _ = try Measure.run(["/bin/sh", "-c", "rm -rf '\(root)' && mv '\(pristine)' '\(root)'"])
         print("")
         print("gc benchmark: \(entries) entries, \(entries * blobsPerEntry) blobs, \(before) bytes on disk (stats: median of 3)")
@@ -68,9 +68,9 @@ struct GCBench: ParsableCommand {
         }
     }
 
-    /// "rescanned/total" from a `stats --json` output file.
-    func shards(_ path: String) throws -> String {
-        guard let v = try? JSONParser().parse(DurableFile.read(path)), let r = v["shards"]?["rescanned"]?.intValue,
+    /// "rescanned/total" from the output of `stats --json`.
+    func shards(_ v: JSONValue?) throws -> String {
+        guard let v, let r = v["shards"]?["rescanned"]?.intValue,
               let t = v["shards"]?["total"]?.intValue else { throw BenchError("stats printed no shard counts") }
         return "\(r)/\(t)"
     }

@@ -85,7 +85,7 @@ public struct HostRetention: Sendable {
             try? Syscalls.makeDirectories(artifactRoot)
             let line = report.removed.map { "\(Timestamp.now()) evicted \($0) (keep-runs \(keepRuns), keep-days \(keepDays))\n" }.joined()
             if let h = FileHandle(forWritingAtPath: artifactRoot + "/gc.log") ?? {
-                FileManager.default.createFile(atPath: artifactRoot + "/gc.log", contents: nil)
+                _ = FileManager.default.createFile(atPath: artifactRoot + "/gc.log", contents: nil)
                 return FileHandle(forWritingAtPath: artifactRoot + "/gc.log")
             }() {
                 h.seekToEndOfFile()

@@ -247,37 +247,22 @@ public struct StoreScan: Sendable {
 
     /// Every blob with its real disk usage (st_blocks × 512) and mtime; shards scanned in parallel.
     func blobs() -> BlobTable {
-        var parts = perShard([(DigestKey, BlobInfo)]()) { key, st, out in
-            out.append((key, BlobInfo(diskBytes: UInt64(st.st_blocks) * 512, mtime: Self.mtimeNanos(st))))
-        } finish: { $0.sort { $0.0 < $1.0 } }
+        let root = store.blobs.root
+        let shards = blobShardNames()
+        var parts = parallelMap(shards.count) { i -> [(DigestKey, BlobInfo)] in
+            var out: [(DigestKey, BlobInfo)] = []
+            _ = Self.listBlobShard(root + "/" + shards[i]) { key, st in
+                out.append((key, BlobInfo(diskBytes: UInt64(st.st_blocks) * 512, mtime: Self.mtimeNanos(st))))
+            }
+            out.sort { $0.0 < $1.0 }
+            return out
+        }
         return BlobTable(sortedParts: &parts)
-    }
-
-    /// Blob count and real disk usage only (stats: no table, no sorting).
-    func blobTotals() -> (count: Int, diskBytes: UInt64) {
-        perShard((count: 0, diskBytes: UInt64(0))) { _, st, total in
-            total.count += 1
-            total.diskBytes += UInt64(st.st_blocks) * 512
-        }.reduce((0, 0)) { ($0.0 + $1.count, $0.1 + $1.diskBytes) }
     }
 
     /// The blob shard directory names (two hex digits), sorted.
     func blobShardNames() -> [String] {
         ((try? FileManagerLite.list(store.blobs.root)) ?? []).filter { $0.utf8.count == 2 }.sorted()
-    }
-
-    /// Folds every blob-named file of each shard (its key and `lstat`) into a per-shard `R`, starting from
-    /// `initial`, then runs `finish` on it; shards in parallel, results in shard order.
-    private func perShard<R: Sendable>(_ initial: R, _ visit: @escaping @Sendable (DigestKey, Glibc_stat, inout R) -> Void,
-                             finish: @escaping @Sendable (inout R) -> Void = { _ in }) -> [R] {
-        let root = store.blobs.root
-        let shards = blobShardNames()
-        return parallelMap(shards.count) { i -> R in
-            var out = initial
-            _ = Self.listBlobShard(root + "/" + shards[i]) { key, st in visit(key, st, &out) }
-            finish(&out)
-            return out
-        }
     }
 
     /// Calls `visit` with the key and `lstat` of every blob-named file in the shard directory `dir`; returns
