@@ -35,11 +35,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .target(name: "RCHBundle", dependencies: ["RCHCore", "CArchive", "CZstd"]),
-        .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle"]),
+        .target(name: "RCHIdentity", dependencies: ["RCHCore"]),
+        .target(
+            name: "RCHAttestation",
+            dependencies: ["RCHCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle", "RCHAttestation"]),
         .target(name: "RCHJob", dependencies: ["RCHCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "RCHProtocol", dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
-        .target(name: "RCHWorker", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
-        .target(name: "RCHHost", dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol"]),
+        .target(
+            name: "RCHWorker",
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHIdentity", "RCHAttestation"]),
+        .target(
+            name: "RCHHost",
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
         .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
@@ -48,7 +56,8 @@ let package = Package(
         .executableTarget(
             name: "RCHWorkerCommand",
             dependencies: [
-                "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport", "RCHWorker", "RCHProtocol",
+                "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport", "RCHWorker", "RCHProtocol", "RCHIdentity",
+                "RCHAttestation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -69,15 +78,21 @@ let package = Package(
             ]),
         .target(name: "RCHTestSupport", path: "Tests/RCHTestSupport"),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
+        .testTarget(
+            name: "RCHTrustTests",
+            dependencies: ["RCHCore", "RCHIdentity", "RCHAttestation", "RCHTestSupport"]),
         .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob", "RCHTestSupport"]),
         .testTarget(
             name: "RCHBundleTests",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive", "RCHTestSupport"]),
         .testTarget(
             name: "RCHLaneTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "RCHLoopback", "XcodeTreeGen", "RCHTestSupport"]),
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "RCHLoopback",
+                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity",
+            ]),
         .testTarget(
             name: "RCHStoreTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport"]),
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport", "RCHAttestation"]),
     ]
 )

@@ -108,7 +108,9 @@ struct PushBench: ParsableCommand {
         let request = RPCRequest(protocolVersion: 1, op: .has_source, payload: ["source_sha256s": .array(digests.shuffled().map { .string($0.hex) })])
         let file = root + "/../has-source-request.json"
         _ = try DurableFile.write(request.headerLine, to: file, durable: false)
-        let server = WorkerServer(store: store, config: WorkerConfig(), runnerCommand: ["/bin/false"])
+        var config = WorkerConfig()
+        config.executorKind = "recording"
+        let server = WorkerServer(store: store, config: config, runnerCommand: ["/bin/false"])
         var samples: [Double] = []
         for _ in 0..<9 {
             let input = try FileDescriptor.open(FilePath(file), .readOnly)

@@ -1,3 +1,5 @@
+import RCHCore
+
 /// One file or symlink chosen for a bundle, before its content is read.
 public struct SelectedEntry: Sendable {
     public enum Kind: Sendable, Equatable {

@@ -33,7 +33,11 @@ public enum Spawn {
 
     /// Runs a command to its end with stdin from /dev/null; stdout and stderr are captured through
     /// unlinked temp files (no pipes to drain) and returned with the exit status and the wall time.
-    public static func run(_ path: String, _ arguments: [String]) throws -> (exit: Exit, stdout: String, stderr: String, seconds: Double) {
+    /// With `timeoutSeconds`, a child still running then is killed (SIGKILL to its own session) and
+    /// ``TimedOut`` is thrown. `environment` nil inherits ours.
+    public static func run(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil, timeoutSeconds: Double? = nil
+    ) throws -> (exit: Exit, stdout: String, stderr: String, seconds: Double) {
         func temp() -> Int32 {
             var template = Array("/tmp/rch-run-XXXXXX".utf8CString)
             let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -44,7 +48,26 @@ public enum Spawn {
         defer { close(out); close(err); close(devnull) }
         guard out >= 0, err >= 0 else { throw SystemError("mkstemp", path: "/tmp", errno: Errno(rawValue: errno)) }
         let started = Timestamp.nowNanos()
-        let exit = wait(try start(path, arguments, stdin: devnull, stdout: out, stderr: err))
+        let pid = try start(
+            path, arguments, environment: environment, stdin: devnull, stdout: out, stderr: err,
+            newSession: timeoutSeconds != nil)
+        let exit: Exit
+        if let timeoutSeconds {
+            let deadline = started + Int64(timeoutSeconds * 1e9)
+            var ended: Exit? = nil
+            while ended == nil {
+                ended = poll(pid)
+                if ended == nil && Timestamp.nowNanos() > deadline {
+                    kill(-pid, SIGKILL)
+                    _ = wait(pid)
+                    throw TimedOut(command: path, seconds: timeoutSeconds)
+                }
+                if ended == nil { usleep(5_000) }
+            }
+            exit = ended!
+        } else {
+            exit = wait(pid)
+        }
         let seconds = Double(Timestamp.nowNanos() - started) / 1e9
         func text(_ fd: Int32) -> String {
             var bytes: [UInt8] = []
@@ -59,6 +82,13 @@ public enum Spawn {
             return String(decoding: bytes, as: UTF8.self)
         }
         return (exit, text(out), text(err), seconds)
+    }
+
+    /// A child that did not end within its time limit (it was killed).
+    public struct TimedOut: Error, CustomStringConvertible, Sendable {
+        public var command: String
+        public var seconds: Double
+        public var description: String { "\(command) did not finish within \(seconds) s (killed)" }
     }
 
     /// Non-blocking: the exit status if the child has ended.

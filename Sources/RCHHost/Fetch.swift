@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import RCHAttestation
 import RCHBundle
 import RCHCore
 import RCHProtocol
@@ -19,6 +20,17 @@ public struct ArtifactIntegrityError: LaneError {
     }
 }
 
+/// The fetched attestation failed verification (ATTESTATION, exit 93); the artifacts were not used.
+public struct AttestationFailure: LaneError {
+    public var verification: AttestationVerifier.Verification
+    public var failureKind: FailureKind { .attestation }
+    public var failureSubkind: String? { verification.firstFailure.map { "ATTESTATION_" + $0.name.uppercased() } }
+    public var description: String {
+        let f = verification.firstFailure
+        return "the worker's attestation did not verify (\(f?.name ?? "unknown"): \(f?.detail ?? "")); the artifacts were not used"
+    }
+}
+
 extension WorkerClient {
     public struct Fetched: Sendable {
         public var directory: String
@@ -29,8 +41,11 @@ extension WorkerClient {
 
     /// `fetch`: receives the framed stream into a temp file while hashing it, checks `content_sha256`,
     /// extracts it (strict canonical reader) into `directory` (new), creates the manifest's directories,
-    /// then runs the host manifest verification. On any failure nothing is left at `directory`.
-    public func fetch(_ jobID: String, into directory: String) throws -> Fetched {
+    /// runs the host manifest verification, then verifies the signed attestation against what this host
+    /// submitted (`expected`, else the record ``submit(_:)`` kept) and the worker's published key (and the
+    /// inventory pin) — see ``AttestationVerifier`` — and writes `attestation_verification.json`.
+    /// On any failure nothing is left at `directory` (exit 70 for the artifacts, 93 for the attestation).
+    public func fetch(_ jobID: String, into directory: String, expected: AttestationVerifier.Expectation? = nil) throws -> Fetched {
         if protocolVersion == nil { try negotiate() }
         let request = RPCRequest(protocolVersion: protocolVersion!, op: .fetch, payload: ["job_id": .string(jobID)])
         try Syscalls.makeDirectories(directoryOf(directory))
@@ -68,6 +83,45 @@ extension WorkerClient {
             removeTree(directory)
             throw ArtifactIntegrityError(errors: problems)
         }
+        let verification = AttestationVerifier.verify(
+            attestationBytes: (try? DurableFile.read(directory + "/attestation.json")) ?? [],
+            manifestBytes: (try? DurableFile.read(directory + "/manifest.json")) ?? [],
+            expected: expected ?? submitted(jobID) ?? .init(jobID: jobID, jobKey: nil, sourceSHA256: nil),
+            workerPublicKey: publishedAttestationKey, pinnedFingerprint: worker.attestationPubkeyFingerprint)
+        guard verification.verified else {
+            removeTree(directory)
+            throw AttestationFailure(verification: verification)
+        }
+        let runID = (try? JSONParser().parse(try DurableFile.read(directory + "/job.json")))?["run_id"]?.stringValue
+        _ = try DurableFile.write(
+            verification.json(runID: runID, jobID: jobID).canonicalBytes, to: directory + "/attestation_verification.json")
         return Fetched(directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
+    }
+}
+
+extension WorkerClient {
+    /// The raw attestation public key from the capabilities this host probed (nil if none is published).
+    var publishedAttestationKey: [UInt8]? {
+        guard let hex = capabilities?["attestation_key"]?["public_key"]?.stringValue else { return nil }
+        return Hex.decode(hex, count: 32)
+    }
+
+    var submittedDirectory: String { stateDirectory + "/submitted" }
+
+    /// Remembers what this host submitted as `job_id` (so a later `fetch` checks the attestation against it).
+    func rememberSubmission(jobID: String, jobKey: SHA256Digest, sourceSHA256: SHA256Digest) {
+        guard Identifier.isValid(jobID, .jobID) else { return }
+        try? Syscalls.makeDirectories(submittedDirectory)
+        let doc = JSONValue.obj(["job_id": .string(jobID), "job_key": .string(jobKey.hex), "source_sha256": .string(sourceSHA256.hex)])
+        _ = try? DurableFile.write(doc.canonicalBytes, to: submittedDirectory + "/" + jobID + ".json", replace: true, durable: false)
+    }
+
+    /// What this host submitted as `job_id`, if it remembers.
+    func submitted(_ jobID: String) -> AttestationVerifier.Expectation? {
+        guard Identifier.isValid(jobID, .jobID), let bytes = try? DurableFile.read(submittedDirectory + "/" + jobID + ".json"),
+              let v = try? JSONParser().parse(bytes), v["job_id"]?.stringValue == jobID,
+              let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+              let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else { return nil }
+        return .init(jobID: jobID, jobKey: key, sourceSHA256: src)
     }
 }

@@ -10,6 +10,9 @@ import RCHJob
 /// worker's macOS version. Provisioning is `existing`.
 public enum JobInputsBuilder {
     public static func build(argv: [String], sourceSHA256: SHA256Digest, capabilities caps: JSONValue) throws -> JobKeyInputs {
+        if let why = caps["identity_error"]?.stringValue {
+            throw WorkerUnusable(message: "the worker cannot run jobs: \(why)")
+        }
         var argv = argv
         guard let di = argv.firstIndex(of: "-destination"), di + 1 < argv.count else {
             throw JobKeyError("/sanitized_argv", "a -destination is required (e.g. 'platform=iOS Simulator,name=iPhone 16')")
@@ -59,4 +62,12 @@ public enum JobInputsBuilder {
         let x = a.split(separator: ".").map { Int($0) ?? 0 }, y = b.split(separator: ".").map { Int($0) ?? 0 }
         return x.lexicographicallyPrecedes(y)
     }
+}
+
+/// The worker reports no usable executor or identity (EXECUTOR, subkind `EXECUTOR_UNAVAILABLE`).
+public struct WorkerUnusable: LaneError {
+    public var message: String
+    public var failureKind: FailureKind { .executor }
+    public var failureSubkind: String? { "EXECUTOR_UNAVAILABLE" }
+    public var description: String { message }
 }

@@ -118,6 +118,13 @@ public final class WorkerClient {
 
     func forgetProbe() { unlink(stateDirectory + "/probe.json") }
 
+    /// Drops the cached probe and probes again (after the worker said its toolchain changed).
+    @discardableResult
+    public func reprobe() throws -> JSONObject {
+        forgetProbe()
+        return try negotiate(forceProbe: true)
+    }
+
     // MARK: calls
 
     /// One exchange; error replies become ``RPCError``.
@@ -166,7 +173,15 @@ public final class WorkerClient {
         return try call(.upload_tree, p, body: body)
     }
 
-    public func submit(_ job: JSONValue) throws -> JSONObject { try call(.submit, ["job": job]) }
+    /// Submits `job.json`; remembers its job_key and source for the attestation check of a later fetch.
+    public func submit(_ job: JSONValue) throws -> JSONObject {
+        let reply = try call(.submit, ["job": job])
+        if let id = job["job_id"]?.stringValue, let key = job["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+           let src = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) {
+            rememberSubmission(jobID: id, jobKey: key, sourceSHA256: src)
+        }
+        return reply
+    }
     public func status(_ jobID: String) throws -> JSONObject { try call(.status, ["job_id": .string(jobID)]) }
     public func cancel(_ jobID: String) throws -> JSONObject { try call(.cancel, ["job_id": .string(jobID)]) }
     public func tail(_ jobID: String, cursor: Int64, maxBytes: Int = 64 << 10) throws -> JSONObject {

@@ -15,9 +15,11 @@ import RCHStore
 /// | `remote_command` | `"rch-worker rpc"` | what ssh asks to run (a forced command overrides it) |
 /// | `store`, `config`, `binary` | embedded store, none, `rch-worker` next to `rch-xcode` | local transport |
 /// | `probe_ttl_seconds` | 600 | how long a cached probe (capabilities) is trusted |
+/// | `attestation_pubkey_fingerprint` | none | pins the worker's attestation key (64 hex, `rch-worker identity` prints it) |
 ///
 /// Without an entry named `local`, `--worker local` is the embedded worker: a local store under
-/// `~/.local/share/rch/worker-store` (or `$RCH_WORKER_STORE`).
+/// `~/.local/share/rch/worker-store` (or `$RCH_WORKER_STORE`), configured by `~/.config/rch/worker.toml`
+/// (or `$RCH_WORKER_CONFIG`).
 public struct WorkerEntry: Sendable {
     public var name: String
     public var transport = "ssh"
@@ -32,6 +34,8 @@ public struct WorkerEntry: Sendable {
     public var config: String?
     public var binary: String?
     public var probeTTLSeconds: Int64 = 600
+    /// The pinned attestation key fingerprint (SHA-256 of the raw Ed25519 public key, 64 hex).
+    public var attestationPubkeyFingerprint: String?
 
     public init(name: String) { self.name = name }
 
@@ -40,6 +44,7 @@ public struct WorkerEntry: Sendable {
         var w = WorkerEntry(name: "local")
         w.transport = "local"
         w.store = environment["RCH_WORKER_STORE"] ?? (UserDirectories.dataHome(environment) + "/rch/worker-store")
+        if let c = environment["RCH_WORKER_CONFIG"], !c.isEmpty { w.config = c }
         return w
     }
 
@@ -124,6 +129,12 @@ public enum WorkerInventory {
                 w.config = o["config"]?.stringValue.map(WorkerEntry.expand)
                 w.binary = o["binary"]?.stringValue.map(WorkerEntry.expand)
                 w.probeTTLSeconds = o["probe_ttl_seconds"]?.intValue ?? w.probeTTLSeconds
+                if let pin = o["attestation_pubkey_fingerprint"] {
+                    guard let hex = pin.stringValue, SHA256Digest(hex: hex) != nil else {
+                        throw InventoryError("\(file): worker '\(name)': attestation_pubkey_fingerprint must be 64 lowercase hex characters")
+                    }
+                    w.attestationPubkeyFingerprint = hex
+                }
                 if w.transport == "ssh" && w.host == nil { throw InventoryError("\(file): worker '\(name)' needs a host") }
                 out.append(w)
             }

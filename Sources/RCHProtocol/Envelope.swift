@@ -26,9 +26,15 @@ public enum LaneProtocol {
     }
 
     /// Features a worker advertises in `probe`. `upload_tree` is beyond the spec (incremental upload).
-    public static let allFeatures = ["probe", "has_source", "upload_source", "upload_tree", "submit", "status", "tail", "cancel", "fetch"]
+    /// Ops, plus `attestation_signing` (every attestation is signed with the worker's Ed25519 key).
+    public static let allFeatures = [
+        "probe", "has_source", "upload_source", "upload_tree", "submit", "status", "tail", "cancel", "fetch",
+        "attestation_signing",
+    ]
     /// Features the host cannot work without.
-    public static let requiredFeatures = ["probe", "has_source", "upload_source", "submit", "status", "fetch"]
+    public static let requiredFeatures = [
+        "probe", "has_source", "upload_source", "submit", "status", "fetch", "attestation_signing",
+    ]
 
     /// The highest version both ranges contain, or nil.
     public static func negotiate(workerMin: Int, workerMax: Int, hostMin: Int = minVersion, hostMax: Int = maxVersion) -> Int? {
@@ -48,6 +54,11 @@ public enum RPCErrorCode: String, Sendable, CaseIterable {
     case artifactsGone = "ARTIFACTS_GONE"
     case payloadTooLarge = "PAYLOAD_TOO_LARGE"
     case forbidden = "FORBIDDEN"
+    /// The worker cannot run this job as keyed (`data.failure_subkind`: `TOOLCHAIN_CHANGED` — the job's
+    /// toolchain or destination identity is not the worker's current one; `data.capabilities` is current).
+    case workerIncompatible = "WORKER_INCOMPATIBLE"
+    /// The worker has no usable executor (not configured, or its toolchain cannot be detected).
+    case executorUnavailable = "EXECUTOR_UNAVAILABLE"
     /// A failure inside the worker (I/O, corrupt store) — not the requester's fault.
     case internalError = "INTERNAL"
 }
@@ -78,14 +89,17 @@ extension RPCError: LaneError {
     public var failureKind: FailureKind {
         switch code {
         case .busy: .workerBusy
-        case .unsupportedProtocol, .featureMissing: .workerIncompatible
+        case .unsupportedProtocol, .featureMissing, .workerIncompatible: .workerIncompatible
         case .sourceMissing, .payloadTooLarge: .transfer
         case .artifactsGone: .artifacts
-        case .invalidRequest, .forbidden, .leaseExpired, .internalError: .executor
+        case .invalidRequest, .forbidden, .leaseExpired, .internalError, .executorUnavailable: .executor
         }
     }
 
-    public var failureSubkind: String? { code == .invalidRequest ? "PROTOCOL_ERROR" : code.rawValue }
+    public var failureSubkind: String? {
+        if let s = data["failure_subkind"]?.stringValue, code == .workerIncompatible || code == .executorUnavailable { return s }
+        return code == .invalidRequest ? "PROTOCOL_ERROR" : code.rawValue
+    }
 }
 
 /// A parsed, validated request header.

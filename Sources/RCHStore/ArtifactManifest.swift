@@ -15,6 +15,8 @@ import SystemPackage
 public enum ArtifactManifest {
     public static let schemaID = "rch-xcode/manifest@1"
     public static let excluded: Set<String> = ["manifest.json", "attestation.json", "job_index.json"]
+    /// Written by the host next to fetched artifacts (never part of a worker's manifest).
+    public static let hostFiles: Set<String> = ["attestation_verification.json"]
 
     public struct Entry: Sendable, Equatable {
         public var path: String
@@ -92,7 +94,8 @@ public enum ArtifactManifest {
 
     /// The host's check of a fetched artifact directory: `artifact_root_sha256` recomputed from the
     /// manifest's entries, every entry's type, size and digest checked on disk, and no file or directory
-    /// that the manifest does not list (other than the three commit files). Returns every problem found.
+    /// that the manifest does not list (other than the three commit files and the host's
+    /// `attestation_verification.json`). Returns every problem found.
     public static func verify(_ root: String) -> [IntegrityError] {
         guard let bytes = try? DurableFile.read(root + "/manifest.json") else { return [.init(path: "manifest.json", reason: "missing or unreadable")] }
         guard let doc = try? JSONParser().parse(bytes), doc["schema_id"]?.stringValue == schemaID,
@@ -120,7 +123,7 @@ public enum ArtifactManifest {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         var seen = Set<String>()
-        for item in onDisk {
+        for item in onDisk where !hostFiles.contains(item.path) {
             seen.insert(item.path)
             guard let (isDir, size, sha) = listed[item.path] else {
                 errors.append(.init(path: item.path, reason: "not listed in manifest.json (extra \(item.isDirectory ? "directory" : "file"))"))

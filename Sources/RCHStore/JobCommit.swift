@@ -1,8 +1,13 @@
+import RCHAttestation
 import RCHCore
 
 /// The commit of a job artifact directory (the spec's two-phase commit): after every artifact is in
 /// place, write `manifest.json` (entries + `artifact_root_sha256`), then `attestation.json` binding the
-/// manifest's bytes, then `job_index.json` **last** — its existence means the set is complete.
+/// manifest's bytes — signed with the serving worker's Ed25519 key (see ``Attestation``) — then
+/// `job_index.json` **last**: its existence means the set is complete.
+///
+/// `backend` in the attestation names who *produced* the files (name, version, executor class), which
+/// for a cache hit is the original job's backend; `worker` names who *serves* them and signs.
 public enum JobCommit {
     public struct Facts: Sendable {
         public var runID: String
@@ -10,16 +15,15 @@ public enum JobCommit {
         public var jobKey: SHA256Digest
         public var sourceSHA256: SHA256Digest
         public var worker: WorkerIdentity
-        public var backend: String
-        public var backendVersion: String
+        public var producer: Producer
         public var profile: ArtifactProfile
         public var capabilitiesSHA256: SHA256Digest?
         public var cachedFromJobID: String?
 
-        public init(runID: String, jobID: String, jobKey: SHA256Digest, sourceSHA256: SHA256Digest, worker: WorkerIdentity, backend: String,
-                    backendVersion: String, profile: ArtifactProfile, capabilitiesSHA256: SHA256Digest? = nil, cachedFromJobID: String? = nil) {
+        public init(runID: String, jobID: String, jobKey: SHA256Digest, sourceSHA256: SHA256Digest, worker: WorkerIdentity,
+                    producer: Producer, profile: ArtifactProfile, capabilitiesSHA256: SHA256Digest? = nil, cachedFromJobID: String? = nil) {
             self.runID = runID; self.jobID = jobID; self.jobKey = jobKey; self.sourceSHA256 = sourceSHA256; self.worker = worker
-            self.backend = backend; self.backendVersion = backendVersion; self.profile = profile
+            self.producer = producer; self.profile = profile
             self.capabilitiesSHA256 = capabilitiesSHA256; self.cachedFromJobID = cachedFromJobID
         }
     }
@@ -31,16 +35,18 @@ public enum JobCommit {
                              durable: Bool = true) throws -> SHA256Digest {
         let manifest = ArtifactManifest.document(entries, runID: f.runID, jobID: f.jobID, jobKey: f.jobKey, createdAt: now).canonicalBytes
         _ = try DurableFile.write(manifest, to: directory + "/manifest.json", durable: durable)
-        let attestation = JSONValue.obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/attestation@1"), "created_at": .string(now),
-            "run_id": .string(f.runID), "job_id": .string(f.jobID), "job_key": .string(f.jobKey.hex),
-            "source_sha256": .string(f.sourceSHA256.hex),
-            "worker": .obj(["name": .string(f.worker.name), "fingerprint": .string(f.worker.fingerprint)]),
-            "capabilities_sha256": f.capabilitiesSHA256.map { .string($0.hex) } ?? .null,
-            "backend": .obj(["name": .string(f.backend), "version": .string(f.backendVersion)]),
-            "manifest_sha256": .string(SHA256Digest.of(manifest).hex),
-            "cached_from_job_id": f.cachedFromJobID.map { .string($0) } ?? .null, "signature": .null,
+        let unsigned = JSONObject([
+            ("schema_version", .int(1)), ("schema_id", .string(Attestation.schemaID)), ("created_at", .string(now)),
+            ("run_id", .string(f.runID)), ("job_id", .string(f.jobID)), ("job_key", .string(f.jobKey.hex)),
+            ("source_sha256", .string(f.sourceSHA256.hex)),
+            ("worker", .obj(["name": .string(f.worker.name), "fingerprint": .string(f.worker.fingerprint),
+                             "public_key": .string(Hex.encode(f.worker.key.publicKey))])),
+            ("capabilities_sha256", f.capabilitiesSHA256.map { .string($0.hex) } ?? .null),
+            ("backend", f.producer.json),
+            ("manifest_sha256", .string(SHA256Digest.of(manifest).hex)),
+            ("cached_from_job_id", f.cachedFromJobID.map { .string($0) } ?? .null),
         ])
+        let attestation = try Attestation.sign(unsigned, with: f.worker.key)
         _ = try DurableFile.write(attestation.canonicalBytes, to: directory + "/attestation.json", durable: durable)
         _ = try DurableFile.write(jobIndex(entries, profile: f.profile, runID: f.runID, jobID: f.jobID, jobKey: f.jobKey, now: now).canonicalBytes,
                                   to: directory + "/job_index.json", durable: durable)
@@ -67,5 +73,30 @@ public enum JobCommit {
             "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
             "artifact_profile": .string(profile.rawValue), "pointers": .object(pointers),
         ])
+    }
+}
+
+/// Who produced an artifact set: the backend's name and version and its executor class.
+///
+/// Trust rule: the class (`recording` for the mock, `xcodebuild` for real builds) is recorded with every
+/// cached result, and a lookup only matches entries of the worker's current class, so a mock result can
+/// never be served as a real build (nor the reverse). It is not part of `job_key`.
+public struct Producer: Sendable, Equatable {
+    public static let classes: Set<String> = ["recording", "xcodebuild"]
+    public var executorClass: String
+    public var backend: String
+    public var backendVersion: String
+
+    public init(executorClass: String, backend: String, backendVersion: String) {
+        self.executorClass = executorClass
+        self.backend = backend
+        self.backendVersion = backendVersion
+    }
+
+    /// The recording (mock) executor.
+    public static let recording = Producer(executorClass: "recording", backend: "recording", backendVersion: "rch-recording-executor/1")
+
+    public var json: JSONValue {
+        .obj(["name": .string(backend), "version": .string(backendVersion), "executor_class": .string(executorClass)])
     }
 }

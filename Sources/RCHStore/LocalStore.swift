@@ -1,4 +1,5 @@
 import Foundation
+import RCHAttestation
 import RCHCore
 
 /// The embedded local store: a directory holding bundles, manifests (and, in later layers, blobs,
@@ -61,6 +62,11 @@ public struct LocalStore: Sendable {
     public var leasesDirectory: String { root + "/leases" }
     public var jobsDirectory: String { root + "/jobs" }
     public var cacheDirectory: String { root + "/cache" }
+    /// The worker's private keys (0700): `attestation.ed25519`.
+    public var keysDirectory: String { root + "/keys" }
+
+    /// The worker's attestation key, created on first use (see ``AttestationKey``).
+    public func attestationKey() throws -> AttestationKey { try AttestationKey.loadOrCreate(directory: keysDirectory) }
 
     public func bundlePath(_ sha: SHA256Digest) -> String { bundlesDirectory + "/" + sha.hex + ".tar.zst" }
     public func bundleManifestPath(_ sha: SHA256Digest) -> String { bundlesDirectory + "/" + sha.hex + ".manifest.json" }

@@ -1,10 +1,18 @@
+import RCHAttestation
 import RCHCore
 
-/// Who produced an artifact set (recorded in `attestation.json`).
+/// The worker that vouches for an artifact set: its name and its attestation key (the fingerprint of
+/// the key is the worker fingerprint recorded in `attestation.json`).
 public struct WorkerIdentity: Sendable {
     public var name: String
-    public var fingerprint: String
-    public init(name: String, fingerprint: String) { self.name = name; self.fingerprint = fingerprint }
+    public var key: AttestationKey
+
+    public init(name: String, key: AttestationKey) {
+        self.name = name
+        self.key = key
+    }
+
+    public var fingerprint: String { key.fingerprint.hex }
 }
 
 extension ResultStore {
@@ -20,13 +28,13 @@ extension ResultStore {
     ///
     /// Steps: lookup (a miss throws ``StoreError/resultMiss(_:)`` with the reason); bind `jobID` to the
     /// key; copy every file from verified blobs into a staging directory; rewrite `run_id`, `job_id`,
-    /// `created_at` and `job_key` in the job-scoped JSON artifacts at the top level (those whose object
+    /// `created_at` (and `updated_at`) and `job_key` in the job-scoped JSON artifacts at the top level (those whose object
     /// has a `job_id` member) and set `cached_from_job_id` in `summary.json`; write `manifest.json`
     /// (regenerated entries and `artifact_root_sha256`), then `attestation.json` binding it, then
     /// `job_index.json` last; rename the staging directory into place.
-    public func materialize(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, jobID: String, runID: String,
-                            into directory: String, worker: WorkerIdentity, capabilitiesSHA256: SHA256Digest? = nil,
-                            verify: Bool = true) throws -> Materialized {
+    public func materialize(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String,
+                            jobID: String, runID: String, into directory: String, worker: WorkerIdentity,
+                            capabilitiesSHA256: SHA256Digest? = nil, verify: Bool = true) throws -> Materialized {
         _ = try Identifier.validate(jobID, .jobID)
         _ = try Identifier.validate(runID, .runID)
         // Lease first (under the shared lock), then look up: gc either sees the lease or finished before.
@@ -34,7 +42,7 @@ extension ResultStore {
         let lease = try leases.acquire(.result(namespace: namespace, jobKey: jobKey), jobID: jobID, ttlSeconds: 3600)
         defer { leases.release(lease) }
         let entry: ResultEntry
-        switch lookup(jobKey: jobKey, namespace: namespace, profile: profile) {
+        switch lookup(jobKey: jobKey, namespace: namespace, profile: profile, executorClass: executorClass) {
         case .miss(let why): throw StoreError.resultMiss(why)
         case .hit(let e): entry = e
         }
@@ -55,7 +63,7 @@ extension ResultStore {
             // Job directories are disposable (a crash means re-running the job): they need atomic visibility,
             // which the final rename gives, not fsyncs (on ext4 an fsync would force out every byte just copied).
             let facts = JobCommit.Facts(runID: runID, jobID: jobID, jobKey: jobKey, sourceSHA256: entry.sourceSHA256, worker: worker,
-                                        backend: entry.backend, backendVersion: entry.backendVersion, profile: entry.profile,
+                                        producer: entry.producer, profile: entry.profile,
                                         capabilitiesSHA256: capabilitiesSHA256, cachedFromJobID: entry.jobID)
             root = try JobCommit.write(into: staging, entries: finalEntries, facts: facts, now: now, durable: false)
         }
@@ -70,6 +78,8 @@ extension ResultStore {
         o["job_id"] = .string(jobID)
         if o["run_id"] != nil { o["run_id"] = .string(runID) }
         if o["created_at"] != nil { o["created_at"] = .string(now) }
+        // A served state record is new: its history starts now (updated_at never precedes created_at).
+        if o["updated_at"] != nil { o["updated_at"] = .string(now) }
         if o["job_key"] != nil { o["job_key"] = .string(jobKey.hex) }
         if isSummary { o["cached_from_job_id"] = .string(originalJobID) }
         let bytes = JSONValue.object(o).canonicalBytes

@@ -7,6 +7,11 @@ import RCHCore
 
 /// A cached successful result: `results/<namespace>/<ab>/<job_key>.json` (`rch-xcode/result_entry@1`)
 /// plus one blob per artifact file.
+///
+/// Read strictly: every member must be present and typed as we write it; `backend` is
+/// `{name, version, executor_class}` (who produced the files); `artifact_profile` must be the profile the
+/// entry's own file list satisfies — an entry whose recorded profile disagrees with its files is
+/// corrupt (an edited entry can never serve a richer profile than its files give).
 public struct ResultEntry: Sendable, Equatable {
     public static let schemaID = "rch-xcode/result_entry@1"
     public var namespace: String
@@ -16,8 +21,7 @@ public struct ResultEntry: Sendable, Equatable {
     public var jobID: String
     public var runID: String
     public var sourceSHA256: SHA256Digest
-    public var backend: String
-    public var backendVersion: String
+    public var producer: Producer
     public var createdAt: String
     public var entries: [ArtifactManifest.Entry]
 
@@ -26,15 +30,15 @@ public struct ResultEntry: Sendable, Equatable {
             "schema_version": .int(1), "schema_id": .string(Self.schemaID), "created_at": .string(createdAt),
             "namespace": .string(namespace), "job_key": .string(jobKey.hex), "action": .string(action),
             "artifact_profile": .string(profile.rawValue), "job_id": .string(jobID), "run_id": .string(runID),
-            "source_sha256": .string(sourceSHA256.hex), "backend": .obj(["name": .string(backend), "version": .string(backendVersion)]),
+            "source_sha256": .string(sourceSHA256.hex), "backend": producer.json,
             "entries": ArtifactManifest.entriesJSON(entries), "artifact_root_sha256": .string(ArtifactManifest.rootDigest(entries).hex),
         ])
     }
 
     init(namespace: String, jobKey: SHA256Digest, action: String, profile: ArtifactProfile, jobID: String, runID: String,
-         sourceSHA256: SHA256Digest, backend: String, backendVersion: String, createdAt: String, entries: [ArtifactManifest.Entry]) {
+         sourceSHA256: SHA256Digest, producer: Producer, createdAt: String, entries: [ArtifactManifest.Entry]) {
         self.namespace = namespace; self.jobKey = jobKey; self.action = action; self.profile = profile; self.jobID = jobID
-        self.runID = runID; self.sourceSHA256 = sourceSHA256; self.backend = backend; self.backendVersion = backendVersion
+        self.runID = runID; self.sourceSHA256 = sourceSHA256; self.producer = producer
         self.createdAt = createdAt; self.entries = entries
     }
 
@@ -42,10 +46,16 @@ public struct ResultEntry: Sendable, Equatable {
         func bad(_ m: String) -> StoreError { .corrupt("result entry: \(m)") }
         guard v["schema_id"]?.stringValue == Self.schemaID, let ns = v["namespace"]?.stringValue, Identifier.isValid(ns, .namespace),
               let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }), let action = v["action"]?.stringValue,
+              action == "build" || action == "test",
               let profile = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
               let job = v["job_id"]?.stringValue, let run = v["run_id"]?.stringValue,
               let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }), let items = v["entries"]?.arrayValue,
-              let root = v["artifact_root_sha256"]?.stringValue else { throw bad("missing fields") }
+              let root = v["artifact_root_sha256"]?.stringValue, let created = v["created_at"]?.stringValue else { throw bad("missing fields") }
+        guard let b = v["backend"]?.objectValue, Set(b.keys) == ["name", "version", "executor_class"],
+              let name = b["name"]?.stringValue, let version = b["version"]?.stringValue,
+              let cls = b["executor_class"]?.stringValue, Producer.classes.contains(cls) else {
+            throw bad("backend must be {name, version, executor_class (recording|xcodebuild)}")
+        }
         var entries: [ArtifactManifest.Entry] = []
         for i in items {
             guard let p = i["path"]?.stringValue, let t = i["type"]?.stringValue, let size = i["size"]?.intValue else { throw bad("malformed entry") }
@@ -55,9 +65,11 @@ public struct ResultEntry: Sendable, Equatable {
             entries.append(.init(path: p, isDirectory: t == "directory", size: UInt64(max(0, size)), sha256: sha))
         }
         guard ArtifactManifest.rootDigest(entries).hex == root else { throw bad("artifact_root_sha256 does not match") }
+        guard case .success(let derived) = ArtifactProfile.satisfied(by: entries, action: action), derived == profile else {
+            throw bad("artifact_profile \(profile.rawValue) is not the profile its files satisfy")
+        }
         self.init(namespace: ns, jobKey: key, action: action, profile: profile, jobID: job, runID: run, sourceSHA256: src,
-                  backend: v["backend"]?["name"]?.stringValue ?? "xcodebuild", backendVersion: v["backend"]?["version"]?.stringValue ?? "unknown",
-                  createdAt: v["created_at"]?.stringValue ?? "", entries: entries)
+                  producer: Producer(executorClass: cls, backend: name, backendVersion: version), createdAt: created, entries: entries)
     }
 }
 
@@ -71,7 +83,8 @@ enum PathRulesLite {
 /// The profile-aware result cache.
 ///
 /// Invariants: only `status=success` results are recorded; an entry's profile is computed from its files;
-/// a lookup hits only if the entry's profile ≥ the requested one **and** every blob it references exists;
+/// a lookup hits only if the entry is of the requesting worker's executor class, its profile ≥ the
+/// requested one **and** every blob it references exists;
 /// an entry is replaced only by a strictly richer one (under a per-key lock); served bytes are verified.
 public struct ResultStore: Sendable {
     public let store: LocalStore
@@ -95,8 +108,11 @@ public struct ResultStore: Sendable {
         public var fileCount: Int
     }
 
-    /// Records a finished job's artifact directory.
-    public func record(_ dir: String, jobKey: SHA256Digest, namespace: String) throws -> RecordResult {
+    /// Records a finished job's artifact directory, produced by `producer`.
+    public func record(_ dir: String, jobKey: SHA256Digest, namespace: String, producer: Producer) throws -> RecordResult {
+        guard Producer.classes.contains(producer.executorClass) else {
+            throw StoreError.invalid("executor class must be recording or xcodebuild, not '\(producer.executorClass)'")
+        }
         guard Identifier.isValid(namespace, .namespace) else { throw StoreError.invalid(IdentifierError(kind: .namespace, value: namespace).description) }
         let summary = try readJSON(dir + "/summary.json", "summary.json")
         guard let status = summary["status"]?.stringValue else { throw StoreError.notCacheable("summary.json has no status") }
@@ -129,11 +145,11 @@ public struct ResultStore: Sendable {
         case .failure(let e): throw e
         }
         let entry = ResultEntry(namespace: namespace, jobKey: jobKey, action: action, profile: profile, jobID: jobID, runID: runID,
-                                sourceSHA256: source, backend: summary["backend"]?.stringValue ?? "xcodebuild",
-                                backendVersion: job["job_key_inputs"]?["toolchain"]?["xcode_build"]?.stringValue ?? "unknown",
-                                createdAt: Timestamp.now(), entries: entries)
+                                sourceSHA256: source, producer: producer, createdAt: Timestamp.now(), entries: entries)
         return try FileLock.with(store, name: "result-\(namespace)-\(jobKey.hex)") {
-            if let existing = try? self.entry(namespace: namespace, jobKey: jobKey), existing.profile >= profile,
+            // An entry of another executor class is replaced: only the current class can ever be served.
+            if let existing = try? self.entry(namespace: namespace, jobKey: jobKey), existing.producer.executorClass == producer.executorClass,
+               existing.profile >= profile,
                store.blobs.missing(existing.entries.compactMap(\.sha256)).isEmpty {
                 batch.discard()
                 return RecordResult(profile: existing.profile, stored: false, newBlobs: 0, fileCount: existing.entries.count)
@@ -156,18 +172,22 @@ public struct ResultStore: Sendable {
         case miss(String)
     }
 
-    /// Hit only for a complete entry whose profile satisfies `profile`; a miss says why. Counted in stats.
-    public func lookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile) -> Lookup {
-        let r = uncountedLookup(jobKey: jobKey, namespace: namespace, profile: profile)
+    /// Hit only for a complete entry of `executorClass` whose profile satisfies `profile`; a miss says
+    /// why. Counted in stats.
+    public func lookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String) -> Lookup {
+        let r = uncountedLookup(jobKey: jobKey, namespace: namespace, profile: profile, executorClass: executorClass)
         if case .hit = r { StoreCounters.add(store, resultHits: 1) } else { StoreCounters.add(store, resultMisses: 1) }
         return r
     }
 
-    func uncountedLookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile) -> Lookup {
+    func uncountedLookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String) -> Lookup {
         guard Identifier.isValid(namespace, .namespace) else { return .miss("invalid cache.namespace '\(namespace)'") }
         let entry: ResultEntry?
         do { entry = try self.entry(namespace: namespace, jobKey: jobKey) } catch { return .miss("entry is unreadable: \(error)") }
         guard let entry else { return .miss("no cached result for job_key \(jobKey.hex) in namespace \(namespace)") }
+        guard entry.producer.executorClass == executorClass else {
+            return .miss("the cached result was produced by the \(entry.producer.executorClass) executor; this worker runs \(executorClass)")
+        }
         guard entry.profile >= profile else {
             return .miss("cached profile \(entry.profile.rawValue) does not satisfy requested \(profile.rawValue)")
         }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import RCHCore
+import RCHIdentity
 import RCHJob
 import RCHStore
 
@@ -51,12 +52,20 @@ public struct JobRunner: Sendable {
         }
     }
 
-    public var identity: WorkerIdentity { WorkerIdentity(name: config.name, fingerprint: store.storeID) }
+    /// The serving worker: its name and attestation key.
+    public func identity() throws -> WorkerIdentity { WorkerIdentity(name: config.name, key: try store.attestationKey()) }
 
-    public func makeExecutor() -> any Executor {
-        config.executorKind == "xcodebuild"
-            ? XcodebuildExecutor(path: config.xcodebuildPath, version: "Xcode \(config.toolchain.xcodeVersion) (\(config.toolchain.xcodeBuild))")
-            : RecordingExecutor(behaviour: config.behaviour, durationMs: config.durationMs)
+    var provider: WorkerIdentityProvider { WorkerIdentityProvider(store: store, config: config) }
+
+    /// The executor of the worker's selection (an unconfigured worker never gets this far: submit refuses).
+    public func makeExecutor(_ identity: ToolchainIdentity?) -> any Executor {
+        switch provider.selection {
+        case .xcodebuild(let path):
+            let version = identity.map { "Xcode \($0.xcodeVersion) (\($0.xcodeBuild))" } ?? "unknown"
+            return XcodebuildExecutor(path: path, version: version)
+        case .recording, .unconfigured:
+            return RecordingExecutor(behaviour: config.behaviour, durationMs: config.durationMs)
+        }
     }
 
     public func run(jobID: String) throws {
@@ -72,13 +81,24 @@ public struct JobRunner: Sendable {
         let key = sub.inputs.jobKey
         let cancelPath = jobs.cancelMarker(jobID)
         let cancelled: @Sendable () -> Bool = { access(cancelPath, F_OK) == 0 }
+        let identity = try? provider.current()
+        let executor = makeExecutor(identity)
         if cancelled() {
             try finish(sub, ExecutionOutcome(status: .cancelled, failureKind: .cancelled, message: "cancelled before it started"),
-                       executor: makeExecutor(), env: nil, started: started)
+                       executor: executor, env: nil, started: started)
             return
         }
         try jobs.writeState(jobID, runID: sub.runID, jobKey: key.hex, .running)
-        let executor = makeExecutor()
+        // The identity is checked again when the job starts: it must still be the one the key binds.
+        let mismatches = identity.map { IdentityCheck.mismatches(sub.inputs, $0) } ?? []
+        if identity == nil || !mismatches.isEmpty {
+            let why = mismatches.first.map { "\($0.field) is \($0.current), the job was keyed for \($0.requested)" }
+                ?? "the worker's toolchain cannot be detected"
+            let outcome = ExecutionOutcome(status: .failed, failureKind: .workerIncompatible, failureSubkind: "TOOLCHAIN_CHANGED",
+                                           message: "not run: the worker's toolchain changed since submit (\(why))")
+            try finish(sub, outcome, executor: executor, env: nil, started: started)
+            return
+        }
         do {
             _ = try SourceStore(store: store).materialize(sub.inputs.sourceSHA256, jobID: jobID, into: jobs.source(jobID))
         } catch {
@@ -118,7 +138,7 @@ public struct JobRunner: Sendable {
         }
         let tc = sub.inputs.toolchain, d = sub.inputs.destination
         _ = try DurableFile.write(envelope("toolchain", [
-            "xcode_version": .string(config.toolchain.xcodeVersion), "xcode_build": .string(tc.xcodeBuild), "developer_dir": .string(tc.developerDir),
+            "xcode_version": .string((try? provider.current().xcodeVersion) ?? "unknown"), "xcode_build": .string(tc.xcodeBuild), "developer_dir": .string(tc.developerDir),
             "macos_version": .string(tc.macosVersion), "macos_build": .string(tc.macosBuild), "arch": .string(tc.arch),
         ]).canonicalBytes, to: dir + "/toolchain.json", durable: false)
         _ = try DurableFile.write(envelope("destination", [
@@ -145,12 +165,14 @@ public struct JobRunner: Sendable {
         ])
         _ = try DurableFile.write(summary.canonicalBytes, to: dir + "/summary.json", durable: false)
         entries = try ArtifactManifest.scan(dir)
-        let facts = JobCommit.Facts(runID: sub.runID, jobID: sub.jobID, jobKey: key, sourceSHA256: sub.inputs.sourceSHA256, worker: identity,
-                                    backend: executor.backendName, backendVersion: executor.backendVersion, profile: summaryProfile,
-                                    capabilitiesSHA256: Capabilities.digest(store: store, config: config))
+        let producer = Producer(executorClass: provider.selection.executorClass, backend: executor.backendName,
+                                backendVersion: executor.backendVersion)
+        let facts = JobCommit.Facts(runID: sub.runID, jobID: sub.jobID, jobKey: key, sourceSHA256: sub.inputs.sourceSHA256,
+                                    worker: try identity(), producer: producer, profile: summaryProfile,
+                                    capabilitiesSHA256: Capabilities.digest(provider))
         try JobCommit.write(into: dir, entries: entries, facts: facts, now: now, durable: true)
         if o.status == .success {
-            do { _ = try ResultStore(store: store).record(dir, jobKey: key, namespace: sub.namespace) } catch {
+            do { _ = try ResultStore(store: store).record(dir, jobKey: key, namespace: sub.namespace, producer: producer) } catch {
                 print("result not cached: \(error)")  // runner.log; the job itself succeeded
             }
         }
@@ -165,7 +187,7 @@ public struct JobRunner: Sendable {
         }
         try? finish(sub, ExecutionOutcome(status: .failed, failureKind: .executor, failureSubkind: "RUNNER_LOST",
                                           message: "the job runner ended without finishing the job"),
-                    executor: makeExecutor(), env: nil, started: Timestamp.nowNanos())
+                    executor: makeExecutor(try? provider.current()), env: nil, started: Timestamp.nowNanos())
         unlink(jobs.activeMarker(jobID))
     }
 }

@@ -14,13 +14,20 @@ import RCHProtocol
 /// | `worker.max_header_bytes` | `"16MiB"` | a longer request header line → `INVALID_REQUEST` |
 /// | `worker.protocol_min` / `protocol_max` | 1 / 1 | the protocol range spoken (narrowed only to test fleets) |
 /// | `worker.disabled_features` | `[]` | features not advertised (and refused with `FEATURE_MISSING`) |
-/// | `executor.kind` | `"recording"` | `recording` (the mock) or `xcodebuild` |
+/// | `executor.kind` | see below | `recording` (the mock) or `xcodebuild` |
 /// | `executor.behaviour` | `"succeed"` | recording executor: `succeed`, `fail` or `hang` |
 /// | `executor.duration_ms` | 0 | recording executor: time spread over its log lines |
 /// | `executor.timeout` | `"1h"` | overall job timeout (`TIMEOUT_OVERALL`) |
 /// | `executor.env_allowlist` | PATH, HOME, LANG, … | environment names passed to the backend |
-/// | `executor.xcodebuild` | `"/usr/bin/xcodebuild"` | the binary the `xcodebuild` executor runs |
-/// | `toolchain.*` | a fixed Xcode 16.2 / macOS 15.2 identity | what capabilities report (see PLAN §13) |
+/// | `executor.xcodebuild` | `xcodebuild` on PATH | the binary the `xcodebuild` executor runs |
+/// | `toolchain.developer_dir` | none | pins one of several Xcodes (detection reads that one) |
+/// | `toolchain.identity_ttl_seconds` | 300 | how long a detected identity may be reused (see `IdentityCache`) |
+/// | `toolchain.tool_timeout_seconds` | 60 | time limit of each detection command |
+/// | `toolchain.*` (other keys) | an Xcode 16.2 / macOS 15.2 identity | the *declared* identity: recording executor only |
+///
+/// Without `executor.kind` a worker runs `xcodebuild` if an `xcodebuild` is on its PATH (every Mac with
+/// Xcode) and otherwise refuses submits (``ExecutorSelection/unconfigured``): the mock is never chosen
+/// silently.
 public struct WorkerConfig: Sendable {
     public var name: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "worker"
     public var maxConcurrentJobs = 1
@@ -29,12 +36,16 @@ public struct WorkerConfig: Sendable {
     public var protocolMin = LaneProtocol.minVersion
     public var protocolMax = LaneProtocol.maxVersion
     public var disabledFeatures: Set<String> = []
-    public var executorKind = "recording"
+    /// `executor.kind` as configured (nil: not set; see ``ExecutorSelection``).
+    public var executorKind: String?
     public var behaviour = "succeed"
     public var durationMs = 0
     public var timeoutSeconds: Int64 = 3600
     public var envAllowlist = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME", "SHELL"]
-    public var xcodebuildPath = "/usr/bin/xcodebuild"
+    /// `executor.xcodebuild` (nil: `xcodebuild` on PATH).
+    public var xcodebuildPath: String?
+    public var identityTTLSeconds: Int64 = 300
+    public var toolTimeoutSeconds = 60
     public var toolchain = Toolchain()
     public var path: String?
 
@@ -46,6 +57,8 @@ public struct WorkerConfig: Sendable {
         public var xcodeVersion = "16.2"
         public var xcodeBuild = "16C5032a"
         public var developerDir = "/Applications/Xcode.app/Contents/Developer"
+        /// `[toolchain] developer_dir` when set (pins detection to that Xcode).
+        public var pinnedDeveloperDir: String?
         public var macosVersion = "15.2"
         public var macosBuild = "24C101"
         public var arch = "arm64"
@@ -97,8 +110,11 @@ public struct WorkerConfig: Sendable {
         c.protocolMax = try int(w, "protocol_max", c.protocolMax)
         guard c.protocolMin <= c.protocolMax else { throw ConfigError("\(file): protocol_min must not exceed protocol_max") }
         c.disabledFeatures = Set((w["disabled_features"]?.arrayValue ?? []).compactMap(\.stringValue))
-        c.executorKind = try str(e, "kind", c.executorKind)
-        guard ["recording", "xcodebuild"].contains(c.executorKind) else { throw ConfigError("\(file): executor.kind must be recording or xcodebuild") }
+        if e["kind"] != nil {
+            let kind = try str(e, "kind", "")
+            guard ["recording", "xcodebuild"].contains(kind) else { throw ConfigError("\(file): executor.kind must be recording or xcodebuild") }
+            c.executorKind = kind
+        }
         c.behaviour = try str(e, "behaviour", c.behaviour)
         guard ["succeed", "fail", "hang"].contains(c.behaviour) else { throw ConfigError("\(file): executor.behaviour must be succeed, fail or hang") }
         c.durationMs = try int(e, "duration_ms", c.durationMs)
@@ -107,10 +123,17 @@ public struct WorkerConfig: Sendable {
             c.timeoutSeconds = s
         }
         if let list = e["env_allowlist"]?.arrayValue { c.envAllowlist = list.compactMap(\.stringValue) }
-        c.xcodebuildPath = try str(e, "xcodebuild", c.xcodebuildPath)
+        if e["xcodebuild"] != nil { c.xcodebuildPath = try str(e, "xcodebuild", "") }
         c.toolchain.xcodeVersion = try str(t, "xcode_version", c.toolchain.xcodeVersion)
         c.toolchain.xcodeBuild = try str(t, "xcode_build", c.toolchain.xcodeBuild)
-        c.toolchain.developerDir = try str(t, "developer_dir", c.toolchain.developerDir)
+        if t["developer_dir"] != nil {
+            let dir = try str(t, "developer_dir", "")
+            guard dir.hasPrefix("/") else { throw ConfigError("\(file): toolchain.developer_dir must be an absolute path") }
+            c.toolchain.developerDir = dir
+            c.toolchain.pinnedDeveloperDir = dir
+        }
+        c.identityTTLSeconds = Int64(try int(t, "identity_ttl_seconds", Int(c.identityTTLSeconds)))
+        c.toolTimeoutSeconds = max(1, try int(t, "tool_timeout_seconds", c.toolTimeoutSeconds))
         c.toolchain.macosVersion = try str(t, "macos_version", c.toolchain.macosVersion)
         c.toolchain.macosBuild = try str(t, "macos_build", c.toolchain.macosBuild)
         c.toolchain.arch = try str(t, "arch", c.toolchain.arch)

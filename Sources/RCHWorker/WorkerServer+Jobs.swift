@@ -42,6 +42,19 @@ extension WorkerServer {
             }
             if jobs.exists(jobID) { return try status(["job_id": .string(jobID)]) }
         }
+        // Re-check identity before anything is looked up: a key built for another toolchain is refused.
+        let provider = self.provider
+        let identity = try provider.current()
+        let mismatches = IdentityCheck.mismatches(inputs, identity)
+        guard mismatches.isEmpty else {
+            let caps = (try? JSONParser().parse(Capabilities.document(provider))) ?? .null
+            let first = mismatches[0]
+            throw RPCError(
+                .workerIncompatible,
+                "the worker's toolchain changed: \(first.field) is \(first.current), the job was keyed for \(first.requested); "
+                    + "probe the worker again and rebuild job_key_inputs",
+                data: ["failure_subkind": .string("TOOLCHAIN_CHANGED"), "mismatches": .array(mismatches.map(\.json)), "capabilities": caps])
+        }
         let sources = SourceStore(store: store)
         guard sources.has(inputs.sourceSHA256) else {
             throw RPCError(.sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
@@ -53,8 +66,9 @@ extension WorkerServer {
             // A hit (the lookup counted once, inside materialise) is served at once.
             do {
                 let m = try ResultStore(store: store).materialize(
-                    jobKey: key, namespace: namespace, profile: profile, jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
-                    worker: JobRunner(store: store, config: config).identity, capabilitiesSHA256: Capabilities.digest(store: store, config: config))
+                    jobKey: key, namespace: namespace, profile: profile, executorClass: provider.selection.executorClass,
+                    jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
+                    worker: try JobRunner(store: store, config: config).identity(), capabilitiesSHA256: Capabilities.digest(provider))
                 return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.succeeded.rawValue),
                         "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
             } catch StoreError.resultMiss {}

@@ -28,6 +28,9 @@ public struct WorkerServer {
         self.runnerCommand = runnerCommand
     }
 
+    /// The worker's executor and identity as configured now.
+    var provider: WorkerIdentityProvider { WorkerIdentityProvider(store: store, config: config) }
+
     enum Reply {
         case payload(JSONObject)
         /// A framed response: header members, then the bytes of `file`.
@@ -122,7 +125,7 @@ public struct WorkerServer {
     }
 
     func probe() -> JSONObject {
-        let caps = Capabilities.document(store: store, config: config)
+        let caps = Capabilities.document(provider)
         var st = statvfs()
         let free: Int64 = statvfs(store.root, &st) == 0 ? Int64(UInt64(st.f_bavail) * UInt64(st.f_frsize)) : 0
         return JSONObject([

@@ -6,7 +6,10 @@ struct RCHWorker: ParsableCommand {
         commandName: "rch-worker",
         abstract: "Worker side of the RCH Xcode lane: the content store of sources and cached results.",
         discussion: "Failures exit with the lane's stable codes; see PLAN.md.",
-        subcommands: [StoreCommand.self, RPCCommand.self, RunJobCommand.self, GCCommand.self, FsckCommand.self, StatsCommand.self])
+        subcommands: [
+            StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self, GCCommand.self, FsckCommand.self,
+            StatsCommand.self,
+        ])
 }
 
 struct StoreCommand: ParsableCommand {

@@ -8,10 +8,13 @@ import RCHStore
 struct HitOptions: ParsableArguments {
     @Argument(help: "The job_key.") var jobKey: String
     @Option(help: "Requested artifact profile: minimal or rich.") var profile: String = "minimal"
+    @Option(name: .customLong("executor-class"), help: "Only results of this executor class match: recording or xcodebuild.")
+    var executorClass: String
 
     func validate() throws {
         _ = try digestArgument(jobKey, "job_key")
         guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile must be minimal or rich") }
+        guard Producer.classes.contains(executorClass) else { throw ValidationError("--executor-class must be recording or xcodebuild") }
     }
 
     var key: SHA256Digest { SHA256Digest(hex: jobKey)! }
@@ -32,17 +35,25 @@ struct RecordResultCommand: ParsableCommand {
 
     @Argument(help: "The job's artifact directory.") var directory: String
     @Option(name: .customLong("job-key"), help: "The job_key.") var jobKey: String
+    @Option(name: .customLong("executor-class"), help: "Who produced the files: recording or xcodebuild.") var executorClass: String
+    @Option(name: .customLong("backend-version"), help: "The producing backend's version (e.g. 'Xcode 16.2 (16C5032a)').")
+    var backendVersion: String = "unknown"
     @OptionGroup var result: ResultOptions
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
-    func validate() throws { _ = try digestArgument(jobKey, "--job-key") }
+    func validate() throws {
+        _ = try digestArgument(jobKey, "--job-key")
+        guard Producer.classes.contains(executorClass) else { throw ValidationError("--executor-class must be recording or xcodebuild") }
+    }
 
     func run() throws {
         try runReportingFailures(json: json) {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
-            let r = try ResultStore(store: store).record(directory, jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace)
+            let producer = Producer(executorClass: executorClass, backend: executorClass, backendVersion: backendVersion)
+            let r = try ResultStore(store: store).record(
+                directory, jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace, producer: producer)
             ConfiguredStore.maybeStartGC(store, settings, config: config)
             if json {
                 printJSON(.obj(["ok": .bool(true), "artifact_profile": .string(r.profile.rawValue), "stored": .bool(r.stored),
@@ -65,7 +76,8 @@ struct LookupCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let l = ResultStore(store: try storeOptions.open()).lookup(jobKey: hit.key, namespace: result.namespace, profile: hit.requested)
+            let l = ResultStore(store: try storeOptions.open()).lookup(
+                jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass)
             switch l {
             case .hit(let e):
                 if json {
@@ -103,10 +115,10 @@ struct MaterialiseResultCommand: ParsableCommand {
     func run() throws {
         try runReportingFailures(json: json) {
             let store = try storeOptions.open()
-            let worker = WorkerIdentity(name: workerName ?? ProcessInfo.processInfo.hostName, fingerprint: "store:" + store.storeID)
-            let m = try ResultStore(store: store).materialize(jobKey: hit.key, namespace: result.namespace,
-                                                              profile: hit.requested, jobID: jobID, runID: runID,
-                                                              into: into, worker: worker)
+            let worker = WorkerIdentity(name: workerName ?? ProcessInfo.processInfo.hostName, key: try store.attestationKey())
+            let m = try ResultStore(store: store).materialize(
+                jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass,
+                jobID: jobID, runID: runID, into: into, worker: worker)
             if json {
                 printJSON(.obj(["ok": .bool(true), "into": .string(m.jobDirectory), "cached_from_job_id": .string(m.cachedFromJobID),
                                 "artifact_profile": .string(m.profile.rawValue), "artifact_root_sha256": .string(m.artifactRootSHA256.hex)]))

@@ -74,13 +74,15 @@ struct RunCommand: ParsableCommand {
             driver.profile = profile.flatMap(ArtifactProfile.init(rawValue:))
             driver.fetch = !noFetch
             if !quiet && !json { driver.onLog = { FileHandle.standardError.write(Data($0.utf8)) } }
+            driver.onNotice = { FileHandle.standardError.write(Data(("rch-xcode: " + $0 + "\n").utf8)) }
             let o = try driver.run(root: path, argv: xcodebuild)
             if json { printJSON(o.json) } else {
                 print("run \(o.runID) job \(o.jobID) job_key \(o.jobKey.hex)")
                 print("push: \(o.push.method), \(o.push.wire["bytes_total"]?.intValue ?? 0) bytes, \(o.push.wire["round_trips"]?.intValue ?? 0) round trip(s)")
                 print(o.cached ? "cache hit: cached_from_job_id \(o.cachedFromJobID ?? "?")" : "executed on the worker")
                 print("status: \(o.summary["status"]?.stringValue ?? "?") — \(o.summary["human_summary"]?.stringValue ?? "")")
-                if let a = o.artifacts { print("artifacts (verified): \(a)") }
+                if let r = o.rekeyed { print("re-keyed: \(r)") }
+                if let a = o.artifacts { print("artifacts (verified, attestation signed by the worker): \(a)") }
             }
             exit = o.exitCode
         }
@@ -141,7 +143,10 @@ struct JobOpCommand: ParsableCommand {
 
 struct FetchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fetch", abstract: "Fetch a job's artifacts into a new directory and verify them (exit 70 if they fail).")
+        commandName: "fetch", abstract: "Fetch a job's artifacts into a new directory and verify them (exit 70 if they fail).",
+        discussion: """
+            The signed attestation is verified too (exit 93 ATTESTATION if it fails): the worker's published key             (and the inventory's attestation_pubkey_fingerprint pin), and the job_key and source this host submitted             for the job. The result is written to attestation_verification.json beside the artifacts.
+            """)
 
     @Argument(help: "The job_id.") var jobID: String
     @Option(help: "Destination directory (must not exist).") var into: String
@@ -155,7 +160,7 @@ struct FetchCommand: ParsableCommand {
         try runReportingFailures(json: true) {
             let f = try workerOptions.client().fetch(jobID, into: into)
             printJSON(.obj(["job_id": .string(jobID), "directory": .string(f.directory), "stream_bytes": .int(Int64(f.streamBytes)),
-                            "files": .int(Int64(f.fileCount)), "verified": .bool(true)]))
+                            "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true)]))
         }
     }
 }

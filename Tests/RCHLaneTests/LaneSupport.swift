@@ -40,8 +40,17 @@ final class LaneFixture {
         for _ in 0..<100 where (try? FileManager.default.contentsOfDirectory(atPath: workerStore + "/work/active"))?.isEmpty == false { usleep(50_000) }
     }
 
+    /// Writes worker.toml: `text` under `[worker]` (it may open other tables). The executor kind is
+    /// `recording` unless `text` sets one (the mock must always be chosen explicitly).
     func writeConfig(_ text: String) throws {
-        try ("[worker]\nname = \"test-worker\"\n" + text + "\n[gc]\nauto_gc_at = \"\"\nmin_free = \"0\"\n").write(toFile: configPath, atomically: true, encoding: .utf8)
+        var body = text
+        if !body.contains("kind =") {
+            body = body.contains("[executor]")
+                ? body.replacingOccurrences(of: "[executor]", with: "[executor]\nkind = \"recording\"")
+                : body + "\n[executor]\nkind = \"recording\""
+        }
+        try ("[worker]\nname = \"test-worker\"\n" + body + "\n[gc]\nauto_gc_at = \"\"\nmin_free = \"0\"\n")
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
     func client(hostStore: String? = nil) throws -> WorkerClient {

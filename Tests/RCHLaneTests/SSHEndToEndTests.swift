@@ -217,7 +217,7 @@ struct SSHEndToEndTests {
         #expect(fetched.fileCount > 0)
         let v = try Sub.validate(f.dir.sub("cancelled/summary.json"), schema: "summary")
         #expect(v.status == 0, "\(v.output)")
-        if case .hit = ResultStore(store: try LocalStore(root: f.workerStore)).lookup(jobKey: inputs.jobKey, namespace: "default", profile: .minimal) {
+        if case .hit = ResultStore(store: try LocalStore(root: f.workerStore)).lookup(jobKey: inputs.jobKey, namespace: "default", profile: .minimal, executorClass: "recording") {
             Issue.record("a cancelled job was cached")
         }
         // The log is complete: a tail from 0 with a big window reaches eof.

@@ -1,5 +1,6 @@
 import Foundation
 import RCHBundle
+import RCHAttestation
 import RCHCore
 import RCHStore
 import RCHTestSupport
@@ -55,10 +56,10 @@ struct CrashTests {
                 args = ["store", "ingest", b, "--expect", s.hex, "--store", store]
             case 1:
                 let i = (round / 4) % keys.count
-                args = ["store", "record-result", d.sub("art\(i)"), "--job-key", keys[i].hex, "--namespace", "app", "--store", store]
+                args = ["store", "record-result", d.sub("art\(i)"), "--job-key", keys[i].hex, "--namespace", "app", "--executor-class", "recording", "--store", store]
             case 2:
                 let i = (round / 4) % keys.count
-                args = ["store", "materialise-result", keys[i].hex, "--namespace", "app", "--job-id", String(format: "job_r%09d", round),
+                args = ["store", "materialise-result", keys[i].hex, "--namespace", "app", "--executor-class", "recording", "--job-id", String(format: "job_r%09d", round),
                         "--run-id", "run_0000000001", "--into", d.sub("jobs/r\(round)"), "--store", store]
             default:
                 let (_, s) = bundles[(round / 4) % bundles.count]
@@ -86,9 +87,9 @@ struct CrashTests {
             #expect(SourceStore(store: s).has(sha))
         }
         for (i, key) in keys.enumerated() {
-            _ = try ResultStore(store: s).record(d.sub("art\(i)"), jobKey: key, namespace: "app")
-            _ = try ResultStore(store: s).materialize(jobKey: key, namespace: "app", profile: .minimal, jobID: "job_final00\(i)", runID: "run_0000000001",
-                                                      into: d.sub("final/\(i)"), worker: .init(name: "w", fingerprint: "f"))
+            _ = try ResultStore(store: s).record(d.sub("art\(i)"), jobKey: key, namespace: "app", producer: .recording)
+            _ = try ResultStore(store: s).materialize(jobKey: key, namespace: "app", profile: .minimal, executorClass: "recording", jobID: "job_final00\(i)", runID: "run_0000000001",
+                                                      into: d.sub("final/\(i)"), worker: .init(name: "w", key: .generate()))
             #expect(ArtifactManifest.verify(d.sub("final/\(i)")).isEmpty)
         }
         #expect(try StoreFixtures.checkStoreInvariants(s) == [])

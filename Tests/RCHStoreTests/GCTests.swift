@@ -37,7 +37,7 @@ struct GCTests {
             try StoreFixtures.artifacts(d.sub("a\(i)"), action: "build", jobKey: key, jobID: "job_000000000\(i)")
             if !shared { Tree(d.sub("a\(i)")).bytes("big.bin", [UInt8](repeating: UInt8(i), count: 200_000)) }
             else { Tree(d.sub("a\(i)")).bytes("big.bin", [UInt8](repeating: 9, count: 200_000)) }
-            try results.record(d.sub("a\(i)"), jobKey: key, namespace: "app")
+            try results.record(d.sub("a\(i)"), jobKey: key, namespace: "app", producer: .recording)
             age(results.entryPath(namespace: "app", jobKey: key), 3000 - i * 1000)  // a0 oldest
             keys.append(key)
         }
@@ -54,7 +54,7 @@ struct GCTests {
     func lru() throws {
         let d = TempDir()
         let (store, keys) = try Self.populated(d)
-        _ = ResultStore(store: store).lookup(jobKey: keys[0], namespace: "app", profile: .minimal)  // a0 becomes the newest
+        _ = ResultStore(store: store).lookup(jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")  // a0 becomes the newest
         var gc = GarbageCollector(store: store)
         let before = try gc.run()  // no budget: nothing to do
         #expect(before.entries.isEmpty && before.blobs == 0)
@@ -221,7 +221,7 @@ struct FsckTests {
         #expect(cli.status == 70 && cli.stdout.contains("\"quarantined\""))
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.root + "/quarantine/blobs").count == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.root + "/quarantine/entries").count == 3)
-        for k in keys { guard case .miss = results.lookup(jobKey: k, namespace: "app", profile: .minimal) else { Issue.record("still a hit"); return } }
+        for k in keys { guard case .miss = results.lookup(jobKey: k, namespace: "app", profile: .minimal, executorClass: "recording") else { Issue.record("still a hit"); return } }
         let after = try Fsck(store: store).run()
         #expect(after.clean)
     }
@@ -232,8 +232,8 @@ struct FsckTests {
         let (store, keys) = try GCTests.populated(d, shared: true)
         let (bundle, sha, _) = try StoreFixtures.bundle(d)
         try SourceStore(store: store).ingest(bundle: bundle, expected: sha)
-        _ = ResultStore(store: store).lookup(jobKey: keys[0], namespace: "app", profile: .minimal)
-        _ = ResultStore(store: store).lookup(jobKey: .of([7]), namespace: "app", profile: .minimal)
+        _ = ResultStore(store: store).lookup(jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")
+        _ = ResultStore(store: store).lookup(jobKey: .of([7]), namespace: "app", profile: .minimal, executorClass: "recording")
         _ = SourceStore(store: store).query([sha, .of([8])])
         let v = StoreStats(store: store).collect()
         #expect(v["entries"]?["sources"] == .int(1) && v["entries"]?["results"]?["app"] == .int(3))

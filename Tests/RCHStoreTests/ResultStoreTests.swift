@@ -1,4 +1,5 @@
 import Foundation
+import RCHAttestation
 import RCHCore
 import RCHStore
 import RCHTestSupport
@@ -13,7 +14,7 @@ import Darwin
 @Suite("Result cache: record, profile-aware lookup, materialise")
 struct ResultStoreTests {
     static let key = SHA256Digest.of(Array("job-key".utf8))
-    static let worker = WorkerIdentity(name: "mini-1", fingerprint: "store:TEST")
+    static let worker = WorkerIdentity(name: "mini-1", key: .generate())
 
     struct ProfileCase: Sendable, CustomTestStringConvertible {
         var action: String, entryRich: Bool, requested: ArtifactProfile
@@ -29,15 +30,15 @@ struct ResultStoreTests {
         let d = TempDir()
         try StoreFixtures.artifacts(d.sub("a"), action: c.action, rich: c.entryRich, jobKey: Self.key)
         let results = ResultStore(store: try LocalStore(root: d.sub("store")))
-        let r = try results.record(d.sub("a"), jobKey: Self.key, namespace: "app")
+        let r = try results.record(d.sub("a"), jobKey: Self.key, namespace: "app", producer: .recording)
         #expect(r.profile == (c.entryRich ? .rich : .minimal))
-        let hit = results.lookup(jobKey: Self.key, namespace: "app", profile: c.requested)
+        let hit = results.lookup(jobKey: Self.key, namespace: "app", profile: c.requested, executorClass: "recording")
         if c.entryRich || c.requested == .minimal {
             guard case .hit = hit else { Issue.record("expected a hit, got \(hit)"); return }
         } else {
             #expect(hit == .miss("cached profile minimal does not satisfy requested rich"))
         }
-        #expect(results.lookup(jobKey: Self.key, namespace: "other", profile: .minimal) != results.lookup(jobKey: Self.key, namespace: "app", profile: .minimal))
+        #expect(results.lookup(jobKey: Self.key, namespace: "other", profile: .minimal, executorClass: "recording") != results.lookup(jobKey: Self.key, namespace: "app", profile: .minimal, executorClass: "recording"))
     }
 
     @Test("only successful, complete results are cached", arguments: ["failed", "cancelled", "rejected"])
@@ -45,8 +46,8 @@ struct ResultStoreTests {
         let d = TempDir()
         try StoreFixtures.artifacts(d.sub("a"), status: status, jobKey: Self.key)
         let results = ResultStore(store: try LocalStore(root: d.sub("store")))
-        #expect(throws: StoreError.self) { _ = try results.record(d.sub("a"), jobKey: Self.key, namespace: "app") }
-        guard case .miss = results.lookup(jobKey: Self.key, namespace: "app", profile: .minimal) else { Issue.record("cached a \(status) result"); return }
+        #expect(throws: StoreError.self) { _ = try results.record(d.sub("a"), jobKey: Self.key, namespace: "app", producer: .recording) }
+        guard case .miss = results.lookup(jobKey: Self.key, namespace: "app", profile: .minimal, executorClass: "recording") else { Issue.record("cached a \(status) result"); return }
     }
 
     @Test("a test result without result.xcresult is not even minimal")
@@ -56,7 +57,7 @@ struct ResultStoreTests {
         try FileManager.default.removeItem(atPath: d.sub("a/result.xcresult"))
         let results = ResultStore(store: try LocalStore(root: d.sub("store")))
         #expect(throws: StoreError.notCacheable("the artifact set lacks result.xcresult/ (needed even for the minimal profile)")) {
-            _ = try results.record(d.sub("a"), jobKey: Self.key, namespace: "app")
+            _ = try results.record(d.sub("a"), jobKey: Self.key, namespace: "app", producer: .recording)
         }
     }
 
@@ -66,9 +67,9 @@ struct ResultStoreTests {
         let results = ResultStore(store: try LocalStore(root: d.sub("store")))
         try StoreFixtures.artifacts(d.sub("min"), jobKey: Self.key)
         try StoreFixtures.artifacts(d.sub("rich"), rich: true, jobKey: Self.key, jobID: "job_0000000002")
-        #expect(try results.record(d.sub("min"), jobKey: Self.key, namespace: "app").stored)
-        #expect(try results.record(d.sub("rich"), jobKey: Self.key, namespace: "app").stored)
-        let again = try results.record(d.sub("min"), jobKey: Self.key, namespace: "app")
+        #expect(try results.record(d.sub("min"), jobKey: Self.key, namespace: "app", producer: .recording).stored)
+        #expect(try results.record(d.sub("rich"), jobKey: Self.key, namespace: "app", producer: .recording).stored)
+        let again = try results.record(d.sub("min"), jobKey: Self.key, namespace: "app", producer: .recording)
         #expect(!again.stored && again.profile == .rich)
         #expect(try results.entry(namespace: "app", jobKey: Self.key)?.jobID == "job_0000000002")
     }
@@ -79,19 +80,19 @@ struct ResultStoreTests {
         let store = try LocalStore(root: d.sub("store"))
         let results = ResultStore(store: store)
         try StoreFixtures.artifacts(d.sub("a"), jobKey: Self.key)
-        try results.record(d.sub("a"), jobKey: Self.key, namespace: "app")
+        try results.record(d.sub("a"), jobKey: Self.key, namespace: "app", producer: .recording)
         let entry = try #require(try results.entry(namespace: "app", jobKey: Self.key))
         let log = try #require(entry.entries.first { $0.path == "build.log" }?.sha256)
         let data = try #require(entry.entries.first { $0.path == "result.xcresult/Data/data.0001" }?.sha256)
         chmod(store.blobs.path(data), 0o644)
         try Data([UInt8](repeating: 8, count: 5000)).write(to: URL(fileURLWithPath: store.blobs.path(data)))
         #expect(throws: StoreError.corruptBlob(data)) {
-            _ = try results.materialize(jobKey: Self.key, namespace: "app", profile: .minimal, jobID: "job_0000000009", runID: "run_0000000009",
+            _ = try results.materialize(jobKey: Self.key, namespace: "app", profile: .minimal, executorClass: "recording", jobID: "job_0000000009", runID: "run_0000000009",
                                         into: d.sub("jobs/j9"), worker: Self.worker)
         }
         #expect(!FileManager.default.fileExists(atPath: d.sub("jobs/j9")))
         unlink(store.blobs.path(log))
-        #expect(results.lookup(jobKey: Self.key, namespace: "app", profile: .minimal) == .miss("blob \(log.hex) for 'build.log' is missing (incomplete entry)"))
+        #expect(results.lookup(jobKey: Self.key, namespace: "app", profile: .minimal, executorClass: "recording") == .miss("blob \(log.hex) for 'build.log' is missing (incomplete entry)"))
     }
 
     @Test("materialise a hit: ids rewritten, cached_from_job_id, regenerated manifest verified by the host and by the schemas")
@@ -100,8 +101,8 @@ struct ResultStoreTests {
         let store = try LocalStore(root: d.sub("store"))
         let results = ResultStore(store: store)
         try StoreFixtures.artifacts(d.sub("a"), action: "test", rich: true, jobKey: Self.key)
-        try results.record(d.sub("a"), jobKey: Self.key, namespace: "app")
-        let m = try results.materialize(jobKey: Self.key, namespace: "app", profile: .rich, jobID: "job_0000000002", runID: "run_0000000002",
+        try results.record(d.sub("a"), jobKey: Self.key, namespace: "app", producer: .recording)
+        let m = try results.materialize(jobKey: Self.key, namespace: "app", profile: .rich, executorClass: "recording", jobID: "job_0000000002", runID: "run_0000000002",
                                         into: d.sub("jobs/j2"), worker: Self.worker)
         #expect(m.cachedFromJobID == "job_0000000001" && m.profile == .rich)
         #expect(ArtifactManifest.verify(d.sub("jobs/j2")).isEmpty)
@@ -129,9 +130,9 @@ struct ResultStoreTests {
         #expect(ArtifactManifest.verify(d.sub("a")).first?.path == "manifest.json")
         // The same job id cannot be reused for another key.
         try StoreFixtures.artifacts(d.sub("b"), jobKey: .of([9]), jobID: "job_0000000003")
-        try results.record(d.sub("b"), jobKey: .of([9]), namespace: "app")
+        try results.record(d.sub("b"), jobKey: .of([9]), namespace: "app", producer: .recording)
         #expect(throws: StoreError.self) {
-            _ = try results.materialize(jobKey: .of([9]), namespace: "app", profile: .minimal, jobID: "job_0000000002", runID: "run_0000000002",
+            _ = try results.materialize(jobKey: .of([9]), namespace: "app", profile: .minimal, executorClass: "recording", jobID: "job_0000000002", runID: "run_0000000002",
                                         into: d.sub("jobs/j2b"), worker: Self.worker)
         }
     }
@@ -141,8 +142,8 @@ struct ResultStoreTests {
         let d = TempDir()
         let results = ResultStore(store: try LocalStore(root: d.sub("store")))
         try StoreFixtures.artifacts(d.sub("a"), jobKey: Self.key)
-        try results.record(d.sub("a"), jobKey: Self.key, namespace: "app")
-        _ = try results.materialize(jobKey: Self.key, namespace: "app", profile: .minimal, jobID: "job_0000000002", runID: "run_0000000002",
+        try results.record(d.sub("a"), jobKey: Self.key, namespace: "app", producer: .recording)
+        _ = try results.materialize(jobKey: Self.key, namespace: "app", profile: .minimal, executorClass: "recording", jobID: "job_0000000002", runID: "run_0000000002",
                                     into: d.sub("j"), worker: Self.worker)
         switch damage {
         case "flip":

@@ -82,7 +82,7 @@ struct StatsSummaryTests {
         case .addResult:
             let key = SHA256Digest.of(Array("new result".utf8))
             try StoreFixtures.artifacts(d.sub("new"), action: "build", jobKey: key, jobID: "job_0000000077")
-            try results.record(d.sub("new"), jobKey: key, namespace: "other")
+            try results.record(d.sub("new"), jobKey: key, namespace: "other", producer: .recording)
             expectRescanned = -1  // a new namespace, new shards and new blobs
         case .rewriteResultInPlace:
             // Same inode, same directory: only the entry's size changed (the entry fingerprint notices).
@@ -95,7 +95,7 @@ struct StatsSummaryTests {
             try FileManager.default.removeItem(atPath: p)
             try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: false)
         case .useResult:
-            guard case .hit = results.lookup(jobKey: keys[0], namespace: "app", profile: .minimal) else { Issue.record("no hit"); return }
+            guard case .hit = results.lookup(jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording") else { Issue.record("no hit"); return }
             expectRescanned = 0  // last use is read from the entry's mtime, not remembered
         case .quarantineSource:
             // What `fsck --repair` does to a broken entry: a rename out of its shard.

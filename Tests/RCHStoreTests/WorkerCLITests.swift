@@ -20,13 +20,13 @@ struct WorkerCLITests {
         #expect(try Run.process(exe, ["store", "materialise-source", sha.hex, "--job-id", "job_0000000001", "--into", d.sub("j1")] + st).status == 0)
         let key = SHA256Digest.of(Array("k".utf8))
         try StoreFixtures.artifacts(d.sub("art"), action: "build", jobKey: key)
-        let rec = try Run.process(exe, ["store", "record-result", d.sub("art"), "--job-key", key.hex, "--namespace", "app", "--json"] + st)
+        let rec = try Run.process(exe, ["store", "record-result", d.sub("art"), "--job-key", key.hex, "--namespace", "app", "--executor-class", "recording", "--json"] + st)
         #expect(rec.status == 0 && rec.stdout.contains("\"artifact_profile\":\"minimal\""), "\(rec.stderr)")
-        let miss = try Run.process(exe, ["store", "lookup", key.hex, "--namespace", "app", "--profile", "rich", "--json"] + st)
+        let miss = try Run.process(exe, ["store", "lookup", key.hex, "--namespace", "app", "--executor-class", "recording", "--profile", "rich", "--json"] + st)
         #expect(miss.status == 1 && miss.stdout.contains("does not satisfy requested rich"))
-        let hit = try Run.process(exe, ["store", "lookup", key.hex, "--namespace", "app", "--json"] + st)
+        let hit = try Run.process(exe, ["store", "lookup", key.hex, "--namespace", "app", "--executor-class", "recording", "--json"] + st)
         #expect(hit.status == 0 && hit.stdout.contains("\"hit\":true"))
-        let mat = try Run.process(exe, ["store", "materialise-result", key.hex, "--namespace", "app", "--job-id", "job_0000000002", "--run-id", "run_0000000002",
+        let mat = try Run.process(exe, ["store", "materialise-result", key.hex, "--namespace", "app", "--executor-class", "recording", "--job-id", "job_0000000002", "--run-id", "run_0000000002",
                                         "--into", d.sub("j2"), "--json"] + st)
         #expect(mat.status == 0 && mat.stdout.contains("\"cached_from_job_id\":\"job_0000000001\""), "\(mat.stderr)")
         #expect(try Run.process(TestPaths.executable("rch-xcode"), ["verify", d.sub("j2")]).status == 0)
