@@ -26,6 +26,8 @@ public struct RunDriver {
     public var pollMillis = 200
     /// Runs between push and submit (tests use it to race the worker's gc).
     public var beforeSubmit: (() throws -> Void)?
+    /// Runs before the fetch with the job's id (tests use it to tamper with the worker's copy).
+    public var beforeFetch: ((String) throws -> Void)?
     /// Receives one-line notices for people (e.g. why the job was re-keyed).
     public var onNotice: ((String) -> Void)?
 
@@ -92,6 +94,7 @@ public struct RunDriver {
         var artifacts: String? = nil
         if fetch {
             let dir = runDir + "/steps/" + spec.action + "/" + jobID
+            try beforeFetch?(jobID)
             do {
                 _ = try client.fetch(jobID, into: dir, expected: .init(jobID: jobID, jobKey: inputs.jobKey, sourceSHA256: bundle.sourceSHA256))
             } catch {

@@ -25,13 +25,20 @@ final class LaneFixture {
     private var sshd: LoopbackSSHD?
     private var clients: [WorkerClient] = []
 
-    init(config: String = "", ssh: Bool) throws {
+    /// Fakes of Apple's tools, first on the worker's PATH when the fixture was made with `fakeTools`.
+    private(set) var fakes: FakeAppleTools?
+
+    init(config: String = "", ssh: Bool, fakeTools: Bool = false) throws {
+        if fakeTools { fakes = try FakeAppleTools(directory: dir.sub("apple-tools")) }
         try writeConfig(config)
         if ssh { try startSSHD() } else {
             try "[[workers]]\nname = \"w\"\ntransport = \"local\"\nstore = \"\(workerStore)\"\nconfig = \"\(configPath)\"\nbinary = \"\(workerExe)\"\n"
                 .write(toFile: inventory, atomically: true, encoding: .utf8)
         }
     }
+
+    /// The worker's PATH: the fakes first when there are any, else a system PATH without Xcode.
+    var workerPath: String { fakes?.path ?? "/usr/local/bin:/usr/bin:/bin" }
 
     deinit {
         for c in clients { c.closeConnection() }
@@ -44,7 +51,7 @@ final class LaneFixture {
     /// `recording` unless `text` sets one (the mock must always be chosen explicitly).
     func writeConfig(_ text: String) throws {
         var body = text
-        if !body.contains("kind =") {
+        if !body.contains("kind =") && !body.contains("# no executor kind") {
             body = body.contains("[executor]")
                 ? body.replacingOccurrences(of: "[executor]", with: "[executor]\nkind = \"recording\"")
                 : body + "\n[executor]\nkind = \"recording\""
@@ -60,9 +67,21 @@ final class LaneFixture {
     }
 
     func startSSHD() throws {
-        let d = try LoopbackSSHD(directory: dir.sub("sshd"), forcedCommand: "\(workerExe) rpc --store \(workerStore) --config \(configPath)")
+        let d = try LoopbackSSHD(
+            directory: dir.sub("sshd"), forcedCommand: "PATH=\(workerPath) \(workerExe) rpc --store \(workerStore) --config \(configPath)")
         sshd = d
         try d.inventoryEntry(name: "w").write(toFile: inventory, atomically: true, encoding: .utf8)
+    }
+
+    /// Appends a key to the inventory's worker entry (the last table of the file).
+    func pinInventory(_ line: String) throws {
+        let text = try String(contentsOfFile: inventory, encoding: .utf8)
+        try (text + line + "\n").write(toFile: inventory, atomically: true, encoding: .utf8)
+    }
+
+    /// Runs `rch-worker` on this fixture's store (and config, with `config`) with the worker's PATH.
+    func worker(_ args: [String], config: Bool = true) throws -> Sub.Result {
+        try Sub.run("/usr/bin/env", ["PATH=\(workerPath)", workerExe] + args + ["--store", workerStore] + (config ? ["--config", configPath] : []))
     }
 
     /// The ssh command line that reaches the forced command (for raw-byte tests).
