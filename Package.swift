@@ -21,9 +21,6 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(
-            name: "CArchive", pkgConfig: "libarchive",
-            providers: [.apt(["libarchive-dev"]), .brew(["libarchive"])]),
-        .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         .target(name: "CRCHSys"),
@@ -34,7 +31,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
-        .target(name: "RCHBundle", dependencies: ["RCHCore", "CArchive", "CZstd"]),
+        .target(name: "RCHBundle", dependencies: ["RCHCore", "CZstd"]),
         .target(name: "RCHIdentity", dependencies: ["RCHCore"]),
         .target(
             name: "RCHAttestation",
@@ -84,7 +81,7 @@ let package = Package(
         .testTarget(name: "RCHJobTests", dependencies: ["RCHCore", "RCHJob", "RCHTestSupport"]),
         .testTarget(
             name: "RCHBundleTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "CArchive", "RCHTestSupport"]),
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport"]),
         .testTarget(
             name: "RCHLaneTests",
             dependencies: [

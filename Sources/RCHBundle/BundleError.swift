@@ -23,7 +23,7 @@ public enum BundleError: LaneError, Equatable {
     case sizeExceeded(limit: UInt64, actual: UInt64)
     /// A git-index selection problem (not a repository, unmerged path, submodule, missing file …).
     case git(String)
-    /// libarchive or libzstd reported an error or warning.
+    /// libzstd reported an error or warning.
     case library(operation: String, message: String)
     /// I/O on the output or input failed.
     case io(String)

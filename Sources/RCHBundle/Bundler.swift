@@ -96,7 +96,7 @@ public enum Bundler {
             createdAt: Timestamp.now(), runID: options.runID,
             sourceSHA256: digest, treeSHA256: SourceManifest.treeDigest(entries),
             tarBytes: sinkBox.value.byteCount, entries: entries,
-            libarchiveVersion: LibarchiveInfo.version, zstdVersion: ZstdCompressor.version)
+            tarEncoder: TarHeaderEncoder.identity, zstdVersion: ZstdCompressor.version)
         return BundleResult(manifest: manifest, bundleBytes: bundleBytes.value, excluded: selection.excluded, warnings: selection.warnings)
     }
 

@@ -27,6 +27,11 @@ public protocol TarVisitor {
 
 /// A strict reader for bundle format v1 that accepts only what ``CanonicalTarWriter`` produces.
 ///
+/// Canonical rule: after an entry's fields are parsed and checked, its header bytes (pax block, records,
+/// padding and ustar header) are encoded again with ``TarHeaderEncoder`` and must be **identical** to the
+/// bytes read — so a tree has exactly one accepted stream and one `source_sha256` in any store (leading
+/// spaces, other terminators, junk after a name's NUL or in unused header bytes are all refused).
+///
 /// Accepted: ustar headers (magic `ustar\0`, version `00`, valid checksum) of type `0` (regular,
 /// mode 0644 or 0755) and `2` (symlink, mode 0777, size 0), each optionally preceded by one pax `x`
 /// header holding only `path` and/or `linkpath`; uid/gid 0, mtime 0, empty user/group names; paths that
@@ -57,6 +62,7 @@ struct CanonicalTarReader {
     /// Reads the whole stream, calling `visitor`; returns after verifying the end of the stream.
     mutating func read(_ visitor: inout some TarVisitor) throws {
         var pax: (path: [UInt8]?, link: [UInt8]?)? = nil
+        var paxBytes: [UInt8] = []
         var previous: [UInt8]? = nil
         while true {
             let header = try block()
@@ -77,8 +83,9 @@ struct CanonicalTarReader {
                 if pax != nil { throw BundleError.invalidArchive("two pax headers in a row") }
                 guard size <= UInt64(limits.maxPaxBytes) else { throw BundleError.limitExceeded("a pax header of \(size) bytes is larger than \(limits.maxPaxBytes)") }
                 let record = try data(Int(size))
-                if size % 512 != 0 { _ = try data(Int(512 - size % 512)) }
+                let padding = size % 512 != 0 ? try data(Int(512 - size % 512)) : []
                 pax = try parsePax(record)
+                paxBytes = header + record + padding
                 continue
             }
             guard type == UInt8(ascii: "0") || type == UInt8(ascii: "2") else {
@@ -108,6 +115,7 @@ struct CanonicalTarReader {
                 let rawTarget = pax?.link ?? cString(header[157..<257])
                 let target = try PathRules.canonicalSymlinkTarget(rawTarget, linkPath: path)
                 guard Array(target.utf8) == rawTarget else { throw BundleError.invalidArchive("symlink '\(path)' target is not in canonical form") }
+                try requireCanonical(paxBytes + header, path: raw, kind: .symlink(target: rawTarget))
                 try visitor.symlink(path: path, target: target)
             } else {
                 guard mode == 0o644 || mode == 0o755 else {
@@ -115,6 +123,7 @@ struct CanonicalTarReader {
                 }
                 guard pax?.link == nil, cString(header[157..<257]).isEmpty else { throw BundleError.invalidArchive("'\(path)' is a file with a link name") }
                 guard size <= limits.maxTarBytes else { throw BundleError.limitExceeded("'\(path)' declares \(size) bytes") }
+                try requireCanonical(paxBytes + header, path: raw, kind: .file(size: size, executable: mode == 0o755))
                 try visitor.beginFile(path: path, executable: mode == 0o755, size: size)
                 var remaining = size
                 while remaining > 0 {
@@ -128,6 +137,20 @@ struct CanonicalTarReader {
                 try visitor.endFile()
             }
             pax = nil
+            paxBytes = []
+        }
+    }
+
+    /// The entry's header bytes must be exactly what the canonical encoder writes for it.
+    private func requireCanonical(_ read: [UInt8], path: [UInt8], kind: TarHeaderEncoder.Kind) throws {
+        if case .file(let size, _) = kind, size > TarHeaderEncoder.maxFileSize {
+            throw BundleError.invalidArchive("'\(PathRules.display(path))' is 8 GiB or larger; canonical bundles hold smaller files only")
+        }
+        let expected = TarHeaderEncoder.encode(path: path, kind: kind)
+        guard read == expected else {
+            let at = zip(read, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(read.count, expected.count)
+            throw BundleError.invalidArchive(
+                "the header of '\(PathRules.display(path))' is not in canonical form (byte \(at) of its \(read.count) header bytes differs from the canonical encoding)")
         }
     }
 

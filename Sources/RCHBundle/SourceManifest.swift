@@ -6,7 +6,7 @@ import RCHCore
 /// describe the target string's UTF-8 bytes and `symlink_target` holds it; for a file,
 /// `symlink_target` is null.
 ///
-/// `tree_sha256` is a second, libarchive-independent identity of the same content: SHA-256 over one
+/// `tree_sha256` is a second, encoding-independent identity of the same content: SHA-256 over one
 /// line per entry, in bundle order, `"<T> <sha256> <size> <path>\n"` with `T` = `F` (file), `X`
 /// (executable file) or `L` (symlink).
 public struct SourceManifest: Sendable, Equatable {
@@ -74,13 +74,13 @@ public struct SourceManifest: Sendable, Equatable {
     public var treeSHA256: SHA256Digest
     public var tarBytes: UInt64
     public var entries: [Entry]
-    public var libarchiveVersion: String
+    public var tarEncoder: String
     public var zstdVersion: String
 
     public init(createdAt: String, runID: String?, sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
-                entries: [Entry], libarchiveVersion: String, zstdVersion: String) {
+                entries: [Entry], tarEncoder: String, zstdVersion: String) {
         self.createdAt = createdAt; self.runID = runID; self.sourceSHA256 = sourceSHA256; self.treeSHA256 = treeSHA256
-        self.tarBytes = tarBytes; self.entries = entries; self.libarchiveVersion = libarchiveVersion; self.zstdVersion = zstdVersion
+        self.tarBytes = tarBytes; self.entries = entries; self.tarEncoder = tarEncoder; self.zstdVersion = zstdVersion
     }
 
     public var fileCount: Int { entries.lazy.filter { $0.type == .file }.count }
@@ -137,7 +137,7 @@ public struct SourceManifest: Sendable, Equatable {
         int("tar_bytes", tarBytes)
         key("tools")
         out.append(123)
-        str("libarchive", libarchiveVersion)
+        str("tar", tarEncoder)
         key("zstd"); JSONStream.string(zstdVersion, into: &out)
         out.append(125); out.append(44)
         int("total_bytes", totalBytes)
@@ -157,13 +157,13 @@ public struct SourceManifest: Sendable, Equatable {
         let tools = o["tools"]?.objectValue
         try self.init(validating: try items.map { try Entry(json: $0) }, sourceSHA256: src, treeSHA256: tree, tarBytes: UInt64(tar),
                       createdAt: o["created_at"]?.stringValue ?? "", runID: o["run_id"]?.stringValue,
-                      libarchiveVersion: tools?["libarchive"]?.stringValue ?? "", zstdVersion: tools?["zstd"]?.stringValue ?? "")
+                      tarEncoder: tools?["tar"]?.stringValue ?? "", zstdVersion: tools?["zstd"]?.stringValue ?? "")
     }
 
     /// A manifest from entries that are each valid (``Entry/init(json:)``), checking what concerns the
     /// whole list: bundle order, no case/Unicode-fold collisions, and `tree_sha256`.
     public init(validating entries: [Entry], sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
-                createdAt: String = "", runID: String? = nil, libarchiveVersion: String = "", zstdVersion: String = "") throws {
+                createdAt: String = "", runID: String? = nil, tarEncoder: String = "", zstdVersion: String = "") throws {
         func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
         let paths = entries.map { Array($0.path.utf8) }
         for i in paths.indices.dropFirst() where !paths[i - 1].bytesPrecede(paths[i]) {
@@ -172,7 +172,7 @@ public struct SourceManifest: Sendable, Equatable {
         try PathRules.checkCollisions(bytes: paths)
         guard Self.treeDigest(entries) == treeSHA256 else { throw fail("tree_sha256 does not match the entries") }
         self.init(createdAt: createdAt, runID: runID, sourceSHA256: sourceSHA256, treeSHA256: treeSHA256, tarBytes: tarBytes,
-                  entries: entries, libarchiveVersion: libarchiveVersion, zstdVersion: zstdVersion)
+                  entries: entries, tarEncoder: tarEncoder, zstdVersion: zstdVersion)
     }
 
     public var json: JSONValue {
@@ -187,7 +187,7 @@ public struct SourceManifest: Sendable, Equatable {
             ("symlink_count", .int(Int64(symlinkCount))),
             ("total_bytes", .int(Int64(totalBytes))),
             ("tar_bytes", .int(Int64(tarBytes))),
-            ("tools", .obj(["libarchive": .string(libarchiveVersion), "zstd": .string(zstdVersion)])),
+            ("tools", .obj(["tar": .string(tarEncoder), "zstd": .string(zstdVersion)])),
             ("entries", .array(entries.map(\.json))),
         ])
         if let runID { o["run_id"] = .string(runID) }

@@ -9,7 +9,7 @@ import RCHCore
 /// - "racily clean" entries are never trusted: a file whose mtime or ctime is later than
 ///   `recordedAt - racyWindow` (the bundle run started reading at `recordedAt`) could have been modified
 ///   within the filesystem's timestamp granularity after being read, so it is read again;
-/// - the tree → source mapping is trusted only for the same `bundle_format` and libarchive version,
+/// - the tree → source mapping is trusted only for the same `bundle_format` and tar encoder,
 ///   and only if the whole selection hits; a partial hit falls back to a full bundle.
 /// The file format is private to this type and versioned by its magic; a file it cannot parse is ignored.
 public struct StatCache: Sendable {
@@ -36,7 +36,7 @@ public struct StatCache: Sendable {
     }
 
     /// The tag that must match for the tree → source mapping to be trusted.
-    public static var currentFormatTag: String { "\(SourceManifest.bundleFormat);libarchive=\(LibarchiveInfo.version)" }
+    public static var currentFormatTag: String { "\(SourceManifest.bundleFormat);tar=\(TarHeaderEncoder.identity)" }
 
     /// The cached digest for `entry`, if it may be trusted.
     public func digest(for entry: SelectedEntry) -> SHA256Digest? {

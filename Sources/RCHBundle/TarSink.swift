@@ -4,10 +4,10 @@ import RCHCore
 /// Where the canonical tar stream goes, for the bundler and the rebuilder: it is counted, size-limited,
 /// hashed (`source_sha256`) and optionally zstd-compressed, with the work split over two threads.
 ///
-/// - With compression: hashing runs on the producing thread (file reading, libarchive) and compression
+/// - With compression: hashing runs on the producing thread (file reading, tar encoding) and compression
 ///   plus writing on the ``ChunkPipeline`` thread — the heavier stage gets its own core.
 /// - Digest only: the producer reads and writes tar; hashing runs on the pipeline thread.
-/// libarchive emits 10 KiB blocks; they are batched into 1 MiB chunks for the pipeline. Memory is bounded
+/// Headers and file data arrive in pieces; they are batched into 1 MiB chunks for the pipeline. Memory is bounded
 /// by the pipeline's few chunks, whatever the size of the stream.
 struct TarSink {
     static let chunkSize = 1 << 20

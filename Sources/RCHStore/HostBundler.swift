@@ -131,7 +131,7 @@ public struct HostBundler: Sendable {
         var st = stat()
         let size = stat(bundlePath, &st) == 0 ? UInt64(st.st_size) : 0
         let manifest = SourceManifest(createdAt: Timestamp.now(), runID: options.runID, sourceSHA256: source, treeSHA256: tree,
-                                      tarBytes: cache.tarBytes, entries: entries, libarchiveVersion: "", zstdVersion: "")
+                                      tarBytes: cache.tarBytes, entries: entries, tarEncoder: "", zstdVersion: "")
         return BundleReport(manifest: manifest, bundleBytes: size, bundlePath: bundlePath, manifestPath: manifestPath,
                             reused: true, excluded: selection.excluded, warnings: selection.warnings)
     }

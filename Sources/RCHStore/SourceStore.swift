@@ -108,7 +108,7 @@ public struct SourceStore: Sendable {
         try PathRules.checkCollisions(read.paths)
         let manifest = SourceManifest(createdAt: Timestamp.now(), runID: nil, sourceSHA256: read.sourceSHA256,
                                       treeSHA256: SourceManifest.treeDigest(visitor.entries), tarBytes: read.tarBytes,
-                                      entries: visitor.entries, libarchiveVersion: "", zstdVersion: "")
+                                      entries: visitor.entries, tarEncoder: "", zstdVersion: "")
         try batch.commit()
         let published = try publish(manifest)
         return IngestResult(sourceSHA256: read.sourceSHA256, stored: published, newBlobs: batch.newBlobs, newBytes: batch.newBytes,

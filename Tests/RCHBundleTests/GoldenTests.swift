@@ -23,7 +23,7 @@ struct GoldenTests {
         t.link("dir/up", "../README.md")
     }
 
-    static let expectedSource = "702f7f7811ff476bf5c1d64e7a0b6317ddd52a49cf2ff5c4cdbdf34873ed60be"
+    static let expectedSource = "b260f4d89c21f5e7eb69319d6d86bd28339bd01b38c68330b1ccd22071b0e10f"
     static let expectedTree = "7165cfe4618fcc37bd354f2170ff398110f4c6984ed5e6ec4c90b1fd0d4de548"
 
     @Test func goldenDigests() throws {

@@ -49,9 +49,12 @@ struct RawTar {
         var rawName: [UInt8]? = nil
     }
 
+    /// Numeric fields as the canonical writer formats them: 8-byte fields `%06o \0`, 12-byte `%011o `.
     static func field(_ v: Int, _ width: Int) -> [UInt8] {
         let s = String(v, radix: 8)
-        return Array((String(repeating: "0", count: max(0, width - 1 - s.count)) + s).utf8) + [0]
+        let digits = width == 8 ? 6 : 11
+        let tail: [UInt8] = width == 8 ? [32, 0] : [32]
+        return Array((String(repeating: "0", count: max(0, digits - s.count)) + s).utf8) + tail
     }
 
     mutating func header(_ h: Header) {
@@ -63,6 +66,7 @@ struct RawTar {
         b[156] = h.type
         put(157, Array(h.link.utf8)); put(257, h.magic)
         put(265, Array(h.uname.utf8)); put(297, Array(h.gname.utf8)); put(345, Array(h.prefix.utf8))
+        put(329, Self.field(0, 8)); put(337, Self.field(0, 8))
         for i in 148..<156 { b[i] = 32 }
         let sum = b.reduce(0) { $0 + Int($1) }
         put(148, Array((String(repeating: "0", count: 6 - String(sum, radix: 8).count) + String(sum, radix: 8)).utf8) + [0, 32])
