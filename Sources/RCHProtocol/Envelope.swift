@@ -57,6 +57,9 @@ public enum RPCErrorCode: String, Sendable, CaseIterable {
     /// The worker cannot run this job as keyed (`data.failure_subkind`: `TOOLCHAIN_CHANGED` — the job's
     /// toolchain or destination identity is not the worker's current one; `data.capabilities` is current).
     case workerIncompatible = "WORKER_INCOMPATIBLE"
+    /// The worker's store has no room for this write (below its free-space floor, or the disk is full);
+    /// nothing partial was kept. Retry after the worker's gc freed space.
+    case storeFull = "STORE_FULL"
     /// The worker has no usable executor (not configured, or its toolchain cannot be detected).
     case executorUnavailable = "EXECUTOR_UNAVAILABLE"
     /// A failure inside the worker (I/O, corrupt store) — not the requester's fault.
@@ -90,7 +93,7 @@ extension RPCError: LaneError {
         switch code {
         case .busy: .workerBusy
         case .unsupportedProtocol, .featureMissing, .workerIncompatible: .workerIncompatible
-        case .sourceMissing, .payloadTooLarge: .transfer
+        case .sourceMissing, .payloadTooLarge, .storeFull: .transfer
         case .artifactsGone: .artifacts
         case .invalidRequest, .forbidden, .leaseExpired, .internalError, .executorUnavailable: .executor
         }

@@ -24,15 +24,19 @@ public struct BlobStore: Sendable {
         self.minFreeBytes = minFreeBytes
     }
 
-    /// Throws ``StoreError/storeFull(_:)`` if writing `more` bytes would leave less than the floor free.
-    public func checkSpace(more: UInt64) throws {
-        guard minFreeBytes > 0 else { return }
+    /// Throws ``StoreError/storeFull(_:)`` if writing `more` bytes would leave less than the floor free;
+    /// returns the bytes that may still be written above the floor afterwards (`.max` without a floor).
+    @discardableResult
+    public func checkSpace(more: UInt64) throws -> UInt64 {
+        guard minFreeBytes > 0 else { return .max }
         var s = statvfs()
-        guard statvfs(root, &s) == 0 else { return }
+        guard statvfs(root, &s) == 0 || statvfs(directoryOf(directoryOf(root)), &s) == 0 else { return .max }
         let free = UInt64(s.f_bavail) * UInt64(s.f_frsize)
         if free < minFreeBytes + more {
-            throw StoreError.storeFull("\(free) bytes free, the floor is \(minFreeBytes) bytes ([gc] min_free)")
+            throw StoreError.storeFull(
+                "writing \(more) bytes would leave \(free > more ? free - more : 0) bytes free, below the floor of \(minFreeBytes) bytes ([gc] min_free)")
         }
+        return free - minFreeBytes - more
     }
 
     public func path(_ d: SHA256Digest) -> String {
@@ -201,15 +205,17 @@ public final class BlobBatch {
     /// A writer for content that arrives in pieces (large files); call ``StagedBlob/finish()``.
     public func stream() throws -> StagedBlob { try StagedBlob(batch: self) }
 
-    private var uncheckedBytes: UInt64 = 0
+    /// Bytes that may be staged before the free-space floor is checked again.
+    private var budget: UInt64 = 0
 
-    /// Called for every staged write: checks the free-space floor every 64 MiB (and before the first write).
+    /// Called for every staged write of `n` bytes. The floor is checked against the write at hand (never a
+    /// fixed reserve): a check allows the next min(64 MiB, half the headroom left) bytes without another.
     func account(_ n: UInt64) throws {
-        if uncheckedBytes == 0 || uncheckedBytes + n >= 64 << 20 {
-            try blobs.checkSpace(more: max(n, 64 << 20))
-            uncheckedBytes = 0
+        if n > budget {
+            let headroom = try blobs.checkSpace(more: n)
+            budget = n + min(64 << 20, headroom / 2)
         }
-        uncheckedBytes += n
+        budget -= n
     }
 
     func finishStaged(_ f: FileDescriptor, path: String, digest: SHA256Digest, size: UInt64) throws {

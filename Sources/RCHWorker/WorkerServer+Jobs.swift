@@ -17,22 +17,23 @@ extension WorkerServer {
     func submit(_ p: JSONObject) throws -> JSONObject {
         try Self.only(p, ["job", "lease_id"], op: "submit")
         if p["lease_id"] != nil { _ = try Self.id(p, "lease_id", .jobID) }
-        guard let job = p["job"], let o = job.objectValue else { throw RPCError.invalid("payload.job (the job.json object) is required") }
-        guard o["schema_id"]?.stringValue == JobSpec.schemaID else { throw RPCError.invalid("payload.job.schema_id must be \(JobSpec.schemaID)") }
-        let runID = try Self.id(o, "run_id", .runID)
-        let jobID = try Self.id(o, "job_id", .jobID)
-        let claimed = try Self.digest(o, "job_key")
-        guard let inputsJSON = o["job_key_inputs"] else { throw RPCError.invalid("payload.job.job_key_inputs is required") }
-        let inputs = try JobKeyInputs(json: inputsJSON)
+        guard let job = p["job"] else { throw RPCError.invalid("payload.job (the job.json object) is required") }
+        // Typed: a member of the wrong type or unknown is refused naming the field; nothing is defaulted.
+        let submitted: JobSpec.Submitted
+        do { submitted = try JobSpec.parse(job) } catch {
+            throw RPCError.invalid("\(error.field) \(error.message)", data: ["field": .string(error.field)])
+        }
+        let runID = submitted.spec.runID
+        let jobID = submitted.spec.jobID
+        let claimed = submitted.jobKey
+        let inputs = submitted.spec.inputs
         let key = inputs.jobKey
         guard key == claimed else {
             throw RPCError.invalid("job_key does not match SHA-256(JCS(job_key_inputs))",
                                    data: ["expected": .string(key.hex), "actual": .string(claimed.hex), "failure_subkind": .string("PROTOCOL_ERROR")])
         }
-        let profileName = o["artifact_profile"]?.stringValue ?? "minimal"
-        guard let profile = ArtifactProfile(rawValue: profileName) else { throw RPCError.invalid("artifact_profile must be minimal or rich") }
-        let namespace = o["effective_config"]?["cache"]?["namespace"]?.stringValue ?? "default"
-        guard Identifier.isValid(namespace, .namespace) else { throw RPCError.invalid(IdentifierError(kind: .namespace, value: namespace).description) }
+        let profile: ArtifactProfile = submitted.spec.artifactProfile == .rich ? .rich : .minimal
+        let namespace = submitted.namespace
 
         // The same job_id: idempotent for the same key, refused for another.
         if let existing = JobRegistry(store: store).key(of: jobID) {

@@ -101,11 +101,14 @@ public struct WorkerServer {
         case let e as StoreError:
             switch e {
             case .sourceMissing(let d): return RPCError(.sourceMissing, e.description, data: ["source_sha256": .string(d.hex)])
-            case .storeFull: return RPCError(.payloadTooLarge, e.description, data: ["reason": .string("STORE_FULL")])
+            case .storeFull: return RPCError(.storeFull, e.description)
             case .invalid, .jobIDConflict: return .invalid(e.description)
             case .retry: return RPCError(.busy, e.description, data: ["retry_after_seconds": .int(1)])
             default: return RPCError(.internalError, e.description)
             }
+        case let e as SystemError where e.errno == .noSpace || e.errno == .diskQuotaExceeded:
+            // A full disk anywhere in a write path (upload spool, staging, entries): nothing partial is kept.
+            return RPCError(.storeFull, "the worker's store is full (\(e)); run `rch-worker gc` on the worker or free space, then retry")
         default: return RPCError(.internalError, "\(error)")
         }
     }

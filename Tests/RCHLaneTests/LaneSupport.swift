@@ -49,14 +49,14 @@ final class LaneFixture {
 
     /// Writes worker.toml: `text` under `[worker]` (it may open other tables). The executor kind is
     /// `recording` unless `text` sets one (the mock must always be chosen explicitly).
-    func writeConfig(_ text: String) throws {
+    func writeConfig(_ text: String, minFree: String = "0") throws {
         var body = text
         if !body.contains("kind =") && !body.contains("# no executor kind") {
             body = body.contains("[executor]")
                 ? body.replacingOccurrences(of: "[executor]", with: "[executor]\nkind = \"recording\"")
                 : body + "\n[executor]\nkind = \"recording\""
         }
-        try ("[worker]\nname = \"test-worker\"\n" + body + "\n[gc]\nauto_gc_at = \"\"\nmin_free = \"0\"\n")
+        try ("[worker]\nname = \"test-worker\"\n" + body + "\n[gc]\nauto_gc_at = \"\"\nmin_free = \"\(minFree)\"\n")
             .write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 

@@ -109,6 +109,51 @@ struct MalformedInputTests {
         if c.code == .payloadTooLarge { #expect(reply["error"]?["data"]?["max_bytes"]?.intValue == 16 << 20) }
     }
 
+    struct Typed: CustomTestStringConvertible, Sendable {
+        var field: String
+        var value: JSONValue
+        var testDescription: String { "\(field) = \(value.canonicalString)" }
+    }
+
+    /// Wrong-typed or unknown members of job.json: refused naming the field, never defaulted.
+    static let typed: [Typed] = [
+        .init(field: "job.artifact_profile", value: .int(5)),
+        .init(field: "job.artifact_profile", value: .string("gold")),
+        .init(field: "job.effective_config", value: .string("x")),
+        .init(field: "job.effective_config.cache", value: .string("x")),
+        .init(field: "job.effective_config.cache.namespace", value: .int(5)),
+        .init(field: "job.effective_config.cache.namespace", value: .string("bad/ns")),
+        .init(field: "job.effective_config.cache.flavour", value: .string("x")),
+        .init(field: "job.effective_config.artifacts.profile", value: .bool(true)),
+        .init(field: "job.extra", value: .bool(true)),
+        .init(field: "job.action", value: .string("archive")),
+        .init(field: "job.created_at", value: .int(5)),
+        .init(field: "job.schema_version", value: .string("1")),
+    ]
+
+    @Test("typed submit: wrong types and unknown members are INVALID_REQUEST naming the field", arguments: typed)
+    func typedSubmit(_ t: Typed) throws {
+        let f = try LaneFixture(ssh: false)
+        let root = try f.tree()
+        let c = try f.client()
+        let push = try Pusher(client: c).push(root: root, options: BundleOptions())
+        var o = try JSONParser().parse(Array(try Self.job(f, sha: push.sourceSHA256).utf8)).objectValue!
+        let parts = t.field.split(separator: ".").dropFirst().map(String.init)
+        func set(_ obj: inout JSONObject, _ path: ArraySlice<String>) {
+            if path.count == 1 { obj[path.first!] = t.value; return }
+            var inner = obj[path.first!]?.objectValue ?? JSONObject()
+            set(&inner, path.dropFirst())
+            obj[path.first!] = .object(inner)
+        }
+        set(&o, parts[...])
+        let before = f.snapshot()
+        let reply = try f.raw(Req.line("submit", #"{"job":\#(JSONValue.object(o).canonicalString)}"#))
+        #expect(reply["error"]?["code"]?.stringValue == "INVALID_REQUEST", "\(reply.canonicalString)")
+        #expect(reply["error"]?["data"]?["field"]?.stringValue == t.field, "\(reply.canonicalString)")
+        #expect(reply["error"]?["message"]?.stringValue?.hasPrefix(t.field) == true)
+        #expect(f.snapshot() == before, "a refused submit wrote something")
+    }
+
     @Test("a well-formed upload_source is accepted, and a duplicate is success without reading the body")
     func control() throws {
         let f = try LaneFixture(ssh: false)
