@@ -45,7 +45,15 @@ public enum BundleError: LaneError, Equatable {
         case .limitExceeded: "LIMIT_EXCEEDED"
         case .invalidArchive: "INVALID_ARCHIVE"
         case .collision, .pathConflict: "PATH_COLLISION"
-        default: nil
+        case .invalidPath: "INVALID_PATH"
+        case .unsafeSymlink: "UNSAFE_SYMLINK"
+        case .unsupportedFileType: "UNSUPPORTED_FILE_TYPE"
+        case .fileChanged: "FILE_CHANGED"
+        case .unreadable: "UNREADABLE"
+        case .git: "GIT_INDEX"
+        case .library: "LIBRARY"
+        case .io: "IO"
+        case .badDestination: "BAD_DESTINATION"
         }
     }
 

@@ -25,7 +25,8 @@ public struct IgnoreRules: Sendable {
         for rawLine in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             var line = Array(rawLine)
             if line.last == UInt8(ascii: "\r") { line.removeLast() }
-            while let last = line.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+            // As git: trailing unescaped spaces are trimmed (tabs are part of the pattern); CRLF endings are accepted.
+            while let last = line.last, last == UInt8(ascii: " ") {
                 if line.count >= 2 && line[line.count - 2] == UInt8(ascii: "\\") { break }
                 line.removeLast()
             }
@@ -91,7 +92,7 @@ public struct IgnoreRules: Sendable {
             return isDirectory
         case "DerivedData", ".build":
             return isDirectory
-        case "artifacts" where parent == ".rch":  // host-local RCH artifact directory
+        case "artifacts" where parent == ".rch" || parent.hasSuffix("/.rch"):  // host-local RCH artifacts, any depth
             return true
         default:
             break

@@ -156,8 +156,18 @@ public struct TreeSelector: Sendable {
                 state.excluded.append(childDisplay(canonical, Array(name)) + (isDir ? "/" : ""))
                 continue
             }
-            let cname = name.count <= PathRules.maxComponentBytes && name.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 92 && $0 != 47 })
-                ? rawName : try PathRules.canonicalComponent(name, parent: canonical)
+            let cname: String
+            if name.count <= PathRules.maxComponentBytes && name.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 92 && $0 != 47 }) {
+                cname = rawName
+            } else {
+                do { cname = try PathRules.canonicalComponent(name, parent: canonical) } catch {
+                    // A name the path rules refuse can still be excluded (matched on its raw bytes).
+                    let raw = canonical.isEmpty ? Array(name) : Array(canonical.utf8) + [47] + name
+                    guard ignore.excludes(raw, isDirectory: isDir) else { throw error }
+                    state.excluded.append(childDisplay(canonical, Array(name)) + (isDir ? "/" : ""))
+                    continue
+                }
+            }
             let child = canonical.isEmpty ? cname : canonical + "/" + cname
             if ignore.excludes(Array(child.utf8), isDirectory: isDir) {
                 state.excluded.append(child + (isDir ? "/" : ""))
@@ -213,6 +223,7 @@ public struct TreeSelector: Sendable {
     private func selectFromGitIndex(state: inout State) throws {
         let out = try Git.run(["-c", "core.quotePath=false", "ls-files", "-z", "--stage"], in: root)
         var seenDirs: [String: Bool] = [:]  // canonical dir -> excluded?
+        var realDirs: Set<[UInt8]> = []  // worktree directories verified to be directories (not links)
         for record in out.split(separator: 0, omittingEmptySubsequences: true) {
             guard let tab = record.firstIndex(of: 9) else { throw BundleError.git("unexpected ls-files output") }
             let meta = String(decoding: record[record.startIndex..<tab], as: UTF8.self).split(separator: " ")
@@ -235,7 +246,15 @@ public struct TreeSelector: Sendable {
                     state.excluded.append((canonical.isEmpty ? rawName : canonical + "/" + rawName) + (isDir ? "/" : ""))
                     skip = true; break
                 }
-                let c = try PathRules.canonicalComponent(comp, parent: canonical)
+                let c: String
+                do { c = try PathRules.canonicalComponent(comp, parent: canonical) } catch {
+                    // A name the path rules refuse can still be excluded (matched on its raw bytes).
+                    let rawPath = canonical.isEmpty ? Array(comp) : Array(canonical.utf8) + [47] + Array(comp)
+                    guard ignore.excludes(rawPath, isDirectory: isDir) else { throw error }
+                    state.excluded.append((canonical.isEmpty ? "" : canonical + "/") + PathRules.display(Array(comp)) + (isDir ? "/" : ""))
+                    skip = true
+                    break
+                }
                 canonical = canonical.isEmpty ? c : canonical + "/" + c
                 if isDir, seenDirs[canonical] == nil {
                     let ex = ignore.excludes(Array(canonical.utf8), isDirectory: true)
@@ -247,6 +266,9 @@ public struct TreeSelector: Sendable {
             if ignore.excludes(Array(canonical.utf8), isDirectory: false) { state.excluded.append(canonical); continue }
             try PathRules.checkLength(canonical)
             let diskPath = root + "/" + String(decoding: raw, as: UTF8.self)
+            // Every parent must be a real directory of the worktree: a parent replaced by a symlink
+            // (say to /etc) would otherwise be read through, bringing outside content into the bundle.
+            try requireRealParents(raw, shown: shown, checked: &realDirs)
             var st = stat()
             if lstat(diskPath, &st) != 0 {
                 throw BundleError.git("'\(shown)' is in the index but missing from the worktree; restore it or `git rm` it")
@@ -269,6 +291,24 @@ public struct TreeSelector: Sendable {
             default:
                 throw BundleError.git("'\(shown)' has unsupported index mode \(meta[0])")
             }
+        }
+    }
+
+    /// Checks, once per directory, that each parent of `raw` is a directory (not a symlink) in the worktree.
+    private func requireRealParents(_ raw: [UInt8], shown: String, checked: inout Set<[UInt8]>) throws {
+        var end = raw.startIndex
+        while let slash = raw[end...].firstIndex(of: 47) {
+            let dir = Array(raw[..<slash])
+            end = slash + 1
+            if checked.contains(dir) { continue }
+            var st = stat()
+            let path = root + "/" + String(decoding: dir, as: UTF8.self)
+            guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+                throw BundleError.git(
+                    "'\(shown)' is tracked below '\(PathRules.display(dir))', which is not a directory in the worktree "
+                        + "(a symlink or a file: a tracked path of another type); restore it (git checkout) or `git rm` the path")
+            }
+            checked.insert(dir)
         }
     }
 
