@@ -10,6 +10,11 @@ import RCHCore
 /// manifest digests and references, and reports missing, corrupt and orphaned items. With `repair`, corrupt
 /// blobs and broken entries are *moved* to `quarantine/` (never deleted), so later lookups miss instead of
 /// failing, and a re-upload can store good copies.
+///
+/// Consistent beside writers: blobs are listed before entries are read, so a blob an entry names that is
+/// absent from the listing is looked up again before it is called missing; repairs take the exclusive store
+/// lock (writers publish under the shared one) and re-check every finding on the current files first, so
+/// a healthy entry is never quarantined.
 public struct Fsck: Sendable {
     public var store: LocalStore
     public var repair = false
@@ -47,34 +52,30 @@ public struct Fsck: Sendable {
         report.entriesChecked = entries.count
         var referenced = Set<DigestKey>()
         var broken: [(ScannedEntry, String)] = []
-        let sources = SourceStore(store: store)
-        let results = ResultStore(store: store)
         for e in entries {
             referenced.formUnion(e.blobs)
-            if let why = e.broken { broken.append((e, why)); continue }
-            // Full manifest checks (paths, order, tree_sha256 / artifact_root_sha256).
-            do {
-                switch e.kind {
-                case .source(let s): _ = try sources.manifest(s)
-                case .result(let ns, let k): _ = try results.entry(namespace: ns, jobKey: k)
-                }
-            } catch { broken.append((e, "\(error)")); continue }
-            if let missing = e.blobs.first(where: { !blobs.contains($0) }) { broken.append((e, "blob \(missing.digest.hex) is missing")); continue }
-            if let bad = e.blobs.first(where: { corrupt.contains($0) }) { broken.append((e, "blob \(bad.digest.hex) is corrupt")); continue }
+            if let why = problem(e, listed: blobs, corrupt: corrupt) { broken.append((e, why)) }
         }
         report.brokenEntries = broken.map { ($0.0.label, $0.1) }
         report.orphanBlobs = blobs.keys.filter { !referenced.contains($0) }.count
         if repair && (!corrupt.isEmpty || !broken.isEmpty) {
             try StoreLock.exclusive(store) {
+                // Writers publish entries under the shared lock: under the exclusive one nothing changes, and
+                // every finding is checked again on the current files before anything is moved.
                 let q = store.root + "/quarantine"
                 let stamp = String(Timestamp.nowNanos())
                 try Syscalls.makeDirectories(q + "/blobs")
                 try Syscalls.makeDirectories(q + "/entries")
-                for d in corrupt {
+                var stillCorrupt = Set<DigestKey>()
+                for d in corrupt where store.blobs.has(d.digest) && !store.blobs.verify(d.digest) {
+                    stillCorrupt.insert(d)
                     let to = q + "/blobs/" + d.digest.hex + "." + stamp
                     if rename(store.blobs.path(d.digest), to) == 0 { report.quarantined.append(to) }
                 }
                 for (e, _) in broken {
+                    let ns: String? = if case .result(let n, _) = e.kind { n } else { nil }
+                    guard let fresh = scan.entry(at: e.path, namespace: ns), problem(fresh, listed: nil, corrupt: stillCorrupt) != nil
+                    else { continue }
                     let to = q + "/entries/" + (e.path.split(separator: "/").suffix(3).joined(separator: "_")) + "." + stamp
                     if rename(e.path, to) == 0 { report.quarantined.append(to) }
                 }
@@ -83,6 +84,27 @@ public struct Fsck: Sendable {
             }
         }
         return report
+    }
+
+    /// Why entry `e` is broken, or nil. A blob absent from `listed` (the listing taken before the entries
+    /// were read) is looked up again: a writer may have published it since, which is not "missing". An
+    /// entry file that vanished meanwhile (gc) is not broken either.
+    func problem(_ e: ScannedEntry, listed: BlobTable?, corrupt: Set<DigestKey>) -> String? {
+        if let why = e.broken { return access(e.path, F_OK) == 0 ? why : nil }
+        // Full manifest checks (paths, order, tree_sha256 / artifact_root_sha256, the recorded profile).
+        do {
+            switch e.kind {
+            case .source(let s): _ = try SourceStore(store: store).manifest(s)
+            case .result(let ns, let k): _ = try ResultStore(store: store).entry(namespace: ns, jobKey: k)
+            }
+        } catch {
+            return access(e.path, F_OK) == 0 ? "\(error)" : nil
+        }
+        if let missing = e.blobs.first(where: { !(listed?.contains($0) ?? false) && !store.blobs.has($0.digest) }) {
+            return "blob \(missing.digest.hex) is missing"
+        }
+        if let bad = e.blobs.first(where: { corrupt.contains($0) }) { return "blob \(bad.digest.hex) is corrupt" }
+        return nil
     }
 
     /// Re-hashes blobs on `threads` threads; returns the corrupt ones.
