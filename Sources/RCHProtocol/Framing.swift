@@ -55,9 +55,23 @@ public final class FrameReader {
     private var start = 0, end = 0
     public private(set) var bytesRead: UInt64 = 0
 
-    public init(fd: FileDescriptor, bufferSize: Int = 1 << 20) {
+    /// Longest wait for the next byte (nil: forever). A peer that stalls longer is cut off with
+    /// ``ReadTimeout``, so a stalled client cannot hold a worker process (and its partial upload) forever.
+    public var idleTimeoutSeconds: Double?
+
+    public init(fd: FileDescriptor, bufferSize: Int = 1 << 20, idleTimeoutSeconds: Double? = nil) {
         self.fd = fd
+        self.idleTimeoutSeconds = idleTimeoutSeconds
         buffer = .allocate(byteCount: bufferSize, alignment: 16)
+    }
+
+    /// No byte arrived within ``idleTimeoutSeconds``.
+    public struct ReadTimeout: Error, CustomStringConvertible, Sendable {
+        public var seconds: Double
+        public var bytesRead: UInt64
+        public var description: String {
+            "no data for \(Int(seconds)) s after \(bytesRead) bytes: the request was abandoned ([worker] read_timeout)"
+        }
     }
 
     deinit { buffer.deallocate() }
@@ -70,6 +84,12 @@ public final class FrameReader {
                 buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start)
                 end -= start; start = 0
             } else { return true }
+        }
+        if let idle = idleTimeoutSeconds {
+            var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+            var r: Int32
+            repeat { r = poll(&p, 1, Int32(min(idle * 1000, Double(Int32.max)))) } while r < 0 && errno == EINTR
+            if r == 0 { throw ReadTimeout(seconds: idle, bytesRead: bytesRead) }
         }
         let n: Int
         do { n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end...]), retryOnInterrupt: true) } catch {

@@ -14,7 +14,9 @@ import RCHCore
 ///    exceeds `maxSize`, the least recently used remaining entry. Entries under an unexpired lease are never
 ///    chosen. A blob becomes a victim when no surviving entry references it and its mtime is older than the
 ///    grace period (an in-flight upload or a writer that just deduplicated against it touches it).
-///    Crash residue (`.tmp-*`, `.staging-*`) older than the grace period and expired leases are removed too.
+///    Crash residue (`.tmp-*`, `.staging-*`, `.part-*`, and the `.rch-staging-*` / `.rch-extract-*`
+///    directories of interrupted materialisations under `work/<job_id>/`) older than the grace period, and
+///    inactive leases (expired, or whose owner process is gone), are removed too.
 /// 2. *Sweep* (exclusive store lock): re-read leases; delete each victim entry only if it is unchanged since
 ///    planning (same mtime: not used meanwhile) and not leased; then delete each victim blob only if its
 ///    mtime is still older than the grace cutoff and no entry published since references it. Entries go

@@ -32,15 +32,19 @@ public enum LeaseSubject: Sendable, Equatable {
 
 /// A time-limited claim by a job on a source or a result (`leases/<lease_id>.json`,
 /// `rch-xcode/lease@1`). Leases expire by themselves, so a crashed job never pins anything forever; gc
-/// must not delete a subject that has an unexpired lease.
+/// must not delete a subject that has an active lease. A lease records its owner process (pid + start
+/// time): once that process is gone the lease is inactive at once, not only at its expiry, so a killed
+/// materialisation does not pin its subject for an hour.
 public struct Lease: Sendable, Equatable {
     public var id: String
     public var subject: LeaseSubject
     public var jobID: String
     public var createdAtNanos: Int64
     public var expiresAtNanos: Int64
+    /// The process holding it (nil in leases written before owners were recorded: expiry only).
+    public var owner: ProcessIdentity?
 
-    public func isActive(at now: Int64 = Timestamp.nowNanos()) -> Bool { expiresAtNanos > now }
+    public func isActive(at now: Int64 = Timestamp.nowNanos()) -> Bool { expiresAtNanos > now && (owner?.isAlive ?? true) }
 
     var json: JSONValue {
         .obj([
@@ -49,6 +53,7 @@ public struct Lease: Sendable, Equatable {
             "job_id": .string(jobID), "subject": subject.json,
             // Milliseconds: JSON numbers are doubles, exact only up to 2^53 (nanoseconds since 1970 are not).
             "expires_at": .string(Timestamp.format(nanosSinceEpoch: expiresAtNanos)), "expires_at_ms": .int(expiresAtNanos / 1_000_000),
+            "owner": owner.map { .obj(["pid": .int(Int64($0.pid)), "start": $0.start.map { .string($0) } ?? .null]) } ?? .null,
         ])
     }
 }
@@ -61,10 +66,11 @@ public struct Leases: Sendable {
     func path(_ id: String) -> String { store.leasesDirectory + "/" + id + ".json" }
 
     /// Takes a lease for `ttlSeconds` (renew it before it expires if the job runs longer).
-    public func acquire(_ subject: LeaseSubject, jobID: String, ttlSeconds: Int64) throws -> Lease {
+    public func acquire(_ subject: LeaseSubject, jobID: String, ttlSeconds: Int64, owner: ProcessIdentity = .current) throws -> Lease {
         _ = try Identifier.validate(jobID, .jobID)
         let now = Timestamp.nowNanos()
-        let lease = Lease(id: Identifier.generate(), subject: subject, jobID: jobID, createdAtNanos: now, expiresAtNanos: now + ttlSeconds * 1_000_000_000)
+        let lease = Lease(id: Identifier.generate(), subject: subject, jobID: jobID, createdAtNanos: now,
+                          expiresAtNanos: now + ttlSeconds * 1_000_000_000, owner: owner)
         try Syscalls.makeDirectories(store.leasesDirectory)
         try StoreLock.shared(store) { _ = try DurableFile.write(lease.json.canonicalBytes, to: path(lease.id), replace: false) }
         return lease
@@ -86,7 +92,11 @@ public struct Leases: Sendable {
             guard n.hasSuffix(".json"), let bytes = try? DurableFile.read(store.leasesDirectory + "/" + n),
                   let v = try? JSONParser().parse(bytes), let id = v["lease_id"]?.stringValue, let job = v["job_id"]?.stringValue,
                   let subject = v["subject"].flatMap(LeaseSubject.init(json:)), let exp = v["expires_at_ms"]?.intValue else { return nil }
-            return Lease(id: id, subject: subject, jobID: job, createdAtNanos: 0, expiresAtNanos: exp * 1_000_000)
+            var owner: ProcessIdentity? = nil
+            if let o = v["owner"], let pid = o["pid"]?.intValue, let p = Int32(exactly: pid) {
+                owner = ProcessIdentity(pid: p, start: o["start"]?.stringValue)
+            }
+            return Lease(id: id, subject: subject, jobID: job, createdAtNanos: 0, expiresAtNanos: exp * 1_000_000, owner: owner)
         }
     }
 

@@ -292,7 +292,8 @@ public struct StoreScan: Sendable {
                 var st = Glibc_stat()
                 guard lstat(p, &st) == 0 else { continue }
                 let isDir = (st.st_mode & S_IFMT) == S_IFDIR
-                if name.hasPrefix(".tmp-") || name.hasPrefix(".staging-") || name.hasPrefix(".part-") {
+                if name.hasPrefix(".tmp-") || name.hasPrefix(".staging-") || name.hasPrefix(".part-")
+                    || name.hasPrefix(".rch-staging-") || name.hasPrefix(".rch-extract-") {
                     out.append((p, Self.mtimeNanos(st), isDir))
                 } else if isDir && depth < maxDepth {
                     visit(p, depth: depth + 1, maxDepth: maxDepth)
@@ -300,7 +301,9 @@ public struct StoreScan: Sendable {
             }
         }
         // Blob shards hold only published blobs (temp files live in staging directories): not descended.
-        for (top, depth) in [("bundles", 0), ("incoming", 0), ("sources", 1), ("results", 2), ("leases", 0), ("jobs", 0), ("cache", 1), ("blobs/sha256", 0)] {
+        // `work/<job_id>/` holds the staging directories of materialisations (`.rch-staging-*`).
+        for (top, depth) in [("bundles", 0), ("incoming", 0), ("sources", 1), ("results", 2), ("leases", 0), ("jobs", 0), ("cache", 1),
+                             ("blobs/sha256", 0), ("work", 1)] {
             visit(store.root + "/" + top, depth: 0, maxDepth: depth)
         }
         for name in (try? FileManagerLite.list(store.root)) ?? [] where name.hasPrefix(".tmp-") {

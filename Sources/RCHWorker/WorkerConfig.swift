@@ -14,6 +14,7 @@ import RCHProtocol
 /// | `worker.max_header_bytes` | `"16MiB"` | a longer request header line → `INVALID_REQUEST` |
 /// | `worker.protocol_min` / `protocol_max` | 1 / 1 | the protocol range spoken (narrowed only to test fleets) |
 /// | `worker.disabled_features` | `[]` | features not advertised (and refused with `FEATURE_MISSING`) |
+/// | `worker.read_timeout` | `"5m"` | longest silence while reading a request; then it is abandoned (partial upload discarded) |
 /// | `executor.kind` | see below | `recording` (the mock) or `xcodebuild` |
 /// | `executor.behaviour` | `"succeed"` | recording executor: `succeed`, `fail` or `hang` |
 /// | `executor.duration_ms` | 0 | recording executor: time spread over its log lines |
@@ -36,6 +37,7 @@ public struct WorkerConfig: Sendable {
     public var protocolMin = LaneProtocol.minVersion
     public var protocolMax = LaneProtocol.maxVersion
     public var disabledFeatures: Set<String> = []
+    public var readTimeoutSeconds: Int64 = 300
     /// `executor.kind` as configured (nil: not set; see ``ExecutorSelection``).
     public var executorKind: String?
     public var behaviour = "succeed"
@@ -110,6 +112,12 @@ public struct WorkerConfig: Sendable {
         c.protocolMax = try int(w, "protocol_max", c.protocolMax)
         guard c.protocolMin <= c.protocolMax else { throw ConfigError("\(file): protocol_min must not exceed protocol_max") }
         c.disabledFeatures = Set((w["disabled_features"]?.arrayValue ?? []).compactMap(\.stringValue))
+        if let t = w["read_timeout"] {
+            guard let s = t.stringValue, let secs = parseDuration(s), secs > 0 else {
+                throw ConfigError("\(file): worker.read_timeout must be a duration such as 5m")
+            }
+            c.readTimeoutSeconds = secs
+        }
         if e["kind"] != nil {
             let kind = try str(e, "kind", "")
             guard ["recording", "xcodebuild"].contains(kind) else { throw ConfigError("\(file): executor.kind must be recording or xcodebuild") }

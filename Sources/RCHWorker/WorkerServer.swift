@@ -40,7 +40,7 @@ public struct WorkerServer {
     /// Serves one request; returns the process exit status (0 = ok reply, 1 = error reply) and whether
     /// the store was written to (the caller may then start an automatic gc).
     public func serve(input: FileDescriptor, output: FileDescriptor, originalCommand: String?) -> (status: Int32, wrote: Bool) {
-        let reader = FrameReader(fd: input)
+        let reader = FrameReader(fd: input, idleTimeoutSeconds: Double(config.readTimeoutSeconds))
         var requestID: String? = nil
         var version = config.protocolMax
         var wrote = false
@@ -106,6 +106,8 @@ public struct WorkerServer {
             case .retry: return RPCError(.busy, e.description, data: ["retry_after_seconds": .int(1)])
             default: return RPCError(.internalError, e.description)
             }
+        case let e as FrameReader.ReadTimeout:
+            return .invalid(e.description, data: ["failure_subkind": .string("READ_TIMEOUT")])
         case let e as SystemError where e.errno == .noSpace || e.errno == .diskQuotaExceeded:
             // A full disk anywhere in a write path (upload spool, staging, entries): nothing partial is kept.
             return RPCError(.storeFull, "the worker's store is full (\(e)); run `rch-worker gc` on the worker or free space, then retry")
