@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -93,3 +94,23 @@ let package = Package(
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport", "RCHAttestation"]),
     ]
 )
+
+// libFuzzer targets (Fuzz/Targets): only with RCH_FUZZ=1, built by scripts/fuzz with -sanitize=fuzzer.
+// They have no main (libFuzzer's is linked), so they are never part of a plain `swift build`.
+if ProcessInfo.processInfo.environment["RCH_FUZZ"] == "1" {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Targets/FuzzSupport"))
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzJSON", ["FuzzSupport", "RCHCore"]),
+        ("FuzzFraming", ["FuzzSupport", "RCHCore", "RCHProtocol", .product(name: "SystemPackage", package: "swift-system")]),
+        ("FuzzTar", ["FuzzSupport", "RCHCore", "RCHBundle"]),
+        ("FuzzIgnore", ["FuzzSupport", "RCHBundle"]),
+        ("FuzzBlobPack", ["FuzzSupport", "RCHCore", "RCHBundle", "RCHStore", .product(name: "SystemPackage", package: "swift-system")]),
+    ]
+    for (name, deps) in fuzzTargets {
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: deps, path: "Fuzz/Targets/" + name,
+                swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

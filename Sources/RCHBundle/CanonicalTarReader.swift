@@ -133,7 +133,9 @@ struct CanonicalTarReader {
                     remaining -= UInt64(n)
                 }
                 let pad = Int((512 - size % 512) % 512)
-                if pad > 0 { _ = try data(pad) }
+                if pad > 0, try data(pad).contains(where: { $0 != 0 }) {
+                    throw BundleError.invalidArchive("the padding after '\(path)' is not zero bytes (not a canonical bundle)")
+                }
                 try visitor.endFile()
             }
             pax = nil

@@ -148,6 +148,19 @@ struct HeaderVectorTests {
         #expect(e?.failureSubkind == "INVALID_ARCHIVE")
     }
 
+    @Test("a non-zero byte in a file's padding is refused (found by the FuzzTar target)")
+    func padding() throws {
+        let d = TempDir()
+        var t = RawTar()
+        t.bytes = TarHeaderEncoder.encode(path: Array("x".utf8), kind: .file(size: 2, executable: false))
+        t.data(Array("hi".utf8))
+        t.bytes[512 + 300] = 1
+        t.end()
+        write(try t.zstd(), to: d.sub("bad.tar.zst"))
+        let e = bundleError { _ = try Extractor().verify(bundle: d.sub("bad.tar.zst")) }
+        #expect(e?.failureSubkind == "INVALID_ARCHIVE" && e?.description.contains("padding") == true, "\(String(describing: e))")
+    }
+
     @Test("files of 8 GiB or more are refused by the bundler (LIMIT_EXCEEDED, exit 92), naming the file")
     func eightGiB() throws {
         let d = TempDir()
