@@ -47,6 +47,9 @@ let package = Package(
             name: "RCHHost",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
         .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
+        .target(
+            name: "RCHRun",
+            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHAttestation"]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
             name: "RCHCLISupport",
@@ -61,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "RCHXcodeCommand",
             dependencies: [
-                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHCLISupport", "RCHHost", "RCHProtocol",
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHCLISupport", "RCHHost", "RCHProtocol", "RCHRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -87,7 +90,7 @@ let package = Package(
             name: "RCHLaneTests",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "RCHLoopback",
-                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity",
+                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity", "RCHRun",
             ]),
         .testTarget(
             name: "RCHStoreTests",

@@ -9,7 +9,10 @@ import RCHJob
 /// concrete version — and contributes the runtime and device-type identity; other platforms use the
 /// worker's macOS version. Provisioning is `existing`.
 public enum JobInputsBuilder {
-    public static func build(argv: [String], sourceSHA256: SHA256Digest, capabilities caps: JSONValue) throws -> JobKeyInputs {
+    /// `provisioning` (`existing` or `ephemeral`) comes from `[destination] provisioning`; `pinned` refuses a
+    /// simulator destination without a concrete `OS` (constraints mode resolves `OS=latest`).
+    public static func build(argv: [String], sourceSHA256: SHA256Digest, capabilities caps: JSONValue,
+                             provisioning: String = "existing", pinned: Bool = false) throws -> JobKeyInputs {
         if let why = caps["identity_error"]?.stringValue {
             throw WorkerUnusable(message: "the worker cannot run jobs: \(why)")
         }
@@ -26,7 +29,13 @@ public enum JobInputsBuilder {
               let arch = caps["arch"]?.stringValue else {
             throw JobKeyError("", "the worker's capabilities do not describe its toolchain (xcodes, macos_version, macos_build, arch)")
         }
-        var dest: JSONObject = ["platform": .string(platform), "provisioning": .string("existing")]
+        guard provisioning == "existing" || provisioning == "ephemeral" else {
+            throw JobKeyError("/destination/provisioning", "must be existing or ephemeral ([destination] provisioning)")
+        }
+        var dest: JSONObject = ["platform": .string(platform), "provisioning": .string(provisioning)]
+        if pinned && platform.hasSuffix(" Simulator") && (field("OS") == nil || field("OS") == "latest" || field("name") == nil) {
+            throw JobKeyError("/destination", "a pinned destination must name the device and a concrete OS (e.g. 'platform=iOS Simulator,name=iPhone 16,OS=18.2'); use mode = \"constraints\" to let the worker's newest OS be chosen")
+        }
         if platform.hasSuffix(" Simulator") {
             let wantedOS = field("OS").flatMap { $0 == "latest" ? nil : $0 }
             let candidates = (caps["devices"]?.arrayValue ?? []).filter { d in

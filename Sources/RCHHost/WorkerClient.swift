@@ -40,6 +40,7 @@ public final class WorkerClient {
     public let hostStore: LocalStore
     public let counter = WireCounter()
     var transport: ProcessTransport
+    var muxDirectory: String?
     public private(set) var protocolVersion: Int?
     public private(set) var probeReply: JSONObject?
     /// "fresh" or "cached" (recorded in worker_selection-style reports).
@@ -63,6 +64,7 @@ public final class WorkerClient {
     public init(worker: WorkerEntry, hostStore: LocalStore) throws {
         self.worker = worker
         self.hostStore = hostStore
+        muxDirectory = nil
         var mux: String? = nil
         if worker.transport == "ssh" {
             let dir = NSTemporaryDirectory() + "/rch-ssh-\(getuid())"
@@ -70,7 +72,17 @@ public final class WorkerClient {
             var st = stat()
             if lstat(dir, &st) == 0, st.st_uid == getuid(), (st.st_mode & S_IFMT) == S_IFDIR, st.st_mode & 0o077 == 0 { mux = dir }
         }
+        muxDirectory = mux
         transport = ProcessTransport(argv: try worker.rpcArgv(mux: mux), counter: counter)
+    }
+
+    /// Changes the ssh connect timeout for later exchanges (`[timeouts] connect_seconds`).
+    public func setConnectTimeout(seconds: Int64) throws {
+        var w = worker
+        w.connectTimeoutSeconds = max(1, seconds)
+        let trace = transport.trace
+        transport = ProcessTransport(argv: try w.rpcArgv(mux: muxDirectory), counter: counter)
+        transport.trace = trace
     }
 
     var stateDirectory: String {

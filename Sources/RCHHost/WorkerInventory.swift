@@ -15,6 +15,7 @@ import RCHStore
 /// | `remote_command` | `"rch-worker rpc"` | what ssh asks to run (a forced command overrides it) |
 /// | `store`, `config`, `binary` | embedded store, none, `rch-worker` next to `rch-xcode` | local transport |
 /// | `probe_ttl_seconds` | 600 | how long a cached probe (capabilities) is trusted |
+/// | `connect_timeout_seconds` | 15 | ssh `ConnectTimeout` (`[timeouts] connect_seconds` of a run overrides it) |
 /// | `attestation_pubkey_fingerprint` | none | pins the worker's attestation key (64 hex, `rch-worker identity` prints it) |
 ///
 /// Without an entry named `local`, `--worker local` is the embedded worker: a local store under
@@ -34,6 +35,7 @@ public struct WorkerEntry: Sendable {
     public var config: String?
     public var binary: String?
     public var probeTTLSeconds: Int64 = 600
+    public var connectTimeoutSeconds: Int64 = 15
     /// The pinned attestation key fingerprint (SHA-256 of the raw Ed25519 public key, 64 hex).
     public var attestationPubkeyFingerprint: String?
 
@@ -59,7 +61,9 @@ public struct WorkerEntry: Sendable {
             return argv
         default:
             guard let host else { throw InventoryError("worker '\(name)' has no host") }
-            var argv = [Self.which("ssh") ?? "/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-T", "-x", "-a"]
+            // ConnectTimeout bounds an unreachable worker; ServerAlive* notice a connection that died mid-run.
+            var argv = [Self.which("ssh") ?? "/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-T", "-x", "-a",
+                        "-o", "ConnectTimeout=\(connectTimeoutSeconds)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
             if let mux {
                 argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=\(mux)/%C", "-o", "ControlPersist=600"]
             }
@@ -129,6 +133,10 @@ public enum WorkerInventory {
                 w.config = o["config"]?.stringValue.map(WorkerEntry.expand)
                 w.binary = o["binary"]?.stringValue.map(WorkerEntry.expand)
                 w.probeTTLSeconds = o["probe_ttl_seconds"]?.intValue ?? w.probeTTLSeconds
+                if let c = o["connect_timeout_seconds"] {
+                    guard let n = c.intValue, n > 0 else { throw InventoryError("\(file): worker '\(name)': connect_timeout_seconds must be a positive integer") }
+                    w.connectTimeoutSeconds = n
+                }
                 if let pin = o["attestation_pubkey_fingerprint"] {
                     guard let hex = pin.stringValue, SHA256Digest(hex: hex) != nil else {
                         throw InventoryError("\(file): worker '\(name)': attestation_pubkey_fingerprint must be 64 lowercase hex characters")

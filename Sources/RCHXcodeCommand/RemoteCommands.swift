@@ -44,52 +44,6 @@ struct PushCommand: ParsableCommand {
     }
 }
 
-struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run an xcodebuild job on a worker: push, submit, follow, fetch and verify.",
-        discussion: """
-            Example: rch-xcode run . -- build -scheme App -destination 'platform=iOS Simulator,name=iPhone 16'
-            A cached result for the same job_key and a sufficient artifact profile is served at once \
-            (cached_from_job_id). Exits with the job's exit_code (0, 50 XCODEBUILD, 80 CANCELLED, …).
-            """)
-
-    @Argument(help: "Repository root.") var path: String = "."
-    @Argument(parsing: .postTerminator, help: "xcodebuild arguments (after --).") var xcodebuild: [String] = []
-    @Option(help: "Artifact profile: minimal or rich (default: [artifacts] profile, else minimal).") var profile: String?
-    @Option(name: .customLong("artifacts"), help: "Host artifact root (default ~/.local/share/rch/artifacts/xcode).") var artifactRoot: String?
-    @Flag(name: .customLong("no-fetch"), help: "Do not fetch the artifacts.") var noFetch = false
-    @Flag(help: "Do not print the build log while the job runs.") var quiet = false
-    @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var workerOptions: WorkerOptions
-
-    func validate() throws {
-        if let profile, ArtifactProfile(rawValue: profile) == nil { throw ValidationError("--profile must be minimal or rich") }
-        if xcodebuild.isEmpty { throw ValidationError("give the xcodebuild arguments after --") }
-    }
-
-    func run() throws {
-        var exit: Int32 = 0
-        try runReportingFailures(json: json) {
-            var driver = RunDriver(client: try workerOptions.client(), artifactRoot: artifactRoot ?? HostRetention.defaultArtifactRoot)
-            driver.profile = profile.flatMap(ArtifactProfile.init(rawValue:))
-            driver.fetch = !noFetch
-            if !quiet && !json { driver.onLog = { FileHandle.standardError.write(Data($0.utf8)) } }
-            driver.onNotice = { FileHandle.standardError.write(Data(("rch-xcode: " + $0 + "\n").utf8)) }
-            let o = try driver.run(root: path, argv: xcodebuild)
-            if json { printJSON(o.json) } else {
-                print("run \(o.runID) job \(o.jobID) job_key \(o.jobKey.hex)")
-                print("push: \(o.push.method), \(o.push.wire["bytes_total"]?.intValue ?? 0) bytes, \(o.push.wire["round_trips"]?.intValue ?? 0) round trip(s)")
-                print(o.cached ? "cache hit: cached_from_job_id \(o.cachedFromJobID ?? "?")" : "executed on the worker")
-                print("status: \(o.summary["status"]?.stringValue ?? "?") — \(o.summary["human_summary"]?.stringValue ?? "")")
-                if let r = o.rekeyed { print("re-keyed: \(r)") }
-                if let a = o.artifacts { print("artifacts (verified, attestation signed by the worker): \(a)") }
-            }
-            exit = o.exitCode
-        }
-        if exit != 0 { throw ExitCode(exit) }
-    }
-}
-
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "probe", abstract: "Probe a worker: protocol range, features, capabilities.")
     @OptionGroup var workerOptions: WorkerOptions

@@ -1,6 +1,7 @@
 import Foundation
 import RCHCore
 import RCHHost
+import RCHRun
 import RCHLoopback
 import RCHProtocol
 import RCHStore

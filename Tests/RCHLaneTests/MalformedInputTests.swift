@@ -2,6 +2,7 @@ import Foundation
 import RCHBundle
 import RCHCore
 import RCHHost
+import RCHRun
 import RCHJob
 import RCHProtocol
 import RCHStore

@@ -2,6 +2,7 @@ import Foundation
 import RCHAttestation
 import RCHCore
 import RCHHost
+import RCHRun
 import RCHJob
 import RCHProtocol
 import RCHStore
@@ -186,7 +187,7 @@ struct TrustEndToEndTests {
         let job = try JSONParser().parse(Array(try Sub.run(TestPaths.executable("rch-xcode"), [
             "run", root, "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore, "--no-fetch", "--json", "--", "test", "-scheme", "App",
             "-destination", "platform=iOS Simulator,name=iPhone 16",
-        ]).stdout.utf8))["job_id"]?.stringValue ?? ""
+        ]).stdout.utf8))["steps"]?.arrayValue?.first?["job_id"]?.stringValue ?? ""
         if t == .pinMismatch {
             let out = f.dir.sub("fetched")
             let r = try Sub.run(TestPaths.executable("rch-xcode"), ["fetch", job, "--into", out, "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
@@ -218,6 +219,6 @@ struct TrustEndToEndTests {
             #expect(v.status == 0, "\(file): \(v.output)")
         }
         #expect(ArtifactManifest.verify(a).isEmpty)
-        #expect(try Sub.run(TestPaths.executable("rch-xcode"), ["verify", a]).status == 0)
+        #expect(try Sub.run(TestPaths.executable("rch-xcode"), ["verify-artifacts", a]).status == 0)
     }
 }

@@ -165,7 +165,7 @@ struct ResultStoreTests {
             let errs = ArtifactManifest.verify(d.sub("j"))
             #expect(errs.contains { $0.path == "manifest.json" && $0.reason.contains("artifact_root_sha256") })
         }
-        let cli = try Run.process(TestPaths.executable("rch-xcode"), ["verify", d.sub("j"), "--json"])
+        let cli = try Run.process(TestPaths.executable("rch-xcode"), ["verify-artifacts", d.sub("j"), "--json"])
         #expect(cli.status == 70 && cli.stdout.contains("INTEGRITY_MISMATCH"))
     }
 }

@@ -29,7 +29,7 @@ struct WorkerCLITests {
         let mat = try Run.process(exe, ["store", "materialise-result", key.hex, "--namespace", "app", "--executor-class", "recording", "--job-id", "job_0000000002", "--run-id", "run_0000000002",
                                         "--into", d.sub("j2"), "--json"] + st)
         #expect(mat.status == 0 && mat.stdout.contains("\"cached_from_job_id\":\"job_0000000001\""), "\(mat.stderr)")
-        #expect(try Run.process(TestPaths.executable("rch-xcode"), ["verify", d.sub("j2")]).status == 0)
+        #expect(try Run.process(TestPaths.executable("rch-xcode"), ["verify-artifacts", d.sub("j2")]).status == 0)
     }
 
     static let refusalCases: [([String], Int32)] = [

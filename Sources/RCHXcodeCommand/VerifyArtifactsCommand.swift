@@ -3,9 +3,9 @@ import RCHCLISupport
 import RCHCore
 import RCHStore
 
-struct VerifyCommand: ParsableCommand {
+struct VerifyArtifactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify",
+        commandName: "verify-artifacts",
         abstract: "Verify a fetched job artifact directory against its manifest.json.",
         discussion: "Recomputes artifact_root_sha256, checks every entry's size and digest, and refuses extra files. Problems exit 70 (ARTIFACTS / INTEGRITY_MISMATCH) and list the paths.")
 

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RCHCore
+import RCHJob
+
+/// The steps of `rch-xcode verify`: `[verify] actions` (default `["build", "test"]`), each run as
+/// `xcodebuild <action> -scheme S [-configuration C] [-destination D] <extra…>` with `scheme`,
+/// `configuration` from `[verify]` and the destination from `[destination] value`; flags override the
+/// config (the merge rule of PLAN §11, flags last).
+public struct VerifySteps: Sendable {
+    public var actions: [String]
+    public var scheme: String
+    public var configuration: String?
+    public var destination: String?
+    public var extra: [String]
+
+    public init(root: String, actions: [String], scheme: String?, configuration: String?, destination: String?, extra: [String]) throws {
+        let (config, _) = Config.redact(Config.merge(try Config.layers(repo: root)))
+        let verify = config["verify"]?.objectValue ?? JSONObject()
+        if let v = config["verify"], v.objectValue == nil { throw ConfigValueError("[verify] must be a table") }
+        var configured: [String] = ["build", "test"]
+        if let a = verify["actions"] {
+            guard let list = a.arrayValue?.compactMap(\.stringValue), list.count == a.arrayValue?.count, !list.isEmpty,
+                list.allSatisfy({ $0 == "build" || $0 == "test" })
+            else { throw ConfigValueError("[verify] actions must be a non-empty list of \"build\" and \"test\"") }
+            configured = list
+        }
+        self.actions = actions.isEmpty ? configured : actions
+        guard let s = scheme ?? verify["scheme"]?.stringValue, !s.isEmpty else {
+            throw ConfigValueError("no scheme to verify: pass --scheme NAME or set [verify] scheme in .rch/xcode.toml")
+        }
+        self.scheme = s
+        self.configuration = configuration ?? verify["configuration"]?.stringValue
+        self.destination = destination
+        self.extra = extra
+    }
+
+    /// One xcodebuild argv per step (a step without `-destination` gets `[destination] value` later).
+    public func argvs() throws -> [[String]] {
+        actions.map { action in
+            var argv = [action, "-scheme", scheme]
+            if let configuration { argv += ["-configuration", configuration] }
+            if let destination { argv += ["-destination", destination] }
+            return argv + extra
+        }
+    }
+}
+
+/// Absolute, symlink-free repository paths (a run records where it came from, and resume compares it).
+public enum RepoPath {
+    public static func absolute(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return path }
+        defer { free(p) }
+        return String(cString: p)
+    }
+}

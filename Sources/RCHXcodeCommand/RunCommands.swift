@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import RCHCLISupport
+import RCHCore
+import RCHHost
+import RCHRun
+import RCHStore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What `run` and `verify` share: where artifacts go, the profile, fetching, output, signals.
+struct RunFlags: ParsableArguments {
+    @Option(help: "Artifact profile: minimal or rich (default: [artifacts] profile, else minimal).") var profile: String?
+    @Option(name: .customLong("artifacts"), help: "Host artifact root (default ~/.local/share/rch/artifacts/xcode).") var artifactRoot: String?
+    @Flag(name: .customLong("no-fetch"), help: "Do not fetch the artifacts.") var noFetch = false
+    @Flag(help: "Do not print the build log while the job runs.") var quiet = false
+    @Flag(help: "Print a JSON report.") var json = false
+
+    func validate() throws {
+        if let profile, ArtifactProfile(rawValue: profile) == nil { throw ValidationError("--profile must be minimal or rich") }
+    }
+
+    var root: String { artifactRoot ?? HostRetention.defaultArtifactRoot }
+
+    /// Options wired to the terminal: log on stderr, notices, "waiting for a slot" on a terminal, signals.
+    func options() -> RunOptions {
+        RunSignals.install()
+        var o = RunOptions()
+        o.profile = profile.flatMap(ArtifactProfile.init(rawValue:))
+        o.fetch = !noFetch
+        o.cancelRequested = { RunSignals.requested }
+        if !quiet && !json { o.onLog = { FileHandle.standardError.write(Data($0.utf8)) } }
+        o.onNotice = { FileHandle.standardError.write(Data(("rch-xcode: " + $0 + "\n").utf8)) }
+        o.onWaiting = { msg in if isatty(2) == 1 { FileHandle.standardError.write(Data(("rch-xcode: " + msg + "\n").utf8)) } }
+        o.onPlanned = { plan in
+            let steps = plan.steps.map { "\($0.action) \($0.jobID)\($0.rejected != nil ? " (rejected)" : "")" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("rch-xcode: run \(plan.runID) on \(plan.worker): \(steps)\n".utf8))
+        }
+        return o
+    }
+
+    func report(_ r: RunCoordinator.Result) {
+        if json {
+            printJSON(r.json)
+            return
+        }
+        print("run \(r.plan.runID)\(r.resumed ? " (resumed)" : ""): \(r.status), exit \(r.exitCode) — \(r.directory)")
+        for o in r.outcomes {
+            var line = "  \(o.index) \(o.action) \(o.jobID): \(o.status.rawValue)"
+            if o.cached { line += " (cache hit: cached_from_job_id \(o.cachedFromJobID ?? "?"))" }
+            if !o.message.isEmpty { line += " — \(o.message)" }
+            print(line)
+            if let r = o.rekeyed { print("    re-keyed: \(r)") }
+        }
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run one xcodebuild job on a worker: push, submit, follow, fetch and verify (a run of one step).",
+        discussion: """
+            Example: rch-xcode run . -- build -scheme App -destination 'platform=iOS Simulator,name=iPhone 16'
+            Without -destination the repository's [destination] value is used. A cached result for the same \
+            job_key and a sufficient profile is served at once (cached_from_job_id). Ctrl-C cancels the job on \
+            the worker (exit 80). Exits with the job's exit_code (0, 50 XCODEBUILD, 80 CANCELLED, …).
+            """)
+
+    @Argument(help: "Repository root.") var path: String = "."
+    @Argument(parsing: .postTerminator, help: "xcodebuild arguments (after --).") var xcodebuild: [String] = []
+    @OptionGroup var flags: RunFlags
+    @OptionGroup var workerOptions: WorkerOptions
+
+    func validate() throws {
+        if xcodebuild.isEmpty { throw ValidationError("give the xcodebuild arguments after --") }
+    }
+
+    func run() throws {
+        var exit: Int32 = 0
+        try runReportingFailures(json: flags.json) {
+            let coordinator = RunCoordinator(client: try workerOptions.client(), artifactRoot: flags.root, options: flags.options())
+            let r = try coordinator.start(root: RepoPath.absolute(path), steps: [xcodebuild])
+            flags.report(r)
+            exit = r.exitCode
+        }
+        if exit != 0 { throw ExitCode(exit) }
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Run the repository's verification (build, then test) on a worker as one resumable run.",
+        discussion: """
+            The steps are [verify] actions of .rch/xcode.toml (default build, test) with its scheme, configuration \
+            and [destination]; flags override them. Run files (run_plan, run_state, run_summary, run_index) are \
+            written under <artifact root>/<run_id>/ before anything runs. Ctrl-C cancels the running step on the \
+            worker (exit 80); a run whose host process died is resumed (same job ids) by the next verify of the \
+            same repository, or explicitly with --resume RUN_ID. Exits with run_summary's exit_code.
+            """)
+
+    @Argument(help: "Repository root.") var path: String = "."
+    @Option(name: .customLong("action"), help: "A step (build or test); repeat for several (default: [verify] actions).") var actions: [String] = []
+    @Option(help: "The scheme (default: [verify] scheme).") var scheme: String?
+    @Option(help: "The build configuration (default: [verify] configuration).") var configuration: String?
+    @Option(help: "An xcodebuild -destination (default: [destination] value).") var destination: String?
+    @Flag(name: .customLong("continue-on-failure"), help: "Run every step even after one failed.") var continueOnFailure = false
+    @Option(help: "Resume an interrupted run by its id.") var resume: String?
+    @Flag(name: .customLong("no-resume"), help: "Start a new run even if an interrupted one of this repository exists.") var noResume = false
+    @Argument(parsing: .postTerminator, help: "Extra xcodebuild arguments (after --), added to every step.") var extra: [String] = []
+    @OptionGroup var flags: RunFlags
+    @OptionGroup var workerOptions: WorkerOptions
+
+    func validate() throws {
+        for a in actions where a != "build" && a != "test" { throw ValidationError("--action must be build or test, not '\(a)'") }
+        if let resume, !Identifier.isValid(resume, .runID) { throw ValidationError(IdentifierError(kind: .runID, value: resume).description) }
+    }
+
+    func run() throws {
+        var exit: Int32 = 0
+        try runReportingFailures(json: flags.json) {
+            var options = flags.options()
+            options.continueOnFailure = continueOnFailure
+            let coordinator = RunCoordinator(client: try workerOptions.client(), artifactRoot: flags.root, options: options)
+            let root = RepoPath.absolute(path)
+            let r: RunCoordinator.Result
+            if let resume {
+                r = try coordinator.resume(runID: resume)
+            } else if !noResume, let interrupted = coordinator.interruptedRun(root: root) {
+                options.onNotice?("resuming interrupted run \(interrupted) (use --no-resume to start a new one)")
+                r = try coordinator.resume(runID: interrupted)
+            } else {
+                let plan = try VerifySteps(root: root, actions: actions, scheme: scheme, configuration: configuration,
+                                           destination: destination, extra: extra)
+                r = try coordinator.start(root: root, steps: try plan.argvs())
+            }
+            flags.report(r)
+            exit = r.exitCode
+        }
+        if exit != 0 { throw ExitCode(exit) }
+    }
+}
