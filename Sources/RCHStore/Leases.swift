@@ -150,8 +150,8 @@ public enum StoreLock {
 }
 
 /// An advisory lock held for the duration of a closure (flock on a file under `locks/`).
-struct FileLock {
-    static func with<T>(_ store: LocalStore, name: String, exclusive: Bool = true, _ body: () throws -> T) throws -> T {
+public struct FileLock {
+    public static func with<T>(_ store: LocalStore, name: String, exclusive: Bool = true, _ body: () throws -> T) throws -> T {
         let dir = store.root + "/locks"
         try Syscalls.makeDirectories(dir)
         let path = dir + "/" + name + ".lock"

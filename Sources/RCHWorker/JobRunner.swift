@@ -73,9 +73,10 @@ public struct JobRunner: Sendable {
         let sub = try Submission.load(jobs.control(jobID) + "/submit.json")
         _ = try DurableFile.write(Array(String(getpid()).utf8), to: jobs.control(jobID) + "/runner.pid", durable: false)
         defer {
+            // The slot is released first: the next job may start while this one's checkout is removed.
+            unlink(jobs.activeMarker(jobID))
             removeTree(jobs.source(jobID))
             removeTree(jobs.directory(jobID) + "/DerivedData")
-            unlink(jobs.activeMarker(jobID))
         }
         let started = Timestamp.nowNanos()
         let key = sub.inputs.jobKey

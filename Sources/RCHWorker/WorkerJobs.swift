@@ -108,13 +108,23 @@ public struct WorkerJobs: Sendable {
         return n
     }
 
-    /// The job's state, repairing a job whose runner died without finishing (reported as FAILED).
-    public func currentState(_ jobID: String, config: WorkerConfig) -> StateRecord? {
+    /// The job's state, repairing a job whose runner is gone: a RUNNING or QUEUED job whose runner process
+    /// died (or, QUEUED, never wrote its pid within a minute) is committed as FAILED / `RUNNER_LOST` (it is
+    /// not re-executed: the host sees a failed step and may run it again as a new job).
+    public func currentState(_ jobID: String, config: WorkerConfig, now: Int64 = Timestamp.nowNanos()) -> StateRecord? {
         guard let s = readState(jobID) else { return nil }
-        guard s.state == .running, let pid = runnerPID(jobID), !Self.alive(pid) else { return s }
+        guard !s.state.isTerminal, runnerLost(jobID, s, now: now) else { return s }
         // Re-read: the runner may have finished between the two reads.
-        guard let again = readState(jobID), again.state == .running else { return readState(jobID) }
+        guard let again = readState(jobID), !again.state.isTerminal else { return readState(jobID) }
         JobRunner(store: store, config: config).abandon(jobID: jobID, record: again)
         return readState(jobID)
+    }
+
+    func runnerLost(_ jobID: String, _ s: StateRecord, now: Int64) -> Bool {
+        if let pid = runnerPID(jobID) { return !Self.alive(pid) }
+        // No pid yet: only a runner that never started within a minute counts as lost.
+        var st = stat()
+        guard stat(control(jobID), &st) == 0 else { return false }
+        return now - StoreScan.mtimeNanos(st) > 60_000_000_000
     }
 }

@@ -73,10 +73,14 @@ extension WorkerServer {
                 return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.succeeded.rawValue),
                         "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
             } catch StoreError.resultMiss {}
-            let active = jobs.activeCount()
-            guard active < config.maxConcurrentJobs else {
-                throw RPCError(.busy, "\(active) job(s) running (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
-                               data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+            // Count and claim a slot under one lock, so simultaneous submits cannot both take the last one.
+            try FileLock.with(store, name: "slots") {
+                let active = jobs.activeCount()
+                guard active < config.maxConcurrentJobs else {
+                    throw RPCError(.busy, "\(active) job(s) running (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
+                                   data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+                }
+                _ = try DurableFile.write([], to: jobs.activeMarker(jobID), durable: false)
             }
             try JobRegistry(store: store).claim(jobID, jobKey: key)
             let sub = JobRunner.Submission(job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)
@@ -85,7 +89,6 @@ extension WorkerServer {
             _ = try DurableFile.write(job.canonicalBytes, to: jobs.artifacts(jobID) + "/job.json", durable: false)
             _ = try DurableFile.write(inputs.canonicalBytes, to: jobs.artifacts(jobID) + "/job_key_inputs.json", durable: false)
             try jobs.writeState(jobID, runID: runID, jobKey: key.hex, .queued)
-            _ = try DurableFile.write([], to: jobs.activeMarker(jobID), durable: false)
             try startRunner(jobID)
         } catch {
             removeTree(jobs.directory(jobID))

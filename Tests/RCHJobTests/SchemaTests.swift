@@ -48,7 +48,10 @@ struct SchemaTests {
                               "attestation_key": ["algorithm": "Ed25519", "public_key": sha, "fingerprint": sha]]),
          ["features": ["probe", "probe"]]),
         ("run_plan",
-         doc("run_plan", ["run_id": "run_0123456789", "steps": [["index": 0, "action": "build", "job_id": "job_0123456789", "rejected": false]]]),
+         doc("run_plan", ["run_id": "run_0123456789", "repo_root": "/src/app", "selected_worker": "mini1", "selected_worker_host": "mini1.local",
+                          "continue_on_failure": false, "protocol_version": 1, "artifact_profile": "minimal",
+                          "steps": [["index": 0, "action": "build", "job_id": "job_0123456789", "argv": ["build", "-scheme", "App"],
+                                     "rejected": false, "reject_reason": NSNull()]]]),
          ["steps": []]),
     ]
 
