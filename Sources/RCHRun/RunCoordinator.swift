@@ -132,14 +132,7 @@ public final class RunCoordinator {
         let settings = try RunSettings(config: config)
         try client.setConnectTimeout(seconds: settings.connectSeconds)
         try client.negotiate()
-        var bundleOptions = options.bundleOptions
-        if let b = config["bundle"]?.objectValue {
-            if let m = b["mode"]?.stringValue {
-                guard let mode = SelectionMode(rawValue: m) else { throw ConfigValueError("[bundle] mode must be worktree or git_index, not '\(m)'") }
-                bundleOptions.mode = mode
-            }
-            if let max = b["max_bytes"]?.intValue, max > 0, bundleOptions.maxBytes == 0 { bundleOptions.maxBytes = UInt64(max) }
-        }
+        let bundleOptions = try RepoBundleOptions.apply(config, to: options.bundleOptions)
         let profileName = config["artifacts"]?["profile"]?.stringValue ?? "minimal"
         guard let configured = ArtifactProfile(rawValue: profileName) else { throw ConfigValueError("[artifacts] profile must be minimal or rich") }
         return Context(config: config, layers: layers, settings: settings, profile: options.profile ?? configured, bundleOptions: bundleOptions,

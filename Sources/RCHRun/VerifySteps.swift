@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import RCHBundle
 import RCHCore
 import RCHJob
 
@@ -55,5 +56,30 @@ public enum RepoPath {
         guard let p = realpath(path, nil) else { return path }
         defer { free(p) }
         return String(cString: p)
+    }
+}
+
+/// `[bundle]` of the merged configuration (`mode`, `max_bytes`), as `push`, `run` and `verify` apply it.
+public enum RepoBundleOptions {
+    public static func load(root: String) throws -> BundleOptions {
+        let (config, _) = Config.redact(Config.merge(try Config.layers(repo: root)))
+        return try apply(config, to: BundleOptions())
+    }
+
+    public static func apply(_ config: JSONObject, to base: BundleOptions) throws -> BundleOptions {
+        var o = base
+        guard let b = config["bundle"] else { return o }
+        guard let t = b.objectValue else { throw ConfigValueError("[bundle] must be a table") }
+        if let m = t["mode"] {
+            guard let s = m.stringValue, let mode = SelectionMode(rawValue: s) else {
+                throw ConfigValueError("[bundle] mode must be \"worktree\" or \"git_index\"")
+            }
+            o.mode = mode
+        }
+        if let max = t["max_bytes"] {
+            guard let n = max.intValue, n >= 0 else { throw ConfigValueError("[bundle] max_bytes must be a non-negative number of bytes") }
+            if n > 0 && o.maxBytes == 0 { o.maxBytes = UInt64(n) }
+        }
+        return o
     }
 }

@@ -10,15 +10,18 @@ import RCHCore
 /// and bundles in the host store.
 ///
 /// A run or bundle is evicted only if it is neither among the newest `keepRuns` nor younger than
-/// `keepDays`. A run is *running* — and never evicted — while its `.run.lock` is flock-held by the host
-/// process, or while its `run_state.json` says `QUEUED`/`RUNNING` and was written within the last 24 hours
-/// (a crashed host's stale run becomes collectable after that). Every eviction is appended to
-/// `<artifact root>/gc.log`.
+/// `keepDays`; with `maxSize`, the oldest finished runs are then evicted until the runs fit (the newest
+/// run always stays). A run is never evicted while its `.run.lock` is held (a host is executing it) or
+/// while its `run_state.json` is not terminal (an interrupted run can still be resumed; remove it by
+/// hand). Eviction holds the run's lock while deleting, and one gc at a time runs per artifact root
+/// (`<artifact root>/.gc.lock`). Every eviction is appended to `<artifact root>/gc.log`.
 public struct HostRetention: Sendable {
     public var artifactRoot: String
     public var store: LocalStore?
     public var keepRuns = 100
     public var keepDays = 30
+    /// Largest total size of the run directories (nil: no cap).
+    public var maxSize: UInt64?
     public var dryRun = false
 
     public init(artifactRoot: String, store: LocalStore?) {
@@ -43,6 +46,17 @@ public struct HostRetention: Sendable {
     }
 
     public func run(now: Int64 = Timestamp.nowNanos()) throws -> Report {
+        try Syscalls.makeDirectories(artifactRoot)
+        let gcLock = open(artifactRoot + "/.gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard gcLock >= 0 else { throw StoreError.invalid("cannot open \(artifactRoot)/.gc.lock") }
+        defer { close(gcLock) }
+        guard flock(gcLock, LOCK_EX | LOCK_NB) == 0 else {
+            throw StoreError.retry("another rch-xcode gc is running on \(artifactRoot)")
+        }
+        return try collect(now: now)
+    }
+
+    func collect(now: Int64) throws -> Report {
         var report = Report()
         let cutoff = now - Int64(keepDays) * 86_400 * 1_000_000_000
         // Runs.
@@ -53,13 +67,31 @@ public struct HostRetention: Sendable {
             runs.append((name, StoreScan.mtimeNanos(st)))
         }
         runs.sort { $0.mtime > $1.mtime }
+        var kept: [(name: String, size: UInt64, evictable: Bool)] = []
         for (i, r) in runs.enumerated() {
             let dir = artifactRoot + "/" + r.name
-            if isRunning(dir, now: now) { report.running.append(r.name); report.kept += 1; continue }
-            if i < keepRuns || r.mtime >= cutoff { report.kept += 1; continue }
-            report.bytesFreed += Self.size(dir)
-            if !dryRun { removeTree(dir) }
-            report.removed.append("run " + r.name)
+            if isRunning(dir) {
+                report.running.append(r.name)
+                report.kept += 1
+                kept.append((r.name, Self.size(dir), false))
+                continue
+            }
+            if i < keepRuns || r.mtime >= cutoff {
+                report.kept += 1
+                kept.append((r.name, Self.size(dir), i > 0))
+                continue
+            }
+            evict(r.name, into: &report)
+        }
+        // The size cap: the oldest finished runs go first (never the newest, never a running one).
+        if let maxSize {
+            var total = kept.reduce(0) { $0 + $1.size }
+            for k in kept.reversed() where total > maxSize && k.evictable {
+                if evict(k.name, into: &report) {
+                    total -= k.size
+                    report.kept -= 1
+                }
+            }
         }
         // Host bundles (the manifest, the commit marker, goes first).
         if let store {
@@ -96,18 +128,38 @@ public struct HostRetention: Sendable {
         return report
     }
 
-    func isRunning(_ dir: String, now: Int64) -> Bool {
+    /// Removes one run directory while holding its lock; false if a host took it meanwhile.
+    @discardableResult
+    func evict(_ name: String, into report: inout Report) -> Bool {
+        let dir = artifactRoot + "/" + name
+        let lock = open(dir + "/.run.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { return false }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0, !isUnfinished(dir) else {
+            report.running.append(name)
+            return false
+        }
+        report.bytesFreed += Self.size(dir)
+        if !dryRun { removeTree(dir) }
+        report.removed.append("run " + name)
+        return true
+    }
+
+    /// Held lock (a host executes the run) or a state that is not terminal (resumable).
+    func isRunning(_ dir: String) -> Bool {
         let lock = open(dir + "/.run.lock", O_RDWR | O_CLOEXEC)
         if lock >= 0 {
             defer { close(lock) }
             if flock(lock, LOCK_EX | LOCK_NB) != 0 { return true }  // held by the running host process
             flock(lock, LOCK_UN)
         }
+        return isUnfinished(dir)
+    }
+
+    func isUnfinished(_ dir: String) -> Bool {
         guard let bytes = try? DurableFile.read(dir + "/run_state.json"), let v = try? JSONParser().parse(bytes),
-              let state = v["state"]?.stringValue?.uppercased(), state == "RUNNING" || state == "QUEUED" else { return false }
-        var st = stat()
-        guard lstat(dir + "/run_state.json", &st) == 0 else { return false }
-        return now - StoreScan.mtimeNanos(st) < 86_400 * 1_000_000_000
+              let state = v["state"]?.stringValue?.uppercased() else { return false }
+        return state == "RUNNING" || state == "QUEUED"
     }
 
     static func size(_ path: String) -> UInt64 {

@@ -4,6 +4,7 @@ import RCHBundle
 import RCHCLISupport
 import RCHCore
 import RCHHost
+import RCHRun
 import RCHStore
 
 /// `--worker NAME` and the inventory, shared by every command that talks to a worker.
@@ -24,16 +25,18 @@ struct PushCommand: ParsableCommand {
         discussion: "Prints what was sent: method (present | upload_tree | upload_source), bytes and round trips.")
 
     @Argument(help: "Repository root.") var path: String = "."
-    @Option(help: "Selection: worktree or git_index.") var mode: String = "worktree"
+    @Option(help: "Selection: worktree or git_index (default: [bundle] mode, else worktree).") var mode: String?
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var workerOptions: WorkerOptions
 
-    func validate() throws { guard SelectionMode(rawValue: mode) != nil else { throw ValidationError("--mode must be worktree or git_index") } }
+    func validate() throws {
+        if let mode, SelectionMode(rawValue: mode) == nil { throw ValidationError("--mode must be worktree or git_index") }
+    }
 
     func run() throws {
         try runReportingFailures(json: json) {
-            var opts = BundleOptions()
-            opts.mode = SelectionMode(rawValue: mode)!
+            var opts = try RepoBundleOptions.load(root: path)
+            if let mode { opts.mode = SelectionMode(rawValue: mode)! }
             let r = try Pusher(client: try workerOptions.client()).push(root: path, options: opts)
             if json { printJSON(r.json) } else {
                 let w = r.wire
