@@ -185,15 +185,27 @@ public final class WorkerClient {
         return try call(.upload_tree, p, body: body)
     }
 
-    /// Submits `job.json`; remembers its job_key and source for the attestation check of a later fetch.
-    public func submit(_ job: JSONValue) throws -> JSONObject {
-        let reply = try call(.submit, ["job": job])
+    /// Submits `job.json` (with a run's `lease_id` if it holds one); remembers its job_key and source for
+    /// the attestation check of a later fetch.
+    public func submit(_ job: JSONValue, leaseID: String? = nil) throws -> JSONObject {
+        var payload: JSONObject = ["job": job]
+        if let leaseID { payload["lease_id"] = .string(leaseID) }
+        let reply = try call(.submit, payload)
         if let id = job["job_id"]?.stringValue, let key = job["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
            let src = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) {
             rememberSubmission(jobID: id, jobKey: key, sourceSHA256: src)
         }
         return reply
     }
+    /// Reserves a slot for a run (feature `lease`): `{lease_id, expires_at_ms, ttl_seconds}`.
+    public func reserve(runID: String, ttlSeconds: Int64) throws -> JSONObject {
+        try call(.reserve, ["run_id": .string(runID), "ttl_seconds": .int(ttlSeconds)])
+    }
+    public func renew(leaseID: String, ttlSeconds: Int64) throws -> JSONObject {
+        try call(.renew, ["lease_id": .string(leaseID), "ttl_seconds": .int(ttlSeconds)])
+    }
+    public func release(leaseID: String) throws -> JSONObject { try call(.release, ["lease_id": .string(leaseID)]) }
+
     public func status(_ jobID: String) throws -> JSONObject { try call(.status, ["job_id": .string(jobID)]) }
     public func cancel(_ jobID: String) throws -> JSONObject { try call(.cancel, ["job_id": .string(jobID)]) }
     public func tail(_ jobID: String, cursor: Int64, maxBytes: Int = 64 << 10) throws -> JSONObject {

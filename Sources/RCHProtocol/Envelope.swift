@@ -23,13 +23,22 @@ public enum LaneProtocol {
     /// Every op this implementation knows, with the feature that advertises it.
     public enum Op: String, Sendable, CaseIterable {
         case probe, has_source, upload_source, upload_tree, submit, status, tail, cancel, fetch
+        case reserve, renew, release
+
+        /// The feature that advertises the op (`reserve`, `renew`, `release` come with `lease`).
+        public var feature: String {
+            switch self {
+            case .reserve, .renew, .release: "lease"
+            default: rawValue
+            }
+        }
     }
 
     /// Features a worker advertises in `probe`. `upload_tree` is beyond the spec (incremental upload).
     /// Ops, plus `attestation_signing` (every attestation is signed with the worker's Ed25519 key).
     public static let allFeatures = [
         "probe", "has_source", "upload_source", "upload_tree", "submit", "status", "tail", "cancel", "fetch",
-        "attestation_signing",
+        "attestation_signing", "lease",
     ]
     /// Features the host cannot work without.
     public static let requiredFeatures = [

@@ -153,8 +153,15 @@ public final class RunCoordinator {
             manifest.runID = plan.runID
             _ = try DurableFile.write(manifest.canonicalBytes() + [10], to: run.path + "/source_manifest.json", replace: true)
             if let caps = client.capabilities { _ = try DurableFile.write(caps.canonicalBytes + [10], to: run.path + "/capabilities.json", replace: true) }
+            // A run of several steps holds one slot from the first to the last (feature `lease`).
+            let runnable = plan.steps.filter { $0.rejected == nil }.count
+            let lease = options.reserveSlot && runnable > 1 && client.has("lease")
+                ? RunLease(client: client, runID: plan.runID, ttlSeconds: options.leaseTTLSeconds, renew: options.renewLease) : nil
+            defer { lease?.release() }
             let executor = StepExecutor(client: client, options: opts, settings: context.settings, destination: context.destination,
-                                        bundle: bundle, pusher: pusher, root: plan.repoRoot, config: (context.config, context.layers), run: run)
+                                        bundle: bundle, pusher: pusher, root: plan.repoRoot, config: (context.config, context.layers), run: run,
+                                        lease: lease)
+            if let lease { try lease.acquire(executor.waitingForSlot) }
             var stop = false
             for step in plan.steps {
                 if stop || options.cancelRequested() {

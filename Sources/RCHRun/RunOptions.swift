@@ -20,6 +20,11 @@ public struct RunOptions: @unchecked Sendable {
     /// Told as soon as the plan exists (before anything runs): the CLI prints the run and job ids.
     public var onPlanned: ((RunPlan) -> Void)?
     public var beforeSubmit: (() throws -> Void)?
+    /// Reserve one slot for a run of several steps (when the worker offers `lease`).
+    public var reserveSlot = true
+    public var leaseTTLSeconds: Int64 = 120
+    /// Renew the reservation while the run lives (tests turn it off to let it expire).
+    public var renewLease = true
     public var beforeFetch: ((String) throws -> Void)?
 
     public init() {}

@@ -35,6 +35,7 @@ struct StepExecutor {
     let root: String
     let config: (merged: JSONObject, layers: [Config.Layer])
     let run: RunDirectory
+    let lease: RunLease?
 
     func execute(_ step: RunPlan.Step, profile: ArtifactProfile, resuming: Bool) throws -> StepOutcome {
         let dir = run.stepDirectory(step)
@@ -117,14 +118,30 @@ struct StepExecutor {
 
     /// Submit with SOURCE_MISSING (one re-upload) and BUSY (wait, up to queue_seconds) handling.
     func submitWaiting(_ spec: JobSpec, retried: inout Bool) throws -> JSONObject {
+        var reacquired = false
+        while true {
+            do {
+                return try waitingForSlot { try client.submit(spec.json, leaseID: lease?.id) }
+            } catch let e as RPCError where e.code == .sourceMissing && !retried {
+                try pusher.reupload(bundle.sourceSHA256, root: root, options: options.bundleOptions)
+                retried = true
+            } catch let e as RPCError where e.code == .leaseExpired && !reacquired && lease != nil {
+                // The reservation lapsed (another host may have run a job meanwhile): take a slot again.
+                options.onNotice?("the slot reservation expired (\(e.message.prefix(60))…); reserving again")
+                try lease!.acquire(waitingForSlot)
+                reacquired = true
+            }
+        }
+    }
+
+    /// Runs `attempt` until the worker has a slot: BUSY → wait (`retry_after_seconds`, 1–30 s) up to
+    /// `queue_seconds`; a cancel request ends the wait.
+    func waitingForSlot(_ attempt: () throws -> JSONObject) throws -> JSONObject {
         let started = Timestamp.nowNanos()
         var announced = false
         while true {
             do {
-                return try client.submit(spec.json)
-            } catch let e as RPCError where e.code == .sourceMissing && !retried {
-                try pusher.reupload(bundle.sourceSHA256, root: root, options: options.bundleOptions)
-                retried = true
+                return try attempt()
             } catch let e as RPCError where e.code == .busy {
                 let waited = Double(Timestamp.nowNanos() - started) / 1e9
                 guard waited < Double(settings.queueSeconds) else {
@@ -184,6 +201,7 @@ struct StepExecutor {
                 // The worker did not confirm in time: report what we know; the job's own timeout ends it.
                 return (try client.status(jobID), stop)
             }
+            lease?.renewIfDue()
             if !cached, stop == nil, client.has("tail") {
                 let t = try client.tail(jobID, cursor: cursor)
                 if let chunk = t["log_chunk"]?.stringValue, !chunk.isEmpty {

@@ -46,6 +46,8 @@ public struct HostRetention: Sendable {
     }
 
     public func run(now: Int64 = Timestamp.nowNanos()) throws -> Report {
+        // A dry run changes nothing (not even a lock file): it only reads.
+        if dryRun { return try collect(now: now) }
         try Syscalls.makeDirectories(artifactRoot)
         let gcLock = open(artifactRoot + "/.gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard gcLock >= 0 else { throw StoreError.invalid("cannot open \(artifactRoot)/.gc.lock") }
@@ -132,10 +134,11 @@ public struct HostRetention: Sendable {
     @discardableResult
     func evict(_ name: String, into report: inout Report) -> Bool {
         let dir = artifactRoot + "/" + name
-        let lock = open(dir + "/.run.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else { return false }
-        defer { close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0, !isUnfinished(dir) else {
+        // Held while deleting, so a host cannot start resuming the run meanwhile (a dry run creates nothing:
+        // without a lock file no host holds the run).
+        let lock = open(dir + "/.run.lock", dryRun ? O_RDWR | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        defer { if lock >= 0 { close(lock) } }
+        guard lock < 0 || flock(lock, LOCK_EX | LOCK_NB) == 0, !isUnfinished(dir) else {
             report.running.append(name)
             return false
         }

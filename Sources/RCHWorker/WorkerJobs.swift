@@ -93,11 +93,16 @@ public struct WorkerJobs: Sendable {
 
     /// Jobs counted against `max_concurrent_jobs`: active markers whose runner is alive or that were
     /// created in the last minute (a runner that is still starting). Stale markers are removed.
-    public func activeCount(now: Int64 = Timestamp.nowNanos()) -> Int {
+    /// Markers that name a lease in `ignoringLeases` are not counted (their reservation counts instead).
+    public func activeCount(now: Int64 = Timestamp.nowNanos(), ignoringLeases: Set<String> = []) -> Int {
         let dir = root + "/active"
         guard let names = try? Directory.list(dir) else { return 0 }
         var n = 0
         for name in names where Identifier.isValid(name, .jobID) {
+            if !ignoringLeases.isEmpty, let lease = try? DurableFile.read(dir + "/" + name), !lease.isEmpty,
+                ignoringLeases.contains(String(decoding: lease, as: UTF8.self)) {
+                continue
+            }
             var st = stat()
             guard stat(dir + "/" + name, &st) == 0 else { continue }
             let age = now - StoreScan.mtimeNanos(st)

@@ -16,7 +16,7 @@ extension WorkerServer {
 
     func submit(_ p: JSONObject) throws -> JSONObject {
         try Self.only(p, ["job", "lease_id"], op: "submit")
-        if p["lease_id"] != nil { _ = try Self.id(p, "lease_id", .jobID) }
+        let leaseID = p["lease_id"] != nil ? try Self.id(p, "lease_id", .jobID) : nil
         guard let job = p["job"] else { throw RPCError.invalid("payload.job (the job.json object) is required") }
         // Typed: a member of the wrong type or unknown is refused naming the field; nothing is defaulted.
         let submitted: JobSpec.Submitted
@@ -74,13 +74,19 @@ extension WorkerServer {
                         "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
             } catch StoreError.resultMiss {}
             // Count and claim a slot under one lock, so simultaneous submits cannot both take the last one.
+            // A job with a valid lease uses the slot its run reserved (its marker names the lease).
             try FileLock.with(store, name: "slots") {
-                let active = jobs.activeCount()
-                guard active < config.maxConcurrentJobs else {
-                    throw RPCError(.busy, "\(active) job(s) running (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
-                                   data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+                let held = WorkerReservations(store: store).active()
+                if let leaseID {
+                    guard held.contains(where: { $0.id == leaseID }) else { throw WorkerReservations.expired(leaseID) }
+                } else {
+                    let active = held.count + jobs.activeCount(ignoringLeases: Set(held.map(\.id)))
+                    guard active < config.maxConcurrentJobs else {
+                        throw RPCError(.busy, "\(active) slot(s) in use (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
+                                       data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+                    }
                 }
-                _ = try DurableFile.write([], to: jobs.activeMarker(jobID), durable: false)
+                _ = try DurableFile.write(Array((leaseID ?? "").utf8), to: jobs.activeMarker(jobID), durable: false)
             }
             try JobRegistry(store: store).claim(jobID, jobKey: key)
             let sub = JobRunner.Submission(job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)

@@ -59,8 +59,8 @@ public struct WorkerServer {
             requestID = RPCRequest.bestEffortRequestID(json)
             let request = try RPCRequest(json: json, supported: config.protocolMin...config.protocolMax)
             version = request.protocolVersion == 0 ? config.protocolMax : request.protocolVersion
-            guard config.features.contains(request.op.rawValue) else {
-                throw RPCError(.featureMissing, "this worker does not offer '\(request.op.rawValue)'", data: ["feature": .string(request.op.rawValue)])
+            guard config.features.contains(request.op.feature) else {
+                throw RPCError(.featureMissing, "this worker does not offer '\(request.op.feature)'", data: ["feature": .string(request.op.feature)])
             }
             let hasStream = request.payload["stream"] != nil
             if hasStream && request.op != .upload_source && request.op != .upload_tree {
@@ -126,6 +126,9 @@ public struct WorkerServer {
         case .tail: return .payload(try tail(r.payload))
         case .cancel: return .payload(try cancel(r.payload))
         case .fetch: return try fetch(r.payload)
+        case .reserve: wrote = true; return .payload(try reserve(r.payload))
+        case .renew: return .payload(try renew(r.payload))
+        case .release: return .payload(try release(r.payload))
         }
     }
 

@@ -42,7 +42,7 @@ struct MalformedInputTests {
         Case(name: "bad JSON", code: .invalidRequest) { _, _, _ in Array("{not json}\n".utf8) },
         Case(name: "empty input", code: .invalidRequest) { _, _, _ in [] },
         Case(name: "huge header", code: .invalidRequest) { _, _, _ in Array("{\"pad\":\"".utf8) + [UInt8](repeating: 97, count: 20_000) },
-        Case(name: "unknown op", code: .featureMissing) { _, _, _ in Req.line("reserve", "{}") },
+        Case(name: "unknown op", code: .featureMissing) { _, _, _ in Req.line("teleport", "{}") },
         Case(name: "unsupported protocol", code: .unsupportedProtocol) { _, _, _ in Req.line("status", "{}", version: 9) },
         Case(name: "path-like request_id", code: .invalidRequest) { _, _, _ in Req.line("probe", "{}", id: "../../x/y/zzzz") },
         Case(name: "path-like job_id", code: .invalidRequest) { _, _, _ in Req.line("status", #"{"job_id":"../../etc/passwd"}"#) },

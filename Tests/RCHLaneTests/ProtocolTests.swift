@@ -19,7 +19,7 @@ struct ProtocolTests {
         ("future version", #"{"protocol_version":7,"op":"probe","request_id":"req_0000000001","payload":{}}"#, .unsupportedProtocol),
         ("version as string", #"{"protocol_version":"1","op":"probe","request_id":"req_0000000001","payload":{}}"#, .invalidRequest),
         ("fractional version", #"{"protocol_version":1.5,"op":"probe","request_id":"req_0000000001","payload":{}}"#, .invalidRequest),
-        ("unknown op", #"{"protocol_version":1,"op":"reserve","request_id":"req_0000000001","payload":{}}"#, .featureMissing),
+        ("unknown op", #"{"protocol_version":1,"op":"teleport","request_id":"req_0000000001","payload":{}}"#, .featureMissing),
         ("path-like request_id", #"{"protocol_version":1,"op":"probe","request_id":"../../etc/passwd","payload":{}}"#, .invalidRequest),
         ("short request_id", #"{"protocol_version":1,"op":"probe","request_id":"r1","payload":{}}"#, .invalidRequest),
         ("missing payload", #"{"protocol_version":1,"op":"probe","request_id":"req_0000000001"}"#, .invalidRequest),
