@@ -18,12 +18,31 @@ import RCHStore
 /// | `grace` | `"1h"` | unreferenced blobs and crash residue younger than this are kept (in-flight uploads) |
 /// | `min_free` | `"5%"` | hard limit: writes fail fast (STORE_FULL) rather than leave less free space than this |
 /// | `auto_gc_at` | `"90%"` | after a write, start a background gc when the filesystem is fuller than this (`""` disables) |
+///
+/// And `[jobs]` (finished job directories under `work/`, removed by the same gc):
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `retention` | `"24h"` | finished jobs older than this are removed (their artifacts; fetch then answers ARTIFACTS_GONE) |
+/// | `max_size` | `"20%"` | size budget for finished jobs (bytes, `50GiB`, or a percentage of the filesystem); oldest go first |
+/// | `record_retention` | `"30d"` | how long a removed job's id stays known (`jobs/<job_id>.json`) |
 public struct GCSettings: Sendable {
     public var maxSize: UInt64
     public var maxAgeSeconds: Int64?
     public var graceSeconds: Int64
     public var minFreeBytes: UInt64
     public var autoGCAtFraction: Double?
+    public var jobRetentionSeconds: Int64 = 86_400
+    public var jobMaxBytes: UInt64 = 0
+    public var jobRecordRetentionSeconds: Int64 = 30 * 86_400
+
+    public init(maxSize: UInt64, maxAgeSeconds: Int64?, graceSeconds: Int64, minFreeBytes: UInt64, autoGCAtFraction: Double?) {
+        self.maxSize = maxSize
+        self.maxAgeSeconds = maxAgeSeconds
+        self.graceSeconds = graceSeconds
+        self.minFreeBytes = minFreeBytes
+        self.autoGCAtFraction = autoGCAtFraction
+    }
 
     public static func load(configPath: String?, store: LocalStore, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GCSettings {
         let path = configPath ?? UserDirectories.configHome(environment) + "/rch/worker.toml"
@@ -46,8 +65,17 @@ public struct GCSettings: Sendable {
             guard auto.hasSuffix("%"), let p = Double(auto.dropLast()), p > 0, p <= 100 else { throw StoreError.invalid("[gc] auto_gc_at must be a percentage such as \"90%\" or \"\"") }
             autoFraction = p / 100
         }
-        return GCSettings(maxSize: try size("max_size", "80%"), maxAgeSeconds: try duration("max_age", "30d"),
-                          graceSeconds: try duration("grace", "1h") ?? 3600, minFreeBytes: try size("min_free", "5%"), autoGCAtFraction: autoFraction)
+        var s = GCSettings(maxSize: try size("max_size", "80%"), maxAgeSeconds: try duration("max_age", "30d"),
+                           graceSeconds: try duration("grace", "1h") ?? 3600, minFreeBytes: try size("min_free", "5%"), autoGCAtFraction: autoFraction)
+        let jobs = try Config.load(.host, path: path)?.value["jobs"]?.objectValue ?? JSONObject()
+        func jobSetting(_ key: String, _ def: String) -> String { jobs[key]?.stringValue ?? jobs[key]?.intValue.map { String($0) } ?? def }
+        guard let retention = parseDuration(jobSetting("retention", "24h")) else { throw StoreError.invalid("[jobs] retention is not a duration (24h, 7d)") }
+        guard let records = parseDuration(jobSetting("record_retention", "30d")) else { throw StoreError.invalid("[jobs] record_retention is not a duration") }
+        guard let budget = fs.bytes(jobSetting("max_size", "20%")) else { throw StoreError.invalid("[jobs] max_size is not a size (bytes, 20GiB, or 20%)") }
+        s.jobRetentionSeconds = retention
+        s.jobRecordRetentionSeconds = records
+        s.jobMaxBytes = budget
+        return s
     }
 }
 

@@ -293,7 +293,7 @@ public struct StoreScan: Sendable {
                 guard lstat(p, &st) == 0 else { continue }
                 let isDir = (st.st_mode & S_IFMT) == S_IFDIR
                 if name.hasPrefix(".tmp-") || name.hasPrefix(".staging-") || name.hasPrefix(".part-")
-                    || name.hasPrefix(".rch-staging-") || name.hasPrefix(".rch-extract-") {
+                    || name.hasPrefix(".rch-staging-") || name.hasPrefix(".rch-extract-") || name.hasPrefix(".rch-removing-") {
                     out.append((p, Self.mtimeNanos(st), isDir))
                 } else if isDir && depth < maxDepth {
                     visit(p, depth: depth + 1, maxDepth: maxDepth)

@@ -216,6 +216,11 @@ extension WorkerServer {
     /// job directory (files only; directories are in the manifest). Built once, kept as `fetch.tar.zst`.
     func fetch(_ p: JSONObject) throws -> Reply {
         let jobID = try knownJob(p, allowed: ["job_id"], op: "fetch")
+        // Held until the reply is sent: job retention never removes a job while it is being fetched.
+        let hold = FetchHold(jobs: jobs, jobID: jobID)
+        guard jobs.exists(jobID) else {
+            throw RPCError(.artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)", data: ["job_id": .string(jobID)])
+        }
         let dir = jobs.artifacts(jobID)
         guard access(dir + "/job_index.json", F_OK) == 0 else {
             let state = jobs.currentState(jobID, config: config)?.state.rawValue ?? "QUEUED"
@@ -252,6 +257,6 @@ extension WorkerServer {
             }
         }
         let stream = try describeFile(pack, compression: .zstd)
-        return .framed(["job_id": .string(jobID), "manifest": manifest, "stream": stream.json], file: pack, length: stream.contentLength)
+        return .framed(["job_id": .string(jobID), "manifest": manifest, "stream": stream.json], file: pack, length: stream.contentLength, hold: hold)
     }
 }

@@ -33,8 +33,8 @@ public struct WorkerServer {
 
     enum Reply {
         case payload(JSONObject)
-        /// A framed response: header members, then the bytes of `file`.
-        case framed(JSONObject, file: String, length: UInt64)
+        /// A framed response: header members, then the bytes of `file` (`hold` keeps the job from gc until sent).
+        case framed(JSONObject, file: String, length: UInt64, hold: FetchHold?)
     }
 
     /// Serves one request; returns the process exit status (0 = ok reply, 1 = error reply) and whether
@@ -71,9 +71,10 @@ public struct WorkerServer {
             switch reply {
             case .payload(let p):
                 try writeAll(output, RPCResponse.success(p, requestID: request.requestID, protocolVersion: version))
-            case .framed(let header, let file, let length):
+            case .framed(let header, let file, let length, let hold):
                 try writeAll(output, RPCResponse.framed(header, requestID: request.requestID, protocolVersion: version))
                 try sendFile(file, to: output, count: length)
+                withExtendedLifetime(hold) {}
             }
             return (0, wrote)
         } catch {

@@ -3,6 +3,7 @@ import Foundation
 import RCHCLISupport
 import RCHCore
 import RCHStore
+import RCHWorker
 
 struct GCCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,8 @@ struct GCCommand: ParsableCommand {
     @Option(name: .customLong("max-age"), help: "Evict entries unused for longer (30d, 12h …).") var maxAge: String?
     @Option(help: "Grace period for unreferenced blobs and residue.") var grace: String?
     @Option(help: "Only evict result entries of this cache.namespace.") var namespace: String?
+    @Option(name: .customLong("job-retention"), help: "Remove finished jobs older than this (default: [jobs] retention, 24h).")
+    var jobRetention: String?
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
     @Flag(name: .customLong("if-idle"), help: "Exit quietly if another gc is running (used by automatic gc).") var ifIdle = false
@@ -28,6 +31,7 @@ struct GCCommand: ParsableCommand {
         if let maxSize, parseSize(maxSize) == nil && !maxSize.hasSuffix("%") { throw ValidationError("--max-size takes bytes, 50GiB or 80%") }
         if let maxAge, parseDuration(maxAge) == nil { throw ValidationError("--max-age takes a duration such as 30d or 12h") }
         if let grace, parseDuration(grace) == nil { throw ValidationError("--grace takes a duration such as 1h") }
+        if let jobRetention, parseDuration(jobRetention) == nil { throw ValidationError("--job-retention takes a duration such as 24h") }
         if let namespace, !Identifier.isValid(namespace, .namespace) { throw ValidationError(IdentifierError(kind: .namespace, value: namespace).description) }
     }
 
@@ -42,9 +46,24 @@ struct GCCommand: ParsableCommand {
             gc.graceSeconds = grace.flatMap(parseDuration) ?? settings.graceSeconds
             gc.namespace = namespace
             gc.dryRun = dryRun
+            var jobs = JobRetention(store: store)
+            jobs.retentionSeconds = jobRetention.flatMap(parseDuration) ?? settings.jobRetentionSeconds
+            jobs.maxBytes = settings.jobMaxBytes
+            jobs.recordRetentionSeconds = settings.jobRecordRetentionSeconds
+            jobs.dryRun = dryRun
             // A dry run reads only: it takes no lock (creating the lock file would modify the store).
-            guard let report = dryRun ? try gc.run() : try GCRunLock.run(store, skipIfBusy: ifIdle, { try gc.run() }) else { return }
-            if json { printJSON(report.json) } else { printGC(report) }
+            let work = { () throws -> (GarbageCollector.Report, JobRetention.Report) in (try gc.run(), try jobs.run()) }
+            guard let (report, jobReport) = dryRun ? try work() : try GCRunLock.run(store, skipIfBusy: ifIdle, work) else { return }
+            if json {
+                var o = report.json.objectValue ?? JSONObject()
+                for (k, v) in jobReport.json.objectValue?.members ?? [] where k != "dry_run" { o[k] = v }
+                printJSON(.object(o))
+            } else {
+                printGC(report)
+                let verb = dryRun ? "would remove" : "removed"
+                for j in jobReport.removed { print("\(verb) job \(j.id) (\(j.reason))") }
+                print("jobs: \(jobReport.removed.count) \(verb), \(jobReport.bytesFreed) bytes; \(jobReport.recordsRemoved) job record(s)")
+            }
         }
     }
 
@@ -112,7 +131,18 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let v = StoreStats(store: try storeOptions.open()).collect()
+            let store = try storeOptions.open()
+            var v = StoreStats(store: store).collect()
+            // Job directories (work/): finished ones are what [jobs] retention collects.
+            let jobs = JobRetention(store: store).survey()
+            if case .object(var o) = v {
+                o["jobs"] = .obj([
+                    "count": .int(Int64(jobs.count)), "active": .int(Int64(jobs.filter { !$0.finished }.count)),
+                    "finished": .int(Int64(jobs.filter(\.finished).count)), "bytes": .int(Int64(jobs.reduce(0) { $0 + $1.bytes })),
+                    "finished_bytes": .int(Int64(jobs.filter(\.finished).reduce(0) { $0 + $1.bytes })),
+                ])
+                v = .object(o)
+            }
             if json {
                 printJSON(v)
             } else {

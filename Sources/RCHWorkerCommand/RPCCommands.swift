@@ -63,6 +63,12 @@ struct RunJobCommand: ParsableCommand {
         try runReportingFailures(json: false) {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
             try JobRunner(store: store, config: try WorkerConfig.load(config)).run(jobID: jobID)
+            // Bounded worker disk: every finished job removes the finished jobs past [jobs] retention / max_size.
+            var jobs = JobRetention(store: store)
+            jobs.retentionSeconds = settings.jobRetentionSeconds
+            jobs.maxBytes = settings.jobMaxBytes
+            jobs.recordRetentionSeconds = settings.jobRecordRetentionSeconds
+            _ = try? jobs.run()
             ConfiguredStore.maybeStartGC(store, settings, config: config)  // the job may have recorded a result
         }
     }
