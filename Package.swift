@@ -53,7 +53,9 @@ let package = Package(
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
             name: "RCHCLISupport",
-            dependencies: ["RCHCore", "RCHStore", "RCHJob", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "RCHCore", "RCHStore", "RCHJob", "RCHProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "RCHWorkerCommand",
             dependencies: [

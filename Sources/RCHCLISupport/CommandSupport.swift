@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RCHCore
+import RCHJob
+import RCHProtocol
 import RCHStore
 
 /// Runs a command body, turning lane errors into the stable exit code and a clear message
@@ -39,6 +41,36 @@ public struct StoreOptions: ParsableArguments {
     public func open() throws -> LocalStore { try LocalStore(root: store ?? LocalStore.defaultRoot) }
 }
 
+/// `--store DIR` of `rch-worker`: the worker's one store. Precedence: `--store` (the forced command's) >
+/// `$RCH_WORKER_STORE` > `[worker] store` of the worker config > `$XDG_DATA_HOME/rch/worker-store` (the
+/// embedded worker's). Read-only commands open it with ``openExisting(config:)``: a directory that is not a
+/// store is an error and nothing is created.
+public struct WorkerStoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The worker's store (default: $RCH_WORKER_STORE, else [worker] store, else ~/.local/share/rch/worker-store).")
+    public var store: String?
+
+    public init() {}
+
+    public func path(config: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let store { return store }
+        if let env = environment["RCH_WORKER_STORE"], !env.isEmpty { return env }
+        let file = config ?? UserDirectories.configHome(environment) + "/rch/worker.toml"
+        if let layer = try Config.load(.host, path: file), let s = layer.value["worker"]?["store"] {
+            guard let p = s.stringValue, p.hasPrefix("/") || p.hasPrefix("~/") else {
+                throw StoreError.invalid("\(file): [worker] store must be an absolute path")
+            }
+            return p.hasPrefix("~/") ? NSHomeDirectory() + String(p.dropFirst()) : p
+        }
+        return UserDirectories.dataHome(environment) + "/rch/worker-store"
+    }
+
+    /// Opens the store, creating it if needed (commands that write).
+    public func open(config: String? = nil) throws -> LocalStore { try LocalStore(root: try path(config: config)) }
+
+    /// Opens an existing store only (read-only commands).
+    public func openExisting(config: String? = nil) throws -> LocalStore { try LocalStore.existing(root: try path(config: config)) }
+}
+
 public func printError(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }
@@ -50,4 +82,11 @@ public func printJSON(_ v: JSONValue) { print(v.canonicalString) }
 public func digestArgument(_ s: String, _ name: String) throws -> SHA256Digest {
     guard let d = SHA256Digest(hex: s) else { throw ValidationError("\(name) takes 64 lowercase hex characters") }
     return d
+}
+
+/// `--version` of both binaries: the lane version, the protocol range and the bundle format.
+public enum VersionInfo {
+    public static var text: String {
+        "rch-xcode-store \(LaneProtocol.laneVersion) (protocol \(LaneProtocol.minVersion)...\(LaneProtocol.maxVersion), bundle format v1, tar rch-canonical-tar/1)"
+    }
 }

@@ -108,8 +108,8 @@ public struct FilesystemSpace {
 /// `rch-worker gc --if-idle` when the filesystem is fuller than `auto_gc_at` (the request that triggered it
 /// does not wait for it).
 public enum ConfiguredStore {
-    public static func open(_ options: StoreOptions, config: String? = nil) throws -> (LocalStore, GCSettings) {
-        var store = try options.open()
+    public static func open(_ options: WorkerStoreOptions, config: String? = nil, existing: Bool = false) throws -> (LocalStore, GCSettings) {
+        var store = existing ? try options.openExisting(config: config) : try options.open(config: config)
         let settings = try GCSettings.load(configPath: config, store: store)
         store.minFreeBytes = settings.minFreeBytes
         return (store, settings)

@@ -206,6 +206,13 @@ public final class WorkerClient {
     }
     public func release(leaseID: String) throws -> JSONObject { try call(.release, ["lease_id": .string(leaseID)]) }
 
+    /// Running, queued and recent jobs, newest first (feature `jobs`).
+    public func jobs(state: String? = nil, limit: Int = 100) throws -> [JSONValue] {
+        var p: JSONObject = ["limit": .int(Int64(limit))]
+        if let state { p["state"] = .string(state) }
+        return try call(.jobs, p)["jobs"]?.arrayValue ?? []
+    }
+
     public func status(_ jobID: String) throws -> JSONObject { try call(.status, ["job_id": .string(jobID)]) }
     public func cancel(_ jobID: String) throws -> JSONObject { try call(.cancel, ["job_id": .string(jobID)]) }
     public func tail(_ jobID: String, cursor: Int64, maxBytes: Int = 64 << 10) throws -> JSONObject {

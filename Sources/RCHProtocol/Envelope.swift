@@ -24,6 +24,7 @@ public enum LaneProtocol {
     public enum Op: String, Sendable, CaseIterable {
         case probe, has_source, upload_source, upload_tree, submit, status, tail, cancel, fetch
         case reserve, renew, release
+        case jobs
 
         /// The feature that advertises the op (`reserve`, `renew`, `release` come with `lease`).
         public var feature: String {
@@ -38,7 +39,7 @@ public enum LaneProtocol {
     /// Ops, plus `attestation_signing` (every attestation is signed with the worker's Ed25519 key).
     public static let allFeatures = [
         "probe", "has_source", "upload_source", "upload_tree", "submit", "status", "tail", "cancel", "fetch",
-        "attestation_signing", "lease",
+        "attestation_signing", "lease", "jobs",
     ]
     /// Features the host cannot work without.
     public static let requiredFeatures = [

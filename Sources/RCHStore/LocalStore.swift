@@ -25,6 +25,13 @@ public struct LocalStore: Sendable {
         storeID = try Self.marker(root)
     }
 
+    /// Opens a store that already exists; a directory without `store.json` is refused (nothing is created).
+    public static func existing(root: String) throws -> LocalStore {
+        var st = stat()
+        guard stat(root + "/store.json", &st) == 0 else { throw StoreError.notAStore(root) }
+        return try LocalStore(root: root)
+    }
+
     /// Reads `store.json` (creating it, no-replace, if absent) and returns the store id.
     static func marker(_ root: String) throws -> String {
         let path = root + "/store.json"
@@ -110,6 +117,8 @@ public enum StoreError: LaneError, Equatable {
     case storeFull(String)
     /// Caller error: bad directory, bad id …
     case invalid(String)
+    /// A read-only command was pointed at a directory that is not a store.
+    case notAStore(String)
     /// The artifact directory is not a successful, complete job result.
     case notCacheable(String)
 
@@ -133,6 +142,7 @@ public enum StoreError: LaneError, Equatable {
         case .notCacheable: "NOT_CACHEABLE"
         case .retry: "RETRY"
         case .storeFull: "STORE_FULL"
+        case .notAStore: "NOT_A_STORE"
         }
     }
 
@@ -147,6 +157,7 @@ public enum StoreError: LaneError, Equatable {
         case .retry(let m): "\(m); retry the operation"
         case .storeFull(let m): "the store is full: \(m); run `rch-worker gc` or raise [gc] hard limits"
         case .notCacheable(let m): "not cacheable: \(m)"
+        case .notAStore(let p): "\(p) is not a store (no store.json); check --store, $RCH_WORKER_STORE or [worker] store, or create one with `rch-worker init`"
         case .corrupt(let m): "store is corrupt: \(m)"
         case .unsupportedFormat(let f, let s):
             "store format \(f) is not supported by this version (supports \(s)); use a matching rch version or a new --store"

@@ -9,6 +9,7 @@ import RCHProtocol
 /// | key | default | meaning |
 /// | --- | --- | --- |
 /// | `worker.name` | host name | reported in capabilities and attestations |
+/// | `worker.store` | (see `WorkerStoreOptions`) | the worker's store when no `--store` / `$RCH_WORKER_STORE` is given |
 /// | `worker.max_concurrent_jobs` | 1 | more running jobs → `BUSY` with `retry_after_seconds` |
 /// | `worker.max_upload_bytes` | `"1GiB"` | larger `content_length` → `PAYLOAD_TOO_LARGE` before reading |
 /// | `worker.max_header_bytes` | `"16MiB"` | a longer request header line → `INVALID_REQUEST` |

@@ -130,6 +130,7 @@ public struct WorkerServer {
         case .reserve: wrote = true; return .payload(try reserve(r.payload))
         case .renew: return .payload(try renew(r.payload))
         case .release: return .payload(try release(r.payload))
+        case .jobs: return .payload(try listJobs(r.payload))
         }
     }
 

@@ -19,7 +19,7 @@ struct IdentityCommand: ParsableCommand {
 
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print one JSON document.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
         try runReportingFailures(json: json) {

@@ -25,7 +25,7 @@ struct GCCommand: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
     @Flag(name: .customLong("if-idle"), help: "Exit quietly if another gc is running (used by automatic gc).") var ifIdle = false
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         if let maxSize, parseSize(maxSize) == nil && !maxSize.hasSuffix("%") { throw ValidationError("--max-size takes bytes, 50GiB or 80%") }
@@ -37,7 +37,7 @@ struct GCCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let store = try storeOptions.open()
+            let store = try storeOptions.openExisting(config: config)
             let settings = try GCSettings.load(configPath: config, store: store)
             var gc = GarbageCollector(store: store)
             let fs = FilesystemSpace(path: store.root)
@@ -97,11 +97,11 @@ struct FsckCommand: ParsableCommand {
 
     @Flag(help: "Quarantine corrupt blobs and broken entries (never deletes).") var repair = false
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
         try runReportingFailures(json: json) {
-            var fsck = Fsck(store: try storeOptions.open())
+            var fsck = Fsck(store: try storeOptions.openExisting())
             fsck.repair = repair
             let r = try fsck.run()
             if json {
@@ -127,11 +127,11 @@ struct StatsCommand: ParsableCommand {
             """)
 
     @Flag(help: "Print JSON (the default output is the same object, indented).") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let store = try storeOptions.open()
+            let store = try storeOptions.openExisting()
             var v = StoreStats(store: store).collect()
             // Job directories (work/): finished ones are what [jobs] retention collects.
             let jobs = JobRetention(store: store).survey()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RCHCLISupport
 
 @main
 struct RCHWorker: ParsableCommand {
@@ -6,9 +7,10 @@ struct RCHWorker: ParsableCommand {
         commandName: "rch-worker",
         abstract: "Worker side of the RCH Xcode lane: the content store of sources and cached results.",
         discussion: "Failures exit with the lane's stable codes; see PLAN.md.",
+        version: VersionInfo.text,
         subcommands: [
-            StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self, GCCommand.self, FsckCommand.self,
-            StatsCommand.self,
+            InitCommand.self, StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self, JobsCommand.self,
+            GCCommand.self, FsckCommand.self, StatsCommand.self,
         ])
 }
 

@@ -22,7 +22,7 @@ struct RPCCommand: ParsableCommand {
             """)
 
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
@@ -53,7 +53,7 @@ struct RunJobCommand: ParsableCommand {
 
     @Argument(help: "The job_id.") var jobID: String
     @Option(help: "Worker config file.") var config: String?
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }

@@ -41,7 +41,7 @@ struct RecordResultCommand: ParsableCommand {
     @OptionGroup var result: ResultOptions
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         _ = try digestArgument(jobKey, "--job-key")
@@ -72,11 +72,11 @@ struct LookupCommand: ParsableCommand {
     @OptionGroup var hit: HitOptions
     @OptionGroup var result: ResultOptions
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let l = ResultStore(store: try storeOptions.open()).lookup(
+            let l = ResultStore(store: try storeOptions.openExisting()).lookup(
                 jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass)
             switch l {
             case .hit(let e):
@@ -105,7 +105,7 @@ struct MaterialiseResultCommand: ParsableCommand {
     @Option(name: .customLong("worker-name"), help: "Worker name for attestation.json (default: host name).") var workerName: String?
     @OptionGroup var result: ResultOptions
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
@@ -114,7 +114,7 @@ struct MaterialiseResultCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let store = try storeOptions.open()
+            let store = try storeOptions.openExisting()
             let worker = WorkerIdentity(name: workerName ?? ProcessInfo.processInfo.hostName, key: try store.attestationKey())
             let m = try ResultStore(store: store).materialize(
                 jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass,

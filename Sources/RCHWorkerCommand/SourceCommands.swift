@@ -12,7 +12,7 @@ struct IngestCommand: ParsableCommand {
     @Option(name: .customLong("content-sha256"), help: "Expected SHA-256 of the compressed file as transferred.") var contentSHA256: String?
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         if let expect { _ = try digestArgument(expect, "--expect") }
@@ -40,13 +40,13 @@ struct HasSourceCommand: ParsableCommand {
         commandName: "has-source", abstract: "Report which sources are present (complete); exit 1 if any is missing.")
 
     @Argument(help: "source_sha256 values.") var digests: [String]
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws { for d in digests { _ = try digestArgument(d, "source_sha256") } }
 
     func run() throws {
         try runReportingFailures(json: true) {
-            let sources = SourceStore(store: try storeOptions.open())
+            let sources = SourceStore(store: try storeOptions.openExisting())
             let present = sources.query(digests.map { SHA256Digest(hex: $0)! })
             var result = JSONObject()
             for (d, p) in zip(digests, present) { result[d] = .bool(p) }
@@ -65,7 +65,7 @@ struct MaterialiseSourceCommand: ParsableCommand {
     @Option(help: "The new directory (must not exist).") var into: String
     @Flag(name: .customLong("no-verify"), help: "Copy blobs without re-hashing them (reflink/in-kernel copy).") var noVerify = false
     @Flag(help: "Print a JSON report.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         _ = try digestArgument(sha, "source_sha256")
@@ -74,7 +74,7 @@ struct MaterialiseSourceCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let n = try SourceStore(store: storeOptions.open()).materialize(SHA256Digest(hex: sha)!, jobID: jobID, into: into, verify: !noVerify)
+            let n = try SourceStore(store: storeOptions.openExisting()).materialize(SHA256Digest(hex: sha)!, jobID: jobID, into: into, verify: !noVerify)
             if json { printJSON(.obj(["ok": .bool(true), "entries": .int(Int64(n)), "into": .string(into)])) } else { print(into) }
         }
     }
@@ -86,13 +86,13 @@ struct ExportSourceCommand: ParsableCommand {
 
     @Argument(help: "source_sha256.") var sha: String
     @Option(help: "Output file.") var output: String
-    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws { _ = try digestArgument(sha, "source_sha256") }
 
     func run() throws {
         try runReportingFailures(json: false) {
-            let r = try SourceStore(store: storeOptions.open()).export(SHA256Digest(hex: sha)!, to: output)
+            let r = try SourceStore(store: storeOptions.openExisting()).export(SHA256Digest(hex: sha)!, to: output)
             print(r.sourceSHA256.hex)
         }
     }

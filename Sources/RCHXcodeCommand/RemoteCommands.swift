@@ -64,23 +64,36 @@ struct ProbeCommand: ParsableCommand {
 /// `status`, `tail`, `cancel`: one op on a job, printed as JSON.
 struct JobOpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "job", abstract: "Query or control a job on a worker: status, tail, cancel.",
-        discussion: "tail prints the log from --cursor; --follow keeps reading until the job ends.")
+        commandName: "job", abstract: "Query or control jobs on a worker: list, status, tail, cancel.",
+        discussion: """
+            list shows running, queued and recent jobs (newest first; --state to filter); tail prints the log \
+            from --cursor and --follow keeps reading until the job ends.
+            """)
 
-    @Argument(help: "status | tail | cancel") var op: String
-    @Argument(help: "The job_id.") var jobID: String
+    @Argument(help: "list | status | tail | cancel") var op: String
+    @Argument(help: "The job_id (not for list).") var jobID: String?
     @Option(help: "tail: byte offset to start from.") var cursor: Int64 = 0
     @Flag(help: "tail: follow until the job ends.") var follow = false
+    @Option(help: "list: only jobs in this state (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED).") var state: String?
+    @Flag(help: "list: print JSON.") var json = false
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
-        guard ["status", "tail", "cancel"].contains(op) else { throw ValidationError("op must be status, tail or cancel") }
+        guard ["list", "status", "tail", "cancel"].contains(op) else { throw ValidationError("op must be list, status, tail or cancel") }
+        if op == "list" { return }
+        guard let jobID else { throw ValidationError("\(op) needs a job_id") }
         guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
     }
 
     func run() throws {
         try runReportingFailures(json: true) {
             let c = try workerOptions.client()
+            if op == "list" {
+                let jobs = try c.jobs(state: state)
+                if json { printJSON(.obj(["jobs": .array(jobs)])) } else { JobTable.print(jobs) }
+                return
+            }
+            let jobID = jobID!
             switch op {
             case "status": printJSON(.object(try c.status(jobID)))
             case "cancel": printJSON(.object(try c.cancel(jobID)))
@@ -102,7 +115,9 @@ struct FetchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fetch", abstract: "Fetch a job's artifacts into a new directory and verify them (exit 70 if they fail).",
         discussion: """
-            The signed attestation is verified too (exit 93 ATTESTATION if it fails): the worker's published key             (and the inventory's attestation_pubkey_fingerprint pin), and the job_key and source this host submitted             for the job. The result is written to attestation_verification.json beside the artifacts.
+            The signed attestation is verified too (exit 93 ATTESTATION if it fails): the worker's published key \
+            (and the inventory's attestation_pubkey_fingerprint pin), and the job_key and source this host \
+            submitted for the job. The result is written to attestation_verification.json beside the artifacts.
             """)
 
     @Argument(help: "The job_id.") var jobID: String
@@ -119,5 +134,21 @@ struct FetchCommand: ParsableCommand {
             printJSON(.obj(["job_id": .string(jobID), "directory": .string(f.directory), "stream_bytes": .int(Int64(f.streamBytes)),
                             "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true)]))
         }
+    }
+}
+
+/// Job listings for people: one line per job.
+enum JobTable {
+    static func print(_ jobs: [JSONValue]) {
+        Swift.print("JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM")
+        for j in jobs {
+            func col(_ k: String, _ w: Int) -> String {
+                let v = j[k]?.stringValue ?? "-"
+                return v.padding(toLength: max(w, v.count), withPad: " ", startingAt: 0)
+            }
+            Swift.print([col("job_id", 27), col("run_id", 27), col("action", 7), col("state", 10), col("created_at", 25),
+                         j["cached_from_job_id"]?.stringValue ?? "-"].joined(separator: " "))
+        }
+        if jobs.isEmpty { Swift.print("(no jobs)") }
     }
 }

@@ -44,6 +44,7 @@ struct WorkerCLITests {
     @Test("refusals: bad digests, ids and namespaces are usage errors; failures use the stable codes", arguments: refusalCases)
     func refusals(args: [String], status: Int32) throws {
         let d = TempDir()
+        _ = try LocalStore(root: d.sub("store"))  // an existing (empty) store: read-only commands refuse a missing one
         let r = try Run.process(exe, args + ["--store", d.sub("store")])
         #expect(r.status == status, "\(args): \(r.stderr)")
         #expect(!r.stderr.isEmpty)

@@ -1,0 +1,54 @@
+import Foundation
+import RCHCore
+import RCHHost
+import RCHRun
+import RCHStore
+import RCHTestSupport
+import Testing
+
+/// What an operator runs on a worker, and `rch-xcode job list`.
+@Suite("Operator commands: one store per worker, jobs, versions")
+struct OperatorTests {
+    @Test("rch-worker finds its store by --store > $RCH_WORKER_STORE > [worker] store; read-only commands never create one")
+    func storeSelection() throws {
+        let d = TempDir()
+        let exe = TestPaths.executable("rch-worker")
+        for args in [["stats"], ["fsck"], ["gc", "--dry-run"], ["jobs"], ["store", "lookup", String(repeating: "a", count: 64), "--executor-class", "recording"]] {
+            let r = try Sub.run("/usr/bin/env", ["RCH_WORKER_STORE=" + d.sub("typo"), exe] + args)
+            #expect(r.status == 40 && r.stderr.contains("is not a store"), "\(args): \(r.status) \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: d.sub("typo")), "\(args) created a store")
+        }
+        // [worker] store in worker.toml; $RCH_WORKER_STORE wins over it; --store wins over both.
+        try "[worker]\nstore = \"\(d.sub("from-config"))\"\n".write(toFile: d.sub("worker.toml"), atomically: true, encoding: .utf8)
+        let initConfig = try Sub.run(exe, ["init", "--config", d.sub("worker.toml"), "--json"])
+        #expect(initConfig.status == 0 && initConfig.stdout.contains(d.sub("from-config")), "\(initConfig.stdout) \(initConfig.stderr)")
+        #expect(try Sub.run(exe, ["jobs", "--config", d.sub("worker.toml")]).status == 0)
+        let env = try Sub.run("/usr/bin/env", ["RCH_WORKER_STORE=" + d.sub("from-env"), exe, "init", "--config", d.sub("worker.toml"), "--json"])
+        #expect(env.stdout.contains(d.sub("from-env")), "\(env.stdout)")
+        let flag = try Sub.run("/usr/bin/env", ["RCH_WORKER_STORE=" + d.sub("from-env"), exe, "init", "--store", d.sub("from-flag"), "--json"])
+        #expect(flag.stdout.contains(d.sub("from-flag")), "\(flag.stdout)")
+        for v in [try Sub.run(exe, ["--version"]), try Sub.run(TestPaths.executable("rch-xcode"), ["--version"])] {
+            #expect(v.status == 0 && v.stdout.contains("protocol 1...1") && v.stdout.contains("bundle format v1"))
+        }
+    }
+
+    @Test("jobs: rch-worker jobs and rch-xcode job list show running and recent jobs, newest first, filtered by state")
+    func jobs() throws {
+        let f = try LaneFixture(ssh: true)
+        let root = try f.tree()
+        var d = RunDriver(client: try f.client(), artifactRoot: f.dir.sub("artifacts"))
+        d.pollMillis = 50
+        let first = try d.run(root: root, argv: iPhone)
+        let second = try d.run(root: root, argv: iPhone)  // a cache hit
+        let local = try JSONParser().parse(Array(try f.worker(["jobs", "--json"]).stdout.utf8))
+        let ids = local["jobs"]?.arrayValue?.compactMap { $0["job_id"]?.stringValue } ?? []
+        #expect(ids == [second.jobID, first.jobID], "\(local.canonicalString)")
+        #expect(local["jobs"]?.arrayValue?.first?["cached_from_job_id"]?.stringValue == first.jobID)
+        let remote = try Sub.run(TestPaths.executable("rch-xcode"), ["job", "list", "--json", "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
+        #expect(remote.status == 0, "\(remote.stderr)")
+        let rv = try JSONParser().parse(Array(remote.stdout.utf8))
+        #expect(rv["jobs"]?.arrayValue?.compactMap { $0["job_id"]?.stringValue } == ids)
+        let text = try Sub.run(TestPaths.executable("rch-xcode"), ["job", "list", "--state", "RUNNING", "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
+        #expect(text.stdout.contains("(no jobs)"), "\(text.stdout)")
+    }
+}
