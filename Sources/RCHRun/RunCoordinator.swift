@@ -147,6 +147,9 @@ public final class RunCoordinator {
         var push: PushReport? = nil
         do {
             let bundle = try HostBundler(store: client.hostStore).bundle(root: plan.repoRoot, options: context.bundleOptions, compressed: false)
+            guard bundle.manifest.entries.count > 0 else {
+                throw RepoRootError(message: "\(plan.repoRoot) has nothing to bundle (no files after exclusions); run from inside a repository")
+            }
             let pusher = Pusher(client: client)
             push = try pusher.push(bundle, root: plan.repoRoot, options: context.bundleOptions)
             var manifest = bundle.manifest

@@ -50,13 +50,40 @@ public struct VerifySteps: Sendable {
     }
 }
 
-/// Absolute, symlink-free repository paths (a run records where it came from, and resume compares it).
+/// Absolute, symlink-free repository paths (a run records where it came from, and resume compares it),
+/// and the repository root a command run from a subdirectory means.
 public enum RepoPath {
     public static func absolute(_ path: String) -> String {
         guard let p = realpath(path, nil) else { return path }
         defer { free(p) }
         return String(cString: p)
     }
+
+    /// Like git: from `path` up to `/`, the nearest directory holding `.rch/xcode.toml` or `.git`; `path`
+    /// itself when there is none. `push`, `run` and `verify` bundle that root (its `.rchignore` and config
+    /// apply), never just the subdirectory they were started in.
+    public static func root(from path: String) throws -> String {
+        let start = absolute(path)
+        var st = stat()
+        guard stat(start, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw RepoRootError(message: "\(path) is not a directory; give the repository to use")
+        }
+        var dir = start
+        while true {
+            if access(dir + "/.rch/xcode.toml", F_OK) == 0 || access(dir + "/.git", F_OK) == 0 { return dir }
+            if dir == "/" || dir.isEmpty { return start }
+            dir = directoryOf(dir)
+            if dir.isEmpty { dir = "/" }
+        }
+    }
+}
+
+/// No repository to bundle (exit 92, BUNDLER).
+public struct RepoRootError: LaneError {
+    public var message: String
+    public var failureKind: FailureKind { .bundler }
+    public var failureSubkind: String? { "NOTHING_TO_BUNDLE" }
+    public var description: String { message }
 }
 
 /// `[bundle]` of the merged configuration (`mode`, `max_bytes`), as `push`, `run` and `verify` apply it.

@@ -35,9 +35,10 @@ struct PushCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            var opts = try RepoBundleOptions.load(root: path)
+            let root = try RepoRootNotice.root(path)
+            var opts = try RepoBundleOptions.load(root: root)
             if let mode { opts.mode = SelectionMode(rawValue: mode)! }
-            let r = try Pusher(client: try workerOptions.client()).push(root: path, options: opts)
+            let r = try Pusher(client: try workerOptions.client()).push(root: root, options: opts)
             if json { printJSON(r.json) } else {
                 let w = r.wire
                 print("\(r.sourceSHA256.hex) \(r.method): \(w["bytes_total"]?.intValue ?? 0) bytes on the wire in \(w["round_trips"]?.intValue ?? 0) round trip(s)"
@@ -121,11 +122,19 @@ struct FetchCommand: ParsableCommand {
             """)
 
     @Argument(help: "The job_id.") var jobID: String
-    @Option(help: "Destination directory (must not exist).") var into: String
+    @Option(help: "Destination directory (must not exist, or be empty).") var into: String
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
         guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
+        // Refused before any transfer (usage error, exit 64): a fetch never mixes into existing files.
+        if let items = try? FileManager.default.contentsOfDirectory(atPath: into), !items.isEmpty {
+            throw ValidationError("--into \(into) exists and is not empty; give a new directory")
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: into, isDirectory: &isDir), !isDir.boolValue {
+            throw ValidationError("--into \(into) is a file; give a new directory")
+        }
     }
 
     func run() throws {

@@ -59,6 +59,15 @@ struct RunFlags: ParsableArguments {
     }
 }
 
+/// The repository root for `path` (walking up like git), announced when it is not `path` itself.
+enum RepoRootNotice {
+    static func root(_ path: String) throws -> String {
+        let root = try RepoPath.root(from: path)
+        if root != RepoPath.absolute(path) { FileHandle.standardError.write(Data("rch-xcode: using repository root \(root)\n".utf8)) }
+        return root
+    }
+}
+
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run one xcodebuild job on a worker: push, submit, follow, fetch and verify (a run of one step).",
@@ -82,7 +91,7 @@ struct RunCommand: ParsableCommand {
         var exit: Int32 = 0
         try runReportingFailures(json: flags.json) {
             let coordinator = RunCoordinator(client: try workerOptions.client(), artifactRoot: flags.root, options: flags.options())
-            let r = try coordinator.start(root: RepoPath.absolute(path), steps: [xcodebuild])
+            let r = try coordinator.start(root: try RepoRootNotice.root(path), steps: [xcodebuild])
             flags.report(r)
             exit = r.exitCode
         }
@@ -124,7 +133,7 @@ struct VerifyCommand: ParsableCommand {
             var options = flags.options()
             options.continueOnFailure = continueOnFailure
             let coordinator = RunCoordinator(client: try workerOptions.client(), artifactRoot: flags.root, options: options)
-            let root = RepoPath.absolute(path)
+            let root = try RepoRootNotice.root(path)
             let r: RunCoordinator.Result
             if let resume {
                 r = try coordinator.resume(runID: resume)

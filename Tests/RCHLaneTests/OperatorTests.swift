@@ -51,4 +51,25 @@ struct OperatorTests {
         let text = try Sub.run(TestPaths.executable("rch-xcode"), ["job", "list", "--state", "RUNNING", "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
         #expect(text.stdout.contains("(no jobs)"), "\(text.stdout)")
     }
+
+    @Test("push/run from a subdirectory use the repository root (like git); an empty directory is refused; fetch never writes into a non-empty directory")
+    func repositoryRoot() throws {
+        let f = try LaneFixture(ssh: false)
+        let root = try f.tree()
+        let exe = TestPaths.executable("rch-xcode")
+        let cli = ["--worker", "w", "--inventory", f.inventory, "--store", f.hostStore]
+        let whole = try JSONParser().parse(Array(try Sub.run(exe, ["push", root, "--json"] + cli).stdout.utf8))
+        let sub = try Sub.run(exe, ["push", root + "/App", "--json"] + cli)
+        #expect(sub.status == 0 && sub.stderr.contains("using repository root " + RepoPath.absolute(root)), "\(sub.stderr)")
+        #expect(try JSONParser().parse(Array(sub.stdout.utf8))["source_sha256"] == whole["source_sha256"])
+        let empty = f.dir.sub("empty-dir")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let r = try Sub.run(exe, ["run", empty, "--artifacts", f.dir.sub("a")] + cli + ["--", "build", "-scheme", "App"])
+        #expect(r.status == 92 && r.stderr.contains("nothing to bundle"), "\(r.status) \(r.stderr)")
+        let busy = f.dir.sub("busy-dir")
+        Tree(busy).file("keep.txt")
+        let fetch = try Sub.run(exe, ["fetch", "job_0000000001", "--into", busy, "--worker", "nowhere", "--inventory", f.dir.sub("none.toml")])
+        #expect(fetch.status == 64 && fetch.stderr.contains("not empty"), "\(fetch.status) \(fetch.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: busy) == ["keep.txt"])
+    }
 }
