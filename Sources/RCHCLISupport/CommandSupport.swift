@@ -12,7 +12,7 @@ public func runReportingFailures(json: Bool, _ body: () throws -> Void) throws {
         try body()
     } catch let e as LaneError {
         report(kind: e.failureKind.rawValue, subkind: e.failureSubkind, message: e.description, json: json)
-        throw ExitCode(e.failureKind.exitCode)
+        throw ExitCode(e.exitCode)
     } catch let e as SystemError {
         report(kind: FailureKind.executor.rawValue, subkind: "IO_ERROR", message: e.description, json: json)
         throw ExitCode(FailureKind.executor.exitCode)

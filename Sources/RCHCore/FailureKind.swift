@@ -43,8 +43,24 @@ public protocol LaneError: Error, CustomStringConvertible, Sendable {
     var failureKind: FailureKind { get }
     /// A more specific, stable machine-readable reason (e.g. `SIZE_EXCEEDED`), when there is one.
     var failureSubkind: String? { get }
+    /// The process exit status: the kind's code, except for the command line's own classes of error
+    /// (``CommandExit``).
+    var exitCode: Int32 { get }
 }
 
 extension LaneError {
     public var failureSubkind: String? { nil }
+    public var exitCode: Int32 { failureKind.exitCode }
+}
+
+/// Exit codes of the command line itself, beside the lane's table (BSD `sysexits` values, so they never
+/// collide with the lane's 10–93): the command was used wrongly, named something that does not exist, or a
+/// configuration file is wrong.
+public enum CommandExit {
+    /// Usage: a bad flag or argument (swift-argument-parser's validation errors).
+    public static let usage: Int32 = 64
+    /// Not found: a job id the worker does not know.
+    public static let notFound: Int32 = 66
+    /// Configuration: a missing or malformed inventory, worker.toml or .rch/xcode.toml.
+    public static let config: Int32 = 78
 }

@@ -45,7 +45,10 @@ public enum JobInputsBuilder {
             guard let device = candidates.max(by: { versionLess($0["os_version"]?.stringValue ?? "", $1["os_version"]?.stringValue ?? "") }),
                   let name = device["name"]?.stringValue, let os = device["os_version"]?.stringValue,
                   let runtime = device["runtime"]?.stringValue, let deviceType = device["device_type"]?.stringValue else {
-                throw JobKeyError("/sanitized_argv", "the worker has no \(platform) device matching '\(argv[di + 1])'")
+                let available = (caps["devices"]?.arrayValue ?? []).filter { $0["platform"]?.stringValue == platform }
+                    .map { "\($0["name"]?.stringValue ?? "?") (\($0["os_version"]?.stringValue ?? "?"))" }
+                let list = available.isEmpty ? "none" : available.joined(separator: ", ")
+                throw JobKeyError("/sanitized_argv", "the worker has no \(platform) device matching '\(argv[di + 1])'; it has: \(list)")
             }
             let runtimeBuild = (caps["runtimes"]?.arrayValue ?? []).first { $0["identifier"]?.stringValue == runtime }?["build"]?.stringValue ?? ""
             dest["name"] = .string(name)

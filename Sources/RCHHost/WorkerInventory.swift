@@ -101,6 +101,7 @@ public struct InventoryError: LaneError {
     public init(_ m: String) { message = m }
     public var failureKind: FailureKind { .ssh }
     public var failureSubkind: String? { "INVENTORY" }
+    public var exitCode: Int32 { CommandExit.config }
     public var description: String { message }
 }
 
@@ -113,8 +114,15 @@ public enum WorkerInventory {
     /// Every worker of the inventory file (plus the embedded `local` unless the file defines one).
     public static func load(_ path: String? = nil) throws -> [WorkerEntry] {
         let file = path ?? defaultPath()
+        if let path, !FileManager.default.fileExists(atPath: path) {
+            throw InventoryError("the inventory \(path) does not exist; give an existing workers.toml (--inventory, $RCH_WORKERS)")
+        }
         var out: [WorkerEntry] = []
-        if let layer = try Config.load(.host, path: file) {
+        let parsed: Config.Layer?
+        do { parsed = try Config.load(.host, path: file) } catch let e as JobKeyError {
+            throw InventoryError("the inventory \(file) cannot be read: \(e.message)")
+        }
+        if let layer = parsed {
             for (i, v) in (layer.value["workers"]?.arrayValue ?? []).enumerated() {
                 guard let o = v.objectValue, let name = o["name"]?.stringValue ?? o["id"]?.stringValue, !name.isEmpty else {
                     throw InventoryError("\(file): workers[\(i)] needs a name")

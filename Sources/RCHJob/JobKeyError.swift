@@ -9,7 +9,8 @@ public struct JobKeyError: LaneError, Equatable {
     public let message: String
     public var failureKind: FailureKind { .classifierRejected }
     public var failureSubkind: String? { "INVALID_JOB_KEY_INPUTS" }
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    /// The message first (what is wrong and what to do), then where (a JSON pointer or a file).
+    public var description: String { path.isEmpty ? message : "\(message) (at \(path))" }
 
     public init(_ path: String, _ message: String) {
         self.path = path

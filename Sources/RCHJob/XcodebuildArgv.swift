@@ -129,7 +129,7 @@ public enum XcodebuildArgv {
                 }
                 settings.append((name, t))
             } else {
-                throw JobKeyError(here, "'\(t)' is not an allowed xcodebuild argument (see PLAN.md, job key)")
+                throw JobKeyError(here, "'\(t)' is not an allowed xcodebuild argument; give build or test with -scheme, -project/-workspace, -configuration, -destination, -sdk, -testPlan, -only-testing/-skip-testing or build settings")
             }
             i += 1
         }

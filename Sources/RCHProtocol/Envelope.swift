@@ -67,6 +67,8 @@ public enum RPCErrorCode: String, Sendable, CaseIterable {
     /// The worker cannot run this job as keyed (`data.failure_subkind`: `TOOLCHAIN_CHANGED` — the job's
     /// toolchain or destination identity is not the worker's current one; `data.capabilities` is current).
     case workerIncompatible = "WORKER_INCOMPATIBLE"
+    /// The named job does not exist on this worker (and never did).
+    case notFound = "NOT_FOUND"
     /// The worker's store has no room for this write (below its free-space floor, or the disk is full);
     /// nothing partial was kept. Retry after the worker's gc freed space.
     case storeFull = "STORE_FULL"
@@ -105,9 +107,11 @@ extension RPCError: LaneError {
         case .unsupportedProtocol, .featureMissing, .workerIncompatible: .workerIncompatible
         case .sourceMissing, .payloadTooLarge, .storeFull: .transfer
         case .artifactsGone: .artifacts
-        case .invalidRequest, .forbidden, .leaseExpired, .internalError, .executorUnavailable: .executor
+        case .invalidRequest, .forbidden, .leaseExpired, .internalError, .executorUnavailable, .notFound: .executor
         }
     }
+
+    public var exitCode: Int32 { code == .notFound ? CommandExit.notFound : failureKind.exitCode }
 
     public var failureSubkind: String? {
         if let s = data["failure_subkind"]?.stringValue, code == .workerIncompatible || code == .executorUnavailable { return s }

@@ -204,7 +204,7 @@ public final class RunCoordinator {
             throw e
         } catch {
             // Record what happened, then report the error itself.
-            let code = (error as? LaneError)?.failureKind.exitCode ?? FailureKind.executor.exitCode
+            let code = (error as? LaneError)?.exitCode ?? FailureKind.executor.exitCode
             let current = plan.steps.first { s in !outcomes.contains { $0.index == s.index } }
             if let s = current {
                 var o = StepOutcome(index: s.index, action: s.action, jobID: s.jobID, status: .failed, exitCode: code)

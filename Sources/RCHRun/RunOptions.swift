@@ -67,6 +67,7 @@ public struct ConfigValueError: LaneError {
     public init(_ m: String) { message = m }
     public var failureKind: FailureKind { .classifierRejected }
     public var failureSubkind: String? { "CONFIG" }
+    public var exitCode: Int32 { CommandExit.config }
     public var description: String { message }
 }
 

@@ -165,6 +165,7 @@ public struct ConfigError: Error, LaneError {
     public init(_ m: String) { message = m }
     public var failureKind: FailureKind { .executor }
     public var failureSubkind: String? { "CONFIG" }
+    public var exitCode: Int32 { CommandExit.config }
     public var description: String { message }
 }
 

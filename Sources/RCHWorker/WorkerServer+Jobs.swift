@@ -126,7 +126,8 @@ extension WorkerServer {
             if JobRegistry(store: store).key(of: jobID) != nil {
                 throw RPCError(.artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)", data: ["job_id": .string(jobID)])
             }
-            throw RPCError.invalid("unknown job_id \(jobID)", data: ["job_id": .string(jobID)])
+            throw RPCError(.notFound, "no job \(jobID) on this worker; check the id (rch-xcode job list shows the worker's jobs)",
+                           data: ["job_id": .string(jobID)])
         }
         return jobID
     }

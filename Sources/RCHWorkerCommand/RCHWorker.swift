@@ -6,7 +6,10 @@ struct RCHWorker: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rch-worker",
         abstract: "Worker side of the RCH Xcode lane: the content store of sources and cached results.",
-        discussion: "Failures exit with the lane's stable codes; see PLAN.md.",
+        discussion: """
+            Exit codes: 0 success, 30 transfer/store full, 40 executor, 70 artifacts/integrity, 90 busy, 92 bundler; \
+            64 usage, 78 configuration.
+            """,
         version: VersionInfo.text,
         subcommands: [
             InitCommand.self, StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self, JobsCommand.self,

@@ -46,7 +46,7 @@ struct MalformedInputTests {
         Case(name: "unsupported protocol", code: .unsupportedProtocol) { _, _, _ in Req.line("status", "{}", version: 9) },
         Case(name: "path-like request_id", code: .invalidRequest) { _, _, _ in Req.line("probe", "{}", id: "../../x/y/zzzz") },
         Case(name: "path-like job_id", code: .invalidRequest) { _, _, _ in Req.line("status", #"{"job_id":"../../etc/passwd"}"#) },
-        Case(name: "unknown job", code: .invalidRequest) { _, _, _ in Req.line("fetch", #"{"job_id":"job_9999999999"}"#) },
+        Case(name: "unknown job", code: .notFound) { _, _, _ in Req.line("fetch", #"{"job_id":"job_9999999999"}"#) },
         Case(name: "bad digest", code: .invalidRequest) { _, _, _ in Req.line("has_source", #"{"source_sha256s":["../x"]}"#) },
         Case(name: "uppercase digest", code: .invalidRequest) { _, _, _ in Req.line("has_source", #"{"source_sha256":"\#(String(repeating: "A", count: 64))"}"#) },
         Case(name: "trailing bytes after a request", code: .invalidRequest) { _, _, _ in Req.line("probe", "{}") + Array("junk".utf8) },

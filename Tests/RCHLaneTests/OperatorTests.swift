@@ -73,3 +73,26 @@ struct OperatorTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: busy) == ["keep.txt"])
     }
 }
+
+@Suite("Error exit codes of the command line")
+struct CommandExitTests {
+    @Test("configuration errors exit 78, an unknown job 66, usage 64; messages say what is wrong first")
+    func codes() throws {
+        let f = try LaneFixture(ssh: false)
+        let exe = TestPaths.executable("rch-xcode")
+        try "[[workers]\nname = ".write(toFile: f.dir.sub("bad.toml"), atomically: true, encoding: .utf8)
+        let bad = try Sub.run(exe, ["probe", "--worker", "w", "--inventory", f.dir.sub("bad.toml"), "--store", f.hostStore])
+        #expect(bad.status == 78 && bad.stderr.contains("cannot be read"), "\(bad.status) \(bad.stderr)")
+        let missing = try Sub.run(exe, ["probe", "--worker", "w", "--inventory", f.dir.sub("missing.toml"), "--store", f.hostStore])
+        #expect(missing.status == 78 && missing.stderr.contains("does not exist"), "\(missing.status) \(missing.stderr)")
+        let unknown = try Sub.run(exe, ["job", "status", "job_9999999999", "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
+        #expect(unknown.status == 66 && unknown.stderr.contains("no job job_9999999999"), "\(unknown.status) \(unknown.stderr)")
+        let usage = try Sub.run(exe, ["job", "frobnicate"])
+        #expect(usage.status == 64)
+        let root = try f.tree()
+        let argv = try Sub.run(exe, ["run", root, "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore, "--artifacts", f.dir.sub("a"),
+                                     "--", "build", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 99"])
+        #expect(argv.status == 10 && argv.stderr.contains("it has: iPhone 16"), "\(argv.status) \(argv.stderr)")
+        #expect(!argv.stderr.contains("error: /"), "a JSON pointer came first: \(argv.stderr)")
+    }
+}
