@@ -39,10 +39,13 @@ let package = Package(
             dependencies: ["RCHCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "RCHStore", dependencies: ["RCHCore", "RCHBundle", "RCHAttestation"]),
         .target(name: "RCHJob", dependencies: ["RCHCore", .product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "RCHProtocol", dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "RCHProtocol", dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "RCHWorker",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHIdentity", "RCHAttestation"]),
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHIdentity", "RCHAttestation",
+            ]),
         .target(
             name: "RCHHost",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
@@ -54,7 +57,8 @@ let package = Package(
         .target(
             name: "RCHCLISupport",
             dependencies: [
-                "RCHCore", "RCHStore", "RCHJob", "RCHProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RCHCore", "RCHStore", "RCHJob", "RCHProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "RCHWorkerCommand",
@@ -106,10 +110,19 @@ if ProcessInfo.processInfo.environment["RCH_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Targets/FuzzSupport"))
     let fuzzTargets: [(String, [Target.Dependency])] = [
         ("FuzzJSON", ["FuzzSupport", "RCHCore"]),
-        ("FuzzFraming", ["FuzzSupport", "RCHCore", "RCHProtocol", .product(name: "SystemPackage", package: "swift-system")]),
+        (
+            "FuzzFraming",
+            ["FuzzSupport", "RCHCore", "RCHProtocol", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         ("FuzzTar", ["FuzzSupport", "RCHCore", "RCHBundle"]),
         ("FuzzIgnore", ["FuzzSupport", "RCHBundle"]),
-        ("FuzzBlobPack", ["FuzzSupport", "RCHCore", "RCHBundle", "RCHStore", .product(name: "SystemPackage", package: "swift-system")]),
+        (
+            "FuzzBlobPack",
+            [
+                "FuzzSupport", "RCHCore", "RCHBundle", "RCHStore",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
     ]
     for (name, deps) in fuzzTargets {
         package.targets.append(

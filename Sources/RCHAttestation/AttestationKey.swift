@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Crypto
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A worker's Ed25519 attestation key.
 ///
@@ -57,7 +58,9 @@ public struct AttestationKey: Sendable {
             temp.discard()
             throw KeyError(path: path, problem: "cannot create the attestation key: \(error)")
         }
-        guard let winner = try load(path) else { throw KeyError(path: path, problem: "the key vanished while being created") }
+        guard let winner = try load(path) else {
+            throw KeyError(path: path, problem: "the key vanished while being created")
+        }
         return winner
     }
 
@@ -70,12 +73,21 @@ public struct AttestationKey: Sendable {
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw KeyError(path: path, problem: "not a regular file") }
-        guard st.st_mode & 0o077 == 0 else {
-            throw KeyError(path: path, problem: "readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600 on it")
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw KeyError(path: path, problem: "not a regular file")
         }
-        guard st.st_uid == geteuid() else { throw KeyError(path: path, problem: "owned by another user (uid \(st.st_uid))") }
-        guard st.st_size == 32 else { throw KeyError(path: path, problem: "must hold exactly 32 bytes, holds \(st.st_size)") }
+        guard st.st_mode & 0o077 == 0 else {
+            throw KeyError(
+                path: path,
+                problem:
+                    "readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600 on it")
+        }
+        guard st.st_uid == geteuid() else {
+            throw KeyError(path: path, problem: "owned by another user (uid \(st.st_uid))")
+        }
+        guard st.st_size == 32 else {
+            throw KeyError(path: path, problem: "must hold exactly 32 bytes, holds \(st.st_size)")
+        }
         var raw = [UInt8](repeating: 0, count: 33)
         let n = raw.withUnsafeMutableBytes { read(fd, $0.baseAddress, 33) }
         guard n == 32 else { throw KeyError(path: path, problem: "short read") }

@@ -82,7 +82,9 @@ public enum AttestationVerifier {
         v.document = .object(parsed.document)
         v.fingerprint = parsed.fingerprint
         guard check("format", true, "\(Attestation.schemaID) document") else { return v }
-        guard check("algorithm", parsed.algorithm == AttestationKey.algorithm, "signature.algorithm \(parsed.algorithm)") else { return v }
+        guard
+            check("algorithm", parsed.algorithm == AttestationKey.algorithm, "signature.algorithm \(parsed.algorithm)")
+        else { return v }
         let keyFingerprint = AttestationKey.fingerprint(ofPublicKey: parsed.publicKey).hex
         guard
             check(
@@ -98,7 +100,8 @@ public enum AttestationVerifier {
                 "worker_key", workerPublicKey == parsed.publicKey,
                 workerPublicKey == parsed.publicKey
                     ? "the key the worker published"
-                    : "signed by key \(keyFingerprint), but the worker publishes \(AttestationKey.fingerprint(ofPublicKey: workerPublicKey).hex)")
+                    : "signed by key \(keyFingerprint), but the worker publishes \(AttestationKey.fingerprint(ofPublicKey: workerPublicKey).hex)"
+            )
         else { return v }
         if let pinnedFingerprint {
             guard
@@ -120,7 +123,8 @@ public enum AttestationVerifier {
         guard
             check(
                 "job", mismatches.isEmpty,
-                mismatches.isEmpty ? "job_id, job_key and source_sha256 are the submitted ones" : mismatches.joined(separator: "; "))
+                mismatches.isEmpty
+                    ? "job_id, job_key and source_sha256 are the submitted ones" : mismatches.joined(separator: "; "))
         else { return v }
         let manifestDigest = RCHCore.SHA256Digest.of(manifestBytes)
         _ = check(
@@ -154,19 +158,28 @@ public enum AttestationVerifier {
                 throw bad("schema_id must be \(Attestation.schemaID), schema_version 1")
             }
             func digest(_ v: JSONValue?, _ name: String) throws -> RCHCore.SHA256Digest {
-                guard let s = v?.stringValue, let d = RCHCore.SHA256Digest(hex: s) else { throw bad("\(name) must be 64 lowercase hex") }
+                guard let s = v?.stringValue, let d = RCHCore.SHA256Digest(hex: s) else {
+                    throw bad("\(name) must be 64 lowercase hex")
+                }
                 return d
             }
-            guard let job = o["job_id"]?.stringValue, Identifier.isValid(job, .jobID) else { throw bad("job_id is missing or invalid") }
+            guard let job = o["job_id"]?.stringValue, Identifier.isValid(job, .jobID) else {
+                throw bad("job_id is missing or invalid")
+            }
             guard let worker = o["worker"]?.objectValue, Set(worker.keys) == ["name", "fingerprint", "public_key"],
-                worker["name"]?.stringValue != nil, let fp = worker["fingerprint"]?.stringValue, RCHCore.SHA256Digest(hex: fp) != nil,
+                worker["name"]?.stringValue != nil, let fp = worker["fingerprint"]?.stringValue,
+                RCHCore.SHA256Digest(hex: fp) != nil,
                 let pk = worker["public_key"]?.stringValue.flatMap({ Hex.decode($0, count: 32) })
             else { throw bad("worker must be {name, fingerprint (64 hex), public_key (64 hex)}") }
             guard let sig = o["signature"]?.objectValue, Set(sig.keys) == ["algorithm", "key_fingerprint", "value"],
                 let alg = sig["algorithm"]?.stringValue, let sfp = sig["key_fingerprint"]?.stringValue,
                 let value = sig["value"]?.stringValue.flatMap({ Hex.decode($0, count: 64) })
-            else { throw bad("signature must be {algorithm, key_fingerprint, value (128 hex)}; the attestation is unsigned") }
-            guard let backend = o["backend"]?.objectValue, Set(backend.keys) == ["name", "version", "executor_class"] else {
+            else {
+                throw bad(
+                    "signature must be {algorithm, key_fingerprint, value (128 hex)}; the attestation is unsigned")
+            }
+            guard let backend = o["backend"]?.objectValue, Set(backend.keys) == ["name", "version", "executor_class"]
+            else {
                 throw bad("backend must be {name, version, executor_class}")
             }
             document = o

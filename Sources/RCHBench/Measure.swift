@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One measured run of a command: wall time and the peak RSS of its process tree.
@@ -17,9 +17,9 @@ enum Measure {
     /// given) and measures it with wait4.
     static func run(_ argv: [String], cwd: String? = nil, quiet: Bool = true, stdout: String? = nil) throws -> Sample {
         #if canImport(Darwin)
-        var fa: posix_spawn_file_actions_t? = nil
+            var fa: posix_spawn_file_actions_t? = nil
         #else
-        var fa = posix_spawn_file_actions_t()
+            var fa = posix_spawn_file_actions_t()
         #endif
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
@@ -41,19 +41,29 @@ enum Measure {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         guard status == 0 else { throw BenchError("\(argv.joined(separator: " ")) failed with status \(status)") }
         #if canImport(Darwin)
-        let rss = Int(usage.ru_maxrss) / 1024
+            let rss = Int(usage.ru_maxrss) / 1024
         #else
-        let rss = Int(usage.ru_maxrss)
+            let rss = Int(usage.ru_maxrss)
         #endif
         return Sample(seconds: elapsed, maxRSSKiB: rss)
     }
 
     /// Median of `runs` samples after `warmup` unmeasured runs; `prepare` runs before every one, then
     /// `sync` (untimed), so that no run pays for the write-back of the previous one's dirty pages.
-    static func median(runs: Int, warmup: Int = 1, prepare: () throws -> Void = {}, _ body: () throws -> Sample) throws -> Sample {
-        for _ in 0..<warmup { try prepare(); sync(); _ = try body() }
+    static func median(runs: Int, warmup: Int = 1, prepare: () throws -> Void = {}, _ body: () throws -> Sample) throws
+        -> Sample
+    {
+        for _ in 0..<warmup {
+            try prepare()
+            sync()
+            _ = try body()
+        }
         var samples: [Sample] = []
-        for _ in 0..<runs { try prepare(); sync(); samples.append(try body()) }
+        for _ in 0..<runs {
+            try prepare()
+            sync()
+            samples.append(try body())
+        }
         let times = samples.map(\.seconds).sorted()
         return Sample(seconds: times[times.count / 2], maxRSSKiB: samples.map(\.maxRSSKiB).max() ?? 0)
     }

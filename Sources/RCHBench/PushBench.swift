@@ -9,16 +9,18 @@ import SystemPackage
 import XcodeTreeGen
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `rch-xcode push` vs `rsync -az --compress-choice=zstd` over the same loopback sshd.
 struct PushBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
-        abstract: "Push vs rsync over one loopback sshd: first push, unchanged, one-file edits; has_source for 10,000 digests.")
+        abstract:
+            "Push vs rsync over one loopback sshd: first push, unchanged, one-file edits; has_source for 10,000 digests."
+    )
 
     @Option(help: "Path of the rch-xcode binary.") var rch: String
     @Option(help: "Path of the rch-worker binary (the forced command).") var worker: String
@@ -30,7 +32,10 @@ struct PushBench: ParsableCommand {
         let base = URL(fileURLWithPath: work).standardizedFileURL.path + "/push"
         removeTree(base)
         try Syscalls.makeDirectories(base)
-        let tree = base + "/tree", host = base + "/host", ws = base + "/worker", dest = base + "/rsync-dest"
+        let tree = base + "/tree"
+        let host = base + "/host"
+        let ws = base + "/worker"
+        let dest = base + "/rsync-dest"
         print("generating a scale-\(scale) tree …")
         try XcodeTreeGen(seed: 1, scale: scale).makeTree(at: tree)
         try Syscalls.makeDirectories(dest)
@@ -46,8 +51,10 @@ struct PushBench: ParsableCommand {
         try ((m["entries"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue }.joined(separator: "\n") + "\n")
             .write(toFile: list, atomically: true, encoding: .utf8)
         let ssh = (["ssh"] + sshd.sshOptions(key: sshd.plainKey)).joined(separator: " ")
-        let rsync = ["/usr/bin/rsync", "-az", "--compress-choice=zstd", "--stats", "--files-from=\(list)", "-e", ssh, tree + "/",
-                     "\(sshd.user)@127.0.0.1:\(dest)/"]
+        let rsync = [
+            "/usr/bin/rsync", "-az", "--compress-choice=zstd", "--stats", "--files-from=\(list)", "-e", ssh, tree + "/",
+            "\(sshd.user)@127.0.0.1:\(dest)/",
+        ]
         let push = [rch, "push", tree, "--worker", "bench", "--inventory", inventory, "--store", host, "--json"]
         Thread.sleep(forTimeInterval: 2.5)  // out of the stat cache's racy window
 
@@ -56,14 +63,19 @@ struct PushBench: ParsableCommand {
             sync()
             let (t, out) = try capture(push)
             let v = try JSONParser().parse(Array(out.utf8))
-            return (t, v["wire"]?["bytes_total"]?.intValue ?? -1, v["wire"]?["round_trips"]?.intValue ?? -1, v["method"]?.stringValue ?? "?")
+            return (
+                t, v["wire"]?["bytes_total"]?.intValue ?? -1, v["wire"]?["round_trips"]?.intValue ?? -1,
+                v["method"]?.stringValue ?? "?"
+            )
         }
         func peer() throws -> (Double, Int64) {
             sync()
             let (t, out) = try capture(rsync)
             func stat(_ label: String) -> Int64 {
                 guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix(label) }) else { return -1 }
-                return Int64(line.dropFirst(label.count).split(separator: " ").first?.replacingOccurrences(of: ",", with: "") ?? "") ?? -1
+                return Int64(
+                    line.dropFirst(label.count).split(separator: " ").first?.replacingOccurrences(of: ",", with: "")
+                        ?? "") ?? -1
             }
             return (t, stat("Total bytes sent: ") + stat("Total bytes received: "))
         }
@@ -72,40 +84,69 @@ struct PushBench: ParsableCommand {
         let (p1, pb1) = try peer()
         let (t2, b2, r2, m2) = try ours()
         let (p2, pb2) = try peer()
-        var times: [Double] = [], bytes: [Int64] = [], rts: [Int64] = [], ptimes: [Double] = [], pbytes: [Int64] = []
+        var times: [Double] = []
+        var bytes: [Int64] = []
+        var rts: [Int64] = []
+        var ptimes: [Double] = []
+        var pbytes: [Int64] = []
         var methods = Set<String>()
         for _ in 0..<edits {
             _ = try XcodeTreeGen(seed: 1, scale: scale).editTree(at: tree, count: 1)
             Thread.sleep(forTimeInterval: 2.5)
             let (t, b, r, method) = try ours()
             let (pt, pb) = try peer()
-            times.append(t); bytes.append(b); rts.append(r); ptimes.append(pt); pbytes.append(pb); methods.insert(method)
+            times.append(t)
+            bytes.append(b)
+            rts.append(r)
+            ptimes.append(pt)
+            pbytes.append(pb)
+            methods.insert(method)
         }
         func med<T: Comparable>(_ a: [T]) -> T { a.sorted()[a.count / 2] }
         let hs = try hasSourceTiming(store: ws)
 
         print("")
-        print("push benchmark over one loopback sshd, scale \(scale) tree (\(m["file_count"]?.intValue ?? 0) files, \(m["total_bytes"]?.intValue ?? 0) bytes)")
-        print("  peer: rsync -az --compress-choice=zstd over the same sshd, same file list; bytes = rsync --stats sent + received")
-        print("  first push      ours \(b1) B in \(r1) round trips (\(m1), \(format(t1)))   rsync \(pb1) B (\(format(p1)))   bytes ratio \(formatRatio(Double(b1) / Double(pb1)))   (target ≤ 1.0)")
-        print("  unchanged       ours \(b2) B in \(r2) round trip(s) (\(m2), \(format(t2)))   rsync \(pb2) B (\(format(p2)))   (target: 1 round trip, ≤ 4096 B)")
-        print("  one-file edit   ours \(med(bytes)) B in \(med(rts)) round trips (\(methods.sorted().joined(separator: ",")), \(format(med(times))))   "
-              + "rsync \(med(pbytes)) B (\(format(med(ptimes))))   median of \(edits)")
-        print("    bytes ratio \(formatRatio(Double(med(bytes)) / Double(med(pbytes))))   (target ≤ 0.1)   time ratio \(formatRatio(med(times) / med(ptimes)))   (target ≤ 1.0)")
-        print("  has_source, 10,000 digests (\(hs.present) present), server side: \(format(hs.seconds)) median of 9   (target ≤ 20 ms)")
+        print(
+            "push benchmark over one loopback sshd, scale \(scale) tree (\(m["file_count"]?.intValue ?? 0) files, \(m["total_bytes"]?.intValue ?? 0) bytes)"
+        )
+        print(
+            "  peer: rsync -az --compress-choice=zstd over the same sshd, same file list; bytes = rsync --stats sent + received"
+        )
+        print(
+            "  first push      ours \(b1) B in \(r1) round trips (\(m1), \(format(t1)))   rsync \(pb1) B (\(format(p1)))   bytes ratio \(formatRatio(Double(b1) / Double(pb1)))   (target ≤ 1.0)"
+        )
+        print(
+            "  unchanged       ours \(b2) B in \(r2) round trip(s) (\(m2), \(format(t2)))   rsync \(pb2) B (\(format(p2)))   (target: 1 round trip, ≤ 4096 B)"
+        )
+        print(
+            "  one-file edit   ours \(med(bytes)) B in \(med(rts)) round trips (\(methods.sorted().joined(separator: ",")), \(format(med(times))))   "
+                + "rsync \(med(pbytes)) B (\(format(med(ptimes))))   median of \(edits)")
+        print(
+            "    bytes ratio \(formatRatio(Double(med(bytes)) / Double(med(pbytes))))   (target ≤ 0.1)   time ratio \(formatRatio(med(times) / med(ptimes)))   (target ≤ 1.0)"
+        )
+        print(
+            "  has_source, 10,000 digests (\(hs.present) present), server side: \(format(hs.seconds)) median of 9   (target ≤ 20 ms)"
+        )
     }
 
     /// Times the worker's handling of one `has_source` request with 10,000 digests (in process: parse,
     /// validate, look up, reply), the sources in the store included.
     func hasSourceTiming(store root: String) throws -> (seconds: Double, present: Int) {
         let store = try LocalStore(root: root)
-        var digests = (try? Directory.list(store.sourcesDirectory))?.flatMap { shard in
-            ((try? Directory.list(store.sourcesDirectory + "/" + shard)) ?? []).compactMap { SHA256Digest(hex: $0.prefix(64)) }
-        } ?? []
+        var digests =
+            (try? Directory.list(store.sourcesDirectory))?.flatMap { shard in
+                ((try? Directory.list(store.sourcesDirectory + "/" + shard)) ?? []).compactMap {
+                    SHA256Digest(hex: $0.prefix(64))
+                }
+            } ?? []
         let present = digests.count
         var rng = SplitMix64(seed: 7)
-        while digests.count < 10_000 { digests.append(SHA256Digest(bytes: (0..<4).flatMap { _ in withUnsafeBytes(of: rng.next()) { Array($0) } })) }
-        let request = RPCRequest(protocolVersion: 1, op: .has_source, payload: ["source_sha256s": .array(digests.shuffled().map { .string($0.hex) })])
+        while digests.count < 10_000 {
+            digests.append(SHA256Digest(bytes: (0..<4).flatMap { _ in withUnsafeBytes(of: rng.next()) { Array($0) } }))
+        }
+        let request = RPCRequest(
+            protocolVersion: 1, op: .has_source,
+            payload: ["source_sha256s": .array(digests.shuffled().map { .string($0.hex) })])
         let file = root + "/../has-source-request.json"
         _ = try DurableFile.write(request.headerLine, to: file, durable: false)
         var config = WorkerConfig()
@@ -118,7 +159,8 @@ struct PushBench: ParsableCommand {
             let start = DispatchTime.now().uptimeNanoseconds
             let (status, _) = server.serve(input: input, output: output, originalCommand: nil)
             samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-            try input.close(); try output.close()
+            try input.close()
+            try output.close()
             guard status == 0 else { throw BenchError("has_source failed") }
         }
         return (samples.sorted()[samples.count / 2], present)

@@ -30,7 +30,8 @@ struct BundleBench: ParsableCommand {
             print("generating a scale-\(scale) tree in \(tree) …")
             try XcodeTreeGen(seed: 1, scale: scale).makeTree(at: tree)
         }
-        _ = try Measure.run(["/bin/sh", "-c", "find . -type f -exec cat {} + > /dev/null"], cwd: tree)  // warm the page cache
+        // warm the page cache
+        _ = try Measure.run(["/bin/sh", "-c", "find . -type f -exec cat {} + > /dev/null"], cwd: tree)
         Thread.sleep(forTimeInterval: 2.5)  // let fresh files leave the stat cache's racy window
 
         let coldStore = work + "/store-cold"
@@ -38,9 +39,12 @@ struct BundleBench: ParsableCommand {
             try Measure.run([rch, "bundle", tree, "--store", coldStore, "--no-stat-cache"])
         }
         let peer = try Measure.median(runs: runs) {
-            try Measure.run(["/bin/sh", "-c",
-                             "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix -cf - . | zstd -3 -q | sha256sum > /dev/null"],
-                            cwd: tree)
+            try Measure.run(
+                [
+                    "/bin/sh", "-c",
+                    "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix -cf - . | zstd -3 -q | sha256sum > /dev/null",
+                ],
+                cwd: tree)
         }
         let warmStore = work + "/store-warm"
         try? fm.removeItem(atPath: warmStore)
@@ -49,15 +53,21 @@ struct BundleBench: ParsableCommand {
         let floor = try Measure.median(runs: runs) { try Measure.run([rch, "--help"]) }
         // What merely listing and stat'ing every entry costs (GNU find, one thread, no hashing): the
         // kernel work any stat-based "unchanged?" check must do.
-        let statWalk = try Measure.median(runs: runs) { try Measure.run(["/usr/bin/find", ".", "-printf", "%s %T@ %C@ %i\n"], cwd: tree) }
+        let statWalk = try Measure.median(runs: runs) {
+            try Measure.run(["/usr/bin/find", ".", "-printf", "%s %T@ %C@ %i\n"], cwd: tree)
+        }
 
         print("")
         print("bundle benchmark, scale \(scale) tree (\(try treeSummary(tree))), median of \(runs) runs")
-        print("  ours cold  (tar + zstd -3 + sha256 + manifest, into a fresh store) \(format(ours.seconds))   peak RSS \(ours.maxRSSKiB / 1024) MiB")
+        print(
+            "  ours cold  (tar + zstd -3 + sha256 + manifest, into a fresh store) \(format(ours.seconds))   peak RSS \(ours.maxRSSKiB / 1024) MiB"
+        )
         print("  peer       (tar --sort=name … | zstd -3 | sha256sum)               \(format(peer.seconds))")
         print("  ours warm  (re-bundle of the unchanged tree, stat cache)           \(format(warm.seconds))")
         print("  process floor (rch-xcode --help)                                   \(format(floor.seconds))")
-        print("  stat walk floor (find . -printf '%s %T@ %C@ %i', every entry)      \(format(statWalk.seconds))   (budget for warm at 0.05×: \(format(ours.seconds * 0.05)))")
+        print(
+            "  stat walk floor (find . -printf '%s %T@ %C@ %i', every entry)      \(format(statWalk.seconds))   (budget for warm at 0.05×: \(format(ours.seconds * 0.05)))"
+        )
         print("  ratio cold/peer  = \(formatRatio(ours.seconds / peer.seconds))   (target ≤ 0.8)")
         print("  ratio warm/cold  = \(formatRatio(warm.seconds / ours.seconds))   (target ≤ 0.05)")
 
@@ -71,7 +81,9 @@ struct BundleBench: ParsableCommand {
             try? fm.removeItem(atPath: bigStore)
             let s = try Measure.run([rch, "bundle", big, "--store", bigStore, "--no-stat-cache"])
             try? fm.removeItem(atPath: bigStore)
-            print("  large tree (\(try treeSummary(big))): cold bundle \(format(s.seconds)), peak RSS \(s.maxRSSKiB / 1024) MiB   (target ≤ 64 MiB)")
+            print(
+                "  large tree (\(try treeSummary(big))): cold bundle \(format(s.seconds)), peak RSS \(s.maxRSSKiB / 1024) MiB   (target ≤ 64 MiB)"
+            )
         }
     }
 

@@ -21,30 +21,44 @@ struct StoreBench: ParsableCommand {
         let tree = work + "/tree-\(scale)"
         if !fm.fileExists(atPath: tree) { try XcodeTreeGen(seed: 1, scale: scale).makeTree(at: tree) }
         let bundle = work + "/source.tar.zst"
-        _ = try Measure.run([rch, "bundle", tree, "--output", bundle, "--store", work + "/host-store", "--no-stat-cache"])
+        _ = try Measure.run([
+            rch, "bundle", tree, "--output", bundle, "--store", work + "/host-store", "--no-stat-cache",
+        ])
         let out = work + "/out"
         let clean = { () throws -> Void in try? fm.removeItem(atPath: out) }
-        let untar = try Measure.median(runs: runs, prepare: { try clean(); try fm.createDirectory(atPath: out, withIntermediateDirectories: true) }) {
+        let untar = try Measure.median(
+            runs: runs,
+            prepare: {
+                try clean()
+                try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+            }
+        ) {
             try Measure.run(["/bin/sh", "-c", "zstd -dc '\(bundle)' | tar -x -C '\(out)'"])
         }
         let ingestStore = work + "/ingest-store"
         let ingest = try Measure.median(runs: runs, prepare: { try? fm.removeItem(atPath: ingestStore) }) {
             try Measure.run([worker, "store", "ingest", bundle, "--store", ingestStore])
         }
-        let sha = try String(contentsOfFile: work + "/sha.txt", encoding: .utf8, orCreate: {
-            let p = Pipe()
-            let proc = Process()
-            proc.executableURL = URL(fileURLWithPath: worker)
-            proc.arguments = ["store", "ingest", bundle, "--store", ingestStore]
-            proc.standardOutput = p
-            try proc.run()
-            proc.waitUntilExit()
-            return String(decoding: p.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        })
+        let sha = try String(
+            contentsOfFile: work + "/sha.txt", encoding: .utf8,
+            orCreate: {
+                let p = Pipe()
+                let proc = Process()
+                proc.executableURL = URL(fileURLWithPath: worker)
+                proc.arguments = ["store", "ingest", bundle, "--store", ingestStore]
+                proc.standardOutput = p
+                try proc.run()
+                proc.waitUntilExit()
+                return String(decoding: p.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(
+                    in: .whitespacesAndNewlines)
+            })
         var n = 0
         let materialise = try Measure.median(runs: runs, prepare: clean) {
             n += 1
-            return try Measure.run([worker, "store", "materialise-source", sha, "--job-id", String(format: "job_bench%05d", n), "--into", out, "--store", ingestStore])
+            return try Measure.run([
+                worker, "store", "materialise-source", sha, "--job-id", String(format: "job_bench%05d", n), "--into",
+                out, "--store", ingestStore,
+            ])
         }
 
         // A result set shaped like a test job's, recorded once, then served as hits.
@@ -52,35 +66,56 @@ struct StoreBench: ParsableCommand {
         let key = SHA256Digest.of(Array("bench-key-\(scale)".utf8)).hex
         if !fm.fileExists(atPath: art) {
             try XcodeTreeGen(seed: 7, scale: scale).makeResults(at: art)
-            let common = "\"created_at\":\"2026-11-22T00:00:00.000Z\",\"run_id\":\"run_bench00001\",\"job_id\":\"job_bench00001\",\"job_key\":\"\(key)\""
-            try Data("{\"schema_version\":1,\"schema_id\":\"rch-xcode/summary@1\",\(common),\"status\":\"success\",\"exit_code\":0,\"human_summary\":\"ok\"}".utf8)
-                .write(to: URL(fileURLWithPath: art + "/summary.json"))
-            try Data("{\"schema_version\":1,\"schema_id\":\"rch-xcode/job@1\",\(common),\"action\":\"test\",\"job_key_inputs\":{\"source_sha256\":\"\(sha)\"}}".utf8)
-                .write(to: URL(fileURLWithPath: art + "/job.json"))
+            let common =
+                "\"created_at\":\"2026-11-22T00:00:00.000Z\",\"run_id\":\"run_bench00001\",\"job_id\":\"job_bench00001\",\"job_key\":\"\(key)\""
+            try Data(
+                "{\"schema_version\":1,\"schema_id\":\"rch-xcode/summary@1\",\(common),\"status\":\"success\",\"exit_code\":0,\"human_summary\":\"ok\"}"
+                    .utf8
+            )
+            .write(to: URL(fileURLWithPath: art + "/summary.json"))
+            try Data(
+                "{\"schema_version\":1,\"schema_id\":\"rch-xcode/job@1\",\(common),\"action\":\"test\",\"job_key_inputs\":{\"source_sha256\":\"\(sha)\"}}"
+                    .utf8
+            )
+            .write(to: URL(fileURLWithPath: art + "/job.json"))
         }
-        _ = try Measure.run([worker, "store", "record-result", art, "--job-key", key, "--namespace", "bench", "--store", ingestStore])
+        _ = try Measure.run([
+            worker, "store", "record-result", art, "--job-key", key, "--namespace", "bench", "--store", ingestStore,
+        ])
         let copy = try Measure.median(runs: runs, prepare: clean) { try Measure.run(["cp", "-r", art, out]) }
         let hit = try Measure.median(runs: runs, prepare: clean) {
             n += 1
-            return try Measure.run([worker, "store", "materialise-result", key, "--namespace", "bench", "--job-id", String(format: "job_bench%05d", n),
-                                    "--run-id", "run_bench00002", "--into", out, "--store", ingestStore])
+            return try Measure.run([
+                worker, "store", "materialise-result", key, "--namespace", "bench", "--job-id",
+                String(format: "job_bench%05d", n),
+                "--run-id", "run_bench00002", "--into", out, "--store", ingestStore,
+            ])
         }
         try clean()
 
         print("")
         print("store benchmark, scale \(scale), median of \(runs) runs (verification on)")
         print("  peer: zstd -dc bundle | tar -x                 \(format(untar.seconds))")
-        print("  ingest the bundle into a fresh store            \(format(ingest.seconds))   ratio \(formatRatio(ingest.seconds / untar.seconds))   (target ≤ 1.5)")
-        print("  materialise the source into a new job dir       \(format(materialise.seconds))   ratio \(formatRatio(materialise.seconds / untar.seconds))   (target ≤ 1.0)")
+        print(
+            "  ingest the bundle into a fresh store            \(format(ingest.seconds))   ratio \(formatRatio(ingest.seconds / untar.seconds))   (target ≤ 1.5)"
+        )
+        print(
+            "  materialise the source into a new job dir       \(format(materialise.seconds))   ratio \(formatRatio(materialise.seconds / untar.seconds))   (target ≤ 1.0)"
+        )
         print("  peer: cp -r of the result set                   \(format(copy.seconds))")
-        print("  serve a cache hit into a new job dir            \(format(hit.seconds))   ratio \(formatRatio(hit.seconds / copy.seconds))   (target ≤ 1.0)")
+        print(
+            "  serve a cache hit into a new job dir            \(format(hit.seconds))   ratio \(formatRatio(hit.seconds / copy.seconds))   (target ≤ 1.0)"
+        )
     }
 }
 
 extension String {
     /// Reads `path`, or creates it with `make()` first.
     init(contentsOfFile path: String, encoding: String.Encoding, orCreate make: () throws -> String) throws {
-        if let s = try? String(contentsOfFile: path, encoding: encoding), !s.isEmpty { self = s; return }
+        if let s = try? String(contentsOfFile: path, encoding: encoding), !s.isEmpty {
+            self = s
+            return
+        }
         let s = try make()
         try Data(s.utf8).write(to: URL(fileURLWithPath: path))
         self = s

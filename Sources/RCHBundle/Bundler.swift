@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Options for ``Bundler``.
 public struct BundleOptions: Sendable {
@@ -44,7 +45,9 @@ public enum Bundler {
 
     /// Selects, validates, reads and writes. `output` receives the `.tar.zst` bytes (nil: digest only).
     /// Nothing is published here: the caller commits `output` only when this returns.
-    public static func bundle(root: String, options: BundleOptions = BundleOptions(), output: TempFile?) throws -> BundleResult {
+    public static func bundle(root: String, options: BundleOptions = BundleOptions(), output: TempFile?) throws
+        -> BundleResult
+    {
         let selector = try TreeSelector(root: root, mode: options.mode, ignore: options.ignore)
         let selection = try selector.select()
         return try write(selection: selection, root: root, options: options, output: output)
@@ -54,8 +57,10 @@ public enum Bundler {
     /// cache, for files whose identity is unchanged and not racily clean): such a file is still read into
     /// the tar stream, but not hashed again on its own. (If it were wrong, the manifest would disagree with
     /// the stream and every consumer that rebuilds from blobs would refuse the source.)
-    public static func write(selection: Selection, root: String, options: BundleOptions, output: TempFile?,
-                             knownDigest: (SelectedEntry) -> SHA256Digest? = { _ in nil }) throws -> BundleResult {
+    public static func write(
+        selection: Selection, root: String, options: BundleOptions, output: TempFile?,
+        knownDigest: (SelectedEntry) -> SHA256Digest? = { _ in nil }
+    ) throws -> BundleResult {
         guard (1...19).contains(options.compressionLevel) else {
             throw BundleError.io("compression level must be between 1 and 19")
         }
@@ -81,13 +86,17 @@ public enum Bundler {
             switch e.kind {
             case .symlink(let target):
                 try writer.symlink(path: e.path, target: target)
-                entries.append(.init(path: e.path, type: .symlink, size: UInt64(target.utf8.count),
-                                     sha256: .of(target.utf8), executable: false, symlinkTarget: target))
+                entries.append(
+                    .init(
+                        path: e.path, type: .symlink, size: UInt64(target.utf8.count),
+                        sha256: .of(target.utf8), executable: false, symlinkTarget: target))
             case .file(let executable):
                 try writer.beginFile(path: e.path, size: e.identity.size, executable: executable)
                 let digest = try copyFile(e, root: root, buffer: buffer, into: writer, knownDigest: knownDigest(e))
-                entries.append(.init(path: e.path, type: .file, size: e.identity.size, sha256: digest,
-                                     executable: executable, symlinkTarget: nil))
+                entries.append(
+                    .init(
+                        path: e.path, type: .file, size: e.identity.size, sha256: digest,
+                        executable: executable, symlinkTarget: nil))
             }
         }
         try writer.finish()
@@ -97,14 +106,18 @@ public enum Bundler {
             sourceSHA256: digest, treeSHA256: SourceManifest.treeDigest(entries),
             tarBytes: sinkBox.value.byteCount, entries: entries,
             tarEncoder: TarHeaderEncoder.identity, zstdVersion: ZstdCompressor.version)
-        return BundleResult(manifest: manifest, bundleBytes: bundleBytes.value, excluded: selection.excluded, warnings: selection.warnings)
+        return BundleResult(
+            manifest: manifest, bundleBytes: bundleBytes.value, excluded: selection.excluded,
+            warnings: selection.warnings)
     }
 
     /// Streams one file into the archive, hashing it, and proves it did not change meanwhile:
     /// opened without following links and without blocking (a FIFO swapped in cannot hang us), same
     /// inode as at selection, exactly `size` bytes then EOF, and the same size/mtime/ctime afterwards.
-    static func copyFile(_ e: SelectedEntry, root: String, buffer: UnsafeMutableRawBufferPointer, into writer: CanonicalTarWriter,
-                         knownDigest: SHA256Digest? = nil) throws -> SHA256Digest {
+    static func copyFile(
+        _ e: SelectedEntry, root: String, buffer: UnsafeMutableRawBufferPointer, into writer: CanonicalTarWriter,
+        knownDigest: SHA256Digest? = nil
+    ) throws -> SHA256Digest {
         let path = root + "/" + String(decoding: e.diskPath, as: UTF8.self)
         let fd = Glibc_open(path)
         if fd < 0 {
@@ -113,9 +126,13 @@ public enum Bundler {
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw BundleError.unreadable(path: e.path, reason: String(cString: strerror(errno))) }
+        guard fstat(fd, &st) == 0 else {
+            throw BundleError.unreadable(path: e.path, reason: String(cString: strerror(errno)))
+        }
         let before = FileIdentity(st)
-        guard (st.st_mode & S_IFMT) == S_IFREG, before == e.identity else { throw BundleError.fileChanged(path: e.path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG, before == e.identity else {
+            throw BundleError.fileChanged(path: e.path)
+        }
         var hasher = StreamingSHA256()
         var remaining = Int(e.identity.size)
         while remaining > 0 {

@@ -68,12 +68,17 @@ struct CanonicalTarReader {
             let header = try block()
             if header.allSatisfy({ $0 == 0 }) {
                 if pax != nil { throw BundleError.invalidArchive("a pax header is not followed by an entry") }
-                guard try block().allSatisfy({ $0 == 0 }) else { throw BundleError.invalidArchive("a zero block is not followed by a second one") }
-                guard try fill(1) == false else { throw BundleError.invalidArchive("unexpected data after the end-of-archive blocks") }
+                guard try block().allSatisfy({ $0 == 0 }) else {
+                    throw BundleError.invalidArchive("a zero block is not followed by a second one")
+                }
+                guard try fill(1) == false else {
+                    throw BundleError.invalidArchive("unexpected data after the end-of-archive blocks")
+                }
                 return
             }
             try verifyChecksum(header)
-            guard header[257..<263].elementsEqual(Array("ustar\0".utf8)), header[263..<265].elementsEqual([48, 48]) else {
+            guard header[257..<263].elementsEqual(Array("ustar\0".utf8)), header[263..<265].elementsEqual([48, 48])
+            else {
                 throw BundleError.invalidArchive("a header is not in ustar/pax format")
             }
             let type = header[156]
@@ -81,7 +86,10 @@ struct CanonicalTarReader {
             let shownName = PathRules.display(cString(header[0..<100]))
             if type == UInt8(ascii: "x") {
                 if pax != nil { throw BundleError.invalidArchive("two pax headers in a row") }
-                guard size <= UInt64(limits.maxPaxBytes) else { throw BundleError.limitExceeded("a pax header of \(size) bytes is larger than \(limits.maxPaxBytes)") }
+                guard size <= UInt64(limits.maxPaxBytes) else {
+                    throw BundleError.limitExceeded(
+                        "a pax header of \(size) bytes is larger than \(limits.maxPaxBytes)")
+                }
                 let record = try data(Int(size))
                 let padding = size % 512 != 0 ? try data(Int(512 - size % 512)) : []
                 pax = try parsePax(record)
@@ -89,40 +97,62 @@ struct CanonicalTarReader {
                 continue
             }
             guard type == UInt8(ascii: "0") || type == UInt8(ascii: "2") else {
-                throw BundleError.invalidArchive("'\(shownName)' has entry type '\(Self.typeName(type))'; only regular files and symlinks are allowed")
+                throw BundleError.invalidArchive(
+                    "'\(shownName)' has entry type '\(Self.typeName(type))'; only regular files and symlinks are allowed"
+                )
             }
             var raw = pax?.path ?? Self.ustarPath(header)
-            if raw.last == 47 { raw.removeLast(); if type == UInt8(ascii: "0") { throw BundleError.invalidArchive("'\(PathRules.display(raw))/' is a file name ending in '/'") } }
+            if raw.last == 47 {
+                raw.removeLast()
+                if type == UInt8(ascii: "0") {
+                    throw BundleError.invalidArchive("'\(PathRules.display(raw))/' is a file name ending in '/'")
+                }
+            }
             let path = try PathRules.canonicalPath(raw)
-            guard Array(path.utf8) == raw else { throw BundleError.invalidArchive("'\(path)' is not in canonical (NFC) form") }
+            guard Array(path.utf8) == raw else {
+                throw BundleError.invalidArchive("'\(path)' is not in canonical (NFC) form")
+            }
             if path.split(separator: "/").contains(where: { $0.hasPrefix("._") }) {
                 throw BundleError.invalidArchive("'\(path)' is an AppleDouble (._*) name")
             }
             if let previous, !previous.lexicographicallyPrecedes(raw) {
-                throw BundleError.invalidArchive(previous == raw ? "'\(path)' appears twice" : "'\(path)' is out of canonical order")
+                throw BundleError.invalidArchive(
+                    previous == raw ? "'\(path)' appears twice" : "'\(path)' is out of canonical order")
             }
             previous = raw
             entries.append(path)
-            if entries.count > limits.maxEntries { throw BundleError.limitExceeded("more than \(limits.maxEntries) entries") }
+            if entries.count > limits.maxEntries {
+                throw BundleError.limitExceeded("more than \(limits.maxEntries) entries")
+            }
             let mode = try octal(header[100..<108], "mode")
             guard try octal(header[108..<116], "uid") == 0, try octal(header[116..<124], "gid") == 0,
-                  try octal(header[136..<148], "mtime") == 0,
-                  cString(header[265..<297]).isEmpty, cString(header[297..<329]).isEmpty else {
+                try octal(header[136..<148], "mtime") == 0,
+                cString(header[265..<297]).isEmpty, cString(header[297..<329]).isEmpty
+            else {
                 throw BundleError.invalidArchive("'\(path)' has an owner, group or mtime; canonical bundles have none")
             }
             if type == UInt8(ascii: "2") {
-                guard mode == 0o777, size == 0 else { throw BundleError.invalidArchive("symlink '\(path)' has mode \(String(mode, radix: 8)) or data") }
+                guard mode == 0o777, size == 0 else {
+                    throw BundleError.invalidArchive("symlink '\(path)' has mode \(String(mode, radix: 8)) or data")
+                }
                 let rawTarget = pax?.link ?? cString(header[157..<257])
                 let target = try PathRules.canonicalSymlinkTarget(rawTarget, linkPath: path)
-                guard Array(target.utf8) == rawTarget else { throw BundleError.invalidArchive("symlink '\(path)' target is not in canonical form") }
+                guard Array(target.utf8) == rawTarget else {
+                    throw BundleError.invalidArchive("symlink '\(path)' target is not in canonical form")
+                }
                 try requireCanonical(paxBytes + header, path: raw, kind: .symlink(target: rawTarget))
                 try visitor.symlink(path: path, target: target)
             } else {
                 guard mode == 0o644 || mode == 0o755 else {
-                    throw BundleError.invalidArchive("'\(path)' has mode \(String(mode, radix: 8)); only 644 and 755 are allowed")
+                    throw BundleError.invalidArchive(
+                        "'\(path)' has mode \(String(mode, radix: 8)); only 644 and 755 are allowed")
                 }
-                guard pax?.link == nil, cString(header[157..<257]).isEmpty else { throw BundleError.invalidArchive("'\(path)' is a file with a link name") }
-                guard size <= limits.maxTarBytes else { throw BundleError.limitExceeded("'\(path)' declares \(size) bytes") }
+                guard pax?.link == nil, cString(header[157..<257]).isEmpty else {
+                    throw BundleError.invalidArchive("'\(path)' is a file with a link name")
+                }
+                guard size <= limits.maxTarBytes else {
+                    throw BundleError.limitExceeded("'\(path)' declares \(size) bytes")
+                }
                 try requireCanonical(paxBytes + header, path: raw, kind: .file(size: size, executable: mode == 0o755))
                 try visitor.beginFile(path: path, executable: mode == 0o755, size: size)
                 var remaining = size
@@ -134,7 +164,8 @@ struct CanonicalTarReader {
                 }
                 let pad = Int((512 - size % 512) % 512)
                 if pad > 0, try data(pad).contains(where: { $0 != 0 }) {
-                    throw BundleError.invalidArchive("the padding after '\(path)' is not zero bytes (not a canonical bundle)")
+                    throw BundleError.invalidArchive(
+                        "the padding after '\(path)' is not zero bytes (not a canonical bundle)")
                 }
                 try visitor.endFile()
             }
@@ -146,13 +177,17 @@ struct CanonicalTarReader {
     /// The entry's header bytes must be exactly what the canonical encoder writes for it.
     private func requireCanonical(_ read: [UInt8], path: [UInt8], kind: TarHeaderEncoder.Kind) throws {
         if case .file(let size, _) = kind, size > TarHeaderEncoder.maxFileSize {
-            throw BundleError.invalidArchive("'\(PathRules.display(path))' is 8 GiB or larger; canonical bundles hold smaller files only")
+            throw BundleError.invalidArchive(
+                "'\(PathRules.display(path))' is 8 GiB or larger; canonical bundles hold smaller files only")
         }
         let expected = TarHeaderEncoder.encode(path: path, kind: kind)
         guard read == expected else {
-            let at = zip(read, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(read.count, expected.count)
+            let at =
+                zip(read, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                ?? min(read.count, expected.count)
             throw BundleError.invalidArchive(
-                "the header of '\(PathRules.display(path))' is not in canonical form (byte \(at) of its \(read.count) header bytes differs from the canonical encoding)")
+                "the header of '\(PathRules.display(path))' is not in canonical form (byte \(at) of its \(read.count) header bytes differs from the canonical encoding)"
+            )
         }
     }
 
@@ -167,7 +202,9 @@ struct CanonicalTarReader {
     private func cString(_ s: ArraySlice<UInt8>) -> [UInt8] { Array(s.prefix { $0 != 0 }) }
 
     private func octal(_ field: ArraySlice<UInt8>, _ what: String) throws -> UInt64 {
-        if let f = field.first, f & 0x80 != 0 { throw BundleError.invalidArchive("base-256 \(what) field (values that large are never canonical)") }
+        if let f = field.first, f & 0x80 != 0 {
+            throw BundleError.invalidArchive("base-256 \(what) field (values that large are never canonical)")
+        }
         var v: UInt64 = 0
         var seenDigit = false
         for c in field {
@@ -184,15 +221,20 @@ struct CanonicalTarReader {
     private func verifyChecksum(_ h: [UInt8]) throws {
         var sum: UInt64 = 0
         for (i, b) in h.enumerated() { sum += (148..<156).contains(i) ? 32 : UInt64(b) }
-        guard try octal(h[148..<156], "checksum") == sum else { throw BundleError.invalidArchive("the header at offset \(tarBytes - 512) has a wrong checksum (corrupt archive)") }
+        guard try octal(h[148..<156], "checksum") == sum else {
+            throw BundleError.invalidArchive(
+                "the header at offset \(tarBytes - 512) has a wrong checksum (corrupt archive)")
+        }
     }
 
     private func parsePax(_ d: [UInt8]) throws -> (path: [UInt8]?, link: [UInt8]?) {
-        var path: [UInt8]? = nil, link: [UInt8]? = nil
+        var path: [UInt8]? = nil
+        var link: [UInt8]? = nil
         var i = 0
         while i < d.count {
             guard let sp = d[i...].firstIndex(of: 32), let len = Int(String(decoding: d[i..<sp], as: UTF8.self)),
-                  len > sp - i + 1, i + len <= d.count, d[i + len - 1] == 10 else {
+                len > sp - i + 1, i + len <= d.count, d[i + len - 1] == 10
+            else {
                 throw BundleError.invalidArchive("malformed pax record")
             }
             let rec = d[(sp + 1)..<(i + len - 1)]
@@ -201,8 +243,12 @@ struct CanonicalTarReader {
             let value = Array(rec[(eq + 1)...])
             if value.contains(0) { throw BundleError.invalidArchive("NUL inside pax '\(key)'") }
             switch key {
-            case "path": if path != nil { throw BundleError.invalidArchive("duplicate pax path") }; path = value
-            case "linkpath": if link != nil { throw BundleError.invalidArchive("duplicate pax linkpath") }; link = value
+            case "path":
+                if path != nil { throw BundleError.invalidArchive("duplicate pax path") }
+                path = value
+            case "linkpath":
+                if link != nil { throw BundleError.invalidArchive("duplicate pax linkpath") }
+                link = value
             default: throw BundleError.invalidArchive("pax key '\(key)' is not allowed (only path and linkpath)")
             }
             i += len
@@ -228,7 +274,8 @@ struct CanonicalTarReader {
 
     private mutating func block() throws -> [UInt8] {
         guard try fill(512) else {
-            throw BundleError.invalidArchive(tarBytes == 0 ? "the archive is empty" : "the archive is truncated (no end-of-archive blocks)")
+            throw BundleError.invalidArchive(
+                tarBytes == 0 ? "the archive is empty" : "the archive is truncated (no end-of-archive blocks)")
         }
         var out = [UInt8]()
         try consume(512) { out = Array($0) }
@@ -253,7 +300,8 @@ struct CanonicalTarReader {
         while end - start < n {
             if start > 0 {
                 if end > start { buf.baseAddress!.copyMemory(from: buf.baseAddress! + start, byteCount: end - start) }
-                end -= start; start = 0
+                end -= start
+                start = 0
             }
             let k = try input(UnsafeMutableRawBufferPointer(rebasing: buf[end...]))
             if k == 0 {
@@ -269,7 +317,9 @@ struct CanonicalTarReader {
         let chunk = UnsafeRawBufferPointer(rebasing: buf[start..<(start + n)])
         hasher.update(chunk)
         start += n
-        if tarBytes > limits.maxTarBytes { throw BundleError.limitExceeded("the tar stream is larger than \(limits.maxTarBytes) bytes") }
+        if tarBytes > limits.maxTarBytes {
+            throw BundleError.limitExceeded("the tar stream is larger than \(limits.maxTarBytes) bytes")
+        }
         if tarBytes > limits.ratioFloorBytes, tarBytes / max(1, compressedBytes()) > limits.maxRatio {
             throw BundleError.limitExceeded("the compression ratio exceeds \(limits.maxRatio):1 (decompression bomb?)")
         }

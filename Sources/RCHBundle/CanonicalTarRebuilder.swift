@@ -18,8 +18,10 @@ public enum CanonicalTarRebuilder {
     ///   - output: receives the zstd-compressed stream (nil: digest only).
     ///   - verifyFiles: also hash every file's content against its entry (a clearer error than the final
     ///     digest mismatch a changed byte causes anyway; callers that check the stream digest may skip it).
-    public static func rebuild(entries: [SourceManifest.Entry], level: Int = 3, output: TempFile?, verifyFiles: Bool = true,
-                               content: (SourceManifest.Entry, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Result {
+    public static func rebuild(
+        entries: [SourceManifest.Entry], level: Int = 3, output: TempFile?, verifyFiles: Bool = true,
+        content: (SourceManifest.Entry, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws -> Result {
         let bundleBytes = Box<UInt64>(0)
         let compressor = try output.map { out in
             try ZstdCompressor(level: level, workers: 0) { buf in
@@ -40,12 +42,15 @@ public enum CanonicalTarRebuilder {
                 var fileHash = StreamingSHA256()
                 try content(e) { chunk in
                     written += UInt64(chunk.count)
-                    guard written <= e.size else { throw BundleError.invalidArchive("content of '\(e.path)' is longer than its manifest size") }
+                    guard written <= e.size else {
+                        throw BundleError.invalidArchive("content of '\(e.path)' is longer than its manifest size")
+                    }
                     if verifyFiles { fileHash.update(chunk) }
                     try writer.writeData(chunk)
                 }
                 guard written == e.size, !verifyFiles || fileHash.finalize() == e.sha256 else {
-                    throw BundleError.digestMismatch(expected: e.sha256.hex, actual: "content of '\(e.path)' (\(written) bytes)")
+                    throw BundleError.digestMismatch(
+                        expected: e.sha256.hex, actual: "content of '\(e.path)' (\(written) bytes)")
                 }
             }
         }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What a verified bundle contains.
 public struct VerifiedBundle: Sendable {
@@ -45,7 +46,8 @@ public struct Extractor: Sendable {
         let parent = directoryOf(target)
         let staging = parent + "/.rch-extract-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         guard mkdir(staging, 0o700) == 0 else {
-            throw BundleError.badDestination(path: target, reason: "cannot create a staging directory: \(String(cString: strerror(errno)))")
+            throw BundleError.badDestination(
+                path: target, reason: "cannot create a staging directory: \(String(cString: strerror(errno)))")
         }
         do {
             guard lseek(fd.rawValue, 0, SEEK_SET) == 0 else { throw BundleError.io("cannot rewind '\(bundle)'") }
@@ -73,11 +75,14 @@ public struct Extractor: Sendable {
             throw BundleError.digestMismatch(expected: expected.hex, actual: result.digest.hex)
         }
         try PathRules.checkCollisions(result.paths)
-        return VerifiedBundle(sourceSHA256: result.digest, treeSHA256: SourceManifest.treeDigest(digests.entries),
-                              entryCount: result.paths.count, tarBytes: result.tarBytes)
+        return VerifiedBundle(
+            sourceSHA256: result.digest, treeSHA256: SourceManifest.treeDigest(digests.entries),
+            entryCount: result.paths.count, tarBytes: result.tarBytes)
     }
 
-    private func pass(fd: FileDescriptor, visitor: inout some TarVisitor) throws -> (digest: SHA256Digest, paths: [String], tarBytes: UInt64) {
+    private func pass(fd: FileDescriptor, visitor: inout some TarVisitor) throws -> (
+        digest: SHA256Digest, paths: [String], tarBytes: UInt64
+    ) {
         let r = try BundleReader.read(fd: fd, limits: limits, visitor: &visitor)
         return (r.sourceSHA256, r.paths, r.tarBytes)
     }
@@ -94,14 +99,21 @@ public struct Extractor: Sendable {
             if errno == ENOENT { return }
             throw BundleError.badDestination(path: target, reason: String(cString: strerror(errno)))
         }
-        if (st.st_mode & S_IFMT) == S_IFLNK { throw BundleError.badDestination(path: target, reason: "it is a symlink") }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw BundleError.badDestination(path: target, reason: "it exists and is not a directory") }
-        guard let d = opendir(target) else { throw BundleError.badDestination(path: target, reason: String(cString: strerror(errno))) }
+        if (st.st_mode & S_IFMT) == S_IFLNK {
+            throw BundleError.badDestination(path: target, reason: "it is a symlink")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw BundleError.badDestination(path: target, reason: "it exists and is not a directory")
+        }
+        guard let d = opendir(target) else {
+            throw BundleError.badDestination(path: target, reason: String(cString: strerror(errno)))
+        }
         defer { closedir(d) }
         while let e = readdir(d) {
             let name = Array(Directory.nameBytes(e))
             if name != [46] && name != [46, 46] {
-                throw BundleError.badDestination(path: target, reason: "it is not empty; extraction needs a new or empty directory")
+                throw BundleError.badDestination(
+                    path: target, reason: "it is not empty; extraction needs a new or empty directory")
             }
         }
     }
@@ -120,9 +132,13 @@ public enum BundleReader {
 
     /// Reads from the current offset of `fd` to its end: a `.tar.zst`, or (`compressed: false`) a bare
     /// canonical tar.
-    public static func read(fd: FileDescriptor, limits: ExtractLimits, compressed: Bool = true, visitor: inout some TarVisitor) throws -> Result {
+    public static func read(
+        fd: FileDescriptor, limits: ExtractLimits, compressed: Bool = true, visitor: inout some TarVisitor
+    ) throws -> Result {
         let input: (UnsafeMutableRawBufferPointer) throws -> Int = { buf in
-            do { return try fd.read(into: buf, retryOnInterrupt: true) } catch { throw BundleError.io("cannot read the bundle: \(error)") }
+            do { return try fd.read(into: buf, retryOnInterrupt: true) } catch {
+                throw BundleError.io("cannot read the bundle: \(error)")
+            }
         }
         guard compressed else {
             let raw = Box<UInt64>(0)
@@ -133,14 +149,18 @@ public enum BundleReader {
             }
             defer { reader.deallocate() }
             try reader.read(&visitor)
-            return Result(sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries, compressedBytes: raw.value)
+            return Result(
+                sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries,
+                compressedBytes: raw.value)
         }
         let zstd = try ZstdDecompressor(maxWindowLog: limits.maxWindowLog, read: input)
         var reader = CanonicalTarReader(limits: limits) { try zstd.decompress(into: $0) }
         reader.compressedBytes = { zstd.compressedBytes }
         defer { reader.deallocate() }
         try reader.read(&visitor)
-        return Result(sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries, compressedBytes: zstd.compressedBytes)
+        return Result(
+            sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries,
+            compressedBytes: zstd.compressedBytes)
     }
 }
 
@@ -157,11 +177,15 @@ struct DigestVisitor: TarVisitor {
     mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws { hasher.update(chunk) }
     mutating func endFile() throws {
         guard let (p, x, s) = current else { return }
-        entries.append(.init(path: p, type: .file, size: s, sha256: hasher.finalize(), executable: x, symlinkTarget: nil))
+        entries.append(
+            .init(path: p, type: .file, size: s, sha256: hasher.finalize(), executable: x, symlinkTarget: nil))
         current = nil
     }
     mutating func symlink(path: String, target: String) throws {
-        entries.append(.init(path: path, type: .symlink, size: UInt64(target.utf8.count), sha256: .of(target.utf8), executable: false, symlinkTarget: target))
+        entries.append(
+            .init(
+                path: path, type: .symlink, size: UInt64(target.utf8.count), sha256: .of(target.utf8),
+                executable: false, symlinkTarget: target))
     }
 }
 

@@ -8,7 +8,8 @@ enum Git {
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["git"] + args
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         do { try p.run() } catch { throw BundleError.git("cannot run git: \(error)") }
@@ -17,7 +18,10 @@ enum Git {
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { errData = errHandle.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async {
+            errData = errHandle.readDataToEndOfFile()
+            group.leave()
+        }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()

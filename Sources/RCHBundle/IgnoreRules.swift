@@ -10,7 +10,7 @@
 /// `.rch/xcode.toml` and `.rchignore` itself.
 public struct IgnoreRules: Sendable {
     struct Pattern: Sendable {
-        var segments: [[UInt8]]   // split on '/', "**" kept as a segment
+        var segments: [[UInt8]]  // split on '/', "**" kept as a segment
         var negated: Bool
         var directoryOnly: Bool
         var anchored: Bool
@@ -32,18 +32,29 @@ public struct IgnoreRules: Sendable {
             }
             if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
             var negated = false
-            if line.first == UInt8(ascii: "!") { negated = true; line.removeFirst() }
-            else if line.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "#")]) || line.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "!")]) {
+            if line.first == UInt8(ascii: "!") {
+                negated = true
+                line.removeFirst()
+            } else if line.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "#")])
+                || line.starts(with: [UInt8(ascii: "\\"), UInt8(ascii: "!")])
+            {
                 line.removeFirst()
             }
             var directoryOnly = false
-            while line.last == UInt8(ascii: "/") { directoryOnly = true; line.removeLast() }
+            while line.last == UInt8(ascii: "/") {
+                directoryOnly = true
+                line.removeLast()
+            }
             if line.isEmpty { continue }
             var anchored = line.contains(UInt8(ascii: "/"))
-            if line.first == UInt8(ascii: "/") { line.removeFirst(); anchored = true }
+            if line.first == UInt8(ascii: "/") {
+                line.removeFirst()
+                anchored = true
+            }
             var segments = line.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
             if !anchored { segments = [Array("**".utf8)] + segments }
-            patterns.append(Pattern(segments: segments, negated: negated, directoryOnly: directoryOnly, anchored: anchored))
+            patterns.append(
+                Pattern(segments: segments, negated: negated, directoryOnly: directoryOnly, anchored: anchored))
         }
     }
 
@@ -99,7 +110,9 @@ public struct IgnoreRules: Sendable {
         }
         if name.hasPrefix("._") { return true }  // AppleDouble
         if isDirectory && name.hasSuffix(".xcresult") { return true }
-        if !isDirectory && (name.hasSuffix(".xcuserstate") || name.hasSuffix(".xcscmblueprint") || name.hasSuffix(".xccheckout")) {
+        if !isDirectory
+            && (name.hasSuffix(".xcuserstate") || name.hasSuffix(".xcscmblueprint") || name.hasSuffix(".xccheckout"))
+        {
             return true
         }
         return false
@@ -109,26 +122,48 @@ public struct IgnoreRules: Sendable {
 /// fnmatch-style matching of one path segment: `*`, `?`, `[...]` (with `!`/`^` negation and ranges), `\` escapes.
 enum Glob {
     static func match(_ pattern: ArraySlice<UInt8>, _ name: ArraySlice<UInt8>) -> Bool {
-        var p = pattern.startIndex, n = name.startIndex
-        var starP: Int? = nil, starN = 0
+        var p = pattern.startIndex
+        var n = name.startIndex
+        var starP: Int? = nil
+        var starN = 0
         while n < name.endIndex {
             if p < pattern.endIndex {
                 let c = pattern[p]
                 if c == UInt8(ascii: "*") {
-                    starP = p; starN = n; p += 1; continue
+                    starP = p
+                    starN = n
+                    p += 1
+                    continue
                 }
-                if c == UInt8(ascii: "?") { p += 1; n += 1; continue }
+                if c == UInt8(ascii: "?") {
+                    p += 1
+                    n += 1
+                    continue
+                }
                 if c == UInt8(ascii: "["), let (ok, next) = matchClass(pattern, p, name[n]) {
-                    if ok { p = next; n += 1; continue }
+                    if ok {
+                        p = next
+                        n += 1
+                        continue
+                    }
                 } else {
                     var lit = c
                     var next = p + 1
-                    if c == UInt8(ascii: "\\") && p + 1 < pattern.endIndex { lit = pattern[p + 1]; next = p + 2 }
-                    if lit == name[n] { p = next; n += 1; continue }
+                    if c == UInt8(ascii: "\\") && p + 1 < pattern.endIndex {
+                        lit = pattern[p + 1]
+                        next = p + 2
+                    }
+                    if lit == name[n] {
+                        p = next
+                        n += 1
+                        continue
+                    }
                 }
             }
             guard let sp = starP else { return false }
-            p = sp + 1; starN += 1; n = starN
+            p = sp + 1
+            starN += 1
+            n = starN
         }
         while p < pattern.endIndex && pattern[p] == UInt8(ascii: "*") { p += 1 }
         return p == pattern.endIndex
@@ -138,7 +173,10 @@ enum Glob {
     static func matchClass(_ pattern: ArraySlice<UInt8>, _ start: Int, _ c: UInt8) -> (Bool, Int)? {
         var i = start + 1
         var negate = false
-        if i < pattern.endIndex && (pattern[i] == UInt8(ascii: "!") || pattern[i] == UInt8(ascii: "^")) { negate = true; i += 1 }
+        if i < pattern.endIndex && (pattern[i] == UInt8(ascii: "!") || pattern[i] == UInt8(ascii: "^")) {
+            negate = true
+            i += 1
+        }
         var matched = false
         var first = true
         while i < pattern.endIndex {

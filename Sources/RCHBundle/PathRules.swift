@@ -22,8 +22,13 @@ public enum PathRules {
         if raw.isEmpty { throw .invalidPath(path: shown, reason: "empty path component") }
         var ascii = true
         for b in raw {
-            if b < 0x20 || b == 0x7F { throw .invalidPath(path: shown, reason: "the name contains a control character (0x\(String(b, radix: 16)))") }
-            if b == UInt8(ascii: "\\") { throw .invalidPath(path: shown, reason: "the name contains '\\' (a separator on some systems)") }
+            if b < 0x20 || b == 0x7F {
+                throw .invalidPath(
+                    path: shown, reason: "the name contains a control character (0x\(String(b, radix: 16)))")
+            }
+            if b == UInt8(ascii: "\\") {
+                throw .invalidPath(path: shown, reason: "the name contains '\\' (a separator on some systems)")
+            }
             if b == UInt8(ascii: "/") { throw .invalidPath(path: shown, reason: "the name contains '/'") }
             if b >= 0x80 { ascii = false }
         }
@@ -38,7 +43,9 @@ public enum PathRules {
         }
         if name == "." || name == ".." { throw .invalidPath(path: shown, reason: "'.' and '..' cannot be names") }
         if name.utf8.count > maxComponentBytes {
-            throw .invalidPath(path: shown, reason: "the name is \(name.utf8.count) bytes, over the \(maxComponentBytes)-byte limit of macOS")
+            throw .invalidPath(
+                path: shown,
+                reason: "the name is \(name.utf8.count) bytes, over the \(maxComponentBytes)-byte limit of macOS")
         }
         return name
     }
@@ -60,7 +67,8 @@ public enum PathRules {
 
     public static func checkLength(_ path: String) throws(BundleError) {
         if path.utf8.count > maxPathBytes {
-            throw .invalidPath(path: path, reason: "the path is \(path.utf8.count) bytes, over the \(maxPathBytes)-byte limit")
+            throw .invalidPath(
+                path: path, reason: "the path is \(path.utf8.count) bytes, over the \(maxPathBytes)-byte limit")
         }
     }
 
@@ -71,7 +79,9 @@ public enum PathRules {
         if path.allSatisfy({ $0 < 0x80 }) {
             return path.map { ($0 >= 97 && $0 <= 122) ? $0 - 32 : $0 }
         }
-        return Array(String(decoding: path, as: UTF8.self).decomposedStringWithCompatibilityMapping.lowercased().uppercased().utf8)
+        return Array(
+            String(decoding: path, as: UTF8.self).decomposedStringWithCompatibilityMapping.lowercased().uppercased()
+                .utf8)
     }
 
     /// Rejects paths that collide under ``PathRules/collisionKey(_:)``, file-vs-directory conflicts
@@ -102,10 +112,14 @@ public enum PathRules {
                 let dir = p[..<end]
                 let k = ByteKey(collisionKey(dir))
                 if let existing = dirs[k] {
-                    if !existing.elementsEqual(dir) { throw BundleError.collision(path: text(existing) + "/", other: text(dir) + "/") }
+                    if !existing.elementsEqual(dir) {
+                        throw BundleError.collision(path: text(existing) + "/", other: text(dir) + "/")
+                    }
                     break  // this directory and its ancestors were checked already
                 }
-                if let file = keys[k] { throw BundleError.pathConflict(path: text(paths[file][...]), below: text(p[...])) }
+                if let file = keys[k] {
+                    throw BundleError.pathConflict(path: text(paths[file][...]), below: text(p[...]))
+                }
                 dirs[k] = dir
                 guard let up = p[..<end].lastIndex(of: 47) else { break }
                 end = up
@@ -146,12 +160,20 @@ public enum PathRules {
         var out = ""
         if let s = String(validating: raw, as: UTF8.self) {
             for u in s.unicodeScalars {
-                if u.value < 0x20 || u.value == 0x7F { out += "\\x" + String(format: "%02x", u.value) } else { out.unicodeScalars.append(u) }
+                if u.value < 0x20 || u.value == 0x7F {
+                    out += "\\x" + String(format: "%02x", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
             return out
         }
         for b in raw {
-            if b >= 0x20 && b < 0x7F { out.unicodeScalars.append(Unicode.Scalar(b)) } else { out += "\\x" + String(format: "%02x", b) }
+            if b >= 0x20 && b < 0x7F {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                out += "\\x" + String(format: "%02x", b)
+            }
         }
         return out
     }
@@ -164,4 +186,3 @@ public struct ByteKey: Hashable, Sendable {
     public func hash(into h: inout Hasher) { bytes.withUnsafeBytes { h.combine(bytes: $0) } }
     public static func == (a: ByteKey, b: ByteKey) -> Bool { a.bytes == b.bytes }
 }
-

@@ -22,15 +22,22 @@ public struct SourceManifest: Sendable, Equatable {
         public var executable: Bool
         public var symlinkTarget: String?
 
-        public init(path: String, type: EntryType, size: UInt64, sha256: SHA256Digest, executable: Bool, symlinkTarget: String?) {
-            self.path = path; self.type = type; self.size = size; self.sha256 = sha256
-            self.executable = executable; self.symlinkTarget = symlinkTarget
+        public init(
+            path: String, type: EntryType, size: UInt64, sha256: SHA256Digest, executable: Bool, symlinkTarget: String?
+        ) {
+            self.path = path
+            self.type = type
+            self.size = size
+            self.sha256 = sha256
+            self.executable = executable
+            self.symlinkTarget = symlinkTarget
         }
 
         /// The entry as it appears in `entries[]` of the manifest (and in `upload_tree` payloads).
         public var json: JSONValue {
             .obj([
-                "path": .string(path), "type": .string(type.rawValue), "size": .int(Int64(size)), "sha256": .string(sha256.hex),
+                "path": .string(path), "type": .string(type.rawValue), "size": .int(Int64(size)),
+                "sha256": .string(sha256.hex),
                 "executable": .bool(executable), "symlink_target": symlinkTarget.map { .string($0) } ?? .null,
             ])
         }
@@ -39,16 +46,22 @@ public struct SourceManifest: Sendable, Equatable {
         /// target matching `size` and `sha256`.
         public init(json item: JSONValue) throws {
             func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
-            guard let e = item.objectValue, let path = e["path"]?.stringValue, let type = e["type"]?.stringValue.flatMap(EntryType.init(rawValue:)),
-                  let size = e["size"]?.intValue, size >= 0, let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-                  let x = e["executable"]?.boolValue else { throw fail("malformed entry") }
+            guard let e = item.objectValue, let path = e["path"]?.stringValue,
+                let type = e["type"]?.stringValue.flatMap(EntryType.init(rawValue:)),
+                let size = e["size"]?.intValue, size >= 0,
+                let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+                let x = e["executable"]?.boolValue
+            else { throw fail("malformed entry") }
             let canonical = try PathRules.canonicalPath(Array(path.utf8))
             guard canonical.utf8.elementsEqual(path.utf8) else { throw fail("'\(path)' is not canonical") }
             var target: String? = nil
             if type == .symlink {
-                guard let t = e["symlink_target"]?.stringValue, !x else { throw fail("symlink '\(path)' has no target") }
+                guard let t = e["symlink_target"]?.stringValue, !x else {
+                    throw fail("symlink '\(path)' has no target")
+                }
                 guard try PathRules.canonicalSymlinkTarget(Array(t.utf8), linkPath: path).utf8.elementsEqual(t.utf8),
-                      sha == .of(t.utf8), size == Int64(t.utf8.count) else { throw fail("symlink '\(path)' target is not canonical or does not match its digest") }
+                    sha == .of(t.utf8), size == Int64(t.utf8.count)
+                else { throw fail("symlink '\(path)' target is not canonical or does not match its digest") }
                 target = t
             }
             self.init(path: path, type: type, size: UInt64(size), sha256: sha, executable: x, symlinkTarget: target)
@@ -59,7 +72,10 @@ public struct SourceManifest: Sendable, Equatable {
             let hex: [UInt8] = Array("0123456789abcdef".utf8)
             out.append(type == .symlink ? 76 : (executable ? 88 : 70))
             out.append(32)
-            for b in sha256.bytes { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)]) }
+            for b in sha256.bytes {
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            }
             out.append(32)
             out.append(contentsOf: String(size).utf8)
             out.append(32)
@@ -77,10 +93,18 @@ public struct SourceManifest: Sendable, Equatable {
     public var tarEncoder: String
     public var zstdVersion: String
 
-    public init(createdAt: String, runID: String?, sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
-                entries: [Entry], tarEncoder: String, zstdVersion: String) {
-        self.createdAt = createdAt; self.runID = runID; self.sourceSHA256 = sourceSHA256; self.treeSHA256 = treeSHA256
-        self.tarBytes = tarBytes; self.entries = entries; self.tarEncoder = tarEncoder; self.zstdVersion = zstdVersion
+    public init(
+        createdAt: String, runID: String?, sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
+        entries: [Entry], tarEncoder: String, zstdVersion: String
+    ) {
+        self.createdAt = createdAt
+        self.runID = runID
+        self.sourceSHA256 = sourceSHA256
+        self.treeSHA256 = treeSHA256
+        self.tarBytes = tarBytes
+        self.entries = entries
+        self.tarEncoder = tarEncoder
+        self.zstdVersion = zstdVersion
     }
 
     public var fileCount: Int { entries.lazy.filter { $0.type == .file }.count }
@@ -94,7 +118,10 @@ public struct SourceManifest: Sendable, Equatable {
         line.reserveCapacity(1 << 16)
         for e in entries {
             e.appendTreeLine(to: &line)
-            if line.count > 60_000 { h.update(line); line.removeAll(keepingCapacity: true) }
+            if line.count > 60_000 {
+                h.update(line)
+                line.removeAll(keepingCapacity: true)
+            }
         }
         h.update(line)
         return h.finalize()
@@ -106,9 +133,20 @@ public struct SourceManifest: Sendable, Equatable {
     public func canonicalBytes() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256 + entries.count * 180)
-        func key(_ k: String) { JSONStream.string(k, into: &out); out.append(58) }
-        func str(_ k: String, _ v: String) { key(k); JSONStream.string(v, into: &out); out.append(44) }
-        func int(_ k: String, _ v: UInt64) { key(k); out.append(contentsOf: String(v).utf8); out.append(44) }
+        func key(_ k: String) {
+            JSONStream.string(k, into: &out)
+            out.append(58)
+        }
+        func str(_ k: String, _ v: String) {
+            key(k)
+            JSONStream.string(v, into: &out)
+            out.append(44)
+        }
+        func int(_ k: String, _ v: UInt64) {
+            key(k)
+            out.append(contentsOf: String(v).utf8)
+            out.append(44)
+        }
         out.append(123)
         str("bundle_format", Self.bundleFormat)
         str("created_at", createdAt)
@@ -117,17 +155,20 @@ public struct SourceManifest: Sendable, Equatable {
         for (i, e) in entries.enumerated() {
             if i > 0 { out.append(44) }
             out.append(123)
-            key("executable"); out.append(contentsOf: (e.executable ? "true," : "false,").utf8)
+            key("executable")
+            out.append(contentsOf: (e.executable ? "true," : "false,").utf8)
             str("path", e.path)
             str("sha256", e.sha256.hex)
             int("size", e.size)
             key("symlink_target")
             if let t = e.symlinkTarget { JSONStream.string(t, into: &out) } else { out.append(contentsOf: "null".utf8) }
             out.append(44)
-            key("type"); JSONStream.string(e.type.rawValue, into: &out)
+            key("type")
+            JSONStream.string(e.type.rawValue, into: &out)
             out.append(125)
         }
-        out.append(93); out.append(44)
+        out.append(93)
+        out.append(44)
         int("file_count", UInt64(fileCount))
         if let runID { str("run_id", runID) }
         str("schema_id", Self.schemaID)
@@ -138,8 +179,10 @@ public struct SourceManifest: Sendable, Equatable {
         key("tools")
         out.append(123)
         str("tar", tarEncoder)
-        key("zstd"); JSONStream.string(zstdVersion, into: &out)
-        out.append(125); out.append(44)
+        key("zstd")
+        JSONStream.string(zstdVersion, into: &out)
+        out.append(125)
+        out.append(44)
         int("total_bytes", totalBytes)
         str("tree_sha256", treeSHA256.hex)
         out.removeLast()  // trailing comma
@@ -150,20 +193,27 @@ public struct SourceManifest: Sendable, Equatable {
     /// Reads a manifest written by ``canonicalBytes()`` (or any equivalent JSON), checking every field.
     public init(json v: JSONValue) throws {
         func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
-        guard let o = v.objectValue, o["schema_id"]?.stringValue == Self.schemaID else { throw fail("not a \(Self.schemaID) document") }
+        guard let o = v.objectValue, o["schema_id"]?.stringValue == Self.schemaID else {
+            throw fail("not a \(Self.schemaID) document")
+        }
         guard let src = o["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-              let tree = o["tree_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-              let tar = o["tar_bytes"]?.intValue, tar >= 1024, let items = o["entries"]?.arrayValue else { throw fail("missing or malformed digests, tar_bytes or entries") }
+            let tree = o["tree_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+            let tar = o["tar_bytes"]?.intValue, tar >= 1024, let items = o["entries"]?.arrayValue
+        else { throw fail("missing or malformed digests, tar_bytes or entries") }
         let tools = o["tools"]?.objectValue
-        try self.init(validating: try items.map { try Entry(json: $0) }, sourceSHA256: src, treeSHA256: tree, tarBytes: UInt64(tar),
-                      createdAt: o["created_at"]?.stringValue ?? "", runID: o["run_id"]?.stringValue,
-                      tarEncoder: tools?["tar"]?.stringValue ?? "", zstdVersion: tools?["zstd"]?.stringValue ?? "")
+        try self.init(
+            validating: try items.map { try Entry(json: $0) }, sourceSHA256: src, treeSHA256: tree,
+            tarBytes: UInt64(tar),
+            createdAt: o["created_at"]?.stringValue ?? "", runID: o["run_id"]?.stringValue,
+            tarEncoder: tools?["tar"]?.stringValue ?? "", zstdVersion: tools?["zstd"]?.stringValue ?? "")
     }
 
     /// A manifest from entries that are each valid (``Entry/init(json:)``), checking what concerns the
     /// whole list: bundle order, no case/Unicode-fold collisions, and `tree_sha256`.
-    public init(validating entries: [Entry], sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
-                createdAt: String = "", runID: String? = nil, tarEncoder: String = "", zstdVersion: String = "") throws {
+    public init(
+        validating entries: [Entry], sourceSHA256: SHA256Digest, treeSHA256: SHA256Digest, tarBytes: UInt64,
+        createdAt: String = "", runID: String? = nil, tarEncoder: String = "", zstdVersion: String = ""
+    ) throws {
         func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
         let paths = entries.map { Array($0.path.utf8) }
         for i in paths.indices.dropFirst() where !paths[i - 1].bytesPrecede(paths[i]) {
@@ -171,8 +221,9 @@ public struct SourceManifest: Sendable, Equatable {
         }
         try PathRules.checkCollisions(bytes: paths)
         guard Self.treeDigest(entries) == treeSHA256 else { throw fail("tree_sha256 does not match the entries") }
-        self.init(createdAt: createdAt, runID: runID, sourceSHA256: sourceSHA256, treeSHA256: treeSHA256, tarBytes: tarBytes,
-                  entries: entries, tarEncoder: tarEncoder, zstdVersion: zstdVersion)
+        self.init(
+            createdAt: createdAt, runID: runID, sourceSHA256: sourceSHA256, treeSHA256: treeSHA256, tarBytes: tarBytes,
+            entries: entries, tarEncoder: tarEncoder, zstdVersion: zstdVersion)
     }
 
     public var json: JSONValue {

@@ -53,10 +53,15 @@ public struct StatCache: Sendable {
         for e in selection.entries {
             switch e.kind {
             case .symlink(let t):
-                out.append(.init(path: e.path, type: .symlink, size: UInt64(t.utf8.count), sha256: .of(t.utf8), executable: false, symlinkTarget: t))
+                out.append(
+                    .init(
+                        path: e.path, type: .symlink, size: UInt64(t.utf8.count), sha256: .of(t.utf8),
+                        executable: false, symlinkTarget: t))
             case .file(let x):
                 guard let d = digest(for: e) else { return nil }
-                out.append(.init(path: e.path, type: .file, size: e.identity.size, sha256: d, executable: x, symlinkTarget: nil))
+                out.append(
+                    .init(
+                        path: e.path, type: .file, size: e.identity.size, sha256: d, executable: x, symlinkTarget: nil))
             }
         }
         return out
@@ -88,8 +93,11 @@ public struct StatCache: Sendable {
         w.u64(UInt64(records.count))
         for (path, r) in records {
             w.string(path)
-            w.u64(r.identity.device); w.u64(r.identity.inode); w.u64(r.identity.size)
-            w.u64(UInt64(bitPattern: r.identity.mtimeNanos)); w.u64(UInt64(bitPattern: r.identity.ctimeNanos))
+            w.u64(r.identity.device)
+            w.u64(r.identity.inode)
+            w.u64(r.identity.size)
+            w.u64(UInt64(bitPattern: r.identity.mtimeNanos))
+            w.u64(UInt64(bitPattern: r.identity.ctimeNanos))
             w.u64(UInt64(r.identity.mode))
             w.bytes(r.sha256.bytes)
         }
@@ -100,15 +108,21 @@ public struct StatCache: Sendable {
         var r = ByteReader(data)
         guard let m = r.take(8), Array(m) == Self.magic, let at = r.u64(), let tag = r.string() else { return nil }
         self.init(recordedAtNanos: Int64(bitPattern: at), formatTag: tag)
-        guard let t = r.optionalDigest(), let s = r.optionalDigest(), let tb = r.u64(), let n = r.u64(), n < 50_000_000 else { return nil }
-        treeSHA256 = t; sourceSHA256 = s; tarBytes = tb
+        guard let t = r.optionalDigest(), let s = r.optionalDigest(), let tb = r.u64(), let n = r.u64(), n < 50_000_000
+        else { return nil }
+        treeSHA256 = t
+        sourceSHA256 = s
+        tarBytes = tb
         records.reserveCapacity(Int(n))
         for _ in 0..<n {
             guard let p = r.string(), let dev = r.u64(), let ino = r.u64(), let size = r.u64(),
-                  let mt = r.u64(), let ct = r.u64(), let mode = r.u64(), let d = r.take(32) else { return nil }
-            records[p] = Record(identity: FileIdentity(device: dev, inode: ino, size: size, mtimeNanos: Int64(bitPattern: mt),
-                                                       ctimeNanos: Int64(bitPattern: ct), mode: UInt32(truncatingIfNeeded: mode)),
-                                sha256: SHA256Digest(bytes: Array(d)))
+                let mt = r.u64(), let ct = r.u64(), let mode = r.u64(), let d = r.take(32)
+            else { return nil }
+            records[p] = Record(
+                identity: FileIdentity(
+                    device: dev, inode: ino, size: size, mtimeNanos: Int64(bitPattern: mt),
+                    ctimeNanos: Int64(bitPattern: ct), mode: UInt32(truncatingIfNeeded: mode)),
+                sha256: SHA256Digest(bytes: Array(d)))
         }
         guard r.atEnd else { return nil }
     }

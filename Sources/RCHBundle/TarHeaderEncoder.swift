@@ -141,8 +141,10 @@ public enum TarHeaderEncoder {
         return Array("\(total) \(key)=".utf8) + value + [10]
     }
 
-    static func header(name: (prefix: ArraySlice<UInt8>, name: ArraySlice<UInt8>), mode: UInt32, size: UInt64, type: UInt8,
-                       linkname: [UInt8]) -> [UInt8] {
+    static func header(
+        name: (prefix: ArraySlice<UInt8>, name: ArraySlice<UInt8>), mode: UInt32, size: UInt64, type: UInt8,
+        linkname: [UInt8]
+    ) -> [UInt8] {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ bytes: some Collection<UInt8>, at offset: Int) {
             var i = offset

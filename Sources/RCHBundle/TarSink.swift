@@ -70,7 +70,10 @@ final class ChunkPipeline: @unchecked Sendable {
     private let consumeChunk: (UnsafeRawBufferPointer) throws -> Void
     private let finishStream: () throws -> Void
 
-    init(capacity: Int = 4, consume: @escaping (UnsafeRawBufferPointer) throws -> Void, finish: @escaping () throws -> Void) {
+    init(
+        capacity: Int = 4, consume: @escaping (UnsafeRawBufferPointer) throws -> Void,
+        finish: @escaping () throws -> Void
+    ) {
         self.capacity = capacity
         consumeChunk = consume
         finishStream = finish
@@ -122,7 +125,10 @@ final class ChunkPipeline: @unchecked Sendable {
 
     private func waitStopped() {
         condition.lock()
-        if stopped { condition.unlock(); return }
+        if stopped {
+            condition.unlock()
+            return
+        }
         condition.unlock()
         done.wait()
         condition.lock()
@@ -159,7 +165,9 @@ final class ChunkPipeline: @unchecked Sendable {
         condition.unlock()
         if ok {
             do { try finishStream() } catch {
-                condition.lock(); failure = error; condition.unlock()
+                condition.lock()
+                failure = error
+                condition.unlock()
             }
         }
         done.signal()

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Chooses the entries of a bundle from a directory (see ``SelectionMode``) and enforces every path,
 /// type, symlink and collision rule of ``PathRules`` before a single byte of content is read.
@@ -74,7 +75,9 @@ public struct TreeSelector: Sendable {
     /// Walks the tree with `threads` workers sharing a stack of directories. Each directory is opened by
     /// its path relative to the root (`O_NOFOLLOW|O_DIRECTORY`) and must be the inode its parent listed,
     /// so a directory swapped for a symlink mid-walk is detected, and no descriptors pile up.
-    private func walkWorktree(state: inout State, threads: Int = min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))) throws {
+    private func walkWorktree(
+        state: inout State, threads: Int = min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    ) throws {
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if rootFD < 0 { throw BundleError.io("cannot open '\(root)': \(String(cString: strerror(errno)))") }
         defer { close(rootFD) }
@@ -92,9 +95,14 @@ public struct TreeSelector: Sendable {
                     }
                 }
             }
-            if i == threads - 1 { work() } else {
+            if i == threads - 1 {
+                work()
+            } else {
                 group.enter()
-                Thread.detachNewThread { work(); group.leave() }
+                Thread.detachNewThread {
+                    work()
+                    group.leave()
+                }
             }
         }
         group.wait()
@@ -109,7 +117,9 @@ public struct TreeSelector: Sendable {
     /// Lists one directory: appends its files and symlinks to `state`, returns its subdirectories.
     private func scan(_ d: PendingDirectory, rootFD: Int32, state: inout State) throws -> [PendingDirectory] {
         let shown = d.canonical.isEmpty ? "." : d.canonical
-        let dirfd = d.disk.isEmpty ? dup(rootFD) : openat(rootFD, d.disk.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let dirfd =
+            d.disk.isEmpty
+            ? dup(rootFD) : openat(rootFD, d.disk.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if dirfd < 0 {
             if errno == ENOENT || errno == ELOOP || errno == ENOTDIR { throw BundleError.fileChanged(path: shown) }
             throw BundleError.unreadable(path: shown, reason: String(cString: strerror(errno)))
@@ -146,7 +156,8 @@ public struct TreeSelector: Sendable {
             case Int32(DT_REG), Int32(DT_LNK): isDir = false
             default:
                 if fstatat(dirfd, namePtr, &st, AT_SYMLINK_NOFOLLOW) != 0 {
-                    throw BundleError.unreadable(path: childDisplay(canonical, Array(name)), reason: String(cString: strerror(errno)))
+                    throw BundleError.unreadable(
+                        path: childDisplay(canonical, Array(name)), reason: String(cString: strerror(errno)))
                 }
                 haveStat = true
                 isDir = (st.st_mode & S_IFMT) == S_IFDIR
@@ -157,7 +168,9 @@ public struct TreeSelector: Sendable {
                 continue
             }
             let cname: String
-            if name.count <= PathRules.maxComponentBytes && name.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 92 && $0 != 47 }) {
+            if name.count <= PathRules.maxComponentBytes
+                && name.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 92 && $0 != 47 })
+            {
                 cname = rawName
             } else {
                 do { cname = try PathRules.canonicalComponent(name, parent: canonical) } catch {
@@ -175,7 +188,9 @@ public struct TreeSelector: Sendable {
             }
             let disk = d.disk.isEmpty ? Array(name) : d.disk + [47] + name
             if isDir {
-                subdirs.append(PendingDirectory(disk: disk, canonical: child, inode: UInt64(truncatingIfNeeded: ent.pointee.d_ino)))
+                subdirs.append(
+                    PendingDirectory(disk: disk, canonical: child, inode: UInt64(truncatingIfNeeded: ent.pointee.d_ino))
+                )
                 continue
             }
             if !haveStat && fstatat(dirfd, namePtr, &st, AT_SYMLINK_NOFOLLOW) != 0 {
@@ -183,7 +198,8 @@ public struct TreeSelector: Sendable {
                 throw BundleError.unreadable(path: child, reason: String(cString: strerror(errno)))
             }
             try PathRules.checkLength(child)
-            state.entries.append(try entry(path: child, disk: disk, st: st, readLink: { try readLinkAt(dirfd, Array(name)) }))
+            state.entries.append(
+                try entry(path: child, disk: disk, st: st, readLink: { try readLinkAt(dirfd, Array(name)) }))
         }
         return subdirs
     }
@@ -192,10 +208,13 @@ public struct TreeSelector: Sendable {
         let id = FileIdentity(st)
         switch st.st_mode & S_IFMT {
         case S_IFREG:
-            return SelectedEntry(path: path, pathBytes: Array(path.utf8), diskPath: disk, kind: .file(executable: id.isExecutable), identity: id)
+            return SelectedEntry(
+                path: path, pathBytes: Array(path.utf8), diskPath: disk, kind: .file(executable: id.isExecutable),
+                identity: id)
         case S_IFLNK:
             let target = try PathRules.canonicalSymlinkTarget(try readLink(), linkPath: path)
-            return SelectedEntry(path: path, pathBytes: Array(path.utf8), diskPath: disk, kind: .symlink(target: target), identity: id)
+            return SelectedEntry(
+                path: path, pathBytes: Array(path.utf8), diskPath: disk, kind: .symlink(target: target), identity: id)
         case S_IFIFO: throw BundleError.unsupportedFileType(path: path, type: "FIFO (named pipe)")
         case S_IFSOCK: throw BundleError.unsupportedFileType(path: path, type: "socket")
         case S_IFCHR: throw BundleError.unsupportedFileType(path: path, type: "character device")
@@ -208,9 +227,14 @@ public struct TreeSelector: Sendable {
     private func readLinkAt(_ dirfd: Int32, _ name: [UInt8]) throws -> [UInt8] {
         var buf = [UInt8](repeating: 0, count: 4096)
         let n = buf.withUnsafeMutableBufferPointer { p in
-            readlinkat(dirfd, name.cString, UnsafeMutableRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self), p.count)
+            readlinkat(
+                dirfd, name.cString, UnsafeMutableRawPointer(p.baseAddress!).assumingMemoryBound(to: CChar.self),
+                p.count)
         }
-        if n < 0 { throw BundleError.unreadable(path: String(decoding: name, as: UTF8.self), reason: String(cString: strerror(errno))) }
+        if n < 0 {
+            throw BundleError.unreadable(
+                path: String(decoding: name, as: UTF8.self), reason: String(cString: strerror(errno)))
+        }
         return Array(buf[0..<n])
     }
 
@@ -232,7 +256,8 @@ public struct TreeSelector: Sendable {
             let shown = PathRules.display(raw)
             if meta[2] != "0" { throw BundleError.git("'\(shown)' is unmerged; resolve the conflict first") }
             if meta[0] == "160000" {
-                throw BundleError.git("'\(shown)' is a submodule; submodules are not bundled (vendor it, or bundle it separately)")
+                throw BundleError.git(
+                    "'\(shown)' is a submodule; submodules are not bundled (vendor it, or bundle it separately)")
             }
             // Exclusions per component, like the walk.
             let comps = raw.split(separator: 47, omittingEmptySubsequences: false)
@@ -241,17 +266,24 @@ public struct TreeSelector: Sendable {
             for (i, comp) in comps.enumerated() {
                 let isDir = i < comps.count - 1
                 let rawName = String(decoding: comp, as: UTF8.self)
-                if isDir, let ex = seenDirs[canonical.isEmpty ? rawName : canonical + "/" + rawName], ex { skip = true; break }
+                if isDir, let ex = seenDirs[canonical.isEmpty ? rawName : canonical + "/" + rawName], ex {
+                    skip = true
+                    break
+                }
                 if IgnoreRules.defaultExcluded(name: rawName, isDirectory: isDir, parent: canonical) {
-                    state.excluded.append((canonical.isEmpty ? rawName : canonical + "/" + rawName) + (isDir ? "/" : ""))
-                    skip = true; break
+                    state.excluded.append(
+                        (canonical.isEmpty ? rawName : canonical + "/" + rawName) + (isDir ? "/" : ""))
+                    skip = true
+                    break
                 }
                 let c: String
                 do { c = try PathRules.canonicalComponent(comp, parent: canonical) } catch {
                     // A name the path rules refuse can still be excluded (matched on its raw bytes).
                     let rawPath = canonical.isEmpty ? Array(comp) : Array(canonical.utf8) + [47] + Array(comp)
                     guard ignore.excludes(rawPath, isDirectory: isDir) else { throw error }
-                    state.excluded.append((canonical.isEmpty ? "" : canonical + "/") + PathRules.display(Array(comp)) + (isDir ? "/" : ""))
+                    state.excluded.append(
+                        (canonical.isEmpty ? "" : canonical + "/") + PathRules.display(Array(comp)) + (isDir ? "/" : "")
+                    )
                     skip = true
                     break
                 }
@@ -259,11 +291,18 @@ public struct TreeSelector: Sendable {
                 if isDir, seenDirs[canonical] == nil {
                     let ex = ignore.excludes(Array(canonical.utf8), isDirectory: true)
                     seenDirs[canonical] = ex
-                    if ex { state.excluded.append(canonical + "/"); skip = true; break }
+                    if ex {
+                        state.excluded.append(canonical + "/")
+                        skip = true
+                        break
+                    }
                 }
             }
             if skip { continue }
-            if ignore.excludes(Array(canonical.utf8), isDirectory: false) { state.excluded.append(canonical); continue }
+            if ignore.excludes(Array(canonical.utf8), isDirectory: false) {
+                state.excluded.append(canonical)
+                continue
+            }
             try PathRules.checkLength(canonical)
             let diskPath = root + "/" + String(decoding: raw, as: UTF8.self)
             // Every parent must be a real directory of the worktree: a parent replaced by a symlink
@@ -271,7 +310,8 @@ public struct TreeSelector: Sendable {
             try requireRealParents(raw, shown: shown, checked: &realDirs)
             var st = stat()
             if lstat(diskPath, &st) != 0 {
-                throw BundleError.git("'\(shown)' is in the index but missing from the worktree; restore it or `git rm` it")
+                throw BundleError.git(
+                    "'\(shown)' is in the index but missing from the worktree; restore it or `git rm` it")
             }
             let isLink = (st.st_mode & S_IFMT) == S_IFLNK
             let isReg = (st.st_mode & S_IFMT) == S_IFREG
@@ -279,15 +319,27 @@ public struct TreeSelector: Sendable {
             case "120000":
                 // core.symlinks=false checks a symlink out as a file whose content is the target.
                 let target: [UInt8]
-                if isLink { target = try readLinkAt(AT_FDCWD, Array(diskPath.utf8)) }
-                else if isReg && st.st_size <= 4096 { target = try RCHCoreRead.file(diskPath) }
-                else { throw BundleError.git("'\(shown)' is a symlink in the index but not in the worktree") }
+                if isLink {
+                    target = try readLinkAt(AT_FDCWD, Array(diskPath.utf8))
+                } else if isReg && st.st_size <= 4096 {
+                    target = try RCHCoreRead.file(diskPath)
+                } else {
+                    throw BundleError.git("'\(shown)' is a symlink in the index but not in the worktree")
+                }
                 let t = try PathRules.canonicalSymlinkTarget(target, linkPath: canonical)
-                state.entries.append(SelectedEntry(path: canonical, pathBytes: Array(canonical.utf8), diskPath: raw, kind: .symlink(target: t), identity: FileIdentity(st)))
+                state.entries.append(
+                    SelectedEntry(
+                        path: canonical, pathBytes: Array(canonical.utf8), diskPath: raw, kind: .symlink(target: t),
+                        identity: FileIdentity(st)))
             case "100644", "100755":
-                guard isReg else { throw BundleError.git("'\(shown)' is a regular file in the index but not in the worktree") }
+                guard isReg else {
+                    throw BundleError.git("'\(shown)' is a regular file in the index but not in the worktree")
+                }
                 let id = FileIdentity(st)
-                state.entries.append(SelectedEntry(path: canonical, pathBytes: Array(canonical.utf8), diskPath: raw, kind: .file(executable: meta[0] == "100755"), identity: id))
+                state.entries.append(
+                    SelectedEntry(
+                        path: canonical, pathBytes: Array(canonical.utf8), diskPath: raw,
+                        kind: .file(executable: meta[0] == "100755"), identity: id))
             default:
                 throw BundleError.git("'\(shown)' has unsupported index mode \(meta[0])")
             }
@@ -306,7 +358,8 @@ public struct TreeSelector: Sendable {
             guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
                 throw BundleError.git(
                     "'\(shown)' is tracked below '\(PathRules.display(dir))', which is not a directory in the worktree "
-                        + "(a symlink or a file: a tracked path of another type); restore it (git checkout) or `git rm` the path")
+                        + "(a symlink or a file: a tracked path of another type); restore it (git checkout) or `git rm` the path"
+                )
             }
             checked.insert(dir)
         }
@@ -322,8 +375,10 @@ public struct TreeSelector: Sendable {
         if links.isEmpty { return [] }
         /// Whether `p` is an entry, or a directory (some entry starts with `p/`), by binary search.
         func exists(_ p: String) -> Bool {
-            let key = Array(p.utf8), dirKey = key + [47]
-            var lo = 0, hi = entries.count
+            let key = Array(p.utf8)
+            let dirKey = key + [47]
+            var lo = 0
+            var hi = entries.count
             while lo < hi {
                 let mid = (lo + hi) / 2
                 if entries[mid].pathBytes.bytesPrecede(key) { lo = mid + 1 } else { hi = mid }
@@ -341,7 +396,10 @@ public struct TreeSelector: Sendable {
             var done: [String] = []
             var hops = 0
             while let c = pending.popLast() {
-                if c == ".." { if !done.isEmpty { done.removeLast() }; continue }
+                if c == ".." {
+                    if !done.isEmpty { done.removeLast() }
+                    continue
+                }
                 done.append(c)
                 let here = done.joined(separator: "/")
                 if let t = links[here] {
@@ -408,7 +466,9 @@ extension Array where Element == UInt8 {
 /// Small file read used during selection (`.rchignore`, git symlink stubs).
 enum RCHCoreRead {
     static func file(_ path: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw BundleError.io("cannot read '\(path)'") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BundleError.io("cannot read '\(path)'")
+        }
         return Array(data)
     }
 }

@@ -46,12 +46,18 @@ public struct StoreOptions: ParsableArguments {
 /// embedded worker's). Read-only commands open it with ``openExisting(config:)``: a directory that is not a
 /// store is an error and nothing is created.
 public struct WorkerStoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The worker's store (default: $RCH_WORKER_STORE, else [worker] store, else ~/.local/share/rch/worker-store).")
+    @Option(
+        name: .long,
+        help:
+            "The worker's store (default: $RCH_WORKER_STORE, else [worker] store, else ~/.local/share/rch/worker-store)."
+    )
     public var store: String?
 
     public init() {}
 
-    public func path(config: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    public func path(config: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> String
+    {
         if let store { return store }
         if let env = environment["RCH_WORKER_STORE"], !env.isEmpty { return env }
         let file = config ?? UserDirectories.configHome(environment) + "/rch/worker.toml"
@@ -68,7 +74,9 @@ public struct WorkerStoreOptions: ParsableArguments {
     public func open(config: String? = nil) throws -> LocalStore { try LocalStore(root: try path(config: config)) }
 
     /// Opens an existing store only (read-only commands).
-    public func openExisting(config: String? = nil) throws -> LocalStore { try LocalStore.existing(root: try path(config: config)) }
+    public func openExisting(config: String? = nil) throws -> LocalStore {
+        try LocalStore.existing(root: try path(config: config))
+    }
 }
 
 public func printError(_ s: String) {

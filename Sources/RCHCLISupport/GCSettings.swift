@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
 import RCHJob
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The `[gc]` table of the worker configuration (`$XDG_CONFIG_HOME/rch/worker.toml`, else
 /// `~/.config/rch/worker.toml`, or `--config FILE`), with defaults.
@@ -36,7 +37,9 @@ public struct GCSettings: Sendable {
     public var jobMaxBytes: UInt64 = 0
     public var jobRecordRetentionSeconds: Int64 = 30 * 86_400
 
-    public init(maxSize: UInt64, maxAgeSeconds: Int64?, graceSeconds: Int64, minFreeBytes: UInt64, autoGCAtFraction: Double?) {
+    public init(
+        maxSize: UInt64, maxAgeSeconds: Int64?, graceSeconds: Int64, minFreeBytes: UInt64, autoGCAtFraction: Double?
+    ) {
         self.maxSize = maxSize
         self.maxAgeSeconds = maxAgeSeconds
         self.graceSeconds = graceSeconds
@@ -44,34 +47,54 @@ public struct GCSettings: Sendable {
         self.autoGCAtFraction = autoGCAtFraction
     }
 
-    public static func load(configPath: String?, store: LocalStore, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GCSettings {
+    public static func load(
+        configPath: String?, store: LocalStore, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> GCSettings {
         let path = configPath ?? UserDirectories.configHome(environment) + "/rch/worker.toml"
         let gc = try Config.load(.host, path: path)?.value["gc"]?.objectValue ?? JSONObject()
-        if configPath != nil && !FileManager.default.fileExists(atPath: path) { throw StoreError.invalid("config file \(path) does not exist") }
+        if configPath != nil && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError.invalid("config file \(path) does not exist")
+        }
         let fs = FilesystemSpace(path: store.root)
         func size(_ key: String, _ def: String) throws -> UInt64 {
             let text = gc[key]?.stringValue ?? gc[key]?.intValue.map { String($0) } ?? def
-            guard let v = fs.bytes(text) else { throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a size (bytes, 50GiB, or 80%)") }
+            guard let v = fs.bytes(text) else {
+                throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a size (bytes, 50GiB, or 80%)")
+            }
             return v
         }
         func duration(_ key: String, _ def: String?) throws -> Int64? {
             guard let text = gc[key]?.stringValue ?? gc[key]?.intValue.map({ String($0) }) ?? def else { return nil }
-            guard let v = parseDuration(text) else { throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a duration (30d, 12h, 90m, 3600s)") }
+            guard let v = parseDuration(text) else {
+                throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a duration (30d, 12h, 90m, 3600s)")
+            }
             return v
         }
         let auto = gc["auto_gc_at"]?.stringValue ?? "90%"
         var autoFraction: Double? = nil
         if !auto.isEmpty {
-            guard auto.hasSuffix("%"), let p = Double(auto.dropLast()), p > 0, p <= 100 else { throw StoreError.invalid("[gc] auto_gc_at must be a percentage such as \"90%\" or \"\"") }
+            guard auto.hasSuffix("%"), let p = Double(auto.dropLast()), p > 0, p <= 100 else {
+                throw StoreError.invalid("[gc] auto_gc_at must be a percentage such as \"90%\" or \"\"")
+            }
             autoFraction = p / 100
         }
-        var s = GCSettings(maxSize: try size("max_size", "80%"), maxAgeSeconds: try duration("max_age", "30d"),
-                           graceSeconds: try duration("grace", "1h") ?? 3600, minFreeBytes: try size("min_free", "5%"), autoGCAtFraction: autoFraction)
+        var s = GCSettings(
+            maxSize: try size("max_size", "80%"), maxAgeSeconds: try duration("max_age", "30d"),
+            graceSeconds: try duration("grace", "1h") ?? 3600, minFreeBytes: try size("min_free", "5%"),
+            autoGCAtFraction: autoFraction)
         let jobs = try Config.load(.host, path: path)?.value["jobs"]?.objectValue ?? JSONObject()
-        func jobSetting(_ key: String, _ def: String) -> String { jobs[key]?.stringValue ?? jobs[key]?.intValue.map { String($0) } ?? def }
-        guard let retention = parseDuration(jobSetting("retention", "24h")) else { throw StoreError.invalid("[jobs] retention is not a duration (24h, 7d)") }
-        guard let records = parseDuration(jobSetting("record_retention", "30d")) else { throw StoreError.invalid("[jobs] record_retention is not a duration") }
-        guard let budget = fs.bytes(jobSetting("max_size", "20%")) else { throw StoreError.invalid("[jobs] max_size is not a size (bytes, 20GiB, or 20%)") }
+        func jobSetting(_ key: String, _ def: String) -> String {
+            jobs[key]?.stringValue ?? jobs[key]?.intValue.map { String($0) } ?? def
+        }
+        guard let retention = parseDuration(jobSetting("retention", "24h")) else {
+            throw StoreError.invalid("[jobs] retention is not a duration (24h, 7d)")
+        }
+        guard let records = parseDuration(jobSetting("record_retention", "30d")) else {
+            throw StoreError.invalid("[jobs] record_retention is not a duration")
+        }
+        guard let budget = fs.bytes(jobSetting("max_size", "20%")) else {
+            throw StoreError.invalid("[jobs] max_size is not a size (bytes, 20GiB, or 20%)")
+        }
         s.jobRetentionSeconds = retention
         s.jobRecordRetentionSeconds = records
         s.jobMaxBytes = budget
@@ -99,7 +122,9 @@ public struct FilesystemSpace {
 
     /// A byte count, a size with a unit, or a percentage of this filesystem.
     public func bytes(_ text: String) -> UInt64? {
-        if text.hasSuffix("%"), let p = Double(text.dropLast()), p >= 0, p <= 100 { return UInt64(Double(total) * p / 100) }
+        if text.hasSuffix("%"), let p = Double(text.dropLast()), p >= 0, p <= 100 {
+            return UInt64(Double(total) * p / 100)
+        }
         return parseSize(text)
     }
 }
@@ -108,7 +133,9 @@ public struct FilesystemSpace {
 /// `rch-worker gc --if-idle` when the filesystem is fuller than `auto_gc_at` (the request that triggered it
 /// does not wait for it).
 public enum ConfiguredStore {
-    public static func open(_ options: WorkerStoreOptions, config: String? = nil, existing: Bool = false) throws -> (LocalStore, GCSettings) {
+    public static func open(_ options: WorkerStoreOptions, config: String? = nil, existing: Bool = false) throws -> (
+        LocalStore, GCSettings
+    ) {
         var store = existing ? try options.openExisting(config: config) : try options.open(config: config)
         let settings = try GCSettings.load(configPath: config, store: store)
         store.minFreeBytes = settings.minFreeBytes
@@ -121,9 +148,10 @@ public enum ConfiguredStore {
         guard devnull >= 0 else { return }
         defer { close(devnull) }
         // Own session and no inherited stdio: it outlives this process and never holds an SSH channel open.
-        _ = try? Spawn.start(Bundle.main.executablePath ?? CommandLine.arguments[0],
-                             ["gc", "--if-idle", "--store", store.root] + (config.map { ["--config", $0] } ?? []),
-                             stdin: devnull, stdout: devnull, stderr: devnull, newSession: true)
+        _ = try? Spawn.start(
+            Bundle.main.executablePath ?? CommandLine.arguments[0],
+            ["gc", "--if-idle", "--store", store.root] + (config.map { ["--config", $0] } ?? []),
+            stdin: devnull, stdout: devnull, stderr: devnull, newSession: true)
     }
 }
 

@@ -5,9 +5,17 @@ public struct ByteWriter {
     public var out: [UInt8] = []
     public mutating func bytes(_ b: [UInt8]) { out += b }
     public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-    public mutating func string(_ s: String) { u64(UInt64(s.utf8.count)); out += s.utf8 }
+    public mutating func string(_ s: String) {
+        u64(UInt64(s.utf8.count))
+        out += s.utf8
+    }
     public mutating func digest(_ d: SHA256Digest?) {
-        if let d { out.append(1); out += d.bytes } else { out.append(0) }
+        if let d {
+            out.append(1)
+            out += d.bytes
+        } else {
+            out.append(0)
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 import Crypto
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A SHA-256 digest.
@@ -31,7 +32,8 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
         var ok = true
         let out = [UInt8](unsafeUninitializedCapacity: 32) { buf, n in
             for k in 0..<32 {
-                let hi = nibble(utf8[2 * k]), lo = nibble(utf8[2 * k + 1])
+                let hi = nibble(utf8[2 * k])
+                let lo = nibble(utf8[2 * k + 1])
                 ok = ok && hi < 16 && lo < 16
                 buf[k] = hi << 4 | (lo & 15)
             }

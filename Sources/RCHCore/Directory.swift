@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Directory listing.
 ///
@@ -13,13 +14,15 @@ import SystemPackage
 public enum Directory {
     /// The name of a directory entry as raw bytes (no copy of the `dirent` itself).
     public static func nameBytes(_ ent: UnsafeMutablePointer<dirent>) -> UnsafeRawBufferPointer {
-        let p = UnsafeRawPointer(ent).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
+        let p = UnsafeRawPointer(ent).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!)
+            .assumingMemoryBound(to: CChar.self)
         return UnsafeRawBufferPointer(start: p, count: strlen(p))
     }
 
     /// The name as a C string pointer (valid until the next `readdir` on the same stream).
     public static func namePointer(_ ent: UnsafeMutablePointer<dirent>) -> UnsafePointer<CChar> {
-        UnsafeRawPointer(ent).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
+        UnsafeRawPointer(ent).advanced(by: MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(
+            to: CChar.self)
     }
 
     /// The names in `dir` other than `.` and `..`; a missing directory lists as empty.

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A temporary file that becomes visible under its final name only when committed.
 ///
@@ -96,7 +97,9 @@ public enum DurableFile {
     /// Atomically and durably replace (or create) `path` with `bytes`.
     /// With `durable: false` the fsyncs are skipped (for files inside a staging directory that is made
     /// durable or discarded as a whole).
-    public static func write(_ bytes: [UInt8], to path: String, replace: Bool = true, mode: mode_t = 0o644, durable: Bool = true) throws -> Bool {
+    public static func write(
+        _ bytes: [UInt8], to path: String, replace: Bool = true, mode: mode_t = 0o644, durable: Bool = true
+    ) throws -> Bool {
         let dir = FilePath(path).removingLastComponent().string
         let tmp = try TempFile(directory: dir.isEmpty ? "." : dir, mode: mode)
         do {
@@ -115,7 +118,9 @@ public enum DurableFile {
 
     /// ``read(_:limit:)`` that also returns the open file's `stat` (one lookup for both), with `path`
     /// relative to `directory` (a descriptor) unless it is `AT_FDCWD`.
-    public static func readWithStatus(_ path: String, relativeTo directory: Int32 = AT_FDCWD, limit: Int = 64 << 20) throws -> (bytes: [UInt8], status: stat) {
+    public static func readWithStatus(_ path: String, relativeTo directory: Int32 = AT_FDCWD, limit: Int = 64 << 20)
+        throws -> (bytes: [UInt8], status: stat)
+    {
         let fd = openat(directory, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError("open", path: path, errno: Errno(rawValue: errno)) }
         defer { close(fd) }

@@ -1,27 +1,36 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Streaming reads of whole files in buffer-sized chunks (memory independent of file size).
 public enum FileChunks {
     /// Hands every chunk of `fd`, from its current offset to the end, to `body`.
-    public static func read(_ fd: FileDescriptor, path: String, buffer: UnsafeMutableRawBufferPointer,
-                            _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    public static func read(
+        _ fd: FileDescriptor, path: String, buffer: UnsafeMutableRawBufferPointer,
+        _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         while true {
             let n: Int
-            do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path, errno: error) }
+            do { n = try fd.read(into: buffer, retryOnInterrupt: true) } catch {
+                throw SystemError("read", path: path, errno: error)
+            }
             if n == 0 { return }
             try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
     }
 
     /// Opens `path` (never following a symlink) and hands every chunk to `body`.
-    public static func read(path: String, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    public static func read(
+        path: String, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let fd: FileDescriptor
-        do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true)
+        } catch {
             throw SystemError("open", path: path, errno: error)
         }
         defer { try? fd.close() }

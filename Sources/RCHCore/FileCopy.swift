@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Copies file contents the cheapest way the filesystem allows.
 ///
@@ -16,17 +17,23 @@ public enum FileCopy {
     @discardableResult
     public static func copy(from source: String, into dest: TempFile) throws -> Method {
         let src: FileDescriptor
-        do { src = try FileDescriptor.open(FilePath(source), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+        do {
+            src = try FileDescriptor.open(FilePath(source), .readOnly, options: [.noFollow], retryOnInterrupt: true)
+        } catch {
             throw SystemError("open", path: source, errno: error)
         }
         defer { try? src.close() }
         if Syscalls.ficlone(dst: dest.fd, src: src) { return .clone }
         var st = stat()
-        guard fstat(src.rawValue, &st) == 0 else { throw SystemError("fstat", path: source, errno: Errno(rawValue: errno)) }
+        guard fstat(src.rawValue, &st) == 0 else {
+            throw SystemError("fstat", path: source, errno: Errno(rawValue: errno))
+        }
         var remaining = Int(st.st_size)
         var usedKernel = false
         while remaining > 0 {
-            guard let n = try Syscalls.copyFileRange(from: src, to: dest.fd, count: min(remaining, 1 << 30)) else { break }
+            guard let n = try Syscalls.copyFileRange(from: src, to: dest.fd, count: min(remaining, 1 << 30)) else {
+                break
+            }
             if n == 0 { break }
             usedKernel = true
             remaining -= n

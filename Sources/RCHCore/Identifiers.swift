@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Identifiers that may become path components.
@@ -21,7 +21,8 @@ public enum Identifier {
         guard let first = b.first, alnum(first) else { return false }
         switch kind {
         case .namespace:
-            return b.count <= 64 && b.dropFirst().allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 } && !s.contains("..")
+            return b.count <= 64 && b.dropFirst().allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
+                && !s.contains("..")
         default:
             return (10...64).contains(b.count) && b.dropFirst().allSatisfy { alnum($0) || $0 == 95 || $0 == 45 }
         }
@@ -39,7 +40,8 @@ public enum Identifier {
         let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
         let ms = nowMillis ?? UInt64(Timestamp.nowNanos() / 1_000_000)
         var rng = SystemRandomNumberGenerator()
-        let hi = UInt64.random(in: 0...UInt64.max, using: &rng), lo = UInt16.random(in: 0...UInt16.max, using: &rng)
+        let hi = UInt64.random(in: 0...UInt64.max, using: &rng)
+        let lo = UInt16.random(in: 0...UInt16.max, using: &rng)
         // 128 bits: ms (48) | random (80), written as 26 base32 digits (the top 2 bits are zero).
         let top = (ms << 16) | UInt64(lo)  // 64 bits
         let bottom = hi
@@ -58,9 +60,13 @@ public enum Identifier {
 public struct IdentifierError: Error, Equatable, CustomStringConvertible, Sendable {
     public let kind: Identifier.Kind
     public let value: String
-    public init(kind: Identifier.Kind, value: String) { self.kind = kind; self.value = value }
+    public init(kind: Identifier.Kind, value: String) {
+        self.kind = kind
+        self.value = value
+    }
     public var description: String {
-        let rule = kind == .namespace ? "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ (and no '..')" : "^[A-Za-z0-9][A-Za-z0-9_-]{9,63}$"
+        let rule =
+            kind == .namespace ? "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ (and no '..')" : "^[A-Za-z0-9][A-Za-z0-9_-]{9,63}$"
         return "\(kind.rawValue) '\(value)' is invalid: it must match \(rule)"
     }
 }

@@ -121,7 +121,10 @@ enum JCS {
         }
         var all = intPart + fracPart
         var point = intPart.count + exp
-        while all.hasPrefix("0") && all.count > 1 { all.removeFirst(); point -= 1 }
+        while all.hasPrefix("0") && all.count > 1 {
+            all.removeFirst()
+            point -= 1
+        }
         while all.hasSuffix("0") && all.count > 1 { all.removeLast() }
         return (all, point)
     }

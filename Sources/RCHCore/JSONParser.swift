@@ -43,7 +43,9 @@ public struct JSONParser {
     }
 
     public func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
-        guard bytes.count <= maxBytes else { throw JSONParseError(reason: .tooLarge, offset: maxBytes, detail: "limit \(maxBytes) bytes") }
+        guard bytes.count <= maxBytes else {
+            throw JSONParseError(reason: .tooLarge, offset: maxBytes, detail: "limit \(maxBytes) bytes")
+        }
         let invalid = Self.firstInvalidUTF8(bytes)
         guard invalid == bytes.count else { throw JSONParseError(reason: .invalidUTF8, offset: invalid, detail: nil) }
         var p = Cursor(bytes: bytes, maxDepth: maxDepth)
@@ -63,20 +65,34 @@ public struct JSONParser {
         var i = 0
         while i < b.count {
             // ASCII fast path, eight bytes at a time.
-            while b.count - i >= 8, UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8 }
+            while b.count - i >= 8,
+                UnsafeRawPointer(b.baseAddress! + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+            { i += 8 }
             guard i < b.count else { break }
             let c = b[i]
-            if c < 0x80 { i += 1; continue }
-            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+            if c < 0x80 {
+                i += 1
+                continue
+            }
+            var lo: UInt8 = 0x80
+            var hi: UInt8 = 0xBF
             let n: Int
             switch c {
             case 0xC2...0xDF: n = 1
-            case 0xE0: n = 2; lo = 0xA0
+            case 0xE0:
+                n = 2
+                lo = 0xA0
             case 0xE1...0xEC, 0xEE, 0xEF: n = 2
-            case 0xED: n = 2; hi = 0x9F
-            case 0xF0: n = 3; lo = 0x90
+            case 0xED:
+                n = 2
+                hi = 0x9F
+            case 0xF0:
+                n = 3
+                lo = 0x90
             case 0xF1...0xF3: n = 3
-            case 0xF4: n = 3; hi = 0x8F
+            case 0xF4:
+                n = 3
+                hi = 0x8F
             default: return i
             }
             for k in 1...n {
@@ -99,7 +115,9 @@ public struct JSONParser {
         }
 
         mutating func skipWhitespace() {
-            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 {
+                i += 1
+            }
         }
 
         mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
@@ -108,19 +126,29 @@ public struct JSONParser {
             case UInt8(ascii: "{"): return try object(depth: depth + 1)
             case UInt8(ascii: "["): return try array(depth: depth + 1)
             case UInt8(ascii: "\""): return .string(try string())
-            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return .null
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
             default: throw fail(.unexpectedCharacter, Self.show(bytes[i]))
             }
         }
 
-        static func show(_ b: UInt8) -> String { b >= 0x20 && b < 0x7F ? "'\(Character(UnicodeScalar(b)))'" : "0x" + String(b, radix: 16) }
+        static func show(_ b: UInt8) -> String {
+            b >= 0x20 && b < 0x7F ? "'\(Character(UnicodeScalar(b)))'" : "0x" + String(b, radix: 16)
+        }
 
         mutating func literal(_ word: StaticString) throws(JSONParseError) {
             let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
-            guard bytes.count - i >= w.count, bytes[i..<(i + w.count)].elementsEqual(w) else { throw fail(.unexpectedCharacter) }
+            guard bytes.count - i >= w.count, bytes[i..<(i + w.count)].elementsEqual(w) else {
+                throw fail(.unexpectedCharacter)
+            }
             i += w.count
         }
 
@@ -130,7 +158,10 @@ public struct JSONParser {
             var members: [(String, JSONValue)] = []
             var seen = Set<[UInt8]>()  // used only once an object has many members (small ones scan linearly)
             skipWhitespace()
-            if i < bytes.count && bytes[i] == UInt8(ascii: "}") { i += 1; return .object(JSONObject(members)) }
+            if i < bytes.count && bytes[i] == UInt8(ascii: "}") {
+                i += 1
+                return .object(JSONObject(members))
+            }
             while true {
                 skipWhitespace()
                 guard i < bytes.count else { throw fail(.unexpectedEnd) }
@@ -147,14 +178,22 @@ public struct JSONParser {
                 }
                 guard !duplicate else { throw JSONParseError(reason: .duplicateKey, offset: keyStart, detail: key) }
                 skipWhitespace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail(i < bytes.count ? .unexpectedCharacter : .unexpectedEnd, "expected ':'") }
+                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else {
+                    throw fail(i < bytes.count ? .unexpectedCharacter : .unexpectedEnd, "expected ':'")
+                }
                 i += 1
                 skipWhitespace()
                 members.append((key, try value(depth: depth)))
                 skipWhitespace()
                 guard i < bytes.count else { throw fail(.unexpectedEnd) }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "}") { i += 1; break }
+                if bytes[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if bytes[i] == UInt8(ascii: "}") {
+                    i += 1
+                    break
+                }
                 throw fail(.unexpectedCharacter, "expected ',' or '}'")
             }
             var o = JSONObject()
@@ -168,14 +207,23 @@ public struct JSONParser {
             i += 1
             var out: [JSONValue] = []
             skipWhitespace()
-            if i < bytes.count && bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+            if i < bytes.count && bytes[i] == UInt8(ascii: "]") {
+                i += 1
+                return .array(out)
+            }
             while true {
                 skipWhitespace()
                 out.append(try value(depth: depth))
                 skipWhitespace()
                 guard i < bytes.count else { throw fail(.unexpectedEnd) }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "]") { i += 1; break }
+                if bytes[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if bytes[i] == UInt8(ascii: "]") {
+                    i += 1
+                    break
+                }
                 throw fail(.unexpectedCharacter, "expected ',' or ']'")
             }
             return .array(out)
@@ -205,7 +253,10 @@ public struct JSONParser {
             // Fast path: no escapes.
             while i < bytes.count {
                 let c = bytes[i]
-                if c == UInt8(ascii: "\"") { i += 1; return String(decoding: bytes[start..<(i - 1)], as: UTF8.self) }
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    return String(decoding: bytes[start..<(i - 1)], as: UTF8.self)
+                }
                 if c == UInt8(ascii: "\\") { break }
                 if c < 0x20 { throw fail(.controlCharacter) }
                 i += 1
@@ -214,9 +265,16 @@ public struct JSONParser {
             while true {
                 guard i < bytes.count else { throw fail(.unexpectedEnd, "unterminated string") }
                 let c = bytes[i]
-                if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    return String(decoding: out, as: UTF8.self)
+                }
                 if c < 0x20 { throw fail(.controlCharacter) }
-                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+                if c != UInt8(ascii: "\\") {
+                    out.append(c)
+                    i += 1
+                    continue
+                }
                 i += 1
                 guard i < bytes.count else { throw fail(.unexpectedEnd) }
                 let e = bytes[i]
@@ -231,7 +289,8 @@ public struct JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800...0xDBFF).contains(scalar) {
-                        guard bytes.count - i >= 6, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { throw fail(.loneSurrogate) }
+                        guard bytes.count - i >= 6, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u")
+                        else { throw fail(.loneSurrogate) }
                         i += 2
                         let low = try hex4()
                         guard (0xDC00...0xDFFF).contains(low) else { throw fail(.loneSurrogate) }
@@ -259,19 +318,25 @@ public struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
                 integral = false
                 i += 1
-                guard i < bytes.count, bytes[i] >= 48 && bytes[i] <= 57 else { throw fail(.invalidNumber, "digit expected after '.'") }
+                guard i < bytes.count, bytes[i] >= 48 && bytes[i] <= 57 else {
+                    throw fail(.invalidNumber, "digit expected after '.'")
+                }
                 while i < bytes.count, bytes[i] >= 48 && bytes[i] <= 57 { i += 1 }
             }
             if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
                 integral = false
                 i += 1
                 if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-                guard i < bytes.count, bytes[i] >= 48 && bytes[i] <= 57 else { throw fail(.invalidNumber, "digit expected in exponent") }
+                guard i < bytes.count, bytes[i] >= 48 && bytes[i] <= 57 else {
+                    throw fail(.invalidNumber, "digit expected in exponent")
+                }
                 while i < bytes.count, bytes[i] >= 48 && bytes[i] <= 57 { i += 1 }
             }
             let text = String(decoding: bytes[start..<i], as: UTF8.self)
             if integral, i - start <= 17, let v = Int64(text), v.magnitude <= 9_007_199_254_740_992 { return .int(v) }
-            guard let d = Double(text), d.isFinite else { throw JSONParseError(reason: .numberOutOfRange, offset: start, detail: text) }
+            guard let d = Double(text), d.isFinite else {
+                throw JSONParseError(reason: .numberOutOfRange, offset: start, detail: text)
+            }
             return .double(d)
         }
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A process named so that a reused pid is not mistaken for it: the pid plus the process's start time
@@ -30,19 +30,21 @@ public struct ProcessIdentity: Sendable, Equatable {
 
     public static func startToken(_ pid: Int32) -> String? {
         #if canImport(Darwin)
-        var info = kinfo_proc()
-        var size = MemoryLayout<kinfo_proc>.stride
-        var mib: [Int32] = [CTL_KERN, KERN_PROC, KERN_PROC_PID, pid]
-        guard sysctl(&mib, 4, &info, &size, nil, 0) == 0, size > 0 else { return nil }
-        let t = info.kp_proc.p_un.__p_starttime
-        return "\(t.tv_sec).\(t.tv_usec)"
+            var info = kinfo_proc()
+            var size = MemoryLayout<kinfo_proc>.stride
+            var mib: [Int32] = [CTL_KERN, KERN_PROC, KERN_PROC_PID, pid]
+            guard sysctl(&mib, 4, &info, &size, nil, 0) == 0, size > 0 else { return nil }
+            let t = info.kp_proc.p_un.__p_starttime
+            return "\(t.tv_sec).\(t.tv_usec)"
         #else
-        guard let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        // Fields after the command name: state is field 3, starttime field 22.
-        let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
-        guard fields.count > 19 else { return nil }
-        let boot = read("/proc/sys/kernel/random/boot_id").map { String(decoding: $0, as: UTF8.self) } ?? ""
-        return String(decoding: fields[19], as: UTF8.self) + "@" + boot.trimmingNewline
+            guard let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")) else {
+                return nil
+            }
+            // Fields after the command name: state is field 3, starttime field 22.
+            let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
+            guard fields.count > 19 else { return nil }
+            let boot = read("/proc/sys/kernel/random/boot_id").map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return String(decoding: fields[19], as: UTF8.self) + "@" + boot.trimmingNewline
         #endif
     }
 
@@ -66,7 +68,7 @@ extension String {
 }
 
 #if canImport(Darwin)
-private let Glibc_read = Darwin.read
+    private let Glibc_read = Darwin.read
 #else
-private let Glibc_read = Glibc.read
+    private let Glibc_read = Glibc.read
 #endif

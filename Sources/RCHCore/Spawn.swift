@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CRCHSys
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Child processes via posix_spawn: explicit fds 0/1/2, everything else closed, optionally a new session.
 public enum Spawn {
@@ -13,8 +14,10 @@ public enum Spawn {
     }
 
     /// Starts `path` with `arguments` (argv[0] is `path`). `environment` nil inherits ours.
-    public static func start(_ path: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
-                             stdin: Int32, stdout: Int32, stderr: Int32, newSession: Bool = false) throws -> pid_t {
+    public static func start(
+        _ path: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
+        stdin: Int32, stdout: Int32, stderr: Int32, newSession: Bool = false
+    ) throws -> pid_t {
         let argv = ([path] + arguments).map { strdup($0) }
         defer { argv.forEach { free($0) } }
         let envp = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } }
@@ -44,8 +47,14 @@ public enum Spawn {
             if fd >= 0 { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
             return fd
         }
-        let out = temp(), err = temp(), devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { close(out); close(err); close(devnull) }
+        let out = temp()
+        let err = temp()
+        let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer {
+            close(out)
+            close(err)
+            close(devnull)
+        }
         guard out >= 0, err >= 0 else { throw SystemError("mkstemp", path: "/tmp", errno: Errno(rawValue: errno)) }
         let started = Timestamp.nowNanos()
         let pid = try start(

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CRCHSys
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The small set of syscalls swift-system does not offer: fsync, no-replace rename/link, flock,
 /// clone and in-kernel copy. Each wrapper retries on EINTR and throws ``SystemError``.
@@ -25,8 +26,8 @@ public enum Syscalls {
     /// fsync(2): the file's data and metadata reach stable storage.
     public static func fsync(_ fd: FileDescriptor, path: String? = nil) throws(SystemError) {
         #if canImport(Darwin)
-        // On Darwin fsync does not flush the drive cache; F_FULLFSYNC does (falls back to fsync).
-        if retrying({ fcntl(fd.rawValue, F_FULLFSYNC) }) == 0 { return }
+            // On Darwin fsync does not flush the drive cache; F_FULLFSYNC does (falls back to fsync).
+            if retrying({ fcntl(fd.rawValue, F_FULLFSYNC) }) == 0 { return }
         #endif
         try check("fsync", path) { Glibc_or_Darwin_fsync(fd.rawValue) }
     }
@@ -68,7 +69,9 @@ public enum Syscalls {
     }
 
     /// flock(2) on an open descriptor. Returns false if `blocking` is false and the lock is held.
-    public static func flock(_ fd: FileDescriptor, exclusive: Bool, blocking: Bool, path: String? = nil) throws(SystemError) -> Bool {
+    public static func flock(_ fd: FileDescriptor, exclusive: Bool, blocking: Bool, path: String? = nil)
+        throws(SystemError) -> Bool
+    {
         var op = exclusive ? LOCK_EX : LOCK_SH
         if !blocking { op |= LOCK_NB }
         let r = retrying { Glibc_or_Darwin_flock(fd.rawValue, op) }
@@ -91,9 +94,9 @@ public enum Syscalls {
     /// Whether ``syncFilesystem(of:)`` is available on this platform.
     public static var hasSyncFilesystem: Bool {
         #if os(Linux)
-        true
+            true
         #else
-        false
+            false
         #endif
     }
 

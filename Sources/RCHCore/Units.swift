@@ -1,6 +1,8 @@
 /// `123`, `4K`, `500MiB`, `2G` … → bytes.
 public func parseSize(_ s: String) -> UInt64? {
-    let units: [(String, UInt64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("", 1)]
+    let units: [(String, UInt64)] = [
+        ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("", 1),
+    ]
     for (u, m) in units where s.hasSuffix(u) {
         if let n = UInt64(s.dropLast(u.count)) { return n * m }
     }

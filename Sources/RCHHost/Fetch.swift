@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHAttestation
 import RCHBundle
 import RCHCore
 import RCHProtocol
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Fetched artifacts that failed the host's checks (ARTIFACTS / INTEGRITY_MISMATCH, exit 70).
 public struct ArtifactIntegrityError: LaneError {
@@ -15,7 +16,8 @@ public struct ArtifactIntegrityError: LaneError {
     public var failureKind: FailureKind { .artifacts }
     public var failureSubkind: String? { "INTEGRITY_MISMATCH" }
     public var description: String {
-        "fetched artifacts failed verification (not used): " + errors.prefix(8).map(\.description).joined(separator: "; ")
+        "fetched artifacts failed verification (not used): "
+            + errors.prefix(8).map(\.description).joined(separator: "; ")
             + (errors.count > 8 ? " … (\(errors.count) problems)" : "")
     }
 }
@@ -27,7 +29,8 @@ public struct AttestationFailure: LaneError {
     public var failureSubkind: String? { verification.firstFailure.map { "ATTESTATION_" + $0.name.uppercased() } }
     public var description: String {
         let f = verification.firstFailure
-        return "the worker's attestation did not verify (\(f?.name ?? "unknown"): \(f?.detail ?? "")); the artifacts were not used"
+        return
+            "the worker's attestation did not verify (\(f?.name ?? "unknown"): \(f?.detail ?? "")); the artifacts were not used"
     }
 }
 
@@ -45,7 +48,9 @@ extension WorkerClient {
     /// submitted (`expected`, else the record ``submit(_:)`` kept) and the worker's published key (and the
     /// inventory pin) — see ``AttestationVerifier`` — and writes `attestation_verification.json`.
     /// On any failure nothing is left at `directory` (exit 70 for the artifacts, 93 for the attestation).
-    public func fetch(_ jobID: String, into directory: String, expected: AttestationVerifier.Expectation? = nil) throws -> Fetched {
+    public func fetch(_ jobID: String, into directory: String, expected: AttestationVerifier.Expectation? = nil) throws
+        -> Fetched
+    {
         if protocolVersion == nil { try negotiate() }
         let request = RPCRequest(protocolVersion: protocolVersion!, op: .fetch, payload: ["job_id": .string(jobID)])
         try Syscalls.makeDirectories(directoryOf(directory))
@@ -54,28 +59,43 @@ extension WorkerClient {
         var hasher = StreamingSHA256()
         let reply = try transport.exchange(header: request.headerLine) { header in
             guard header["ok"]?.boolValue == true else { return nil }
-            return { chunk in hasher.update(chunk); try temp.write(chunk) }
+            return { chunk in
+                hasher.update(chunk)
+                try temp.write(chunk)
+            }
         }
         let h = reply.header
-        guard h["ok"]?.boolValue == true else { _ = try Self.unwrap(h, requestID: request.requestID); throw TransportError("unreachable") }
-        guard h["request_id"]?.stringValue == request.requestID, h["job_id"]?.stringValue == jobID, let manifest = h["manifest"] else {
+        guard h["ok"]?.boolValue == true else {
+            _ = try Self.unwrap(h, requestID: request.requestID)
+            throw TransportError("unreachable")
+        }
+        guard h["request_id"]?.stringValue == request.requestID, h["job_id"]?.stringValue == jobID,
+            let manifest = h["manifest"]
+        else {
             throw TransportError("the fetch reply does not answer this request")
         }
         let stream = try StreamDescriptor(json: h["stream"])
         let actual = hasher.finalize()
         guard actual == stream.contentSHA256 else {
-            throw ArtifactIntegrityError(errors: [.init(path: "<stream>", reason: "content_sha256 \(actual.hex) ≠ declared \(stream.contentSHA256.hex)")])
+            throw ArtifactIntegrityError(errors: [
+                .init(path: "<stream>", reason: "content_sha256 \(actual.hex) ≠ declared \(stream.contentSHA256.hex)")
+            ])
         }
         let verified: VerifiedBundle
         do { verified = try Extractor().extract(bundle: temp.path, into: directory) } catch {
-            throw ArtifactIntegrityError(errors: [.init(path: "<stream>", reason: "not a valid artifact archive: \(error)")])
+            throw ArtifactIntegrityError(errors: [
+                .init(path: "<stream>", reason: "not a valid artifact archive: \(error)")
+            ])
         }
         var problems: [ArtifactManifest.IntegrityError] = []
         for e in manifest["entries"]?.arrayValue ?? [] where e["type"]?.stringValue == "directory" {
-            guard let p = e["path"]?.stringValue, !p.hasPrefix("/"), !p.split(separator: "/").contains("..") else { continue }
+            guard let p = e["path"]?.stringValue, !p.hasPrefix("/"), !p.split(separator: "/").contains("..") else {
+                continue
+            }
             try? Syscalls.makeDirectories(directory + "/" + p)
         }
-        if let bytes = try? DurableFile.read(directory + "/manifest.json"), (try? JSONParser().parse(bytes)) != manifest {
+        if let bytes = try? DurableFile.read(directory + "/manifest.json"), (try? JSONParser().parse(bytes)) != manifest
+        {
             problems.append(.init(path: "manifest.json", reason: "differs from the manifest in the fetch header"))
         }
         problems += ArtifactManifest.verify(directory)
@@ -94,8 +114,10 @@ extension WorkerClient {
         }
         let runID = (try? JSONParser().parse(try DurableFile.read(directory + "/job.json")))?["run_id"]?.stringValue
         _ = try DurableFile.write(
-            verification.json(runID: runID, jobID: jobID).canonicalBytes, to: directory + "/attestation_verification.json")
-        return Fetched(directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
+            verification.json(runID: runID, jobID: jobID).canonicalBytes,
+            to: directory + "/attestation_verification.json")
+        return Fetched(
+            directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
     }
 }
 
@@ -112,16 +134,21 @@ extension WorkerClient {
     func rememberSubmission(jobID: String, jobKey: SHA256Digest, sourceSHA256: SHA256Digest) {
         guard Identifier.isValid(jobID, .jobID) else { return }
         try? Syscalls.makeDirectories(submittedDirectory)
-        let doc = JSONValue.obj(["job_id": .string(jobID), "job_key": .string(jobKey.hex), "source_sha256": .string(sourceSHA256.hex)])
-        _ = try? DurableFile.write(doc.canonicalBytes, to: submittedDirectory + "/" + jobID + ".json", replace: true, durable: false)
+        let doc = JSONValue.obj([
+            "job_id": .string(jobID), "job_key": .string(jobKey.hex), "source_sha256": .string(sourceSHA256.hex),
+        ])
+        _ = try? DurableFile.write(
+            doc.canonicalBytes, to: submittedDirectory + "/" + jobID + ".json", replace: true, durable: false)
     }
 
     /// What this host submitted as `job_id`, if it remembers.
     func submitted(_ jobID: String) -> AttestationVerifier.Expectation? {
-        guard Identifier.isValid(jobID, .jobID), let bytes = try? DurableFile.read(submittedDirectory + "/" + jobID + ".json"),
-              let v = try? JSONParser().parse(bytes), v["job_id"]?.stringValue == jobID,
-              let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-              let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else { return nil }
+        guard Identifier.isValid(jobID, .jobID),
+            let bytes = try? DurableFile.read(submittedDirectory + "/" + jobID + ".json"),
+            let v = try? JSONParser().parse(bytes), v["job_id"]?.stringValue == jobID,
+            let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+            let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) })
+        else { return nil }
         return .init(jobID: jobID, jobKey: key, sourceSHA256: src)
     }
 }

@@ -11,46 +11,68 @@ import RCHJob
 public enum JobInputsBuilder {
     /// `provisioning` (`existing` or `ephemeral`) comes from `[destination] provisioning`; `pinned` refuses a
     /// simulator destination without a concrete `OS` (constraints mode resolves `OS=latest`).
-    public static func build(argv: [String], sourceSHA256: SHA256Digest, capabilities caps: JSONValue,
-                             provisioning: String = "existing", pinned: Bool = false) throws -> JobKeyInputs {
+    public static func build(
+        argv: [String], sourceSHA256: SHA256Digest, capabilities caps: JSONValue,
+        provisioning: String = "existing", pinned: Bool = false
+    ) throws -> JobKeyInputs {
         if let why = caps["identity_error"]?.stringValue {
             throw WorkerUnusable(message: "the worker cannot run jobs: \(why)")
         }
         var argv = argv
         guard let di = argv.firstIndex(of: "-destination"), di + 1 < argv.count else {
-            throw JobKeyError("/sanitized_argv", "a -destination is required (e.g. 'platform=iOS Simulator,name=iPhone 16')")
+            throw JobKeyError(
+                "/sanitized_argv", "a -destination is required (e.g. 'platform=iOS Simulator,name=iPhone 16')")
         }
         let fields = try XcodebuildArgv.destinationFields(argv[di + 1])
         func field(_ k: String) -> String? { fields.first { $0.key == k }?.value }
-        guard let platform = field("platform") else { throw JobKeyError("/sanitized_argv", "-destination needs platform=…") }
+        guard let platform = field("platform") else {
+            throw JobKeyError("/sanitized_argv", "-destination needs platform=…")
+        }
         guard let xcode = caps["xcodes"]?.arrayValue?.first, let build = xcode["build"]?.stringValue,
-              let devDir = caps["active_developer_dir"]?.stringValue ?? xcode["developer_dir"]?.stringValue,
-              let macVersion = caps["macos_version"]?.stringValue, let macBuild = caps["macos_build"]?.stringValue,
-              let arch = caps["arch"]?.stringValue else {
-            throw JobKeyError("", "the worker's capabilities do not describe its toolchain (xcodes, macos_version, macos_build, arch)")
+            let devDir = caps["active_developer_dir"]?.stringValue ?? xcode["developer_dir"]?.stringValue,
+            let macVersion = caps["macos_version"]?.stringValue, let macBuild = caps["macos_build"]?.stringValue,
+            let arch = caps["arch"]?.stringValue
+        else {
+            throw JobKeyError(
+                "", "the worker's capabilities do not describe its toolchain (xcodes, macos_version, macos_build, arch)"
+            )
         }
         guard provisioning == "existing" || provisioning == "ephemeral" else {
             throw JobKeyError("/destination/provisioning", "must be existing or ephemeral ([destination] provisioning)")
         }
         var dest: JSONObject = ["platform": .string(platform), "provisioning": .string(provisioning)]
-        if pinned && platform.hasSuffix(" Simulator") && (field("OS") == nil || field("OS") == "latest" || field("name") == nil) {
-            throw JobKeyError("/destination", "a pinned destination must name the device and a concrete OS (e.g. 'platform=iOS Simulator,name=iPhone 16,OS=18.2'); use mode = \"constraints\" to let the worker's newest OS be chosen")
+        if pinned && platform.hasSuffix(" Simulator")
+            && (field("OS") == nil || field("OS") == "latest" || field("name") == nil)
+        {
+            throw JobKeyError(
+                "/destination",
+                "a pinned destination must name the device and a concrete OS (e.g. 'platform=iOS Simulator,name=iPhone 16,OS=18.2'); use mode = \"constraints\" to let the worker's newest OS be chosen"
+            )
         }
         if platform.hasSuffix(" Simulator") {
             let wantedOS = field("OS").flatMap { $0 == "latest" ? nil : $0 }
             let candidates = (caps["devices"]?.arrayValue ?? []).filter { d in
-                d["platform"]?.stringValue == platform && (field("name") == nil || d["name"]?.stringValue == field("name"))
+                d["platform"]?.stringValue == platform
+                    && (field("name") == nil || d["name"]?.stringValue == field("name"))
                     && (wantedOS == nil || d["os_version"]?.stringValue == wantedOS)
             }
-            guard let device = candidates.max(by: { versionLess($0["os_version"]?.stringValue ?? "", $1["os_version"]?.stringValue ?? "") }),
-                  let name = device["name"]?.stringValue, let os = device["os_version"]?.stringValue,
-                  let runtime = device["runtime"]?.stringValue, let deviceType = device["device_type"]?.stringValue else {
+            guard
+                let device = candidates.max(by: {
+                    versionLess($0["os_version"]?.stringValue ?? "", $1["os_version"]?.stringValue ?? "")
+                }),
+                let name = device["name"]?.stringValue, let os = device["os_version"]?.stringValue,
+                let runtime = device["runtime"]?.stringValue, let deviceType = device["device_type"]?.stringValue
+            else {
                 let available = (caps["devices"]?.arrayValue ?? []).filter { $0["platform"]?.stringValue == platform }
                     .map { "\($0["name"]?.stringValue ?? "?") (\($0["os_version"]?.stringValue ?? "?"))" }
                 let list = available.isEmpty ? "none" : available.joined(separator: ", ")
-                throw JobKeyError("/sanitized_argv", "the worker has no \(platform) device matching '\(argv[di + 1])'; it has: \(list)")
+                throw JobKeyError(
+                    "/sanitized_argv",
+                    "the worker has no \(platform) device matching '\(argv[di + 1])'; it has: \(list)")
             }
-            let runtimeBuild = (caps["runtimes"]?.arrayValue ?? []).first { $0["identifier"]?.stringValue == runtime }?["build"]?.stringValue ?? ""
+            let runtimeBuild =
+                (caps["runtimes"]?.arrayValue ?? []).first { $0["identifier"]?.stringValue == runtime }?["build"]?
+                .stringValue ?? ""
             dest["name"] = .string(name)
             dest["os_version"] = .string(os)
             dest["sim_runtime_identifier"] = .string(runtime)
@@ -62,16 +84,21 @@ public enum JobInputsBuilder {
             dest["os_version"] = .string(macVersion)
         }
         let canonical = try XcodebuildArgv.canonicalize(argv)
-        return try JobKeyInputs(json: .obj([
-            "source_sha256": .string(sourceSHA256.hex), "sanitized_argv": .array(canonical.map { .string($0) }),
-            "toolchain": .obj(["xcode_build": .string(build), "developer_dir": .string(devDir), "macos_version": .string(macVersion),
-                               "macos_build": .string(macBuild), "arch": .string(arch)]),
-            "destination": .object(dest),
-        ]))
+        return try JobKeyInputs(
+            json: .obj([
+                "source_sha256": .string(sourceSHA256.hex), "sanitized_argv": .array(canonical.map { .string($0) }),
+                "toolchain": .obj([
+                    "xcode_build": .string(build), "developer_dir": .string(devDir),
+                    "macos_version": .string(macVersion),
+                    "macos_build": .string(macBuild), "arch": .string(arch),
+                ]),
+                "destination": .object(dest),
+            ]))
     }
 
     static func versionLess(_ a: String, _ b: String) -> Bool {
-        let x = a.split(separator: ".").map { Int($0) ?? 0 }, y = b.split(separator: ".").map { Int($0) ?? 0 }
+        let x = a.split(separator: ".").map { Int($0) ?? 0 }
+        let y = b.split(separator: ".").map { Int($0) ?? 0 }
         return x.lexicographicallyPrecedes(y)
     }
 }

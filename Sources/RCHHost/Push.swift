@@ -16,8 +16,12 @@ public struct PushReport: Sendable {
     public var wire: JSONValue
 
     public var json: JSONValue {
-        .obj(["source_sha256": .string(sourceSHA256.hex), "method": .string(method), "base_source_sha256": base.map { .string($0.hex) } ?? .null,
-              "blobs_sent": .int(Int64(blobsSent)), "bundle_bytes": .int(Int64(bundleBytes)), "bundle_reused": .bool(reusedBundle), "wire": wire])
+        .obj([
+            "source_sha256": .string(sourceSHA256.hex), "method": .string(method),
+            "base_source_sha256": base.map { .string($0.hex) } ?? .null,
+            "blobs_sent": .int(Int64(blobsSent)), "bundle_bytes": .int(Int64(bundleBytes)),
+            "bundle_reused": .bool(reusedBundle), "wire": wire,
+        ])
     }
 }
 
@@ -44,7 +48,8 @@ public struct Pusher {
     public func push(root: String, options: BundleOptions) throws -> PushReport {
         // With no earlier push to this worker there is no delta base: a whole upload is likely, so the
         // compressed bundle is made in the same pass (otherwise only digest + manifest).
-        let bundle = try HostBundler(store: hostStore).bundle(root: root, options: options, compressed: remembered().isEmpty)
+        let bundle = try HostBundler(store: hostStore).bundle(
+            root: root, options: options, compressed: remembered().isEmpty)
         return try push(bundle, root: root, options: options)
     }
 
@@ -55,10 +60,13 @@ public struct Pusher {
         let sha = bundle.sourceSHA256
         let pushed = remembered()
         let known = pushed.filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
-        var report = PushReport(sourceSHA256: sha, method: "present", bundleBytes: 0, reusedBundle: bundle.reused, wire: .null)
+        var report = PushReport(
+            sourceSHA256: sha, method: "present", bundleBytes: 0, reusedBundle: bundle.reused, wire: .null)
         // A tree this host never pushed there, with a base it did: send the delta at once (one round trip;
         // the worker answers "already present" without reading the pack if it has the source anyway).
-        if !pushed.contains(sha), client.has("upload_tree"), let base = known.first, let baseManifest = try? localManifest(base) {
+        if !pushed.contains(sha), client.has("upload_tree"), let base = known.first,
+            let baseManifest = try? localManifest(base)
+        {
             do {
                 let (sent, alreadyPresent) = try uploadTree(bundle.manifest, base: baseManifest, root: root)
                 report.method = alreadyPresent ? "present" : "upload_tree"
@@ -101,7 +109,9 @@ public struct Pusher {
     /// worker's `max_upload_bytes` first. Returns the bundle's size.
     func uploadWhole(_ sha: SHA256Digest, root: String, options: BundleOptions) throws -> UInt64 {
         let full = try HostBundler(store: hostStore).bundle(root: root, options: options)
-        guard full.sourceSHA256 == sha else { throw BundleError.io("the tree changed while it was being pushed; run the command again") }
+        guard full.sourceSHA256 == sha else {
+            throw BundleError.io("the tree changed while it was being pushed; run the command again")
+        }
         if let limit = client.capabilities?["max_upload_bytes"]?.intValue, limit > 0, full.bundleBytes > UInt64(limit) {
             throw BundleError.sizeExceeded(limit: UInt64(limit), actual: full.bundleBytes)
         }
@@ -110,24 +120,31 @@ public struct Pusher {
     }
 
     /// Returns the blobs sent, and whether the worker had the source already (it then read no pack).
-    func uploadTree(_ m: SourceManifest, base: SourceManifest, root: String) throws -> (sent: Int, alreadyPresent: Bool) {
+    func uploadTree(_ m: SourceManifest, base: SourceManifest, root: String) throws -> (sent: Int, alreadyPresent: Bool)
+    {
         let (delta, newFiles) = Self.delta(from: base, to: m)
-        let payload: JSONObject = ["source_sha256": .string(m.sourceSHA256.hex), "tree_sha256": .string(m.treeSHA256.hex),
-                                   "tar_bytes": .int(Int64(m.tarBytes)), "base_source_sha256": .string(base.sourceSHA256.hex), "delta": delta]
+        let payload: JSONObject = [
+            "source_sha256": .string(m.sourceSHA256.hex), "tree_sha256": .string(m.treeSHA256.hex),
+            "tar_bytes": .int(Int64(m.tarBytes)), "base_source_sha256": .string(base.sourceSHA256.hex), "delta": delta,
+        ]
         var sent = 0
         var reply = try sendPack(payload, newFiles, root: root, sent: &sent)
         if reply["committed"]?.boolValue != true {
-            let missing = Set((reply["missing"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { SHA256Digest(hex: $0) } })
+            let missing = Set(
+                (reply["missing"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { SHA256Digest(hex: $0) } })
             let files = m.entries.filter { $0.type == .file && missing.contains($0.sha256) }
             reply = try sendPack(payload, files, root: root, sent: &sent)
             guard reply["committed"]?.boolValue == true else {
-                throw TransportError("the worker still lacks \(reply["missing"]?.arrayValue?.count ?? 0) blob(s) after they were sent")
+                throw TransportError(
+                    "the worker still lacks \(reply["missing"]?.arrayValue?.count ?? 0) blob(s) after they were sent")
             }
         }
         return (sent, reply["already_present"]?.boolValue == true)
     }
 
-    private func sendPack(_ payload: JSONObject, _ files: [SourceManifest.Entry], root: String, sent: inout Int) throws -> JSONObject {
+    private func sendPack(_ payload: JSONObject, _ files: [SourceManifest.Entry], root: String, sent: inout Int) throws
+        -> JSONObject
+    {
         guard !files.isEmpty else { return try client.uploadTree(payload, pack: nil) }
         let temp = try TempFile(directory: hostStore.bundlesDirectory)
         defer { temp.discard() }
@@ -146,7 +163,8 @@ public struct Pusher {
         var old: [[UInt8]: SourceManifest.Entry] = [:]
         for e in base.entries { old[Array(e.path.utf8)] = e }
         let baseContents = Set(base.entries.lazy.filter { $0.type == .file }.map(\.sha256))
-        var upsert: [JSONValue] = [], files: [SourceManifest.Entry] = []
+        var upsert: [JSONValue] = []
+        var files: [SourceManifest.Entry] = []
         var seen = Set<[UInt8]>()
         for e in m.entries {
             let k = Array(e.path.utf8)
@@ -174,6 +192,8 @@ public struct Pusher {
     func remember(_ sha: SHA256Digest) {
         let list = [sha] + remembered().filter { $0 != sha }.prefix(Self.rememberedSources - 1)
         try? Syscalls.makeDirectories(client.stateDirectory)
-        _ = try? DurableFile.write(JSONValue.obj(["sources": .array(list.map { .string($0.hex) })]).canonicalBytes, to: pushedPath, durable: false)
+        _ = try? DurableFile.write(
+            JSONValue.obj(["sources": .array(list.map { .string($0.hex) })]).canonicalBytes, to: pushedPath,
+            durable: false)
     }
 }

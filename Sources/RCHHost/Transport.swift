@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
 import RCHProtocol
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Failure to reach a worker or to get a well-formed reply (failure kind SSH, exit 20).
 public struct TransportError: LaneError {
@@ -24,8 +25,11 @@ public final class WireCounter: @unchecked Sendable {
     public var bytesReceived: UInt64 = 0
     public init() {}
     public var json: JSONValue {
-        .obj(["round_trips": .int(Int64(roundTrips)), "bytes_sent": .int(Int64(bytesSent)), "bytes_received": .int(Int64(bytesReceived)),
-              "bytes_total": .int(Int64(bytesSent + bytesReceived))])
+        .obj([
+            "round_trips": .int(Int64(roundTrips)), "bytes_sent": .int(Int64(bytesSent)),
+            "bytes_received": .int(Int64(bytesReceived)),
+            "bytes_total": .int(Int64(bytesSent + bytesReceived)),
+        ])
     }
 }
 
@@ -60,10 +64,15 @@ public struct ProcessTransport: Sendable {
     /// - Parameters:
     ///   - body: a file whose first `length` bytes follow the header.
     ///   - receiveBody: for framed replies, given the header, returns a sink for the body (nil: error reply).
-    public func exchange(header: [UInt8], body: (path: String, length: UInt64)? = nil,
-                         receiveBody: ((JSONValue) throws -> ((UnsafeRawBufferPointer) throws -> Void)?)? = nil) throws -> Reply {
-        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw TransportError("pipe: \(String(cString: strerror(errno)))") }
+    public func exchange(
+        header: [UInt8], body: (path: String, length: UInt64)? = nil,
+        receiveBody: ((JSONValue) throws -> ((UnsafeRawBufferPointer) throws -> Void)?)? = nil
+    ) throws -> Reply {
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
+            throw TransportError("pipe: \(String(cString: strerror(errno)))")
+        }
         let errPath = NSTemporaryDirectory() + "/rch-rpc-err-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         let errFD = open(errPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         unlink(errPath)
@@ -71,19 +80,24 @@ public struct ProcessTransport: Sendable {
         for fd in [toChild[1], fromChild[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let pid: pid_t
         do {
-            pid = try Spawn.start(argv[0], Array(argv.dropFirst()), stdin: toChild[0], stdout: fromChild[1], stderr: errFD)
+            pid = try Spawn.start(
+                argv[0], Array(argv.dropFirst()), stdin: toChild[0], stdout: fromChild[1], stderr: errFD)
         } catch {
             [toChild[0], toChild[1], fromChild[0], fromChild[1]].forEach { close($0) }
             throw TransportError("cannot start \(argv[0]): \(error)")
         }
-        close(toChild[0]); close(fromChild[1])
+        close(toChild[0])
+        close(fromChild[1])
         signal(SIGPIPE, SIG_IGN)
         let writeFD = toChild[1]
         let counter = self.counter
         counter.roundTrips += 1
         let done = DispatchSemaphore(value: 0)
         let writer = Thread {
-            defer { close(writeFD); done.signal() }
+            defer {
+                close(writeFD)
+                done.signal()
+            }
             let out = FileDescriptor(rawValue: writeFD)
             do {
                 try writeAll(out, header)
@@ -101,8 +115,11 @@ public struct ProcessTransport: Sendable {
             _ = Spawn.wait(pid)
             var text = [UInt8](repeating: 0, count: 4096)
             let n = pread(errFD, &text, text.count, 0)
-            let stderr = n > 0 ? String(decoding: text[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
-            return TransportError("\(what) from \(argv.joined(separator: " ").prefix(200))" + (stderr.isEmpty ? "" : ": \(stderr)"))
+            let stderr =
+                n > 0
+                ? String(decoding: text[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            return TransportError(
+                "\(what) from \(argv.joined(separator: " ").prefix(200))" + (stderr.isEmpty ? "" : ": \(stderr)"))
         }
         let line: [UInt8]
         do { line = try reader.readHeaderLine(maxBytes: maxReplyHeader) } catch {
@@ -126,7 +143,8 @@ public struct ProcessTransport: Sendable {
         counter.bytesReceived += reader.bytesRead
         if let trace {
             let n = String(counter.roundTrips + 1000).dropFirst()
-            _ = try? DurableFile.write(Array(header.prefix { $0 != 10 }), to: "\(trace)/\(n).request.json", durable: false)
+            _ = try? DurableFile.write(
+                Array(header.prefix { $0 != 10 }), to: "\(trace)/\(n).request.json", durable: false)
             _ = try? DurableFile.write(line, to: "\(trace)/\(n).reply.json", durable: false)
         }
         _ = try? reader.atEnd()

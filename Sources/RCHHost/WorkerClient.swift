@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
 import RCHProtocol
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Host-side failures of negotiation (failure kind WORKER_INCOMPATIBLE, exit 91).
 public enum NegotiationError: LaneError, Equatable {
@@ -55,7 +56,9 @@ public final class WorkerClient {
     }
 
     public func closeConnection() {
-        guard worker.transport == "ssh", transport.argv.contains(where: { $0.hasPrefix("ControlPath=") }) else { return }
+        guard worker.transport == "ssh", transport.argv.contains(where: { $0.hasPrefix("ControlPath=") }) else {
+            return
+        }
         var argv = Array(transport.argv.dropLast())  // without the remote command
         argv.insert(contentsOf: ["-O", "exit"], at: 1)
         _ = try? Spawn.run(argv[0], Array(argv.dropFirst()))
@@ -70,7 +73,9 @@ public final class WorkerClient {
             let dir = NSTemporaryDirectory() + "/rch-ssh-\(getuid())"
             mkdir(dir, 0o700)
             var st = stat()
-            if lstat(dir, &st) == 0, st.st_uid == getuid(), (st.st_mode & S_IFMT) == S_IFDIR, st.st_mode & 0o077 == 0 { mux = dir }
+            if lstat(dir, &st) == 0, st.st_uid == getuid(), (st.st_mode & S_IFMT) == S_IFDIR, st.st_mode & 0o077 == 0 {
+                mux = dir
+            }
         }
         muxDirectory = mux
         transport = ProcessTransport(argv: try worker.rpcArgv(mux: mux), counter: counter)
@@ -94,28 +99,38 @@ public final class WorkerClient {
 
     /// Probes (or loads a fresh cached probe) and picks the highest common version.
     @discardableResult
-    public func negotiate(required: [String] = LaneProtocol.requiredFeatures, forceProbe: Bool = false) throws -> JSONObject {
+    public func negotiate(required: [String] = LaneProtocol.requiredFeatures, forceProbe: Bool = false) throws
+        -> JSONObject
+    {
         let cachePath = stateDirectory + "/probe.json"
         var reply: JSONObject? = nil
         if !forceProbe, let bytes = try? DurableFile.read(cachePath), let v = try? JSONParser().parse(bytes),
-           let at = v["probed_at_ms"]?.intValue, let p = v["probe"]?.objectValue {
+            let at = v["probed_at_ms"]?.intValue, let p = v["probe"]?.objectValue
+        {
             let age = (Timestamp.nowNanos() / 1_000_000 - at) / 1000
-            if age >= 0 && age < worker.probeTTLSeconds { reply = p; probeSource = "cached"; probeAgeSeconds = age }
+            if age >= 0 && age < worker.probeTTLSeconds {
+                reply = p
+                probeSource = "cached"
+                probeAgeSeconds = age
+            }
         }
         if reply == nil {
             reply = try call(.probe, [:], version: 0)
             probeSource = "fresh"
             probeAgeSeconds = 0
             try? Syscalls.makeDirectories(stateDirectory)
-            _ = try? DurableFile.write(JSONValue.obj(["probed_at_ms": .int(Timestamp.nowNanos() / 1_000_000), "probe": .object(reply!)]).canonicalBytes,
-                                       to: cachePath, durable: false)
+            _ = try? DurableFile.write(
+                JSONValue.obj(["probed_at_ms": .int(Timestamp.nowNanos() / 1_000_000), "probe": .object(reply!)])
+                    .canonicalBytes,
+                to: cachePath, durable: false)
         }
         let p = reply!
         guard let lo = p["protocol_min"]?.intValue, let hi = p["protocol_max"]?.intValue, lo <= hi else {
             throw TransportError("the worker's probe reply has no protocol range")
         }
         guard let v = LaneProtocol.negotiate(workerMin: Int(lo), workerMax: Int(hi)) else {
-            throw NegotiationError.noCommonVersion(worker: Int(lo)...Int(hi), host: LaneProtocol.minVersion...LaneProtocol.maxVersion)
+            throw NegotiationError.noCommonVersion(
+                worker: Int(lo)...Int(hi), host: LaneProtocol.minVersion...LaneProtocol.maxVersion)
         }
         let features = Set((p["features"]?.arrayValue ?? []).compactMap(\.stringValue))
         if let f = required.first(where: { !features.contains($0) }) { throw NegotiationError.featureMissing(f) }
@@ -140,11 +155,20 @@ public final class WorkerClient {
     // MARK: calls
 
     /// One exchange; error replies become ``RPCError``.
-    func call(_ op: LaneProtocol.Op, _ payload: JSONObject, version: Int? = nil, body: (path: String, length: UInt64)? = nil) throws -> JSONObject {
-        let v = try version ?? protocolVersion ?? { try negotiate(); return protocolVersion! }()
+    func call(
+        _ op: LaneProtocol.Op, _ payload: JSONObject, version: Int? = nil, body: (path: String, length: UInt64)? = nil
+    ) throws -> JSONObject {
+        let v =
+            try version ?? protocolVersion
+            ?? {
+                try negotiate()
+                return protocolVersion!
+            }()
         let request = RPCRequest(protocolVersion: v, op: op, payload: payload)
         let reply = try transport.exchange(header: request.headerLine, body: body)
-        do { return try Self.unwrap(reply.header, requestID: request.requestID) } catch let e as RPCError where e.code == .unsupportedProtocol && version == nil && probeSource == "cached" {
+        do { return try Self.unwrap(reply.header, requestID: request.requestID) } catch let e as RPCError
+            where e.code == .unsupportedProtocol && version == nil && probeSource == "cached"
+        {
             forgetProbe()
             try negotiate(forceProbe: true)
             return try call(op, payload, body: body)
@@ -159,19 +183,27 @@ public final class WorkerClient {
             guard let p = h["payload"]?.objectValue else { throw TransportError("the reply has no payload") }
             return p
         }
-        guard let e = h["error"], let code = e["code"]?.stringValue else { throw TransportError("malformed error reply") }
-        throw RPCError(RPCErrorCode(rawValue: code) ?? .internalError, e["message"]?.stringValue ?? code, data: e["data"]?.objectValue ?? [:])
+        guard let e = h["error"], let code = e["code"]?.stringValue else {
+            throw TransportError("malformed error reply")
+        }
+        throw RPCError(
+            RPCErrorCode(rawValue: code) ?? .internalError, e["message"]?.stringValue ?? code,
+            data: e["data"]?.objectValue ?? [:])
     }
 
     public func hasSources(_ digests: [SHA256Digest]) throws -> [Bool] {
         let p = try call(.has_source, ["source_sha256s": .array(digests.map { .string($0.hex) })])
-        guard let a = p["present"]?.arrayValue, a.count == digests.count else { throw TransportError("has_source reply does not match the request") }
+        guard let a = p["present"]?.arrayValue, a.count == digests.count else {
+            throw TransportError("has_source reply does not match the request")
+        }
         return a.map { $0.boolValue == true }
     }
 
     public func uploadSource(_ sha: SHA256Digest, bundle path: String) throws -> JSONObject {
         let stream = try describeFile(path, compression: .zstd)
-        return try call(.upload_source, ["source_sha256": .string(sha.hex), "stream": stream.json], body: (path, stream.contentLength))
+        return try call(
+            .upload_source, ["source_sha256": .string(sha.hex), "stream": stream.json],
+            body: (path, stream.contentLength))
     }
 
     public func uploadTree(_ payload: JSONObject, pack: String?) throws -> JSONObject {
@@ -191,8 +223,10 @@ public final class WorkerClient {
         var payload: JSONObject = ["job": job]
         if let leaseID { payload["lease_id"] = .string(leaseID) }
         let reply = try call(.submit, payload)
-        if let id = job["job_id"]?.stringValue, let key = job["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-           let src = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) {
+        if let id = job["job_id"]?.stringValue,
+            let key = job["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+            let src = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) })
+        {
             rememberSubmission(jobID: id, jobKey: key, sourceSHA256: src)
         }
         return reply

@@ -62,8 +62,12 @@ public struct WorkerEntry: Sendable {
         default:
             guard let host else { throw InventoryError("worker '\(name)' has no host") }
             // ConnectTimeout bounds an unreachable worker; ServerAlive* notice a connection that died mid-run.
-            var argv = [Self.which("ssh") ?? "/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-T", "-x", "-a",
-                        "-o", "ConnectTimeout=\(connectTimeoutSeconds)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
+            var argv = [
+                Self.which("ssh") ?? "/usr/bin/ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-T",
+                "-x", "-a",
+                "-o", "ConnectTimeout=\(connectTimeoutSeconds)", "-o", "ServerAliveInterval=15", "-o",
+                "ServerAliveCountMax=3",
+            ]
             if let mux {
                 argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=\(mux)/%C", "-o", "ControlPersist=600"]
             }
@@ -115,7 +119,8 @@ public enum WorkerInventory {
     public static func load(_ path: String? = nil) throws -> [WorkerEntry] {
         let file = path ?? defaultPath()
         if let path, !FileManager.default.fileExists(atPath: path) {
-            throw InventoryError("the inventory \(path) does not exist; give an existing workers.toml (--inventory, $RCH_WORKERS)")
+            throw InventoryError(
+                "the inventory \(path) does not exist; give an existing workers.toml (--inventory, $RCH_WORKERS)")
         }
         var out: [WorkerEntry] = []
         let parsed: Config.Layer?
@@ -124,12 +129,15 @@ public enum WorkerInventory {
         }
         if let layer = parsed {
             for (i, v) in (layer.value["workers"]?.arrayValue ?? []).enumerated() {
-                guard let o = v.objectValue, let name = o["name"]?.stringValue ?? o["id"]?.stringValue, !name.isEmpty else {
+                guard let o = v.objectValue, let name = o["name"]?.stringValue ?? o["id"]?.stringValue, !name.isEmpty
+                else {
                     throw InventoryError("\(file): workers[\(i)] needs a name")
                 }
                 var w = WorkerEntry(name: name)
                 w.transport = o["transport"]?.stringValue ?? "ssh"
-                guard ["ssh", "local"].contains(w.transport) else { throw InventoryError("\(file): worker '\(name)': transport must be ssh or local") }
+                guard ["ssh", "local"].contains(w.transport) else {
+                    throw InventoryError("\(file): worker '\(name)': transport must be ssh or local")
+                }
                 w.host = o["host"]?.stringValue
                 w.user = o["user"]?.stringValue
                 w.port = o["port"]?.intValue.map { Int($0) }
@@ -142,16 +150,23 @@ public enum WorkerInventory {
                 w.binary = o["binary"]?.stringValue.map(WorkerEntry.expand)
                 w.probeTTLSeconds = o["probe_ttl_seconds"]?.intValue ?? w.probeTTLSeconds
                 if let c = o["connect_timeout_seconds"] {
-                    guard let n = c.intValue, n > 0 else { throw InventoryError("\(file): worker '\(name)': connect_timeout_seconds must be a positive integer") }
+                    guard let n = c.intValue, n > 0 else {
+                        throw InventoryError(
+                            "\(file): worker '\(name)': connect_timeout_seconds must be a positive integer")
+                    }
                     w.connectTimeoutSeconds = n
                 }
                 if let pin = o["attestation_pubkey_fingerprint"] {
                     guard let hex = pin.stringValue, SHA256Digest(hex: hex) != nil else {
-                        throw InventoryError("\(file): worker '\(name)': attestation_pubkey_fingerprint must be 64 lowercase hex characters")
+                        throw InventoryError(
+                            "\(file): worker '\(name)': attestation_pubkey_fingerprint must be 64 lowercase hex characters"
+                        )
                     }
                     w.attestationPubkeyFingerprint = hex
                 }
-                if w.transport == "ssh" && w.host == nil { throw InventoryError("\(file): worker '\(name)' needs a host") }
+                if w.transport == "ssh" && w.host == nil {
+                    throw InventoryError("\(file): worker '\(name)' needs a host")
+                }
                 out.append(w)
             }
         }
@@ -162,7 +177,9 @@ public enum WorkerInventory {
     public static func find(_ name: String, path: String? = nil) throws -> WorkerEntry {
         let all = try load(path)
         guard let w = all.first(where: { $0.name == name }) else {
-            throw InventoryError("no worker named '\(name)' in \(path ?? defaultPath()) (known: \(all.map(\.name).joined(separator: ", ")))")
+            throw InventoryError(
+                "no worker named '\(name)' in \(path ?? defaultPath()) (known: \(all.map(\.name).joined(separator: ", ")))"
+            )
         }
         return w
     }

@@ -30,7 +30,8 @@ public enum AppleToolOutput {
             throw ToolOutputError(command: cmd, "first line must be 'Xcode <version>', got '\(lines[0].prefix(120))'")
         }
         guard lines[1].hasPrefix("Build version "), isBuild(String(lines[1].dropFirst(14))) else {
-            throw ToolOutputError(command: cmd, "second line must be 'Build version <build>', got '\(lines[1].prefix(120))'")
+            throw ToolOutputError(
+                command: cmd, "second line must be 'Build version <build>', got '\(lines[1].prefix(120))'")
         }
         return (String(lines[0].dropFirst(6)), String(lines[1].dropFirst(14)))
     }
@@ -38,7 +39,8 @@ public enum AppleToolOutput {
     public static func productVersion(_ out: String) throws -> String {
         let v = try singleLine(out, command: "sw_vers -productVersion")
         guard isVersion(v, parts: 2...3) else {
-            throw ToolOutputError(command: "sw_vers -productVersion", "expected a version such as 15.2, got '\(v.prefix(60))'")
+            throw ToolOutputError(
+                command: "sw_vers -productVersion", "expected a version such as 15.2, got '\(v.prefix(60))'")
         }
         return v
     }
@@ -46,7 +48,8 @@ public enum AppleToolOutput {
     public static func buildVersion(_ out: String) throws -> String {
         let v = try singleLine(out, command: "sw_vers -buildVersion")
         guard isBuild(v) else {
-            throw ToolOutputError(command: "sw_vers -buildVersion", "expected a build such as 24C101, got '\(v.prefix(60))'")
+            throw ToolOutputError(
+                command: "sw_vers -buildVersion", "expected a build such as 24C101, got '\(v.prefix(60))'")
         }
         return v
     }
@@ -89,11 +92,14 @@ public enum AppleToolOutput {
             else {
                 throw bad("runtimes[\(i)] needs 'identifier', 'version', 'buildversion', 'name' and 'isAvailable'")
             }
-            guard isVersion(version, parts: 1...3) else { throw bad("runtimes[\(i)].version '\(version.prefix(40))' is not a version") }
-            let platformName = try r["platform"].map { p -> String in
-                guard let s = p.stringValue else { throw bad("runtimes[\(i)].platform must be a string") }
-                return s
-            } ?? platformFromIdentifier(id)
+            guard isVersion(version, parts: 1...3) else {
+                throw bad("runtimes[\(i)].version '\(version.prefix(40))' is not a version")
+            }
+            let platformName =
+                try r["platform"].map { p -> String in
+                    guard let s = p.stringValue else { throw bad("runtimes[\(i)].platform must be a string") }
+                    return s
+                } ?? platformFromIdentifier(id)
             guard let platformName, let platform = simulatorPlatform(platformName) else {
                 throw bad("runtimes[\(i)] '\(id.prefix(80))' is of an unknown platform")
             }
@@ -111,11 +117,15 @@ public enum AppleToolOutput {
                 guard let name = d["name"]?.stringValue, let type = d["deviceTypeIdentifier"]?.stringValue,
                     let available = d["isAvailable"]?.boolValue, d["udid"]?.stringValue != nil
                 else {
-                    throw bad("devices['\(runtimeID.prefix(80))'][\(i)] needs 'name', 'udid', 'deviceTypeIdentifier' and 'isAvailable'")
+                    throw bad(
+                        "devices['\(runtimeID.prefix(80))'][\(i)] needs 'name', 'udid', 'deviceTypeIdentifier' and 'isAvailable'"
+                    )
                 }
                 guard available, let runtime else { continue }
                 devices.append(
-                    .init(platform: runtime.platform, name: name, osVersion: runtime.version, runtime: runtimeID, deviceType: type))
+                    .init(
+                        platform: runtime.platform, name: name, osVersion: runtime.version, runtime: runtimeID,
+                        deviceType: type))
             }
         }
         return (runtimes, devices, types, unavailable)

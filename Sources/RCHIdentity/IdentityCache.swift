@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A detected identity remembered for a short time, so a submit can re-check identity without running
 /// Apple's tools every time (`xcrun simctl list` alone takes a second on a real Mac).

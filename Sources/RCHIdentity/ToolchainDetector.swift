@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Detects a worker's ``ToolchainIdentity`` by running Apple's tools.
 ///
@@ -62,7 +63,9 @@ public struct ToolchainDetector: Sendable {
         for dir in path.split(separator: ":") where dir.hasPrefix("/") {
             let candidate = dir + "/" + name
             var st = stat()
-            if stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+            if stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
         }
         return nil
     }
@@ -70,7 +73,8 @@ public struct ToolchainDetector: Sendable {
     func run(_ tool: String, _ args: [String], _ env: [String: String]? = nil) throws -> String {
         let command = ([tool] + args).joined(separator: " ")
         guard let exe = Self.which(tool, environment: environment) else {
-            throw DetectionError(command: command, problem: "\(tool) was not found on PATH (\(environment["PATH"] ?? "unset"))")
+            throw DetectionError(
+                command: command, problem: "\(tool) was not found on PATH (\(environment["PATH"] ?? "unset"))")
         }
         let r: (exit: Spawn.Exit, stdout: String, stderr: String, seconds: Double)
         do {
@@ -82,7 +86,8 @@ public struct ToolchainDetector: Sendable {
         }
         guard r.exit == .code(0) else {
             let why = r.stderr.split(separator: "\n").first.map(String.init) ?? ""
-            throw DetectionError(command: command, problem: "exited with \(r.exit)\(why.isEmpty ? "" : ": \(why.prefix(200))")")
+            throw DetectionError(
+                command: command, problem: "exited with \(r.exit)\(why.isEmpty ? "" : ": \(why.prefix(200))")")
         }
         return r.stdout
     }

@@ -200,7 +200,9 @@ enum IdentityField {
     }
 
     static func string(_ o: JSONObject, _ k: String) throws -> String {
-        guard let s = o[k]?.stringValue, !s.isEmpty else { throw IdentityFormatError("\(k) must be a non-empty string") }
+        guard let s = o[k]?.stringValue, !s.isEmpty else {
+            throw IdentityFormatError("\(k) must be a non-empty string")
+        }
         return s
     }
 

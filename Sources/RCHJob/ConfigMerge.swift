@@ -21,17 +21,25 @@ public enum Config {
         public var value: JSONObject
 
         public init(origin: Origin, path: String? = nil, sha256: SHA256Digest? = nil, value: JSONObject) {
-            self.origin = origin; self.path = path; self.sha256 = sha256; self.value = value
+            self.origin = origin
+            self.path = path
+            self.sha256 = sha256
+            self.value = value
         }
     }
 
     /// The built-in defaults.
-    public static let defaults = Layer(origin: .defaults, value: JSONObject([
-        ("bundle", .obj(["mode": .string("worktree"), "ignore_file": .string(".rchignore"), "max_bytes": .int(0)])),
-        ("cache", .obj(["derived_data": .string("shared"), "spm": .string("shared")])),
-        ("artifacts", .obj(["profile": .string("minimal")])),
-        ("timeouts", .obj(["overall_seconds": .int(3600), "idle_seconds": .int(600)])),
-    ]))
+    public static let defaults = Layer(
+        origin: .defaults,
+        value: JSONObject([
+            (
+                "bundle",
+                .obj(["mode": .string("worktree"), "ignore_file": .string(".rchignore"), "max_bytes": .int(0)])
+            ),
+            ("cache", .obj(["derived_data": .string("shared"), "spm": .string("shared")])),
+            ("artifacts", .obj(["profile": .string("minimal")])),
+            ("timeouts", .obj(["overall_seconds": .int(3600), "idle_seconds": .int(600)])),
+        ]))
 
     /// Reads a TOML layer; a missing file gives nil.
     public static func load(_ origin: Origin, path: String) throws -> Layer? {
@@ -44,7 +52,10 @@ public enum Config {
     }
 
     /// The usual layers for a repository: defaults, host config, repo config, then `flags`.
-    public static func layers(repo: String, flags: JSONObject = JSONObject(), environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [Layer] {
+    public static func layers(
+        repo: String, flags: JSONObject = JSONObject(),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> [Layer] {
         var out = [defaults]
         let configHome = UserDirectories.configHome(environment)
         if let host = try load(.host, path: configHome + "/rch/xcode.toml") { out.append(host) }
@@ -72,14 +83,18 @@ public enum Config {
     }
 
     /// Names whose values are secrets (compared case-insensitively, as a suffix after `_` or whole).
-    static let secretNames = ["password", "passphrase", "token", "secret", "private_key", "api_key", "apikey", "credential", "credentials", "auth"]
+    static let secretNames = [
+        "password", "passphrase", "token", "secret", "private_key", "api_key", "apikey", "credential", "credentials",
+        "auth",
+    ]
 
     /// Replaces secret values by `"[REDACTED]"`; returns the redacted object and the JSON pointers redacted.
     public static func redact(_ o: JSONObject, at path: String = "") -> (JSONObject, [String]) {
         var out = o
         var redactions: [String] = []
         for (k, v) in o.members {
-            let here = path + "/" + k.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+            let here =
+                path + "/" + k.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
             let lower = k.lowercased()
             if secretNames.contains(where: { lower == $0 || lower.hasSuffix("_" + $0) }) {
                 out[k] = .string("[REDACTED]")
@@ -133,8 +148,14 @@ public struct EffectiveConfig: Sendable {
     public var createdAt: String
     public var layers: [Config.Layer]
 
-    public init(runID: String, jobID: String, jobKey: SHA256Digest?, createdAt: String = Timestamp.now(), layers: [Config.Layer]) {
-        self.runID = runID; self.jobID = jobID; self.jobKey = jobKey; self.createdAt = createdAt; self.layers = layers
+    public init(
+        runID: String, jobID: String, jobKey: SHA256Digest?, createdAt: String = Timestamp.now(), layers: [Config.Layer]
+    ) {
+        self.runID = runID
+        self.jobID = jobID
+        self.jobKey = jobKey
+        self.createdAt = createdAt
+        self.layers = layers
     }
 
     /// The merged configuration with secrets redacted.
@@ -146,10 +167,13 @@ public struct EffectiveConfig: Sendable {
             "schema_version": .int(1), "schema_id": .string(Self.schemaID), "created_at": .string(createdAt),
             "run_id": .string(runID), "job_id": .string(jobID), "job_key": jobKey.map { .string($0.hex) } ?? .null,
             "config": .object(merged),
-            "sources": .array(layers.map { l in
-                .obj(["origin": .string(l.origin.rawValue), "path": l.path.map { .string($0) } ?? .null,
-                      "sha256": l.sha256.map { .string($0.hex) } ?? .null])
-            }),
+            "sources": .array(
+                layers.map { l in
+                    .obj([
+                        "origin": .string(l.origin.rawValue), "path": l.path.map { .string($0) } ?? .null,
+                        "sha256": l.sha256.map { .string($0.hex) } ?? .null,
+                    ])
+                }),
             "redactions": .array(redactions.map { .obj(["path": .string($0), "reason": .string("secret")]) }),
         ])
     }

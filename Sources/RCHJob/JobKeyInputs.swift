@@ -1,8 +1,9 @@
 import RCHCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `job_key_inputs`: the only thing hashed into `job_key`.
@@ -85,10 +86,14 @@ public struct JobKeyInputs: Sendable, Equatable {
     public init(json v: JSONValue) throws(JobKeyError) {
         let top = try Self.object(v, "", allowed: ["source_sha256", "sanitized_argv", "toolchain", "destination"])
         let sha = try Self.string(top, "source_sha256", "")
-        guard let digest = SHA256Digest(hex: sha) else { throw JobKeyError("/source_sha256", "must be 64 lowercase hex characters") }
+        guard let digest = SHA256Digest(hex: sha) else {
+            throw JobKeyError("/source_sha256", "must be 64 lowercase hex characters")
+        }
         sourceSHA256 = digest
         guard let argvValue = top["sanitized_argv"] else { throw JobKeyError("/sanitized_argv", "is required") }
-        guard let items = argvValue.arrayValue else { throw JobKeyError("/sanitized_argv", "must be an array of strings") }
+        guard let items = argvValue.arrayValue else {
+            throw JobKeyError("/sanitized_argv", "must be an array of strings")
+        }
         var argv: [String] = []
         for (i, item) in items.enumerated() {
             guard let s = item.stringValue else { throw JobKeyError("/sanitized_argv/\(i)", "must be a string") }
@@ -96,33 +101,60 @@ public struct JobKeyInputs: Sendable, Equatable {
         }
         let canonical = try XcodebuildArgv.canonicalize(argv)
         guard canonical.elementsEqual(argv, by: Self.sameBytes) else {
-            throw JobKeyError("/sanitized_argv", "is not in canonical order; expected \(JSONValue.array(canonical.map { .string($0) }).canonicalString)")
+            throw JobKeyError(
+                "/sanitized_argv",
+                "is not in canonical order; expected \(JSONValue.array(canonical.map { .string($0) }).canonicalString)")
         }
         sanitizedArgv = argv
 
-        let tc = try Self.object(top["toolchain"] ?? .null, "/toolchain",
-                                 allowed: ["xcode_build", "developer_dir", "macos_version", "macos_build", "arch"])
+        let tc = try Self.object(
+            top["toolchain"] ?? .null, "/toolchain",
+            allowed: ["xcode_build", "developer_dir", "macos_version", "macos_build", "arch"])
         toolchain = Toolchain(
-            xcodeBuild: try Self.string(tc, "xcode_build", "/toolchain", pattern: Self.isBuildNumber, rule: "an Xcode build number such as 16C5032a"),
-            developerDir: try Self.string(tc, "developer_dir", "/toolchain", pattern: { $0.hasPrefix("/") && !$0.contains("/../") }, rule: "an absolute path"),
-            macosVersion: try Self.string(tc, "macos_version", "/toolchain", pattern: Self.isVersion, rule: "a version such as 15.2"),
-            macosBuild: try Self.string(tc, "macos_build", "/toolchain", pattern: Self.isBuildNumber, rule: "a macOS build number such as 24C101"),
-            arch: try Self.string(tc, "arch", "/toolchain", pattern: { $0 == "arm64" || $0 == "x86_64" }, rule: "arm64 or x86_64"))
+            xcodeBuild: try Self.string(
+                tc, "xcode_build", "/toolchain", pattern: Self.isBuildNumber,
+                rule: "an Xcode build number such as 16C5032a"),
+            developerDir: try Self.string(
+                tc, "developer_dir", "/toolchain", pattern: { $0.hasPrefix("/") && !$0.contains("/../") },
+                rule: "an absolute path"),
+            macosVersion: try Self.string(
+                tc, "macos_version", "/toolchain", pattern: Self.isVersion, rule: "a version such as 15.2"),
+            macosBuild: try Self.string(
+                tc, "macos_build", "/toolchain", pattern: Self.isBuildNumber,
+                rule: "a macOS build number such as 24C101"),
+            arch: try Self.string(
+                tc, "arch", "/toolchain", pattern: { $0 == "arm64" || $0 == "x86_64" }, rule: "arm64 or x86_64"))
 
-        let d = try Self.object(top["destination"] ?? .null, "/destination", allowed: [
-            "platform", "name", "os_version", "provisioning", "sim_runtime_identifier", "sim_runtime_build", "device_type_identifier",
-        ])
-        let platform = try Self.string(d, "platform", "/destination", pattern: { Self.platforms.contains($0) },
-                                       rule: "one of " + Self.platforms.sorted().joined(separator: ", "))
-        let os = try Self.string(d, "os_version", "/destination", pattern: Self.isVersion, rule: "a concrete version such as 18.2 (never 'latest': resolve it on the host)")
+        let d = try Self.object(
+            top["destination"] ?? .null, "/destination",
+            allowed: [
+                "platform", "name", "os_version", "provisioning", "sim_runtime_identifier", "sim_runtime_build",
+                "device_type_identifier",
+            ])
+        let platform = try Self.string(
+            d, "platform", "/destination", pattern: { Self.platforms.contains($0) },
+            rule: "one of " + Self.platforms.sorted().joined(separator: ", "))
+        let os = try Self.string(
+            d, "os_version", "/destination", pattern: Self.isVersion,
+            rule: "a concrete version such as 18.2 (never 'latest': resolve it on the host)")
         var dest = Destination(
             platform: platform, name: try Self.string(d, "name", "/destination"), osVersion: os,
-            provisioning: try Self.string(d, "provisioning", "/destination", pattern: { $0 == "existing" || $0 == "ephemeral" }, rule: "existing or ephemeral"))
+            provisioning: try Self.string(
+                d, "provisioning", "/destination", pattern: { $0 == "existing" || $0 == "ephemeral" },
+                rule: "existing or ephemeral"))
         let simKeys = ["sim_runtime_identifier", "sim_runtime_build", "device_type_identifier"]
         if dest.isSimulator {
-            dest.simRuntimeIdentifier = try Self.string(d, "sim_runtime_identifier", "/destination", pattern: { $0.hasPrefix("com.apple.CoreSimulator.SimRuntime.") }, rule: "a CoreSimulator runtime identifier")
-            dest.simRuntimeBuild = try Self.string(d, "sim_runtime_build", "/destination", pattern: Self.isBuildNumber, rule: "a runtime build number such as 22C150")
-            dest.deviceTypeIdentifier = try Self.string(d, "device_type_identifier", "/destination", pattern: { $0.hasPrefix("com.apple.CoreSimulator.SimDeviceType.") }, rule: "a CoreSimulator device type identifier")
+            dest.simRuntimeIdentifier = try Self.string(
+                d, "sim_runtime_identifier", "/destination",
+                pattern: { $0.hasPrefix("com.apple.CoreSimulator.SimRuntime.") },
+                rule: "a CoreSimulator runtime identifier")
+            dest.simRuntimeBuild = try Self.string(
+                d, "sim_runtime_build", "/destination", pattern: Self.isBuildNumber,
+                rule: "a runtime build number such as 22C150")
+            dest.deviceTypeIdentifier = try Self.string(
+                d, "device_type_identifier", "/destination",
+                pattern: { $0.hasPrefix("com.apple.CoreSimulator.SimDeviceType.") },
+                rule: "a CoreSimulator device type identifier")
         } else if let k = simKeys.first(where: { d[$0] != nil }) {
             throw JobKeyError("/destination/\(k)", "only simulator destinations carry simulator identity")
         }
@@ -139,23 +171,34 @@ public struct JobKeyInputs: Sendable, Equatable {
 
     /// Exact UTF-8 equality (Swift's `==` on strings is canonical equivalence, and slower).
     static func sameBytes(_ a: String, _ b: String) -> Bool {
-        var a = a, b = b
-        return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+        var a = a
+        var b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+            }
+        }
     }
 
     static func object(_ v: JSONValue, _ path: String, allowed: Set<String>) throws(JobKeyError) -> JSONObject {
         guard let o = v.objectValue else { throw JobKeyError(path, "must be an object") }
         for k in o.keys where !allowed.contains(k) {
             if path.isEmpty && hostOnly.contains(k) {
-                throw JobKeyError("/\(k)", "is a host-only setting and must not be part of job_key_inputs (it would split the cache without changing the output)")
+                throw JobKeyError(
+                    "/\(k)",
+                    "is a host-only setting and must not be part of job_key_inputs (it would split the cache without changing the output)"
+                )
             }
-            throw JobKeyError("\(path)/\(k)", "is not a known field (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            throw JobKeyError(
+                "\(path)/\(k)", "is not a known field (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
         return o
     }
 
-    static func string(_ o: JSONObject, _ key: String, _ path: String, pattern: (String) -> Bool = { !$0.isEmpty },
-                       rule: String = "a non-empty string") throws(JobKeyError) -> String {
+    static func string(
+        _ o: JSONObject, _ key: String, _ path: String, pattern: (String) -> Bool = { !$0.isEmpty },
+        rule: String = "a non-empty string"
+    ) throws(JobKeyError) -> String {
         guard let v = o[key] else { throw JobKeyError("\(path)/\(key)", "is required") }
         guard let s = v.stringValue, pattern(s) else { throw JobKeyError("\(path)/\(key)", "must be \(rule)") }
         return s
@@ -163,11 +206,13 @@ public struct JobKeyInputs: Sendable, Equatable {
 
     static func isVersion(_ s: String) -> Bool {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        return (1...3).contains(parts.count) && parts.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }
+        return (1...3).contains(parts.count)
+            && parts.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }
     }
 
     static func isBuildNumber(_ s: String) -> Bool {
-        (3...16).contains(s.utf8.count) && s.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
+        (3...16).contains(s.utf8.count)
+            && s.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
             && s.utf8.first.map { (48...57).contains($0) } == true
     }
 
@@ -176,10 +221,21 @@ public struct JobKeyInputs: Sendable, Equatable {
         guard let spec = XcodebuildArgv.destination(of: argv) else { return }
         var fields: [String: String] = [:]
         for (k, v) in try XcodebuildArgv.destinationFields(spec) { fields[k] = v }
-        if fields["OS"] == "latest" { throw JobKeyError("/sanitized_argv", "-destination uses OS=latest; resolve it to a concrete version on the host") }
-        if let p = fields["platform"], p != d.platform { throw JobKeyError("/sanitized_argv", "-destination platform '\(p)' differs from destination.platform '\(d.platform)'") }
-        if let n = fields["name"], n != d.name { throw JobKeyError("/sanitized_argv", "-destination name '\(n)' differs from destination.name '\(d.name)'") }
-        if let os = fields["OS"], os != d.osVersion { throw JobKeyError("/sanitized_argv", "-destination OS '\(os)' differs from destination.os_version '\(d.osVersion)'") }
+        if fields["OS"] == "latest" {
+            throw JobKeyError(
+                "/sanitized_argv", "-destination uses OS=latest; resolve it to a concrete version on the host")
+        }
+        if let p = fields["platform"], p != d.platform {
+            throw JobKeyError(
+                "/sanitized_argv", "-destination platform '\(p)' differs from destination.platform '\(d.platform)'")
+        }
+        if let n = fields["name"], n != d.name {
+            throw JobKeyError("/sanitized_argv", "-destination name '\(n)' differs from destination.name '\(d.name)'")
+        }
+        if let os = fields["OS"], os != d.osVersion {
+            throw JobKeyError(
+                "/sanitized_argv", "-destination OS '\(os)' differs from destination.os_version '\(d.osVersion)'")
+        }
     }
 }
 

@@ -16,8 +16,10 @@ public struct JobSpec: Sendable {
     public var artifactProfile: ArtifactProfile
     public var createdAt: String
 
-    public init(runID: String, jobID: String, inputs: JobKeyInputs, effectiveConfig: JSONObject,
-                artifactProfile: ArtifactProfile = .minimal, createdAt: String = Timestamp.now()) throws(IdentifierError) {
+    public init(
+        runID: String, jobID: String, inputs: JobKeyInputs, effectiveConfig: JSONObject,
+        artifactProfile: ArtifactProfile = .minimal, createdAt: String = Timestamp.now()
+    ) throws(IdentifierError) {
         self.runID = try Identifier.validate(runID, .runID)
         self.jobID = try Identifier.validate(jobID, .jobID)
         self.inputs = inputs

@@ -24,15 +24,21 @@ extension JobSpec {
             "schema_version", "schema_id", "created_at", "run_id", "job_id", "action", "job_key_inputs", "job_key",
             "effective_config", "artifact_profile",
         ]
-        for k in o.keys where !allowed.contains(k) { throw JobSpecError("job.\(k.prefix(64))", "is not a member of job.json") }
+        for k in o.keys where !allowed.contains(k) {
+            throw JobSpecError("job.\(k.prefix(64))", "is not a member of job.json")
+        }
         guard o["schema_version"] == .int(1) else { throw JobSpecError("job.schema_version", "must be the integer 1") }
-        guard o["schema_id"]?.stringValue == schemaID else { throw JobSpecError("job.schema_id", "must be \(schemaID)") }
+        guard o["schema_id"]?.stringValue == schemaID else {
+            throw JobSpecError("job.schema_id", "must be \(schemaID)")
+        }
         guard let created = o["created_at"]?.stringValue, Timestamp.isValid(created) else {
             throw JobSpecError("job.created_at", "must be an RFC 3339 UTC timestamp string")
         }
         func id(_ k: String, _ kind: Identifier.Kind) throws(JobSpecError) -> String {
             guard let s = o[k]?.stringValue else { throw JobSpecError("job.\(k)", "is required (a string)") }
-            guard Identifier.isValid(s, kind) else { throw JobSpecError("job.\(k)", IdentifierError(kind: kind, value: String(s.prefix(80))).description) }
+            guard Identifier.isValid(s, kind) else {
+                throw JobSpecError("job.\(k)", IdentifierError(kind: kind, value: String(s.prefix(80))).description)
+            }
             return s
         }
         let runID = try id("run_id", .runID)
@@ -43,12 +49,15 @@ extension JobSpec {
         guard let inputsJSON = o["job_key_inputs"] else { throw JobSpecError("job.job_key_inputs", "is required") }
         let inputs: JobKeyInputs
         do { inputs = try JobKeyInputs(json: inputsJSON) } catch {
-            throw JobSpecError("job.job_key_inputs" + error.path.replacingOccurrences(of: "/", with: "."), error.message)
+            throw JobSpecError(
+                "job.job_key_inputs" + error.path.replacingOccurrences(of: "/", with: "."), error.message)
         }
         guard let action = o["action"]?.stringValue, action == "build" || action == "test" else {
             throw JobSpecError("job.action", "must be \"build\" or \"test\"")
         }
-        guard action == inputs.action else { throw JobSpecError("job.action", "is \(action) but sanitized_argv runs \(inputs.action)") }
+        guard action == inputs.action else {
+            throw JobSpecError("job.action", "is \(action) but sanitized_argv runs \(inputs.action)")
+        }
         var profile = ArtifactProfile.minimal
         if let p = o["artifact_profile"] {
             guard let s = p.stringValue, let parsed = ArtifactProfile(rawValue: s) else {
@@ -61,14 +70,18 @@ extension JobSpec {
         }
         let namespace = try cacheNamespace(config)
         if let artifacts = config["artifacts"] {
-            guard let a = artifacts.objectValue else { throw JobSpecError("job.effective_config.artifacts", "must be a table") }
+            guard let a = artifacts.objectValue else {
+                throw JobSpecError("job.effective_config.artifacts", "must be a table")
+            }
             if let p = a["profile"], p.stringValue.flatMap(ArtifactProfile.init(rawValue:)) == nil {
                 throw JobSpecError("job.effective_config.artifacts.profile", "must be \"minimal\" or \"rich\"")
             }
         }
         let spec: JobSpec
         do {
-            spec = try JobSpec(runID: runID, jobID: jobID, inputs: inputs, effectiveConfig: config, artifactProfile: profile, createdAt: created)
+            spec = try JobSpec(
+                runID: runID, jobID: jobID, inputs: inputs, effectiveConfig: config, artifactProfile: profile,
+                createdAt: created)
         } catch {
             throw JobSpecError("job", error.description)
         }
@@ -80,15 +93,22 @@ extension JobSpec {
         guard let c = cache.objectValue else { throw JobSpecError("job.effective_config.cache", "must be a table") }
         let values: [String: Set<String>] = ["derived_data": ["off", "per_job", "shared"], "spm": ["off", "shared"]]
         for (k, v) in c.members where k != "namespace" {
-            guard let allowed = values[k] else { throw JobSpecError("job.effective_config.cache.\(k.prefix(64))", "is not a cache setting") }
+            guard let allowed = values[k] else {
+                throw JobSpecError("job.effective_config.cache.\(k.prefix(64))", "is not a cache setting")
+            }
             guard let s = v.stringValue, allowed.contains(s) else {
-                throw JobSpecError("job.effective_config.cache.\(k)", "must be one of \(allowed.sorted().joined(separator: ", "))")
+                throw JobSpecError(
+                    "job.effective_config.cache.\(k)", "must be one of \(allowed.sorted().joined(separator: ", "))")
             }
         }
         guard let ns = c["namespace"] else { return "default" }
-        guard let s = ns.stringValue else { throw JobSpecError("job.effective_config.cache.namespace", "must be a string") }
+        guard let s = ns.stringValue else {
+            throw JobSpecError("job.effective_config.cache.namespace", "must be a string")
+        }
         guard Identifier.isValid(s, .namespace) else {
-            throw JobSpecError("job.effective_config.cache.namespace", IdentifierError(kind: .namespace, value: String(s.prefix(80))).description)
+            throw JobSpecError(
+                "job.effective_config.cache.namespace",
+                IdentifierError(kind: .namespace, value: String(s.prefix(80))).description)
         }
         return s
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The canonical form of the xcodebuild arguments that go into `job_key_inputs.sanitized_argv`.
@@ -23,13 +23,15 @@ public enum XcodebuildArgv {
     /// Options taking a separate value, and whether they may repeat.
     static let valued: [String: Bool] = [
         "-scheme": false, "-configuration": false, "-workspace": false, "-project": false, "-target": true,
-        "-sdk": false, "-destination": false, "-testPlan": false, "-xcconfig": false, "-arch": true, "-toolchain": false,
+        "-sdk": false, "-destination": false, "-testPlan": false, "-xcconfig": false, "-arch": true,
+        "-toolchain": false,
         "-parallel-testing-enabled": false, "-parallel-testing-worker-count": false,
         "-maximum-concurrent-test-simulator-destinations": false, "-maximum-parallel-testing-workers": false,
         "-enableCodeCoverage": false, "-enableAddressSanitizer": false, "-enableThreadSanitizer": false,
         "-enableUndefinedBehaviorSanitizer": false, "-test-iterations": false, "-test-timeouts-enabled": false,
         "-default-test-execution-time-allowance": false, "-maximum-test-execution-time-allowance": false,
-        "-only-test-configuration": true, "-skip-test-configuration": true, "-testLanguage": false, "-testRegion": false,
+        "-only-test-configuration": true, "-skip-test-configuration": true, "-testLanguage": false,
+        "-testRegion": false,
     ]
     /// Flags without a value.
     static let flags: Set<String> = [
@@ -79,7 +81,8 @@ public enum XcodebuildArgv {
         }
 
         static func compareBytes(_ a: String, _ b: String) -> Int32 {
-            var a = a, b = b
+            var a = a
+            var b = b
             return a.withUTF8 { x in
                 b.withUTF8 { y in
                     let n = min(x.count, y.count)
@@ -91,7 +94,9 @@ public enum XcodebuildArgv {
     }
 
     /// Parses and returns the canonical argv (see the type's invariants), or a precise error.
-    public static func canonicalize(_ argv: [String], at path: String = "/sanitized_argv") throws(JobKeyError) -> [String] {
+    public static func canonicalize(_ argv: [String], at path: String = "/sanitized_argv") throws(JobKeyError)
+        -> [String]
+    {
         var action: String?
         var options: [Option] = []
         var settings: [(name: String, token: String)] = []
@@ -106,15 +111,24 @@ public enum XcodebuildArgv {
             } else if t.isEmpty {
                 throw JobKeyError(here, "empty argument")
             } else if actions.contains(t) {
-                guard action == nil else { throw JobKeyError(here, "more than one action ('\(action!)' and '\(t)'); a job runs exactly one") }
+                guard action == nil else {
+                    throw JobKeyError(here, "more than one action ('\(action!)' and '\(t)'); a job runs exactly one")
+                }
                 action = t
-            } else if t.utf8.first == UInt8(ascii: "-"), let why = forbidden[t] ?? t.utf8.firstIndex(of: UInt8(ascii: "=")).flatMap({ forbidden[String(t[..<$0])] }) {
+            } else if t.utf8.first == UInt8(ascii: "-"),
+                let why = forbidden[t]
+                    ?? t.utf8.firstIndex(of: UInt8(ascii: "=")).flatMap({ forbidden[String(t[..<$0])] })
+            {
                 throw JobKeyError(here, "'\(t)' is not allowed: \(why)")
             } else if let repeats = valued[t] {
                 guard i + 1 < argv.count else { throw JobKeyError(here, "'\(t)' needs a value") }
                 let value = argv[i + 1]
-                guard !value.isEmpty, !(value.hasPrefix("-") && valued[value] != nil) else { throw JobKeyError(here, "'\(t)' needs a value") }
-                if !repeats { guard seenSingle.insert(t).inserted else { throw JobKeyError(here, "'\(t)' given more than once") } }
+                guard !value.isEmpty, !(value.hasPrefix("-") && valued[value] != nil) else {
+                    throw JobKeyError(here, "'\(t)' needs a value")
+                }
+                if !repeats {
+                    guard seenSingle.insert(t).inserted else { throw JobKeyError(here, "'\(t)' given more than once") }
+                }
                 options.append(Option(tokens: [t, value]))
                 i += 1
             } else if flags.contains(t) {
@@ -129,11 +143,16 @@ public enum XcodebuildArgv {
                 }
                 settings.append((name, t))
             } else {
-                throw JobKeyError(here, "'\(t)' is not an allowed xcodebuild argument; give build or test with -scheme, -project/-workspace, -configuration, -destination, -sdk, -testPlan, -only-testing/-skip-testing or build settings")
+                throw JobKeyError(
+                    here,
+                    "'\(t)' is not an allowed xcodebuild argument; give build or test with -scheme, -project/-workspace, -configuration, -destination, -sdk, -testPlan, -only-testing/-skip-testing or build settings"
+                )
             }
             i += 1
         }
-        guard let action else { throw JobKeyError(path, "no action: one of \(actions.sorted().joined(separator: ", ")) is required") }
+        guard let action else {
+            throw JobKeyError(path, "no action: one of \(actions.sorted().joined(separator: ", ")) is required")
+        }
         guard options.contains(where: { $0.tokens.first == "-destination" }) else {
             throw JobKeyError(path, "no -destination: exactly one destination per job is required")
         }
@@ -148,8 +167,12 @@ public enum XcodebuildArgv {
     /// For `NAME=VALUE` or `NAME[cond=…][…]=VALUE`, returns (`NAME[cond…]`, `NAME`); nil otherwise.
     static func settingName(_ t: String) -> (String, String)? {
         let b = Array(t.utf8)
-        func ident(_ c: UInt8) -> Bool { c == 95 || (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
-        guard let first = b.first, first == 95 || (65...90).contains(first) || (97...122).contains(first) else { return nil }
+        func ident(_ c: UInt8) -> Bool {
+            c == 95 || (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c)
+        }
+        guard let first = b.first, first == 95 || (65...90).contains(first) || (97...122).contains(first) else {
+            return nil
+        }
         var i = 0
         while i < b.count && ident(b[i]) { i += 1 }
         let baseEnd = i
@@ -169,7 +192,9 @@ public enum XcodebuildArgv {
         var fields: [(String, String)] = []
         for part in spec.split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { String($0) }
-            guard kv.count == 2 else { throw JobKeyError("/sanitized_argv", "-destination '\(spec)' is not key=value,…") }
+            guard kv.count == 2 else {
+                throw JobKeyError("/sanitized_argv", "-destination '\(spec)' is not key=value,…")
+            }
             fields.append((kv[0].trimmingCharactersInSpaces(), kv[1].trimmingCharactersInSpaces()))
         }
         return fields

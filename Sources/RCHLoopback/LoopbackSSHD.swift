@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A private `sshd` on 127.0.0.1 for tests and benchmarks: its own host key, its own authorized_keys
 /// holding a forced-command key (the lane's `rch-worker rpc …`) and an unrestricted key (for peers such
@@ -29,8 +30,10 @@ public final class LoopbackSSHD {
         for key in [hostKey, laneKey, plainKey] where access(key, F_OK) != 0 {
             try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
         }
-        let lane = try Self.read(laneKey + ".pub"), plain = try Self.read(plainKey + ".pub")
-        try "command=\"\(forcedCommand)\",restrict \(lane)\n\(plain)\n".write(toFile: directory + "/authorized_keys", atomically: true, encoding: .utf8)
+        let lane = try Self.read(laneKey + ".pub")
+        let plain = try Self.read(plainKey + ".pub")
+        try "command=\"\(forcedCommand)\",restrict \(lane)\n\(plain)\n".write(
+            toFile: directory + "/authorized_keys", atomically: true, encoding: .utf8)
         if getuid() == 0 { mkdir("/run/sshd", 0o755) }
         for _ in 0..<20 {
             port = Int.random(in: 20000...60000)
@@ -52,19 +55,28 @@ public final class LoopbackSSHD {
             """.write(toFile: directory + "/sshd_config", atomically: true, encoding: .utf8)
             let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
             defer { close(devnull) }
-            let p = try Spawn.start("/usr/sbin/sshd", ["-D", "-e", "-f", directory + "/sshd_config"], stdin: devnull, stdout: devnull, stderr: devnull)
+            let p = try Spawn.start(
+                "/usr/sbin/sshd", ["-D", "-e", "-f", directory + "/sshd_config"], stdin: devnull, stdout: devnull,
+                stderr: devnull)
             var exited = false
             for _ in 0..<150 {
                 if Self.canConnect(port) { break }
                 usleep(20_000)
-                if Spawn.poll(p) != nil { exited = true; break }
+                if Spawn.poll(p) != nil {
+                    exited = true
+                    break
+                }
             }
-            if !exited && Self.canConnect(port) { pid = p; break }
+            if !exited && Self.canConnect(port) {
+                pid = p
+                break
+            }
             kill(p, SIGKILL)
             _ = Spawn.poll(p)
         }
         guard pid != nil else { throw SystemError("start sshd", path: directory, errno: .connectionRefused) }
-        try "[127.0.0.1]:\(port) \(try Self.read(hostKey + ".pub"))\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+        try "[127.0.0.1]:\(port) \(try Self.read(hostKey + ".pub"))\n".write(
+            toFile: knownHosts, atomically: true, encoding: .utf8)
     }
 
     deinit { stop() }
@@ -80,8 +92,11 @@ public final class LoopbackSSHD {
 
     /// ssh options (before the destination) for `key`.
     public func sshOptions(key: String) -> [String] {
-        ["-o", "BatchMode=yes", "-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes", "-i", key, "-o", "IdentitiesOnly=yes",
-         "-p", String(port)]
+        [
+            "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes", "-i",
+            key, "-o", "IdentitiesOnly=yes",
+            "-p", String(port),
+        ]
     }
 
     /// A `workers.toml` entry named `name` that reaches the forced command.
@@ -103,7 +118,9 @@ public final class LoopbackSSHD {
     }
 
     static func run(_ exe: String, _ args: [String]) throws {
-        guard try Spawn.run(exe, args).exit == .code(0) else { throw SystemError(exe, path: args.last ?? "", errno: .ioError) }
+        guard try Spawn.run(exe, args).exit == .code(0) else {
+            throw SystemError(exe, path: args.last ?? "", errno: .ioError)
+        }
     }
 
     public static func canConnect(_ port: Int) -> Bool {
@@ -113,6 +130,10 @@ public final class LoopbackSSHD {
         a.sin_family = sa_family_t(AF_INET)
         a.sin_port = in_port_t(UInt16(port).bigEndian)
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        return withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        } == 0
     }
 }

@@ -47,7 +47,9 @@ public enum LaneProtocol {
     ]
 
     /// The highest version both ranges contain, or nil.
-    public static func negotiate(workerMin: Int, workerMax: Int, hostMin: Int = minVersion, hostMax: Int = maxVersion) -> Int? {
+    public static func negotiate(workerMin: Int, workerMax: Int, hostMin: Int = minVersion, hostMax: Int = maxVersion)
+        -> Int?
+    {
         let v = min(workerMax, hostMax)
         return v >= max(workerMin, hostMin) ? v : nil
     }
@@ -96,7 +98,9 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
         .obj(["code": .string(code.rawValue), "message": .string(message), "data": .object(data)])
     }
 
-    public static func invalid(_ m: String, data: JSONObject = JSONObject()) -> RPCError { RPCError(.invalidRequest, m, data: data) }
+    public static func invalid(_ m: String, data: JSONObject = JSONObject()) -> RPCError {
+        RPCError(.invalidRequest, m, data: data)
+    }
 }
 
 extension RPCError: LaneError {
@@ -114,7 +118,9 @@ extension RPCError: LaneError {
     public var exitCode: Int32 { code == .notFound ? CommandExit.notFound : failureKind.exitCode }
 
     public var failureSubkind: String? {
-        if let s = data["failure_subkind"]?.stringValue, code == .workerIncompatible || code == .executorUnavailable { return s }
+        if let s = data["failure_subkind"]?.stringValue, code == .workerIncompatible || code == .executorUnavailable {
+            return s
+        }
         return code == .invalidRequest ? "PROTOCOL_ERROR" : code.rawValue
     }
 }
@@ -126,7 +132,9 @@ public struct RPCRequest: Sendable {
     public var requestID: String
     public var payload: JSONObject
 
-    public init(protocolVersion: Int, op: LaneProtocol.Op, requestID: String = Identifier.generate(), payload: JSONObject) {
+    public init(
+        protocolVersion: Int, op: LaneProtocol.Op, requestID: String = Identifier.generate(), payload: JSONObject
+    ) {
         self.protocolVersion = protocolVersion
         self.op = op
         self.requestID = requestID
@@ -135,8 +143,10 @@ public struct RPCRequest: Sendable {
 
     /// The header line (compact canonical JSON + `\n`).
     public var headerLine: [UInt8] {
-        JSONValue.obj(["protocol_version": .int(Int64(protocolVersion)), "op": .string(op.rawValue),
-                       "request_id": .string(requestID), "payload": .object(payload)]).canonicalBytes + [10]
+        JSONValue.obj([
+            "protocol_version": .int(Int64(protocolVersion)), "op": .string(op.rawValue),
+            "request_id": .string(requestID), "payload": .object(payload),
+        ]).canonicalBytes + [10]
     }
 
     /// The request id a response may echo even when the header is otherwise invalid.
@@ -146,23 +156,35 @@ public struct RPCRequest: Sendable {
     }
 
     /// Validates the envelope (not the op's payload).
-    public init(json v: JSONValue, supported: ClosedRange<Int> = LaneProtocol.minVersion...LaneProtocol.maxVersion) throws(RPCError) {
+    public init(json v: JSONValue, supported: ClosedRange<Int> = LaneProtocol.minVersion...LaneProtocol.maxVersion)
+        throws(RPCError)
+    {
         guard let o = v.objectValue else { throw .invalid("the request must be a JSON object") }
         for k in o.keys where !["protocol_version", "op", "request_id", "payload"].contains(k) {
             throw .invalid("unknown envelope member '\(k)'", data: ["field": .string(k)])
         }
         guard let rid = o["request_id"]?.stringValue else { throw .invalid("request_id is required (a string)") }
-        guard Identifier.isValid(rid, .requestID) else { throw .invalid(IdentifierError(kind: .requestID, value: String(rid.prefix(80))).description) }
+        guard Identifier.isValid(rid, .requestID) else {
+            throw .invalid(IdentifierError(kind: .requestID, value: String(rid.prefix(80))).description)
+        }
         guard let opName = o["op"]?.stringValue else { throw .invalid("op is required (a string)") }
         guard let op = LaneProtocol.Op(rawValue: opName) else {
-            throw RPCError(.featureMissing, "unknown op '\(opName.prefix(64))'", data: ["op": .string(String(opName.prefix(64)))])
+            throw RPCError(
+                .featureMissing, "unknown op '\(opName.prefix(64))'", data: ["op": .string(String(opName.prefix(64)))])
         }
-        guard let pv = o["protocol_version"]?.intValue, o["protocol_version"].map({ if case .int = $0 { true } else { false } }) == true else {
+        guard let pv = o["protocol_version"]?.intValue,
+            o["protocol_version"].map({ if case .int = $0 { true } else { false } }) == true
+        else {
             throw .invalid("protocol_version is required (an integer)")
         }
         guard supported.contains(Int(pv)) || (pv == 0 && op == .probe) else {
-            throw RPCError(.unsupportedProtocol, "protocol_version \(pv) is not supported (this worker speaks \(supported.lowerBound)...\(supported.upperBound))",
-                           data: ["protocol_min": .int(Int64(supported.lowerBound)), "protocol_max": .int(Int64(supported.upperBound))])
+            throw RPCError(
+                .unsupportedProtocol,
+                "protocol_version \(pv) is not supported (this worker speaks \(supported.lowerBound)...\(supported.upperBound))",
+                data: [
+                    "protocol_min": .int(Int64(supported.lowerBound)),
+                    "protocol_max": .int(Int64(supported.upperBound)),
+                ])
         }
         guard let payload = o["payload"]?.objectValue else { throw .invalid("payload is required (an object)") }
         self.protocolVersion = Int(pv)
@@ -175,13 +197,17 @@ public struct RPCRequest: Sendable {
 /// A response header line.
 public enum RPCResponse {
     public static func success(_ payload: JSONObject, requestID: String, protocolVersion: Int) -> [UInt8] {
-        JSONValue.obj(["protocol_version": .int(Int64(protocolVersion)), "request_id": .string(requestID), "ok": .bool(true),
-                       "payload": .object(payload)]).canonicalBytes + [10]
+        JSONValue.obj([
+            "protocol_version": .int(Int64(protocolVersion)), "request_id": .string(requestID), "ok": .bool(true),
+            "payload": .object(payload),
+        ]).canonicalBytes + [10]
     }
 
     public static func failure(_ e: RPCError, requestID: String?, protocolVersion: Int) -> [UInt8] {
-        JSONValue.obj(["protocol_version": .int(Int64(protocolVersion)), "request_id": requestID.map { .string($0) } ?? .null,
-                       "ok": .bool(false), "error": e.json]).canonicalBytes + [10]
+        JSONValue.obj([
+            "protocol_version": .int(Int64(protocolVersion)), "request_id": requestID.map { .string($0) } ?? .null,
+            "ok": .bool(false), "error": e.json,
+        ]).canonicalBytes + [10]
     }
 
     /// A framed response header: payload members at the top level next to the envelope members.

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `stream`: the description of the raw bytes that follow a header line.
 ///
@@ -18,7 +19,9 @@ public struct StreamDescriptor: Sendable, Equatable {
     public var compression: Compression
     public var format: String
 
-    public init(contentLength: UInt64, contentSHA256: SHA256Digest, compression: Compression = .zstd, format: String = "tar") {
+    public init(
+        contentLength: UInt64, contentSHA256: SHA256Digest, compression: Compression = .zstd, format: String = "tar"
+    ) {
         self.contentLength = contentLength
         self.contentSHA256 = contentSHA256
         self.compression = compression
@@ -26,8 +29,10 @@ public struct StreamDescriptor: Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        .obj(["content_length": .int(Int64(contentLength)), "content_sha256": .string(contentSHA256.hex),
-              "compression": .string(compression.rawValue), "format": .string(format)])
+        .obj([
+            "content_length": .int(Int64(contentLength)), "content_sha256": .string(contentSHA256.hex),
+            "compression": .string(compression.rawValue), "format": .string(format),
+        ])
     }
 
     public init(json v: JSONValue?) throws(RPCError) {
@@ -35,11 +40,15 @@ public struct StreamDescriptor: Sendable, Equatable {
         for k in o.keys where !["content_length", "content_sha256", "compression", "format"].contains(k) {
             throw .invalid("unknown stream member '\(k)'")
         }
-        guard case .int(let n)? = o["content_length"], n >= 0 else { throw .invalid("stream.content_length must be a non-negative integer") }
+        guard case .int(let n)? = o["content_length"], n >= 0 else {
+            throw .invalid("stream.content_length must be a non-negative integer")
+        }
         guard let hex = o["content_sha256"]?.stringValue, let d = SHA256Digest(hex: hex) else {
             throw .invalid("stream.content_sha256 must be 64 lowercase hex characters")
         }
-        guard let c = o["compression"]?.stringValue.flatMap(Compression.init(rawValue:)) else { throw .invalid("stream.compression must be none or zstd") }
+        guard let c = o["compression"]?.stringValue.flatMap(Compression.init(rawValue:)) else {
+            throw .invalid("stream.compression must be none or zstd")
+        }
         guard o["format"]?.stringValue == "tar" else { throw .invalid("stream.format must be tar") }
         self.init(contentLength: UInt64(n), contentSHA256: d, compression: c, format: "tar")
     }
@@ -77,13 +86,19 @@ public final class FrameReader {
     deinit { buffer.deallocate() }
 
     private func fill() throws -> Bool {
-        if start == end { start = 0; end = 0 }
+        if start == end {
+            start = 0
+            end = 0
+        }
         if end == buffer.count {
             // Compact (only happens while a header line grows).
             if start > 0 {
                 buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start)
-                end -= start; start = 0
-            } else { return true }
+                end -= start
+                start = 0
+            } else {
+                return true
+            }
         }
         if let idle = idleTimeoutSeconds {
             var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
@@ -92,7 +107,9 @@ public final class FrameReader {
             if r == 0 { throw ReadTimeout(seconds: idle, bytesRead: bytesRead) }
         }
         let n: Int
-        do { n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end...]), retryOnInterrupt: true) } catch {
+        do {
+            n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end...]), retryOnInterrupt: true)
+        } catch {
             throw SystemError("read", path: "<rpc stream>", errno: error)
         }
         end += n
@@ -167,14 +184,20 @@ public func writeAll(_ fd: FileDescriptor, _ bytes: [UInt8]) throws {
 /// Copies `count` bytes of the file at `path` to `out` (the sender side of a frame).
 public func sendFile(_ path: String, to out: FileDescriptor, count: UInt64) throws {
     let fd: FileDescriptor
-    do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch { throw SystemError("open", path: path, errno: error) }
+    do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
+        throw SystemError("open", path: path, errno: error)
+    }
     defer { try? fd.close() }
     let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buf.deallocate() }
     var left = count
     while left > 0 {
         let n: Int
-        do { n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<Int(min(UInt64(buf.count), left))]), retryOnInterrupt: true) } catch {
+        do {
+            n = try fd.read(
+                into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<Int(min(UInt64(buf.count), left))]),
+                retryOnInterrupt: true)
+        } catch {
             throw SystemError("read", path: path, errno: error)
         }
         if n == 0 { throw SystemError("read", path: path, errno: .ioError) }
@@ -186,7 +209,9 @@ public func sendFile(_ path: String, to out: FileDescriptor, count: UInt64) thro
 /// SHA-256 and length of a file (for building a `stream` descriptor).
 public func describeFile(_ path: String, compression: StreamDescriptor.Compression) throws -> StreamDescriptor {
     let fd: FileDescriptor
-    do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch { throw SystemError("open", path: path, errno: error) }
+    do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
+        throw SystemError("open", path: path, errno: error)
+    }
     defer { try? fd.close() }
     let (digest, count) = try FileChunks.sha256(fd, path: path)
     return StreamDescriptor(contentLength: count, contentSHA256: digest, compression: compression)

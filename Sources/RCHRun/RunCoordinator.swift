@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import RCHHost
 import RCHJob
 import RCHProtocol
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Runs: an ordered plan of step jobs on one worker, persisted before anything executes, resumable and
 /// cancellable (PLAN §15). The one entry point of `rch-xcode verify` and `rch-xcode run`.
@@ -40,17 +41,21 @@ public final class RunCoordinator {
 
         public var json: JSONValue {
             .obj([
-                "run_id": .string(plan.runID), "status": .string(status), "exit_code": .int(Int64(exitCode)), "resumed": .bool(resumed),
+                "run_id": .string(plan.runID), "status": .string(status), "exit_code": .int(Int64(exitCode)),
+                "resumed": .bool(resumed),
                 "directory": .string(directory), "push": push?.json ?? .null,
-                "steps": .array(outcomes.map { o in
-                    .obj([
-                        "index": .int(Int64(o.index)), "action": .string(o.action), "job_id": .string(o.jobID), "status": .string(o.status.rawValue),
-                        "exit_code": .int(Int64(o.exitCode)), "cached": .bool(o.cached),
-                        "cached_from_job_id": o.cachedFromJobID.map { .string($0) } ?? .null, "job_key": o.jobKey.map { .string($0.hex) } ?? .null,
-                        "artifacts": o.artifacts.map { .string($0) } ?? .null, "message": .string(o.message),
-                        "rekeyed": o.rekeyed.map { .string($0) } ?? .null,
-                    ])
-                }),
+                "steps": .array(
+                    outcomes.map { o in
+                        .obj([
+                            "index": .int(Int64(o.index)), "action": .string(o.action), "job_id": .string(o.jobID),
+                            "status": .string(o.status.rawValue),
+                            "exit_code": .int(Int64(o.exitCode)), "cached": .bool(o.cached),
+                            "cached_from_job_id": o.cachedFromJobID.map { .string($0) } ?? .null,
+                            "job_key": o.jobKey.map { .string($0.hex) } ?? .null,
+                            "artifacts": o.artifacts.map { .string($0) } ?? .null, "message": .string(o.message),
+                            "rekeyed": o.rekeyed.map { .string($0) } ?? .null,
+                        ])
+                    }),
             ])
         }
     }
@@ -66,13 +71,19 @@ public final class RunCoordinator {
             let action = argv.first { $0 == "build" || $0 == "test" } ?? argv.first ?? "build"
             var rejected: String? = nil
             do { _ = try XcodebuildArgv.canonicalize(argv) } catch { rejected = "\(error)" }
-            planned.append(RunPlan.Step(index: i, action: action == "test" ? "test" : "build", jobID: Identifier.generate(), argv: argv, rejected: rejected))
+            planned.append(
+                RunPlan.Step(
+                    index: i, action: action == "test" ? "test" : "build", jobID: Identifier.generate(), argv: argv,
+                    rejected: rejected))
         }
-        let plan = RunPlan(runID: Identifier.generate(), repoRoot: root, worker: client.worker.name, workerHost: client.worker.host,
-                           continueOnFailure: options.continueOnFailure, protocolVersion: client.protocolVersion ?? 0,
-                           artifactProfile: context.profile.rawValue, steps: planned)
+        let plan = RunPlan(
+            runID: Identifier.generate(), repoRoot: root, worker: client.worker.name, workerHost: client.worker.host,
+            continueOnFailure: options.continueOnFailure, protocolVersion: client.protocolVersion ?? 0,
+            artifactProfile: context.profile.rawValue, steps: planned)
         let run = RunDirectory(artifactRoot: artifactRoot, runID: plan.runID)
-        guard let lock = try run.lock() else { throw RunError.notResumable("run \(plan.runID) is locked by another process") }
+        guard let lock = try run.lock() else {
+            throw RunError.notResumable("run \(plan.runID) is locked by another process")
+        }
         try run.writePlan(plan)
         try run.writeState(.queued, current: nil)
         options.onPlanned?(plan)
@@ -81,17 +92,22 @@ public final class RunCoordinator {
 
     /// Continues an interrupted run from its `run_plan.json` with the same job ids.
     public func resume(runID: String) throws -> Result {
-        guard Identifier.isValid(runID, .runID) else { throw RunError.notResumable(IdentifierError(kind: .runID, value: runID).description) }
+        guard Identifier.isValid(runID, .runID) else {
+            throw RunError.notResumable(IdentifierError(kind: .runID, value: runID).description)
+        }
         let run = RunDirectory(artifactRoot: artifactRoot, runID: runID)
         let plan = try run.readPlan()
         guard let lock = try run.lock() else {
-            throw RunError.notResumable("run \(runID) is still being executed by another rch-xcode process (its .run.lock is held)")
+            throw RunError.notResumable(
+                "run \(runID) is still being executed by another rch-xcode process (its .run.lock is held)")
         }
         if let s = run.readState(), s.state.isTerminal {
             throw RunError.notResumable("run \(runID) already ended (\(s.state.rawValue)); start a new run")
         }
         guard plan.worker == client.worker.name else {
-            throw RunError.notResumable("run \(runID) was planned on worker '\(plan.worker)'; a run never switches worker (resume with --worker \(plan.worker))")
+            throw RunError.notResumable(
+                "run \(runID) was planned on worker '\(plan.worker)'; a run never switches worker (resume with --worker \(plan.worker))"
+            )
         }
         var opts = options
         opts.continueOnFailure = plan.continueOnFailure
@@ -134,46 +150,67 @@ public final class RunCoordinator {
         try client.negotiate()
         let bundleOptions = try RepoBundleOptions.apply(config, to: options.bundleOptions)
         let profileName = config["artifacts"]?["profile"]?.stringValue ?? "minimal"
-        guard let configured = ArtifactProfile(rawValue: profileName) else { throw ConfigValueError("[artifacts] profile must be minimal or rich") }
-        return Context(config: config, layers: layers, settings: settings, profile: options.profile ?? configured, bundleOptions: bundleOptions,
-                       destination: try DestinationConfig(config: config))
+        guard let configured = ArtifactProfile(rawValue: profileName) else {
+            throw ConfigValueError("[artifacts] profile must be minimal or rich")
+        }
+        return Context(
+            config: config, layers: layers, settings: settings, profile: options.profile ?? configured,
+            bundleOptions: bundleOptions,
+            destination: try DestinationConfig(config: config))
     }
 
-    func execute(_ plan: RunPlan, run: RunDirectory, lock: RunDirectory.Lock, context: Context, resumed: Bool) throws -> Result {
+    func execute(_ plan: RunPlan, run: RunDirectory, lock: RunDirectory.Lock, context: Context, resumed: Bool) throws
+        -> Result
+    {
         let started = Timestamp.nowNanos()
         var opts = options
         opts.bundleOptions = context.bundleOptions
         var outcomes: [StepOutcome] = []
         var push: PushReport? = nil
         do {
-            let bundle = try HostBundler(store: client.hostStore).bundle(root: plan.repoRoot, options: context.bundleOptions, compressed: false)
+            let bundle = try HostBundler(store: client.hostStore).bundle(
+                root: plan.repoRoot, options: context.bundleOptions, compressed: false)
             guard bundle.manifest.entries.count > 0 else {
-                throw RepoRootError(message: "\(plan.repoRoot) has nothing to bundle (no files after exclusions); run from inside a repository")
+                throw RepoRootError(
+                    message:
+                        "\(plan.repoRoot) has nothing to bundle (no files after exclusions); run from inside a repository"
+                )
             }
             let pusher = Pusher(client: client)
             push = try pusher.push(bundle, root: plan.repoRoot, options: context.bundleOptions)
             var manifest = bundle.manifest
             manifest.runID = plan.runID
-            _ = try DurableFile.write(manifest.canonicalBytes() + [10], to: run.path + "/source_manifest.json", replace: true)
-            if let caps = client.capabilities { _ = try DurableFile.write(caps.canonicalBytes + [10], to: run.path + "/capabilities.json", replace: true) }
+            _ = try DurableFile.write(
+                manifest.canonicalBytes() + [10], to: run.path + "/source_manifest.json", replace: true)
+            if let caps = client.capabilities {
+                _ = try DurableFile.write(
+                    caps.canonicalBytes + [10], to: run.path + "/capabilities.json", replace: true)
+            }
             // A run of several steps holds one slot from the first to the last (feature `lease`).
             let runnable = plan.steps.filter { $0.rejected == nil }.count
-            let lease = options.reserveSlot && runnable > 1 && client.has("lease")
-                ? RunLease(client: client, runID: plan.runID, ttlSeconds: options.leaseTTLSeconds, renew: options.renewLease) : nil
+            let lease =
+                options.reserveSlot && runnable > 1 && client.has("lease")
+                ? RunLease(
+                    client: client, runID: plan.runID, ttlSeconds: options.leaseTTLSeconds, renew: options.renewLease)
+                : nil
             defer { lease?.release() }
-            let executor = StepExecutor(client: client, options: opts, settings: context.settings, destination: context.destination,
-                                        bundle: bundle, pusher: pusher, root: plan.repoRoot, config: (context.config, context.layers), run: run,
-                                        lease: lease)
+            let executor = StepExecutor(
+                client: client, options: opts, settings: context.settings, destination: context.destination,
+                bundle: bundle, pusher: pusher, root: plan.repoRoot, config: (context.config, context.layers), run: run,
+                lease: lease)
             if let lease { try lease.acquire(executor.waitingForSlot) }
             var stop = false
             for step in plan.steps {
                 if stop || options.cancelRequested() {
-                    outcomes.append(StepOutcome(index: step.index, action: step.action, jobID: step.jobID,
-                                                status: options.cancelRequested() ? .cancelled : .skipped, exitCode: 0))
+                    outcomes.append(
+                        StepOutcome(
+                            index: step.index, action: step.action, jobID: step.jobID,
+                            status: options.cancelRequested() ? .cancelled : .skipped, exitCode: 0))
                     continue
                 }
                 if let why = step.rejected {
-                    var o = StepOutcome(index: step.index, action: step.action, jobID: step.jobID, status: .rejected, exitCode: 10)
+                    var o = StepOutcome(
+                        index: step.index, action: step.action, jobID: step.jobID, status: .rejected, exitCode: 10)
                     o.message = why
                     outcomes.append(o)
                     stop = !plan.continueOnFailure
@@ -189,7 +226,8 @@ public final class RunCoordinator {
                 do {
                     o = try executor.execute(step, profile: context.profile, resuming: resumed)
                 } catch is RunCancelled {
-                    var c = StepOutcome(index: step.index, action: step.action, jobID: step.jobID, status: .cancelled, exitCode: 80)
+                    var c = StepOutcome(
+                        index: step.index, action: step.action, jobID: step.jobID, status: .cancelled, exitCode: 80)
                     c.message = "cancelled while waiting for a slot"
                     o = c
                 }
@@ -212,7 +250,8 @@ public final class RunCoordinator {
                 outcomes.append(o)
             }
             for s in plan.steps where !outcomes.contains(where: { $0.index == s.index }) {
-                outcomes.append(StepOutcome(index: s.index, action: s.action, jobID: s.jobID, status: .skipped, exitCode: 0))
+                outcomes.append(
+                    StepOutcome(index: s.index, action: s.action, jobID: s.jobID, status: .skipped, exitCode: 0))
             }
             _ = try? run.writeSummary(outcomes, startedNanos: started)
             try? run.writeState(.failed, current: nil)
@@ -224,7 +263,9 @@ public final class RunCoordinator {
         try run.writeState(final, current: nil)
         try run.writeIndex(plan)
         withExtendedLifetime(lock) {}
-        return Result(plan: plan, outcomes: outcomes, status: status, exitCode: exit, push: push, directory: run.path, resumed: resumed)
+        return Result(
+            plan: plan, outcomes: outcomes, status: status, exitCode: exit, push: push, directory: run.path,
+            resumed: resumed)
     }
 
     /// A step whose verified artifacts are already in the run (resume): its outcome from its summary.
@@ -233,13 +274,15 @@ public final class RunCoordinator {
         guard access(dir + "/job_index.json", F_OK) == 0, ArtifactManifest.verify(dir).isEmpty,
             let s = try? JSONParser().parse(try DurableFile.read(dir + "/summary.json"))
         else { return nil }
-        let status: StepOutcome.Status = switch s["status"]?.stringValue {
-        case "success": .success
-        case "cancelled": .cancelled
-        default: .failed
-        }
-        var o = StepOutcome(index: step.index, action: step.action, jobID: step.jobID, status: status,
-                            exitCode: Int32(s["exit_code"]?.intValue ?? 40))
+        let status: StepOutcome.Status =
+            switch s["status"]?.stringValue {
+            case "success": .success
+            case "cancelled": .cancelled
+            default: .failed
+            }
+        var o = StepOutcome(
+            index: step.index, action: step.action, jobID: step.jobID, status: status,
+            exitCode: Int32(s["exit_code"]?.intValue ?? 40))
         o.summary = s
         o.artifacts = dir
         o.cachedFromJobID = s["cached_from_job_id"]?.stringValue

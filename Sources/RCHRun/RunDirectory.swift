@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One run's directory and its files (see ``RunPlan`` for the layout), and the run lock.
 ///
@@ -49,7 +50,8 @@ public struct RunDirectory: Sendable {
 
     public func readState() -> State? {
         guard let v = try? JSONParser().parse(DurableFile.read(path + "/run_state.json")),
-            let s = v["state"]?.stringValue.flatMap(RunStateValue.init(rawValue:)), let created = v["created_at"]?.stringValue,
+            let s = v["state"]?.stringValue.flatMap(RunStateValue.init(rawValue:)),
+            let created = v["created_at"]?.stringValue,
             let seq = v["seq"]?.intValue
         else { return nil }
         return State(state: s, createdAt: created, seq: seq, resumedAt: v["resumed_at"]?.stringValue)
@@ -60,51 +62,70 @@ public struct RunDirectory: Sendable {
         let previous = readState()
         if let p = previous, p.state.isTerminal, state != p.state { return }
         let now = Timestamp.now()
-        try write("run_state.json", .obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/run_state@1"), "run_id": .string(runID),
-            "state": .string(state.rawValue), "created_at": .string(previous?.createdAt ?? now), "updated_at": .string(now),
-            "seq": .int((previous?.seq ?? 0) + 1),
-            "current_step": current.map { .obj(["index": .int(Int64($0.index)), "job_id": .string($0.jobID), "action": .string($0.action)]) } ?? .null,
-            "resumed_at": (resumedAt ?? previous?.resumedAt).map { .string($0) } ?? .null,
-        ]))
+        try write(
+            "run_state.json",
+            .obj([
+                "schema_version": .int(1), "schema_id": .string("rch-xcode/run_state@1"), "run_id": .string(runID),
+                "state": .string(state.rawValue), "created_at": .string(previous?.createdAt ?? now),
+                "updated_at": .string(now),
+                "seq": .int((previous?.seq ?? 0) + 1),
+                "current_step": current.map {
+                    .obj(["index": .int(Int64($0.index)), "job_id": .string($0.jobID), "action": .string($0.action)])
+                } ?? .null,
+                "resumed_at": (resumedAt ?? previous?.resumedAt).map { .string($0) } ?? .null,
+            ]))
     }
 
     public func writeSummary(_ steps: [StepOutcome], startedNanos: Int64) throws -> (status: String, exitCode: Int32) {
         let (status, exit) = RunAggregate.of(steps)
         func count(_ s: StepOutcome.Status) -> JSONValue { .int(Int64(steps.filter { $0.status == s }.count)) }
-        let human = steps.map { "\($0.action): \($0.status.rawValue)\($0.cached ? " (cached)" : "")" }.joined(separator: ", ")
-        try write("run_summary.json", .obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/run_summary@1"), "created_at": .string(Timestamp.now()),
-            "run_id": .string(runID), "status": .string(status), "exit_code": .int(Int64(exit)), "step_count": .int(Int64(steps.count)),
-            "steps_succeeded": count(.success), "steps_failed": count(.failed), "steps_cancelled": count(.cancelled),
-            "steps_skipped": count(.skipped), "steps_rejected": count(.rejected),
-            "duration_ms": .int(max(0, (Timestamp.nowNanos() - startedNanos) / 1_000_000)), "human_summary": .string(human),
-            "steps": .array(steps.map { s in
-                .obj([
-                    "index": .int(Int64(s.index)), "action": .string(s.action), "job_id": .string(s.jobID), "status": .string(s.status.rawValue),
-                    "exit_code": .int(Int64(s.exitCode)), "cached": .bool(s.cached),
-                ])
-            }),
-        ]))
+        let human = steps.map { "\($0.action): \($0.status.rawValue)\($0.cached ? " (cached)" : "")" }.joined(
+            separator: ", ")
+        try write(
+            "run_summary.json",
+            .obj([
+                "schema_version": .int(1), "schema_id": .string("rch-xcode/run_summary@1"),
+                "created_at": .string(Timestamp.now()),
+                "run_id": .string(runID), "status": .string(status), "exit_code": .int(Int64(exit)),
+                "step_count": .int(Int64(steps.count)),
+                "steps_succeeded": count(.success), "steps_failed": count(.failed),
+                "steps_cancelled": count(.cancelled),
+                "steps_skipped": count(.skipped), "steps_rejected": count(.rejected),
+                "duration_ms": .int(max(0, (Timestamp.nowNanos() - startedNanos) / 1_000_000)),
+                "human_summary": .string(human),
+                "steps": .array(
+                    steps.map { s in
+                        .obj([
+                            "index": .int(Int64(s.index)), "action": .string(s.action), "job_id": .string(s.jobID),
+                            "status": .string(s.status.rawValue),
+                            "exit_code": .int(Int64(s.exitCode)), "cached": .bool(s.cached),
+                        ])
+                    }),
+            ]))
         return (status, exit)
     }
 
     public func writeIndex(_ plan: RunPlan) throws {
         var pointers = JSONObject()
-        for name in ["run_plan", "run_state", "run_summary", "source_manifest", "capabilities"] where access(path + "/\(name).json", F_OK) == 0 {
+        for name in ["run_plan", "run_state", "run_summary", "source_manifest", "capabilities"]
+        where access(path + "/\(name).json", F_OK) == 0 {
             pointers[name] = .string(name + ".json")
         }
-        try write("run_index.json", .obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/run_index@1"), "created_at": .string(Timestamp.now()),
-            "run_id": .string(runID), "pointers": .object(pointers),
-            "steps": .array(plan.steps.map { s in
-                let index = "steps/" + s.directoryName + "/artifacts/job_index.json"
-                return .obj([
-                    "index": .int(Int64(s.index)), "action": .string(s.action), "job_id": .string(s.jobID),
-                    "job_index_path": access(path + "/" + index, F_OK) == 0 ? .string(index) : .null,
-                ])
-            }),
-        ]))
+        try write(
+            "run_index.json",
+            .obj([
+                "schema_version": .int(1), "schema_id": .string("rch-xcode/run_index@1"),
+                "created_at": .string(Timestamp.now()),
+                "run_id": .string(runID), "pointers": .object(pointers),
+                "steps": .array(
+                    plan.steps.map { s in
+                        let index = "steps/" + s.directoryName + "/artifacts/job_index.json"
+                        return .obj([
+                            "index": .int(Int64(s.index)), "action": .string(s.action), "job_id": .string(s.jobID),
+                            "job_index_path": access(path + "/" + index, F_OK) == 0 ? .string(index) : .null,
+                        ])
+                    }),
+            ]))
     }
 
     // MARK: lock

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import RCHHost
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One remote job end to end — a run of one step (`rch-xcode run`): the same plan, files, waiting,
 /// timeouts, cancellation and verification as a multi-step run (see ``RunCoordinator``).
@@ -50,11 +51,15 @@ public struct RunDriver {
         public var run: RunCoordinator.Result
 
         public var json: JSONValue {
-            .obj(["run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex), "push": push.json,
-                  "cached": .bool(cached), "cached_from_job_id": cachedFromJobID.map { .string($0) } ?? .null, "summary": summary,
-                  "exit_code": .int(Int64(exitCode)), "artifacts": artifacts.map { .string($0) } ?? .null,
-                  "source_missing_retry": .bool(retriedAfterSourceMissing), "rekeyed": rekeyed.map { .string($0) } ?? .null,
-                  "run_directory": .string(run.directory)])
+            .obj([
+                "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex), "push": push.json,
+                "cached": .bool(cached), "cached_from_job_id": cachedFromJobID.map { .string($0) } ?? .null,
+                "summary": summary,
+                "exit_code": .int(Int64(exitCode)), "artifacts": artifacts.map { .string($0) } ?? .null,
+                "source_missing_retry": .bool(retriedAfterSourceMissing),
+                "rekeyed": rekeyed.map { .string($0) } ?? .null,
+                "run_directory": .string(run.directory),
+            ])
         }
     }
 
@@ -76,12 +81,15 @@ public struct RunDriver {
     }
 
     public func run(root: String, argv: [String]) throws -> Outcome {
-        let r = try RunCoordinator(client: client, artifactRoot: artifactRoot, options: options).start(root: root, steps: [argv])
+        let r = try RunCoordinator(client: client, artifactRoot: artifactRoot, options: options).start(
+            root: root, steps: [argv])
         let step = r.outcomes[0]
         if step.status == .rejected { throw RunStepRejected(message: step.message) }
-        return Outcome(runID: r.plan.runID, jobID: step.jobID, jobKey: step.jobKey ?? .empty, push: r.push!, cached: step.cached,
-                       cachedFromJobID: step.cachedFromJobID, summary: step.summary, exitCode: r.exitCode, artifacts: step.artifacts,
-                       retriedAfterSourceMissing: step.retriedAfterSourceMissing, rekeyed: step.rekeyed, run: r)
+        return Outcome(
+            runID: r.plan.runID, jobID: step.jobID, jobKey: step.jobKey ?? .empty, push: r.push!, cached: step.cached,
+            cachedFromJobID: step.cachedFromJobID, summary: step.summary, exitCode: r.exitCode,
+            artifacts: step.artifacts,
+            retriedAfterSourceMissing: step.retriedAfterSourceMissing, rekeyed: step.rekeyed, run: r)
     }
 
     /// Follows a job until it is complete (status polling; `tail` when a log sink is set).

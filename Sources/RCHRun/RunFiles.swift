@@ -45,8 +45,10 @@ public struct RunPlan: Sendable, Equatable {
     public var artifactProfile: String
     public var steps: [Step]
 
-    public init(runID: String, createdAt: String = Timestamp.now(), repoRoot: String, worker: String, workerHost: String?,
-                continueOnFailure: Bool, protocolVersion: Int, artifactProfile: String, steps: [Step]) {
+    public init(
+        runID: String, createdAt: String = Timestamp.now(), repoRoot: String, worker: String, workerHost: String?,
+        continueOnFailure: Bool, protocolVersion: Int, artifactProfile: String, steps: [Step]
+    ) {
         self.runID = runID
         self.createdAt = createdAt
         self.repoRoot = repoRoot
@@ -62,23 +64,28 @@ public struct RunPlan: Sendable, Equatable {
         .obj([
             "schema_version": .int(1), "schema_id": .string(Self.schemaID), "created_at": .string(createdAt),
             "run_id": .string(runID), "repo_root": .string(repoRoot), "selected_worker": .string(worker),
-            "selected_worker_host": workerHost.map { .string($0) } ?? .null, "continue_on_failure": .bool(continueOnFailure),
+            "selected_worker_host": workerHost.map { .string($0) } ?? .null,
+            "continue_on_failure": .bool(continueOnFailure),
             "protocol_version": .int(Int64(protocolVersion)), "artifact_profile": .string(artifactProfile),
-            "steps": .array(steps.map { s in
-                .obj([
-                    "index": .int(Int64(s.index)), "action": .string(s.action), "job_id": .string(s.jobID),
-                    "argv": .array(s.argv.map { .string($0) }), "rejected": .bool(s.rejected != nil),
-                    "reject_reason": s.rejected.map { .string($0) } ?? .null,
-                ])
-            }),
+            "steps": .array(
+                steps.map { s in
+                    .obj([
+                        "index": .int(Int64(s.index)), "action": .string(s.action), "job_id": .string(s.jobID),
+                        "argv": .array(s.argv.map { .string($0) }), "rejected": .bool(s.rejected != nil),
+                        "reject_reason": s.rejected.map { .string($0) } ?? .null,
+                    ])
+                }),
         ])
     }
 
     /// Reads a plan this host wrote (for resume); anything else is refused.
     public init(json v: JSONValue) throws {
         func bad(_ m: String) -> RunError { .corrupt("run_plan.json: \(m)") }
-        guard let o = v.objectValue, o["schema_id"]?.stringValue == Self.schemaID, o["schema_version"] == .int(1) else { throw bad("not a \(Self.schemaID) document") }
-        guard let run = o["run_id"]?.stringValue, Identifier.isValid(run, .runID), let created = o["created_at"]?.stringValue,
+        guard let o = v.objectValue, o["schema_id"]?.stringValue == Self.schemaID, o["schema_version"] == .int(1) else {
+            throw bad("not a \(Self.schemaID) document")
+        }
+        guard let run = o["run_id"]?.stringValue, Identifier.isValid(run, .runID),
+            let created = o["created_at"]?.stringValue,
             let root = o["repo_root"]?.stringValue, let worker = o["selected_worker"]?.stringValue,
             let cont = o["continue_on_failure"]?.boolValue, let pv = o["protocol_version"]?.intValue,
             let profile = o["artifact_profile"]?.stringValue, let items = o["steps"]?.arrayValue, !items.isEmpty
@@ -86,16 +93,21 @@ public struct RunPlan: Sendable, Equatable {
         var steps: [Step] = []
         for (i, item) in items.enumerated() {
             guard let index = item["index"]?.intValue, index == Int64(i), let action = item["action"]?.stringValue,
-                let job = item["job_id"]?.stringValue, Identifier.isValid(job, .jobID), let argv = item["argv"]?.arrayValue,
+                let job = item["job_id"]?.stringValue, Identifier.isValid(job, .jobID),
+                let argv = item["argv"]?.arrayValue,
                 let rejected = item["rejected"]?.boolValue
             else { throw bad("step \(i) is malformed") }
             let args = argv.compactMap(\.stringValue)
             guard args.count == argv.count else { throw bad("step \(i) argv must hold strings") }
-            steps.append(Step(index: i, action: action, jobID: job, argv: args,
-                              rejected: rejected ? (item["reject_reason"]?.stringValue ?? "rejected") : nil))
+            steps.append(
+                Step(
+                    index: i, action: action, jobID: job, argv: args,
+                    rejected: rejected ? (item["reject_reason"]?.stringValue ?? "rejected") : nil))
         }
-        self.init(runID: run, createdAt: created, repoRoot: root, worker: worker, workerHost: o["selected_worker_host"]?.stringValue,
-                  continueOnFailure: cont, protocolVersion: Int(pv), artifactProfile: profile, steps: steps)
+        self.init(
+            runID: run, createdAt: created, repoRoot: root, worker: worker,
+            workerHost: o["selected_worker_host"]?.stringValue,
+            continueOnFailure: cont, protocolVersion: Int(pv), artifactProfile: profile, steps: steps)
     }
 }
 
@@ -135,7 +147,9 @@ public struct StepOutcome: Sendable {
 /// cancelled, 80; else any failed → failed, the first failing step's exit code; else success, 0.
 public enum RunAggregate {
     public static func of(_ steps: [StepOutcome]) -> (status: String, exitCode: Int32) {
-        if steps.contains(where: { $0.status == .rejected }) { return ("rejected", FailureKind.classifierRejected.exitCode) }
+        if steps.contains(where: { $0.status == .rejected }) {
+            return ("rejected", FailureKind.classifierRejected.exitCode)
+        }
         if steps.contains(where: { $0.status == .cancelled }) { return ("cancelled", FailureKind.cancelled.exitCode) }
         if let f = steps.first(where: { $0.status == .failed }) { return ("failed", f.exitCode) }
         return ("success", 0)

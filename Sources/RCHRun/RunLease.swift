@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import RCHHost
 import RCHProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The slot a multi-step run reserves on its worker (feature `lease`, PLAN §15): taken before the first
 /// step (waiting like a submit while the worker is busy), renewed while the run follows its jobs (every

@@ -51,7 +51,9 @@ public struct RunSettings: Sendable, Equatable {
         guard let o = t.objectValue else { throw RunError.corrupt("[timeouts] must be a table") }
         func seconds(_ k: String, _ d: Int64) throws -> Int64 {
             guard let v = o[k] else { return d }
-            guard let n = v.intValue, n > 0 else { throw ConfigValueError("[timeouts] \(k) must be a positive number of seconds") }
+            guard let n = v.intValue, n > 0 else {
+                throw ConfigValueError("[timeouts] \(k) must be a positive number of seconds")
+            }
             return n
         }
         connectSeconds = try seconds("connect_seconds", connectSeconds)
@@ -95,7 +97,9 @@ public struct DestinationConfig: Sendable, Equatable {
             pinned = s == "pinned"
         }
         if let v = o["value"] {
-            guard let s = v.stringValue, !s.isEmpty else { throw ConfigValueError("[destination] value must be a -destination string") }
+            guard let s = v.stringValue, !s.isEmpty else {
+                throw ConfigValueError("[destination] value must be a -destination string")
+            }
             value = s
         }
         if let p = o["provisioning"] {

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHAttestation
 import RCHBundle
 import RCHCore
@@ -10,6 +5,12 @@ import RCHHost
 import RCHJob
 import RCHProtocol
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Runs one planned step on the worker: inputs → submit → follow → fetch and verify.
 ///
@@ -42,8 +43,9 @@ struct StepExecutor {
         try Syscalls.makeDirectories(dir)
         var inputs = try plannedInputs(step, dir: dir, resuming: resuming)
         func spec() throws -> JobSpec {
-            try JobSpec(runID: run.runID, jobID: step.jobID, inputs: inputs, effectiveConfig: config.merged,
-                        artifactProfile: profile == .rich ? .rich : .minimal)
+            try JobSpec(
+                runID: run.runID, jobID: step.jobID, inputs: inputs, effectiveConfig: config.merged,
+                artifactProfile: profile == .rich ? .rich : .minimal)
         }
         try writeHostFiles(dir, step: step, inputs: inputs)
         try options.beforeSubmit?()
@@ -51,12 +53,15 @@ struct StepExecutor {
         var reply: JSONObject
         do {
             reply = try submitWaiting(try spec(), retried: &out.retriedAfterSourceMissing)
-        } catch let e as RPCError where e.code == .workerIncompatible && e.failureSubkind == "TOOLCHAIN_CHANGED" && !resuming {
+        } catch let e as RPCError
+            where e.code == .workerIncompatible && e.failureSubkind == "TOOLCHAIN_CHANGED" && !resuming
+        {
             // The worker's identity changed since the (cached) probe: never reuse the stale key.
             try client.reprobe()
             let old = inputs.jobKey
             inputs = try self.inputs(step)
-            out.rekeyed = "the worker's toolchain changed (\(e.message.split(separator: ";").first ?? "")); job_key \(old.hex.prefix(12))… → \(inputs.jobKey.hex.prefix(12))…"
+            out.rekeyed =
+                "the worker's toolchain changed (\(e.message.split(separator: ";").first ?? "")); job_key \(old.hex.prefix(12))… → \(inputs.jobKey.hex.prefix(12))…"
             options.onNotice?("re-keyed: " + out.rekeyed!)
             try writeHostFiles(dir, step: step, inputs: inputs)
             reply = try submitWaiting(try spec(), retried: &out.retriedAfterSourceMissing)
@@ -70,10 +75,14 @@ struct StepExecutor {
             let artifacts = run.artifacts(step)
             if access(artifacts + "/job_index.json", F_OK) != 0 {
                 removeTree(artifacts)
-                _ = try client.fetch(step.jobID, into: artifacts, expected: .init(jobID: step.jobID, jobKey: inputs.jobKey, sourceSHA256: bundle.sourceSHA256))
+                _ = try client.fetch(
+                    step.jobID, into: artifacts,
+                    expected: .init(jobID: step.jobID, jobKey: inputs.jobKey, sourceSHA256: bundle.sourceSHA256))
             }
             out.artifacts = artifacts
-            if let s = try? JSONParser().parse(try DurableFile.read(artifacts + "/summary.json")) { status["summary"] = s }
+            if let s = try? JSONParser().parse(try DurableFile.read(artifacts + "/summary.json")) {
+                status["summary"] = s
+            }
         }
         out.summary = status["summary"] ?? .null
         let s = out.summary
@@ -84,20 +93,23 @@ struct StepExecutor {
             out.message = reason.message
         case .none:
             out.exitCode = Int32(s["exit_code"]?.intValue ?? Int64(FailureKind.executor.exitCode))
-            out.status = switch s["status"]?.stringValue {
-            case "success": .success
-            case "cancelled": .cancelled
-            default: .failed
-            }
+            out.status =
+                switch s["status"]?.stringValue {
+                case "success": .success
+                case "cancelled": .cancelled
+                default: .failed
+                }
             out.message = s["human_summary"]?.stringValue ?? ""
         }
         return out
     }
 
     func inputs(_ step: RunPlan.Step) throws -> JobKeyInputs {
-        try JobInputsBuilder.build(argv: step.argv, sourceSHA256: bundle.sourceSHA256, capabilities: client.capabilities ?? .null,
-                                   provisioning: destination.provisioning, pinned: destination.pinned && destination.value != nil
-                                       && step.argv.last == destination.value)
+        try JobInputsBuilder.build(
+            argv: step.argv, sourceSHA256: bundle.sourceSHA256, capabilities: client.capabilities ?? .null,
+            provisioning: destination.provisioning,
+            pinned: destination.pinned && destination.value != nil
+                && step.argv.last == destination.value)
     }
 
     /// The inputs of a step: on resume, the `job_key_inputs.json` written when it was first submitted
@@ -112,7 +124,8 @@ struct StepExecutor {
     /// `job_key_inputs.json` and `effective_config.json` (merged, redacted, with the layers it came from).
     func writeHostFiles(_ dir: String, step: RunPlan.Step, inputs: JobKeyInputs) throws {
         _ = try DurableFile.write(inputs.canonicalBytes + [10], to: dir + "/job_key_inputs.json", replace: true)
-        let doc = EffectiveConfig(runID: run.runID, jobID: step.jobID, jobKey: inputs.jobKey, layers: config.layers).json
+        let doc = EffectiveConfig(runID: run.runID, jobID: step.jobID, jobKey: inputs.jobKey, layers: config.layers)
+            .json
         _ = try DurableFile.write(doc.canonicalBytes + [10], to: dir + "/effective_config.json", replace: true)
     }
 
@@ -145,7 +158,9 @@ struct StepExecutor {
             } catch let e as RPCError where e.code == .busy {
                 let waited = Double(Timestamp.nowNanos() - started) / 1e9
                 guard waited < Double(settings.queueSeconds) else {
-                    throw RunError.busy("no slot on worker \(client.worker.name) within \(settings.queueSeconds) s ([timeouts] queue_seconds): \(e.message)")
+                    throw RunError.busy(
+                        "no slot on worker \(client.worker.name) within \(settings.queueSeconds) s ([timeouts] queue_seconds): \(e.message)"
+                    )
                 }
                 if !announced {
                     options.onWaiting?("waiting for a slot on \(client.worker.name) (\(e.message))")
@@ -170,8 +185,10 @@ struct StepExecutor {
         var message: String {
             switch self {
             case .cancelled: "cancelled on request (the job was cancelled on the worker)"
-            case .idle(let s): "no log output for \(s) s ([timeouts] idle_log_seconds): the job was cancelled (TIMEOUT_IDLE)"
-            case .overall(let s): "the job ran longer than \(s) s ([timeouts] overall_seconds): it was cancelled (TIMEOUT_OVERALL)"
+            case .idle(let s):
+                "no log output for \(s) s ([timeouts] idle_log_seconds): the job was cancelled (TIMEOUT_IDLE)"
+            case .overall(let s):
+                "the job ran longer than \(s) s ([timeouts] overall_seconds): it was cancelled (TIMEOUT_OVERALL)"
             }
         }
     }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import RCHJob
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The steps of `rch-xcode verify`: `[verify] actions` (default `["build", "test"]`), each run as
 /// `xcodebuild <action> -scheme S [-configuration C] [-destination D] <extra…>` with `scheme`,
@@ -18,7 +19,9 @@ public struct VerifySteps: Sendable {
     public var destination: String?
     public var extra: [String]
 
-    public init(root: String, actions: [String], scheme: String?, configuration: String?, destination: String?, extra: [String]) throws {
+    public init(
+        root: String, actions: [String], scheme: String?, configuration: String?, destination: String?, extra: [String]
+    ) throws {
         let (config, _) = Config.redact(Config.merge(try Config.layers(repo: root)))
         let verify = config["verify"]?.objectValue ?? JSONObject()
         if let v = config["verify"], v.objectValue == nil { throw ConfigValueError("[verify] must be a table") }
@@ -104,7 +107,9 @@ public enum RepoBundleOptions {
             o.mode = mode
         }
         if let max = t["max_bytes"] {
-            guard let n = max.intValue, n >= 0 else { throw ConfigValueError("[bundle] max_bytes must be a non-negative number of bytes") }
+            guard let n = max.intValue, n >= 0 else {
+                throw ConfigValueError("[bundle] max_bytes must be a non-negative number of bytes")
+            }
             if n > 0 && o.maxBytes == 0 { o.maxBytes = UInt64(n) }
         }
         return o

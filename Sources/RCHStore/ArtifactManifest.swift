@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `manifest.json` of a job's artifact directory (`rch-xcode/manifest@1`) and its verification.
 ///
@@ -25,12 +26,17 @@ public enum ArtifactManifest {
         public var sha256: SHA256Digest?
 
         public init(path: String, isDirectory: Bool, size: UInt64, sha256: SHA256Digest?) {
-            self.path = path; self.isDirectory = isDirectory; self.size = size; self.sha256 = sha256
+            self.path = path
+            self.isDirectory = isDirectory
+            self.size = size
+            self.sha256 = sha256
         }
 
         public var json: JSONValue {
-            .obj(["path": .string(path), "type": .string(isDirectory ? "directory" : "file"), "size": .int(Int64(size)),
-                  "sha256": sha256.map { .string($0.hex) } ?? .null])
+            .obj([
+                "path": .string(path), "type": .string(isDirectory ? "directory" : "file"), "size": .int(Int64(size)),
+                "sha256": sha256.map { .string($0.hex) } ?? .null,
+            ])
         }
     }
 
@@ -66,8 +72,9 @@ public enum ArtifactManifest {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         return try walk(root).map { item in
-            Entry(path: item.path, isDirectory: item.isDirectory, size: item.size,
-                  sha256: item.isDirectory ? nil : try hashFile(root + "/" + item.path, buffer: buffer))
+            Entry(
+                path: item.path, isDirectory: item.isDirectory, size: item.size,
+                sha256: item.isDirectory ? nil : try hashFile(root + "/" + item.path, buffer: buffer))
         }
     }
 
@@ -75,7 +82,9 @@ public enum ArtifactManifest {
 
     public static func rootDigest(_ entries: [Entry]) -> SHA256Digest { .of(entriesJSON(entries).canonicalBytes) }
 
-    public static func document(_ entries: [Entry], runID: String, jobID: String, jobKey: SHA256Digest, createdAt: String = Timestamp.now()) -> JSONValue {
+    public static func document(
+        _ entries: [Entry], runID: String, jobID: String, jobKey: SHA256Digest, createdAt: String = Timestamp.now()
+    ) -> JSONValue {
         .obj([
             "schema_version": .int(1), "schema_id": .string(schemaID), "created_at": .string(createdAt),
             "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
@@ -87,7 +96,10 @@ public enum ArtifactManifest {
     public struct IntegrityError: Sendable, Equatable, CustomStringConvertible {
         public var path: String
         public var reason: String
-        public init(path: String, reason: String) { self.path = path; self.reason = reason }
+        public init(path: String, reason: String) {
+            self.path = path
+            self.reason = reason
+        }
         public var description: String { "\(path): \(reason)" }
         public var json: JSONValue { .obj(["path": .string(path), "reason": .string(reason)]) }
     }
@@ -97,9 +109,12 @@ public enum ArtifactManifest {
     /// that the manifest does not list (other than the three commit files and the host's
     /// `attestation_verification.json`). Returns every problem found.
     public static func verify(_ root: String) -> [IntegrityError] {
-        guard let bytes = try? DurableFile.read(root + "/manifest.json") else { return [.init(path: "manifest.json", reason: "missing or unreadable")] }
+        guard let bytes = try? DurableFile.read(root + "/manifest.json") else {
+            return [.init(path: "manifest.json", reason: "missing or unreadable")]
+        }
         guard let doc = try? JSONParser().parse(bytes), doc["schema_id"]?.stringValue == schemaID,
-              let items = doc["entries"]?.arrayValue, let declared = doc["artifact_root_sha256"]?.stringValue else {
+            let items = doc["entries"]?.arrayValue, let declared = doc["artifact_root_sha256"]?.stringValue
+        else {
             return [.init(path: "manifest.json", reason: "not a \(schemaID) document")]
         }
         var errors: [IntegrityError] = []
@@ -108,7 +123,9 @@ public enum ArtifactManifest {
         }
         var listed: [String: (Bool, UInt64, String?)] = [:]
         for item in items {
-            guard let p = item["path"]?.stringValue, let t = item["type"]?.stringValue, let size = item["size"]?.intValue else {
+            guard let p = item["path"]?.stringValue, let t = item["type"]?.stringValue,
+                let size = item["size"]?.intValue
+            else {
                 errors.append(.init(path: "manifest.json", reason: "malformed entry"))
                 continue
             }
@@ -126,12 +143,21 @@ public enum ArtifactManifest {
         for item in onDisk where !hostFiles.contains(item.path) {
             seen.insert(item.path)
             guard let (isDir, size, sha) = listed[item.path] else {
-                errors.append(.init(path: item.path, reason: "not listed in manifest.json (extra \(item.isDirectory ? "directory" : "file"))"))
+                errors.append(
+                    .init(
+                        path: item.path,
+                        reason: "not listed in manifest.json (extra \(item.isDirectory ? "directory" : "file"))"))
                 continue
             }
-            if isDir != item.isDirectory { errors.append(.init(path: item.path, reason: "type differs from manifest.json")); continue }
+            if isDir != item.isDirectory {
+                errors.append(.init(path: item.path, reason: "type differs from manifest.json"))
+                continue
+            }
             if isDir { continue }
-            if size != item.size { errors.append(.init(path: item.path, reason: "size \(item.size) != \(size) in manifest.json")); continue }
+            if size != item.size {
+                errors.append(.init(path: item.path, reason: "size \(item.size) != \(size) in manifest.json"))
+                continue
+            }
             let actual = try? hashFile(root + "/" + item.path, buffer: buffer)
             if actual?.hex != sha { errors.append(.init(path: item.path, reason: "sha256 differs from manifest.json")) }
         }
@@ -160,13 +186,20 @@ public enum ArtifactProfile: String, Sendable, Comparable, CaseIterable {
     public static func < (a: ArtifactProfile, b: ArtifactProfile) -> Bool { a == .minimal && b == .rich }
 
     /// The best profile `entries` satisfy for `action` (`build` or `test`), or the first thing missing.
-    public static func satisfied(by entries: [ArtifactManifest.Entry], action: String) -> Result<ArtifactProfile, StoreError> {
-        var files = Set<String>(), dirs = Set<String>()
+    public static func satisfied(by entries: [ArtifactManifest.Entry], action: String) -> Result<
+        ArtifactProfile, StoreError
+    > {
+        var files = Set<String>()
+        var dirs = Set<String>()
         for e in entries { if e.isDirectory { dirs.insert(e.path) } else { files.insert(e.path) } }
         var minimal = ["build.log", "summary.json"].filter { !files.contains($0) }
         if action == "test" && !dirs.contains("result.xcresult") { minimal.append("result.xcresult/") }
-        if let m = minimal.first { return .failure(.notCacheable("the artifact set lacks \(m) (needed even for the minimal profile)")) }
-        let rich = (action == "test" ? ["events.jsonl", "test_summary.json", "junit.xml"] : ["events.jsonl", "build_summary.json"])
+        if let m = minimal.first {
+            return .failure(.notCacheable("the artifact set lacks \(m) (needed even for the minimal profile)"))
+        }
+        let rich =
+            (action == "test"
+                ? ["events.jsonl", "test_summary.json", "junit.xml"] : ["events.jsonl", "build_summary.json"])
         return .success(rich.allSatisfy(files.contains) ? .rich : .minimal)
     }
 }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A blob pack: the stream `upload_tree` sends — a canonical tar (bundle format v1, zstd) whose entries
 /// are regular files named by the 64-hex SHA-256 of their content, in ascending name order.
@@ -17,11 +18,17 @@ import SystemPackage
 public enum BlobPack {
     /// Writes a pack of `items` (digest, size, file holding the content) into `output`; a file whose
     /// content no longer hashes to its digest aborts (the tree changed after bundling).
-    public static func write(_ items: [(digest: SHA256Digest, size: UInt64, path: String)], to output: TempFile, level: Int = 3) throws -> UInt64 {
+    public static func write(
+        _ items: [(digest: SHA256Digest, size: UInt64, path: String)], to output: TempFile, level: Int = 3
+    ) throws -> UInt64 {
         var seen = Set<SHA256Digest>()
         let unique = items.filter { seen.insert($0.digest).inserted }.sorted { $0.digest.hex < $1.digest.hex }
         let paths = Dictionary(uniqueKeysWithValues: unique.map { ($0.digest, $0.path) })
-        let entries = unique.map { SourceManifest.Entry(path: $0.digest.hex, type: .file, size: $0.size, sha256: $0.digest, executable: false, symlinkTarget: nil) }
+        let entries = unique.map {
+            SourceManifest.Entry(
+                path: $0.digest.hex, type: .file, size: $0.size, sha256: $0.digest, executable: false,
+                symlinkTarget: nil)
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         let r = try CanonicalTarRebuilder.rebuild(entries: entries, level: level, output: output) { e, sink in
@@ -35,13 +42,19 @@ public enum BlobPack {
         public var newBlobs = 0
         public var newBytes: UInt64 = 0
         public init() {}
-        init(blobs: Int, newBlobs: Int, newBytes: UInt64) { self.blobs = blobs; self.newBlobs = newBlobs; self.newBytes = newBytes }
+        init(blobs: Int, newBlobs: Int, newBytes: UInt64) {
+            self.blobs = blobs
+            self.newBlobs = newBlobs
+            self.newBytes = newBytes
+        }
     }
 
     /// Reads a pack from `fd` into the store: every entry must be named by a digest in `wanted` and
     /// hash to it. Nothing is published unless the whole pack is valid.
-    public static func receive(fd: FileDescriptor, compressed: Bool, wanted: Set<SHA256Digest>, store: LocalStore,
-                               limits: ExtractLimits = ExtractLimits()) throws -> Received {
+    public static func receive(
+        fd: FileDescriptor, compressed: Bool, wanted: Set<SHA256Digest>, store: LocalStore,
+        limits: ExtractLimits = ExtractLimits()
+    ) throws -> Received {
         let batch = try BlobBatch(blobs: store.blobs)
         var visitor = PackVisitor(batch: batch, wanted: wanted)
         defer { visitor.release() }
@@ -67,8 +80,12 @@ struct PackVisitor: TarVisitor {
     func release() { inner.release() }
 
     mutating func beginFile(path: String, executable: Bool, size: UInt64) throws {
-        guard let d = SHA256Digest(hex: path), !executable else { throw StoreError.invalid("blob pack entry '\(path)' is not named by a digest") }
-        guard wanted.contains(d) else { throw StoreError.invalid("blob pack entry \(path) is not referenced by the announced source") }
+        guard let d = SHA256Digest(hex: path), !executable else {
+            throw StoreError.invalid("blob pack entry '\(path)' is not named by a digest")
+        }
+        guard wanted.contains(d) else {
+            throw StoreError.invalid("blob pack entry \(path) is not referenced by the announced source")
+        }
         try inner.beginFile(path: path, executable: false, size: size)
     }
 

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Content-addressed blobs: `blobs/sha256/<ab>/<hex>` holds exactly the bytes whose SHA-256 is `<hex>`.
 ///
@@ -34,7 +35,8 @@ public struct BlobStore: Sendable {
         let free = UInt64(s.f_bavail) * UInt64(s.f_frsize)
         if free < minFreeBytes + more {
             throw StoreError.storeFull(
-                "writing \(more) bytes would leave \(free > more ? free - more : 0) bytes free, below the floor of \(minFreeBytes) bytes ([gc] min_free)")
+                "writing \(more) bytes would leave \(free > more ? free - more : 0) bytes free, below the floor of \(minFreeBytes) bytes ([gc] min_free)"
+            )
         }
         return free - minFreeBytes - more
     }
@@ -78,7 +80,10 @@ public struct BlobStore: Sendable {
 
     /// Re-hashes a blob; true if present and intact.
     public func verify(_ d: SHA256Digest) -> Bool {
-        guard let fd = try? FileDescriptor.open(FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true) else { return false }
+        guard
+            let fd = try? FileDescriptor.open(
+                FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true)
+        else { return false }
         defer { try? fd.close() }
         var h = StreamingSHA256()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -96,20 +101,24 @@ public struct BlobStore: Sendable {
     /// With `verify`, the content is read, hashed and written in one pass and a mismatch removes `dest`
     /// and throws ``StoreError/corruptBlob(_:)``; without it the cheapest copy is used (reflink, then
     /// in-kernel copy).
-    public func copy(_ d: SHA256Digest, to dest: String, mode: mode_t, verify: Bool, buffer: UnsafeMutableRawBufferPointer) throws {
+    public func copy(
+        _ d: SHA256Digest, to dest: String, mode: mode_t, verify: Bool, buffer: UnsafeMutableRawBufferPointer
+    ) throws {
         #if canImport(Darwin)
-        // APFS: clone by path (the destination must not exist yet); verification then only reads.
-        if Syscalls.clonefile(from: path(d), to: dest) {
-            _ = chmod(dest, mode)
-            if verify && !self.verify(d) {
-                unlink(dest)
-                throw StoreError.corruptBlob(d)
+            // APFS: clone by path (the destination must not exist yet); verification then only reads.
+            if Syscalls.clonefile(from: path(d), to: dest) {
+                _ = chmod(dest, mode)
+                if verify && !self.verify(d) {
+                    unlink(dest)
+                    throw StoreError.corruptBlob(d)
+                }
+                return
             }
-            return
-        }
         #endif
         let src: FileDescriptor
-        do { src = try FileDescriptor.open(FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+        do {
+            src = try FileDescriptor.open(FilePath(path(d)), .readOnly, options: [.noFollow], retryOnInterrupt: true)
+        } catch {
             if (error as? Errno) == .noSuchFileOrDirectory { throw StoreError.missingBlob(d) }
             throw SystemError("open", path: path(d), errno: error)
         }
@@ -130,7 +139,9 @@ public struct BlobStore: Sendable {
             var h = StreamingSHA256()
             while true {
                 let n: Int
-                do { n = try src.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path(d), errno: error) }
+                do { n = try src.read(into: buffer, retryOnInterrupt: true) } catch {
+                    throw SystemError("read", path: path(d), errno: error)
+                }
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 h.update(chunk)
@@ -141,12 +152,18 @@ public struct BlobStore: Sendable {
             var st = stat()
             fstat(src.rawValue, &st)
             var remaining = Int(st.st_size)
-            while remaining > 0, let n = try Syscalls.copyFileRange(from: src, to: dst, count: remaining), n > 0 { remaining -= n }
+            while remaining > 0, let n = try Syscalls.copyFileRange(from: src, to: dst, count: remaining), n > 0 {
+                remaining -= n
+            }
             while remaining > 0 {
                 let n: Int
-                do { n = try src.read(into: buffer, retryOnInterrupt: true) } catch { throw SystemError("read", path: path(d), errno: error) }
+                do { n = try src.read(into: buffer, retryOnInterrupt: true) } catch {
+                    throw SystemError("read", path: path(d), errno: error)
+                }
                 if n == 0 { break }
-                do { _ = try dst.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } catch { throw SystemError("write", path: dest, errno: error) }
+                do { _ = try dst.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } catch {
+                    throw SystemError("write", path: dest, errno: error)
+                }
                 remaining -= n
             }
         }
@@ -177,7 +194,9 @@ public final class BlobBatch {
         self.blobs = blobs
         staging = blobs.root + "/.staging-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         try Syscalls.makeDirectories(blobs.root)
-        guard mkdir(staging, 0o700) == 0 else { throw SystemError("mkdir", path: staging, errno: Errno(rawValue: errno)) }
+        guard mkdir(staging, 0o700) == 0 else {
+            throw SystemError("mkdir", path: staging, errno: Errno(rawValue: errno))
+        }
     }
 
     deinit { if !committed { discard() } }
@@ -236,7 +255,10 @@ public final class BlobBatch {
         for d in staged {
             let final = blobs.path(d)
             let shard = String(final[..<final.lastIndex(of: "/")!])
-            if !shards.contains(shard) { try Syscalls.makeDirectories(shard); shards.insert(shard) }
+            if !shards.contains(shard) {
+                try Syscalls.makeDirectories(shard)
+                shards.insert(shard)
+            }
             if try Syscalls.renameNoReplace(from: staging + "/" + d.hex, to: final) { newBlobs += 1 }
         }
         if try !Syscalls.syncFilesystem(of: blobs.root) {
@@ -270,7 +292,10 @@ public final class StagedBlob {
     }
 
     deinit {
-        if !done { try? fd.close(); unlink(tempPath) }
+        if !done {
+            try? fd.close()
+            unlink(tempPath)
+        }
     }
 
     public func write(_ chunk: UnsafeRawBufferPointer) throws {
@@ -303,7 +328,9 @@ public final class StagedBlob {
             unlink(tempPath)
             throw error
         }
-        guard rename(tempPath, final) == 0 else { throw SystemError("rename", path: final, errno: Errno(rawValue: errno)) }
+        guard rename(tempPath, final) == 0 else {
+            throw SystemError("rename", path: final, errno: Errno(rawValue: errno))
+        }
         return d
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Checks a store: re-hashes every blob (streaming, bounded memory, several threads), checks every entry's
 /// manifest digests and references, and reports missing, corrupt and orphaned items. With `repair`, corrupt
@@ -33,9 +34,11 @@ public struct Fsck: Sendable {
 
         public var json: JSONValue {
             .obj([
-                "clean": .bool(clean), "blobs_checked": .int(Int64(blobsChecked)), "entries_checked": .int(Int64(entriesChecked)),
+                "clean": .bool(clean), "blobs_checked": .int(Int64(blobsChecked)),
+                "entries_checked": .int(Int64(entriesChecked)),
                 "corrupt_blobs": .array(corruptBlobs.map { .string($0.hex) }), "orphan_blobs": .int(Int64(orphanBlobs)),
-                "broken_entries": .array(brokenEntries.map { .obj(["entry": .string($0.label), "reason": .string($0.reason)]) }),
+                "broken_entries": .array(
+                    brokenEntries.map { .obj(["entry": .string($0.label), "reason": .string($0.reason)]) }),
                 "quarantined": .array(quarantined.map { .string($0) }),
             ])
         }
@@ -74,9 +77,11 @@ public struct Fsck: Sendable {
                 }
                 for (e, _) in broken {
                     let ns: String? = if case .result(let n, _) = e.kind { n } else { nil }
-                    guard let fresh = scan.entry(at: e.path, namespace: ns), problem(fresh, listed: nil, corrupt: stillCorrupt) != nil
+                    guard let fresh = scan.entry(at: e.path, namespace: ns),
+                        problem(fresh, listed: nil, corrupt: stillCorrupt) != nil
                     else { continue }
-                    let to = q + "/entries/" + (e.path.split(separator: "/").suffix(3).joined(separator: "_")) + "." + stamp
+                    let to =
+                        q + "/entries/" + (e.path.split(separator: "/").suffix(3).joined(separator: "_")) + "." + stamp
                     if rename(e.path, to) == 0 { report.quarantined.append(to) }
                 }
                 try Syscalls.fsyncDirectory(q + "/blobs")
@@ -110,6 +115,7 @@ public struct Fsck: Sendable {
     /// Re-hashes blobs on `threads` threads; returns the corrupt ones.
     func hashAll(_ keys: [DigestKey]) -> [DigestKey] {
         let blobs = store.blobs
-        return parallelMap(keys.count, threads: threads) { i in blobs.verify(keys[i].digest) ? nil : keys[i] }.compactMap { $0 }
+        return parallelMap(keys.count, threads: threads) { i in blobs.verify(keys[i].digest) ? nil : keys[i] }
+            .compactMap { $0 }
     }
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Bounds a store by age and size without breaking anything in use.
 ///
@@ -47,10 +48,13 @@ public struct GarbageCollector: Sendable {
 
         public var json: JSONValue {
             .obj([
-                "dry_run": .bool(dryRun), "bytes_before": .int(Int64(bytesBefore)), "bytes_after": .int(Int64(bytesAfter)),
-                "bytes_freed": .int(Int64(bytesFreed)), "blobs_removed": .int(Int64(blobs)), "residue_removed": .int(Int64(residue)),
+                "dry_run": .bool(dryRun), "bytes_before": .int(Int64(bytesBefore)),
+                "bytes_after": .int(Int64(bytesAfter)),
+                "bytes_freed": .int(Int64(bytesFreed)), "blobs_removed": .int(Int64(blobs)),
+                "residue_removed": .int(Int64(residue)),
                 "expired_leases_removed": .int(Int64(expiredLeases)),
-                "entries_removed": .array(entries.map { .obj(["entry": .string($0.label), "reason": .string($0.reason)]) }),
+                "entries_removed": .array(
+                    entries.map { .obj(["entry": .string($0.label), "reason": .string($0.reason)]) }),
                 "skipped": .array(skipped.map { .string($0) }),
             ])
         }
@@ -103,7 +107,9 @@ public struct GarbageCollector: Sendable {
         for i in entries.indices where entries[i].broken != nil && eligible(i) { evict(i, "unreadable entry") }
         if let maxAge = maxAgeSeconds {
             let cutoff = now - maxAge * 1_000_000_000
-            for i in entries.indices where entries[i].lastUse < cutoff && eligible(i) { evict(i, "unused for more than \(maxAge)s") }
+            for i in entries.indices where entries[i].lastUse < cutoff && eligible(i) {
+                evict(i, "unused for more than \(maxAge)s")
+            }
         }
         if let maxSize, total > maxSize {
             let lru = entries.indices.filter { eligible($0) }.sorted { entries[$0].lastUse < entries[$1].lastUse }
@@ -111,7 +117,11 @@ public struct GarbageCollector: Sendable {
                 if total <= maxSize { break }
                 evict(i, "least recently used; store over \(maxSize) bytes")
             }
-            if total > maxSize { report.skipped.append("still \(total) bytes after evicting every eligible entry (leased, grace period or other namespaces)") }
+            if total > maxSize {
+                report.skipped.append(
+                    "still \(total) bytes after evicting every eligible entry (leased, grace period or other namespaces)"
+                )
+            }
         }
         let deadBlobs = (0..<blobs.count).filter { blobs.infos[$0].refs <= 0 && blobs.infos[$0].mtime < graceCutoff }
             .map { (key: blobs.keys[$0], value: blobs.infos[$0]) }
@@ -121,7 +131,8 @@ public struct GarbageCollector: Sendable {
         if dryRun {
             report.entries = victims.map { (entries[$0.index].label, $0.reason) }
             report.blobs = deadBlobs.count
-            report.bytesFreed = deadBlobs.reduce(0) { $0 + $1.value.diskBytes } + victims.reduce(0) { $0 + entries[$1.index].fileBytes }
+            report.bytesFreed =
+                deadBlobs.reduce(0) { $0 + $1.value.diskBytes } + victims.reduce(0) { $0 + entries[$1.index].fileBytes }
             report.residue = residue.count
             report.expiredLeases = expired.count
             report.bytesAfter = report.bytesBefore - report.bytesFreed
@@ -134,8 +145,14 @@ public struct GarbageCollector: Sendable {
             for (i, reason) in victims {
                 let e = entries[i]
                 var st = Glibc_stat()
-                guard lstat(e.path, &st) == 0, StoreScan.mtimeNanos(st) == e.lastUse else { report.skipped.append("\(e.label): used since planning"); continue }
-                guard !activeNow.contains("\(e.leaseSubject)") else { report.skipped.append("\(e.label): leased since planning"); continue }
+                guard lstat(e.path, &st) == 0, StoreScan.mtimeNanos(st) == e.lastUse else {
+                    report.skipped.append("\(e.label): used since planning")
+                    continue
+                }
+                guard !activeNow.contains("\(e.leaseSubject)") else {
+                    report.skipped.append("\(e.label): leased since planning")
+                    continue
+                }
                 guard unlink(e.path) == 0 else { continue }
                 removedEntries.insert(i)
                 report.entries.append((e.label, reason))

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What `rch-xcode bundle` did.
 public struct BundleReport: Sendable {
@@ -48,8 +49,10 @@ public struct HostBundler: Sendable {
     /// `compressed: false` (push): only the digest and the manifest are produced — the tar stream is hashed
     /// but neither compressed nor written, and only the manifest is published (the `.tar.zst` is made
     /// later, if a whole upload turns out to be needed).
-    public func bundle(root: String, options: BundleOptions, output: String? = nil, manifestOutput: String? = nil,
-                       useStatCache: Bool = true, compressed: Bool = true) throws -> BundleReport {
+    public func bundle(
+        root: String, options: BundleOptions, output: String? = nil, manifestOutput: String? = nil,
+        useStatCache: Bool = true, compressed: Bool = true
+    ) throws -> BundleReport {
         precondition(compressed || output == nil, "an output file needs the compressed bundle")
         let started = Timestamp.nowNanos()
         guard let real = realpath(root, nil) else {
@@ -64,18 +67,26 @@ public struct HostBundler: Sendable {
 
         // The previous run's cache: a whole-tree hit reuses the bundle; otherwise unchanged files at least
         // keep their digests (they are read into the stream but not hashed twice).
-        let cache = useStatCache ? (try? DurableFile.read(cachePath)).flatMap { StatCache(decoding: $0) }
-            .flatMap { $0.formatTag == StatCache.currentFormatTag ? $0 : nil } : nil
-        if let cache, let hit = try reuse(cache, selection: selection, options: options,
-                                          output: output, manifestOutput: manifestOutput, compressed: compressed) {
+        let cache =
+            useStatCache
+            ? (try? DurableFile.read(cachePath)).flatMap { StatCache(decoding: $0) }
+                .flatMap { $0.formatTag == StatCache.currentFormatTag ? $0 : nil } : nil
+        if let cache,
+            let hit = try reuse(
+                cache, selection: selection, options: options,
+                output: output, manifestOutput: manifestOutput, compressed: compressed)
+        {
             return hit
         }
 
         try TreeSelector.validate(selection)
-        let temp = compressed ? try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
+        let temp =
+            compressed ? try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
         let result: BundleResult
         do {
-            result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) { cache?.digest(for: $0) }
+            result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) {
+                cache?.digest(for: $0)
+            }
         } catch {
             temp?.discard()
             throw error
@@ -103,16 +114,20 @@ public struct HostBundler: Sendable {
             try? Syscalls.makeDirectories(directoryOf(cachePath))
             _ = try? DurableFile.write(fresh.encoded(), to: cachePath, replace: true)
         }
-        return BundleReport(manifest: result.manifest, bundleBytes: result.bundleBytes, bundlePath: bundlePath,
-                            manifestPath: manifestPath, reused: false, excluded: result.excluded, warnings: result.warnings)
+        return BundleReport(
+            manifest: result.manifest, bundleBytes: result.bundleBytes, bundlePath: bundlePath,
+            manifestPath: manifestPath, reused: false, excluded: result.excluded, warnings: result.warnings)
     }
 
-    private func reuse(_ cache: StatCache, selection: Selection, options: BundleOptions, output: String?,
-                       manifestOutput: String?, compressed: Bool) throws -> BundleReport? {
+    private func reuse(
+        _ cache: StatCache, selection: Selection, options: BundleOptions, output: String?,
+        manifestOutput: String?, compressed: Bool
+    ) throws -> BundleReport? {
         guard let source = cache.sourceSHA256, let tree = cache.treeSHA256,
-              let entries = cache.manifestEntries(for: selection),
-              SourceManifest.treeDigest(entries) == tree,
-              compressed ? store.hasBundle(source) : store.hasBundleManifest(source) else { return nil }
+            let entries = cache.manifestEntries(for: selection),
+            SourceManifest.treeDigest(entries) == tree,
+            compressed ? store.hasBundle(source) : store.hasBundleManifest(source)
+        else { return nil }
         if options.maxBytes > 0 && cache.tarBytes > options.maxBytes {
             throw BundleError.sizeExceeded(limit: options.maxBytes, actual: cache.tarBytes)
         }
@@ -130,10 +145,12 @@ public struct HostBundler: Sendable {
         }
         var st = stat()
         let size = stat(bundlePath, &st) == 0 ? UInt64(st.st_size) : 0
-        let manifest = SourceManifest(createdAt: Timestamp.now(), runID: options.runID, sourceSHA256: source, treeSHA256: tree,
-                                      tarBytes: cache.tarBytes, entries: entries, tarEncoder: "", zstdVersion: "")
-        return BundleReport(manifest: manifest, bundleBytes: size, bundlePath: bundlePath, manifestPath: manifestPath,
-                            reused: true, excluded: selection.excluded, warnings: selection.warnings)
+        let manifest = SourceManifest(
+            createdAt: Timestamp.now(), runID: options.runID, sourceSHA256: source, treeSHA256: tree,
+            tarBytes: cache.tarBytes, entries: entries, tarEncoder: "", zstdVersion: "")
+        return BundleReport(
+            manifest: manifest, bundleBytes: size, bundlePath: bundlePath, manifestPath: manifestPath,
+            reused: true, excluded: selection.excluded, warnings: selection.warnings)
     }
 
     func statCachePath(root: String, mode: SelectionMode) -> String {
@@ -141,4 +158,3 @@ public struct HostBundler: Sendable {
         return store.cacheDirectory + "/statcache/" + key + ".bin"
     }
 }
-

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Host-side retention: run directories under the artifact root (`~/.local/share/rch/artifacts/xcode/<run_id>/`)
 /// and bundles in the host store.
@@ -40,8 +41,10 @@ public struct HostRetention: Sendable {
         public var running: [String] = []
         public var bytesFreed: UInt64 = 0
         public var json: JSONValue {
-            .obj(["removed": .array(removed.map { .string($0) }), "kept": .int(Int64(kept)),
-                  "running": .array(running.map { .string($0) }), "bytes_freed": .int(Int64(bytesFreed))])
+            .obj([
+                "removed": .array(removed.map { .string($0) }), "kept": .int(Int64(kept)),
+                "running": .array(running.map { .string($0) }), "bytes_freed": .int(Int64(bytesFreed)),
+            ])
         }
     }
 
@@ -98,10 +101,13 @@ public struct HostRetention: Sendable {
         // Host bundles (the manifest, the commit marker, goes first).
         if let store {
             var bundles: [(sha: String, mtime: Int64)] = []
-            for name in (try? FileManagerLite.list(store.bundlesDirectory)) ?? [] where name.hasSuffix(".manifest.json") {
+            for name in (try? FileManagerLite.list(store.bundlesDirectory)) ?? [] where name.hasSuffix(".manifest.json")
+            {
                 let sha = String(name.dropLast(".manifest.json".count))
                 var st = stat()
-                guard SHA256Digest(hex: sha) != nil, lstat(store.bundlesDirectory + "/" + name, &st) == 0 else { continue }
+                guard SHA256Digest(hex: sha) != nil, lstat(store.bundlesDirectory + "/" + name, &st) == 0 else {
+                    continue
+                }
                 bundles.append((sha, StoreScan.mtimeNanos(st)))
             }
             bundles.sort { $0.mtime > $1.mtime }
@@ -117,11 +123,15 @@ public struct HostRetention: Sendable {
         }
         if !dryRun && !report.removed.isEmpty {
             try? Syscalls.makeDirectories(artifactRoot)
-            let line = report.removed.map { "\(Timestamp.now()) evicted \($0) (keep-runs \(keepRuns), keep-days \(keepDays))\n" }.joined()
-            if let h = FileHandle(forWritingAtPath: artifactRoot + "/gc.log") ?? {
-                _ = FileManager.default.createFile(atPath: artifactRoot + "/gc.log", contents: nil)
-                return FileHandle(forWritingAtPath: artifactRoot + "/gc.log")
-            }() {
+            let line = report.removed.map {
+                "\(Timestamp.now()) evicted \($0) (keep-runs \(keepRuns), keep-days \(keepDays))\n"
+            }.joined()
+            if let h = FileHandle(forWritingAtPath: artifactRoot + "/gc.log")
+                ?? {
+                    _ = FileManager.default.createFile(atPath: artifactRoot + "/gc.log", contents: nil)
+                    return FileHandle(forWritingAtPath: artifactRoot + "/gc.log")
+                }()
+            {
                 h.seekToEndOfFile()
                 h.write(Data(line.utf8))
                 try? h.close()
@@ -161,7 +171,8 @@ public struct HostRetention: Sendable {
 
     func isUnfinished(_ dir: String) -> Bool {
         guard let bytes = try? DurableFile.read(dir + "/run_state.json"), let v = try? JSONParser().parse(bytes),
-              let state = v["state"]?.stringValue?.uppercased() else { return false }
+            let state = v["state"]?.stringValue?.uppercased()
+        else { return false }
         return state == "RUNNING" || state == "QUEUED"
     }
 
@@ -169,6 +180,8 @@ public struct HostRetention: Sendable {
         var st = stat()
         guard lstat(path, &st) == 0 else { return 0 }
         if (st.st_mode & S_IFMT) != S_IFDIR { return UInt64(st.st_blocks) * 512 }
-        return ((try? FileManagerLite.list(path)) ?? []).reduce(UInt64(st.st_blocks) * 512) { $0 + size(path + "/" + $1) }
+        return ((try? FileManagerLite.list(path)) ?? []).reduce(UInt64(st.st_blocks) * 512) {
+            $0 + size(path + "/" + $1)
+        }
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What a lease protects from gc.
 public enum LeaseSubject: Sendable, Equatable {
@@ -14,16 +15,20 @@ public enum LeaseSubject: Sendable, Equatable {
     var json: JSONValue {
         switch self {
         case .source(let s): .obj(["kind": .string("source"), "source_sha256": .string(s.hex)])
-        case .result(let ns, let k): .obj(["kind": .string("result"), "namespace": .string(ns), "job_key": .string(k.hex)])
+        case .result(let ns, let k):
+            .obj(["kind": .string("result"), "namespace": .string(ns), "job_key": .string(k.hex)])
         }
     }
 
     init?(json v: JSONValue) {
         switch v["kind"]?.stringValue {
-        case "source": guard let s = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else { return nil }; self = .source(s)
+        case "source":
+            guard let s = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else { return nil }
+            self = .source(s)
         case "result":
             guard let ns = v["namespace"]?.stringValue, Identifier.isValid(ns, .namespace),
-                  let k = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else { return nil }
+                let k = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) })
+            else { return nil }
             self = .result(namespace: ns, jobKey: k)
         default: return nil
         }
@@ -44,7 +49,9 @@ public struct Lease: Sendable, Equatable {
     /// The process holding it (nil in leases written before owners were recorded: expiry only).
     public var owner: ProcessIdentity?
 
-    public func isActive(at now: Int64 = Timestamp.nowNanos()) -> Bool { expiresAtNanos > now && (owner?.isAlive ?? true) }
+    public func isActive(at now: Int64 = Timestamp.nowNanos()) -> Bool {
+        expiresAtNanos > now && (owner?.isAlive ?? true)
+    }
 
     var json: JSONValue {
         .obj([
@@ -52,8 +59,10 @@ public struct Lease: Sendable, Equatable {
             "created_at": .string(Timestamp.format(nanosSinceEpoch: createdAtNanos)), "lease_id": .string(id),
             "job_id": .string(jobID), "subject": subject.json,
             // Milliseconds: JSON numbers are doubles, exact only up to 2^53 (nanoseconds since 1970 are not).
-            "expires_at": .string(Timestamp.format(nanosSinceEpoch: expiresAtNanos)), "expires_at_ms": .int(expiresAtNanos / 1_000_000),
-            "owner": owner.map { .obj(["pid": .int(Int64($0.pid)), "start": $0.start.map { .string($0) } ?? .null]) } ?? .null,
+            "expires_at": .string(Timestamp.format(nanosSinceEpoch: expiresAtNanos)),
+            "expires_at_ms": .int(expiresAtNanos / 1_000_000),
+            "owner": owner.map { .obj(["pid": .int(Int64($0.pid)), "start": $0.start.map { .string($0) } ?? .null]) }
+                ?? .null,
         ])
     }
 }
@@ -66,13 +75,18 @@ public struct Leases: Sendable {
     func path(_ id: String) -> String { store.leasesDirectory + "/" + id + ".json" }
 
     /// Takes a lease for `ttlSeconds` (renew it before it expires if the job runs longer).
-    public func acquire(_ subject: LeaseSubject, jobID: String, ttlSeconds: Int64, owner: ProcessIdentity = .current) throws -> Lease {
+    public func acquire(_ subject: LeaseSubject, jobID: String, ttlSeconds: Int64, owner: ProcessIdentity = .current)
+        throws -> Lease
+    {
         _ = try Identifier.validate(jobID, .jobID)
         let now = Timestamp.nowNanos()
-        let lease = Lease(id: Identifier.generate(), subject: subject, jobID: jobID, createdAtNanos: now,
-                          expiresAtNanos: now + ttlSeconds * 1_000_000_000, owner: owner)
+        let lease = Lease(
+            id: Identifier.generate(), subject: subject, jobID: jobID, createdAtNanos: now,
+            expiresAtNanos: now + ttlSeconds * 1_000_000_000, owner: owner)
         try Syscalls.makeDirectories(store.leasesDirectory)
-        try StoreLock.shared(store) { _ = try DurableFile.write(lease.json.canonicalBytes, to: path(lease.id), replace: false) }
+        try StoreLock.shared(store) {
+            _ = try DurableFile.write(lease.json.canonicalBytes, to: path(lease.id), replace: false)
+        }
         return lease
     }
 
@@ -90,13 +104,16 @@ public struct Leases: Sendable {
         guard let names = try? FileManagerLite.list(store.leasesDirectory) else { return [] }
         return names.compactMap { n -> Lease? in
             guard n.hasSuffix(".json"), let bytes = try? DurableFile.read(store.leasesDirectory + "/" + n),
-                  let v = try? JSONParser().parse(bytes), let id = v["lease_id"]?.stringValue, let job = v["job_id"]?.stringValue,
-                  let subject = v["subject"].flatMap(LeaseSubject.init(json:)), let exp = v["expires_at_ms"]?.intValue else { return nil }
+                let v = try? JSONParser().parse(bytes), let id = v["lease_id"]?.stringValue,
+                let job = v["job_id"]?.stringValue,
+                let subject = v["subject"].flatMap(LeaseSubject.init(json:)), let exp = v["expires_at_ms"]?.intValue
+            else { return nil }
             var owner: ProcessIdentity? = nil
             if let o = v["owner"], let pid = o["pid"]?.intValue, let p = Int32(exactly: pid) {
                 owner = ProcessIdentity(pid: p, start: o["start"]?.stringValue)
             }
-            return Lease(id: id, subject: subject, jobID: job, createdAtNanos: 0, expiresAtNanos: exp * 1_000_000, owner: owner)
+            return Lease(
+                id: id, subject: subject, jobID: job, createdAtNanos: 0, expiresAtNanos: exp * 1_000_000, owner: owner)
         }
     }
 
@@ -118,18 +135,24 @@ public struct JobRegistry: Sendable {
         _ = try Identifier.validate(jobID, .jobID)
         let path = store.jobsDirectory + "/" + jobID + ".json"
         try Syscalls.makeDirectories(store.jobsDirectory)
-        let doc = JSONValue.obj(["schema_version": .int(1), "schema_id": .string("rch-xcode/job_record@1"), "job_id": .string(jobID),
-                                 "job_key": .string(jobKey.hex), "created_at": .string(Timestamp.now())])
+        let doc = JSONValue.obj([
+            "schema_version": .int(1), "schema_id": .string("rch-xcode/job_record@1"), "job_id": .string(jobID),
+            "job_key": .string(jobKey.hex), "created_at": .string(Timestamp.now()),
+        ])
         if try DurableFile.write(doc.canonicalBytes, to: path, replace: false) { return }
         guard let existing = try? JSONParser().parse(try DurableFile.read(path))["job_key"]?.stringValue else {
             throw StoreError.corrupt("job record \(path) does not parse")
         }
-        if existing != jobKey.hex { throw StoreError.jobIDConflict(jobID: jobID, existing: existing, requested: jobKey.hex) }
+        if existing != jobKey.hex {
+            throw StoreError.jobIDConflict(jobID: jobID, existing: existing, requested: jobKey.hex)
+        }
     }
 
     /// The key a job id is bound to, if any.
     public func key(of jobID: String) -> SHA256Digest? {
-        guard Identifier.isValid(jobID, .jobID), let bytes = try? DurableFile.read(store.jobsDirectory + "/" + jobID + ".json") else { return nil }
+        guard Identifier.isValid(jobID, .jobID),
+            let bytes = try? DurableFile.read(store.jobsDirectory + "/" + jobID + ".json")
+        else { return nil }
         return (try? JSONParser().parse(bytes))?["job_key"]?.stringValue.flatMap { SHA256Digest(hex: $0) }
     }
 }
@@ -151,13 +174,17 @@ public enum StoreLock {
 
 /// An advisory lock held for the duration of a closure (flock on a file under `locks/`).
 public struct FileLock {
-    public static func with<T>(_ store: LocalStore, name: String, exclusive: Bool = true, _ body: () throws -> T) throws -> T {
+    public static func with<T>(_ store: LocalStore, name: String, exclusive: Bool = true, _ body: () throws -> T) throws
+        -> T
+    {
         let dir = store.root + "/locks"
         try Syscalls.makeDirectories(dir)
         let path = dir + "/" + name + ".lock"
         let fd: FileDescriptor
         do {
-            fd = try FileDescriptor.open(FilePath(path), .readWrite, options: [.create], permissions: [.ownerReadWrite, .groupRead, .otherRead], retryOnInterrupt: true)
+            fd = try FileDescriptor.open(
+                FilePath(path), .readWrite, options: [.create], permissions: [.ownerReadWrite, .groupRead, .otherRead],
+                retryOnInterrupt: true)
         } catch { throw SystemError("open", path: path, errno: error) }
         defer { try? fd.close() }
         _ = try Syscalls.flock(fd, exclusive: exclusive, blocking: true, path: path)

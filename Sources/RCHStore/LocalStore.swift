@@ -40,8 +40,11 @@ public struct LocalStore: Sendable {
                 guard let v = try? JSONParser().parse(bytes), let version = v["format_version"]?.intValue else {
                     throw StoreError.corrupt("\(path) is not a store marker; point --store at a store directory")
                 }
-                guard version == Int64(formatVersion) else { throw StoreError.unsupportedFormat(found: Int(version), supported: formatVersion) }
-                return v["store_id"]?.stringValue ?? String(SHA256Digest.of(Array(root.utf8)).hex.prefix(26)).uppercased()
+                guard version == Int64(formatVersion) else {
+                    throw StoreError.unsupportedFormat(found: Int(version), supported: formatVersion)
+                }
+                return v["store_id"]?.stringValue
+                    ?? String(SHA256Digest.of(Array(root.utf8)).hex.prefix(26)).uppercased()
             }
             let id = Identifier.generate()
             let doc = JSONValue.obj([
@@ -76,15 +79,20 @@ public struct LocalStore: Sendable {
     public func attestationKey() throws -> AttestationKey { try AttestationKey.loadOrCreate(directory: keysDirectory) }
 
     public func bundlePath(_ sha: SHA256Digest) -> String { bundlesDirectory + "/" + sha.hex + ".tar.zst" }
-    public func bundleManifestPath(_ sha: SHA256Digest) -> String { bundlesDirectory + "/" + sha.hex + ".manifest.json" }
+    public func bundleManifestPath(_ sha: SHA256Digest) -> String {
+        bundlesDirectory + "/" + sha.hex + ".manifest.json"
+    }
 
     /// Whether the bundle and its manifest are both present.
     public func hasBundle(_ sha: SHA256Digest) -> Bool {
-        FileManager.default.fileExists(atPath: bundleManifestPath(sha)) && FileManager.default.fileExists(atPath: bundlePath(sha))
+        FileManager.default.fileExists(atPath: bundleManifestPath(sha))
+            && FileManager.default.fileExists(atPath: bundlePath(sha))
     }
 
     /// Whether the manifest of a bundle is present (the `.tar.zst` may not be: see `HostBundler`).
-    public func hasBundleManifest(_ sha: SHA256Digest) -> Bool { FileManager.default.fileExists(atPath: bundleManifestPath(sha)) }
+    public func hasBundleManifest(_ sha: SHA256Digest) -> Bool {
+        FileManager.default.fileExists(atPath: bundleManifestPath(sha))
+    }
 
     /// A temp file in the bundles directory, for ``publishBundle(_:manifest:)``.
     public func newBundleTempFile() throws -> TempFile { try TempFile(directory: bundlesDirectory) }
@@ -152,12 +160,14 @@ public enum StoreError: LaneError, Equatable {
         case .corruptBlob(let d): "blob \(d.hex) is corrupt on disk and was not served (run `rch-worker fsck --repair`)"
         case .sourceMissing(let d): "source \(d.hex) is not in the store; upload it first"
         case .resultMiss(let r): "no cached result: \(r)"
-        case .jobIDConflict(let j, let e, let r): "job_id \(j) was already used for job_key \(e); it cannot be reused for \(r) (use a new job_id)"
+        case .jobIDConflict(let j, let e, let r):
+            "job_id \(j) was already used for job_key \(e); it cannot be reused for \(r) (use a new job_id)"
         case .invalid(let m): m
         case .retry(let m): "\(m); retry the operation"
         case .storeFull(let m): "the store is full: \(m); run `rch-worker gc` or raise [gc] hard limits"
         case .notCacheable(let m): "not cacheable: \(m)"
-        case .notAStore(let p): "\(p) is not a store (no store.json); check --store, $RCH_WORKER_STORE or [worker] store, or create one with `rch-worker init`"
+        case .notAStore(let p):
+            "\(p) is not a store (no store.json); check --store, $RCH_WORKER_STORE or [worker] store, or create one with `rch-worker init`"
         case .corrupt(let m): "store is corrupt: \(m)"
         case .unsupportedFormat(let f, let s):
             "store format \(f) is not supported by this version (supports \(s)); use a matching rch version or a new --store"

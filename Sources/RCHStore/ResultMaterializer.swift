@@ -32,9 +32,11 @@ extension ResultStore {
     /// has a `job_id` member) and set `cached_from_job_id` in `summary.json`; write `manifest.json`
     /// (regenerated entries and `artifact_root_sha256`), then `attestation.json` binding it, then
     /// `job_index.json` last; rename the staging directory into place.
-    public func materialize(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String,
-                            jobID: String, runID: String, into directory: String, worker: WorkerIdentity,
-                            capabilitiesSHA256: SHA256Digest? = nil, verify: Bool = true) throws -> Materialized {
+    public func materialize(
+        jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String,
+        jobID: String, runID: String, into directory: String, worker: WorkerIdentity,
+        capabilitiesSHA256: SHA256Digest? = nil, verify: Bool = true
+    ) throws -> Materialized {
         _ = try Identifier.validate(jobID, .jobID)
         _ = try Identifier.validate(runID, .runID)
         // Lease first (under the shared lock), then look up: gc either sees the lease or finished before.
@@ -54,27 +56,36 @@ extension ResultStore {
         var finalEntries = entry.entries
         var root = SHA256Digest.empty
         try TreeMaterializer(blobs: store.blobs, verify: verify).materialize(items, into: directory) { staging in
-            for (i, e) in entry.entries.enumerated() where !e.isDirectory && !e.path.contains("/") && e.path.hasSuffix(".json") {
-                guard let rewritten = try Self.rewrite(staging + "/" + e.path, isSummary: e.path == "summary.json", originalJobID: entry.jobID,
-                                                       jobID: jobID, runID: runID, jobKey: jobKey, now: now) else { continue }
+            for (i, e) in entry.entries.enumerated()
+            where !e.isDirectory && !e.path.contains("/") && e.path.hasSuffix(".json") {
+                guard
+                    let rewritten = try Self.rewrite(
+                        staging + "/" + e.path, isSummary: e.path == "summary.json", originalJobID: entry.jobID,
+                        jobID: jobID, runID: runID, jobKey: jobKey, now: now)
+                else { continue }
                 finalEntries[i].size = UInt64(rewritten.count)
                 finalEntries[i].sha256 = .of(rewritten)
             }
             // Job directories are disposable (a crash means re-running the job): they need atomic visibility,
             // which the final rename gives, not fsyncs (on ext4 an fsync would force out every byte just copied).
-            let facts = JobCommit.Facts(runID: runID, jobID: jobID, jobKey: jobKey, sourceSHA256: entry.sourceSHA256, worker: worker,
-                                        producer: entry.producer, profile: entry.profile,
-                                        capabilitiesSHA256: capabilitiesSHA256, cachedFromJobID: entry.jobID)
+            let facts = JobCommit.Facts(
+                runID: runID, jobID: jobID, jobKey: jobKey, sourceSHA256: entry.sourceSHA256, worker: worker,
+                producer: entry.producer, profile: entry.profile,
+                capabilitiesSHA256: capabilitiesSHA256, cachedFromJobID: entry.jobID)
             root = try JobCommit.write(into: staging, entries: finalEntries, facts: facts, now: now, durable: false)
         }
-        return Materialized(jobDirectory: directory, cachedFromJobID: entry.jobID, profile: entry.profile, fileCount: items.count,
-                            artifactRootSHA256: root)
+        return Materialized(
+            jobDirectory: directory, cachedFromJobID: entry.jobID, profile: entry.profile, fileCount: items.count,
+            artifactRootSHA256: root)
     }
 
     /// Rewrites one job-scoped JSON artifact in place; returns its new bytes (nil if it is not job-scoped).
-    static func rewrite(_ path: String, isSummary: Bool, originalJobID: String, jobID: String, runID: String, jobKey: SHA256Digest,
-                        now: String) throws -> [UInt8]? {
-        guard let v = try? JSONParser().parse(try DurableFile.read(path)), case .object(var o) = v, o["job_id"] != nil else { return nil }
+    static func rewrite(
+        _ path: String, isSummary: Bool, originalJobID: String, jobID: String, runID: String, jobKey: SHA256Digest,
+        now: String
+    ) throws -> [UInt8]? {
+        guard let v = try? JSONParser().parse(try DurableFile.read(path)), case .object(var o) = v, o["job_id"] != nil
+        else { return nil }
         o["job_id"] = .string(jobID)
         if o["run_id"] != nil { o["run_id"] = .string(runID) }
         if o["created_at"] != nil { o["created_at"] = .string(now) }

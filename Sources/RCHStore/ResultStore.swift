@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A cached successful result: `results/<namespace>/<ab>/<job_key>.json` (`rch-xcode/result_entry@1`)
 /// plus one blob per artifact file.
@@ -31,52 +32,75 @@ public struct ResultEntry: Sendable, Equatable {
             "namespace": .string(namespace), "job_key": .string(jobKey.hex), "action": .string(action),
             "artifact_profile": .string(profile.rawValue), "job_id": .string(jobID), "run_id": .string(runID),
             "source_sha256": .string(sourceSHA256.hex), "backend": producer.json,
-            "entries": ArtifactManifest.entriesJSON(entries), "artifact_root_sha256": .string(ArtifactManifest.rootDigest(entries).hex),
+            "entries": ArtifactManifest.entriesJSON(entries),
+            "artifact_root_sha256": .string(ArtifactManifest.rootDigest(entries).hex),
         ])
     }
 
-    init(namespace: String, jobKey: SHA256Digest, action: String, profile: ArtifactProfile, jobID: String, runID: String,
-         sourceSHA256: SHA256Digest, producer: Producer, createdAt: String, entries: [ArtifactManifest.Entry]) {
-        self.namespace = namespace; self.jobKey = jobKey; self.action = action; self.profile = profile; self.jobID = jobID
-        self.runID = runID; self.sourceSHA256 = sourceSHA256; self.producer = producer
-        self.createdAt = createdAt; self.entries = entries
+    init(
+        namespace: String, jobKey: SHA256Digest, action: String, profile: ArtifactProfile, jobID: String, runID: String,
+        sourceSHA256: SHA256Digest, producer: Producer, createdAt: String, entries: [ArtifactManifest.Entry]
+    ) {
+        self.namespace = namespace
+        self.jobKey = jobKey
+        self.action = action
+        self.profile = profile
+        self.jobID = jobID
+        self.runID = runID
+        self.sourceSHA256 = sourceSHA256
+        self.producer = producer
+        self.createdAt = createdAt
+        self.entries = entries
     }
 
     init(json v: JSONValue) throws {
         func bad(_ m: String) -> StoreError { .corrupt("result entry: \(m)") }
-        guard v["schema_id"]?.stringValue == Self.schemaID, let ns = v["namespace"]?.stringValue, Identifier.isValid(ns, .namespace),
-              let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }), let action = v["action"]?.stringValue,
-              action == "build" || action == "test",
-              let profile = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
-              let job = v["job_id"]?.stringValue, let run = v["run_id"]?.stringValue,
-              let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }), let items = v["entries"]?.arrayValue,
-              let root = v["artifact_root_sha256"]?.stringValue, let created = v["created_at"]?.stringValue else { throw bad("missing fields") }
+        guard v["schema_id"]?.stringValue == Self.schemaID, let ns = v["namespace"]?.stringValue,
+            Identifier.isValid(ns, .namespace),
+            let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+            let action = v["action"]?.stringValue,
+            action == "build" || action == "test",
+            let profile = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
+            let job = v["job_id"]?.stringValue, let run = v["run_id"]?.stringValue,
+            let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+            let items = v["entries"]?.arrayValue,
+            let root = v["artifact_root_sha256"]?.stringValue, let created = v["created_at"]?.stringValue
+        else { throw bad("missing fields") }
         guard let b = v["backend"]?.objectValue, Set(b.keys) == ["name", "version", "executor_class"],
-              let name = b["name"]?.stringValue, let version = b["version"]?.stringValue,
-              let cls = b["executor_class"]?.stringValue, Producer.classes.contains(cls) else {
+            let name = b["name"]?.stringValue, let version = b["version"]?.stringValue,
+            let cls = b["executor_class"]?.stringValue, Producer.classes.contains(cls)
+        else {
             throw bad("backend must be {name, version, executor_class (recording|xcodebuild)}")
         }
         var entries: [ArtifactManifest.Entry] = []
         for i in items {
-            guard let p = i["path"]?.stringValue, let t = i["type"]?.stringValue, let size = i["size"]?.intValue else { throw bad("malformed entry") }
+            guard let p = i["path"]?.stringValue, let t = i["type"]?.stringValue, let size = i["size"]?.intValue else {
+                throw bad("malformed entry")
+            }
             guard PathRulesLite.check(p) else { throw bad("unsafe path '\(p)'") }
             let sha = i["sha256"]?.stringValue.flatMap { SHA256Digest(hex: $0) }
             guard (t == "directory") == (sha == nil) else { throw bad("entry '\(p)' type and digest disagree") }
             entries.append(.init(path: p, isDirectory: t == "directory", size: UInt64(max(0, size)), sha256: sha))
         }
         guard ArtifactManifest.rootDigest(entries).hex == root else { throw bad("artifact_root_sha256 does not match") }
-        guard case .success(let derived) = ArtifactProfile.satisfied(by: entries, action: action), derived == profile else {
+        guard case .success(let derived) = ArtifactProfile.satisfied(by: entries, action: action), derived == profile
+        else {
             throw bad("artifact_profile \(profile.rawValue) is not the profile its files satisfy")
         }
-        self.init(namespace: ns, jobKey: key, action: action, profile: profile, jobID: job, runID: run, sourceSHA256: src,
-                  producer: Producer(executorClass: cls, backend: name, backendVersion: version), createdAt: created, entries: entries)
+        self.init(
+            namespace: ns, jobKey: key, action: action, profile: profile, jobID: job, runID: run, sourceSHA256: src,
+            producer: Producer(executorClass: cls, backend: name, backendVersion: version), createdAt: created,
+            entries: entries)
     }
 }
 
 /// Relative artifact paths: no empty, `.` or `..` components, not absolute.
 enum PathRulesLite {
     static func check(_ p: String) -> Bool {
-        !p.isEmpty && !p.hasPrefix("/") && !p.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
+        !p.isEmpty && !p.hasPrefix("/")
+            && !p.split(separator: "/", omittingEmptySubsequences: false).contains {
+                $0.isEmpty || $0 == "." || $0 == ".."
+            }
     }
 }
 
@@ -109,20 +133,33 @@ public struct ResultStore: Sendable {
     }
 
     /// Records a finished job's artifact directory, produced by `producer`.
-    public func record(_ dir: String, jobKey: SHA256Digest, namespace: String, producer: Producer) throws -> RecordResult {
+    public func record(_ dir: String, jobKey: SHA256Digest, namespace: String, producer: Producer) throws
+        -> RecordResult
+    {
         guard Producer.classes.contains(producer.executorClass) else {
             throw StoreError.invalid("executor class must be recording or xcodebuild, not '\(producer.executorClass)'")
         }
-        guard Identifier.isValid(namespace, .namespace) else { throw StoreError.invalid(IdentifierError(kind: .namespace, value: namespace).description) }
+        guard Identifier.isValid(namespace, .namespace) else {
+            throw StoreError.invalid(IdentifierError(kind: .namespace, value: namespace).description)
+        }
         let summary = try readJSON(dir + "/summary.json", "summary.json")
-        guard let status = summary["status"]?.stringValue else { throw StoreError.notCacheable("summary.json has no status") }
-        guard status == "success" else { throw StoreError.notCacheable("status is \(status); only successful results are cached") }
+        guard let status = summary["status"]?.stringValue else {
+            throw StoreError.notCacheable("summary.json has no status")
+        }
+        guard status == "success" else {
+            throw StoreError.notCacheable("status is \(status); only successful results are cached")
+        }
         let job = try readJSON(dir + "/job.json", "job.json")
         for (name, doc) in [("summary.json", summary), ("job.json", job)] {
-            if let k = doc["job_key"]?.stringValue, k != jobKey.hex { throw StoreError.invalid("\(name) says job_key \(k), not \(jobKey.hex)") }
+            if let k = doc["job_key"]?.stringValue, k != jobKey.hex {
+                throw StoreError.invalid("\(name) says job_key \(k), not \(jobKey.hex)")
+            }
         }
-        guard let action = job["action"]?.stringValue, action == "build" || action == "test" else { throw StoreError.notCacheable("job.json has no action build|test") }
-        guard let source = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else {
+        guard let action = job["action"]?.stringValue, action == "build" || action == "test" else {
+            throw StoreError.notCacheable("job.json has no action build|test")
+        }
+        guard let source = job["job_key_inputs"]?["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) })
+        else {
             throw StoreError.notCacheable("job.json has no job_key_inputs.source_sha256")
         }
         let jobID = try Identifier.validate(summary["job_id"]?.stringValue ?? job["job_id"]?.stringValue ?? "", .jobID)
@@ -134,7 +171,10 @@ public struct ResultStore: Sendable {
         defer { buffer.deallocate() }
         var entries: [ArtifactManifest.Entry] = []
         for item in listing {
-            if item.isDirectory { entries.append(.init(path: item.path, isDirectory: true, size: 0, sha256: nil)); continue }
+            if item.isDirectory {
+                entries.append(.init(path: item.path, isDirectory: true, size: 0, sha256: nil))
+                continue
+            }
             let staged = try batch.stream()
             let size = try copyInto(staged, from: dir + "/" + item.path, buffer: buffer)
             entries.append(.init(path: item.path, isDirectory: false, size: size, sha256: try staged.finish()))
@@ -144,15 +184,19 @@ public struct ResultStore: Sendable {
         case .success(let p): profile = p
         case .failure(let e): throw e
         }
-        let entry = ResultEntry(namespace: namespace, jobKey: jobKey, action: action, profile: profile, jobID: jobID, runID: runID,
-                                sourceSHA256: source, producer: producer, createdAt: Timestamp.now(), entries: entries)
+        let entry = ResultEntry(
+            namespace: namespace, jobKey: jobKey, action: action, profile: profile, jobID: jobID, runID: runID,
+            sourceSHA256: source, producer: producer, createdAt: Timestamp.now(), entries: entries)
         return try FileLock.with(store, name: "result-\(namespace)-\(jobKey.hex)") {
             // An entry of another executor class is replaced: only the current class can ever be served.
-            if let existing = try? self.entry(namespace: namespace, jobKey: jobKey), existing.producer.executorClass == producer.executorClass,
-               existing.profile >= profile,
-               store.blobs.missing(existing.entries.compactMap(\.sha256)).isEmpty {
+            if let existing = try? self.entry(namespace: namespace, jobKey: jobKey),
+                existing.producer.executorClass == producer.executorClass,
+                existing.profile >= profile,
+                store.blobs.missing(existing.entries.compactMap(\.sha256)).isEmpty
+            {
                 batch.discard()
-                return RecordResult(profile: existing.profile, stored: false, newBlobs: 0, fileCount: existing.entries.count)
+                return RecordResult(
+                    profile: existing.profile, stored: false, newBlobs: 0, fileCount: existing.entries.count)
             }
             try batch.commit()
             let path = entryPath(namespace: namespace, jobKey: jobKey)
@@ -174,19 +218,27 @@ public struct ResultStore: Sendable {
 
     /// Hit only for a complete entry of `executorClass` whose profile satisfies `profile`; a miss says
     /// why. Counted in stats.
-    public func lookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String) -> Lookup {
+    public func lookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String)
+        -> Lookup
+    {
         let r = uncountedLookup(jobKey: jobKey, namespace: namespace, profile: profile, executorClass: executorClass)
         if case .hit = r { StoreCounters.add(store, resultHits: 1) } else { StoreCounters.add(store, resultMisses: 1) }
         return r
     }
 
-    func uncountedLookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String) -> Lookup {
+    func uncountedLookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String)
+        -> Lookup
+    {
         guard Identifier.isValid(namespace, .namespace) else { return .miss("invalid cache.namespace '\(namespace)'") }
         let entry: ResultEntry?
-        do { entry = try self.entry(namespace: namespace, jobKey: jobKey) } catch { return .miss("entry is unreadable: \(error)") }
+        do { entry = try self.entry(namespace: namespace, jobKey: jobKey) } catch {
+            return .miss("entry is unreadable: \(error)")
+        }
         guard let entry else { return .miss("no cached result for job_key \(jobKey.hex) in namespace \(namespace)") }
         guard entry.producer.executorClass == executorClass else {
-            return .miss("the cached result was produced by the \(entry.producer.executorClass) executor; this worker runs \(executorClass)")
+            return .miss(
+                "the cached result was produced by the \(entry.producer.executorClass) executor; this worker runs \(executorClass)"
+            )
         }
         guard entry.profile >= profile else {
             return .miss("cached profile \(entry.profile.rawValue) does not satisfy requested \(profile.rawValue)")
@@ -200,7 +252,9 @@ public struct ResultStore: Sendable {
 
     func readJSON(_ path: String, _ name: String) throws -> JSONValue {
         guard let bytes = try? DurableFile.read(path) else { throw StoreError.notCacheable("\(name) is missing") }
-        do { return try JSONParser().parse(bytes) } catch { throw StoreError.notCacheable("\(name) is not valid JSON: \(error)") }
+        do { return try JSONParser().parse(bytes) } catch {
+            throw StoreError.notCacheable("\(name) is not valid JSON: \(error)")
+        }
     }
 
     func copyInto(_ staged: StagedBlob, from path: String, buffer: UnsafeMutableRawBufferPointer) throws -> UInt64 {
@@ -210,7 +264,10 @@ public struct ResultStore: Sendable {
         var total: UInt64 = 0
         while true {
             let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 { if errno == EINTR { continue }; throw StoreError.invalid("cannot read '\(path)'") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StoreError.invalid("cannot read '\(path)'")
+            }
             if n == 0 { return total }
             try staged.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             total += UInt64(n)

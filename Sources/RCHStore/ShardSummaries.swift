@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Per-shard totals that `stats` reuses while a shard directory is unchanged (`cache/shard-summaries.bin`).
 ///
@@ -33,7 +34,9 @@ struct ShardSummaries {
         var fingerprint: UInt64 = 0
 
         init(device: UInt64, inode: UInt64, mtimeNanos: Int64, ctimeNanos: Int64, fingerprint: UInt64 = 0) {
-            (self.device, self.inode, self.mtimeNanos, self.ctimeNanos, self.fingerprint) = (device, inode, mtimeNanos, ctimeNanos, fingerprint)
+            (self.device, self.inode, self.mtimeNanos, self.ctimeNanos, self.fingerprint) = (
+                device, inode, mtimeNanos, ctimeNanos, fingerprint
+            )
         }
 
         init(directory st: stat) {
@@ -83,7 +86,8 @@ struct ShardSummaries {
     }
 
     static func load(_ store: LocalStore) -> ShardSummaries {
-        guard let bytes = try? DurableFile.read(path(store), limit: 16 << 20), let s = ShardSummaries(decoding: bytes) else { return ShardSummaries() }
+        guard let bytes = try? DurableFile.read(path(store), limit: 16 << 20), let s = ShardSummaries(decoding: bytes)
+        else { return ShardSummaries() }
         return s
     }
 
@@ -101,22 +105,29 @@ struct ShardSummaries {
         w.u64(UInt64(records.count))
         for (path, r) in records.sorted(by: { $0.key < $1.key }) {
             w.string(path)
-            for v in [r.key.device, r.key.inode, UInt64(bitPattern: r.key.mtimeNanos), UInt64(bitPattern: r.key.ctimeNanos),
-                      r.key.fingerprint, r.totals.count, r.totals.bytes, r.totals.broken] { w.u64(v) }
+            for v in [
+                r.key.device, r.key.inode, UInt64(bitPattern: r.key.mtimeNanos), UInt64(bitPattern: r.key.ctimeNanos),
+                r.key.fingerprint, r.totals.count, r.totals.bytes, r.totals.broken,
+            ] { w.u64(v) }
         }
         w.bytes(SHA256Digest.of(w.out).bytes)
         return w.out
     }
 
     init?(decoding data: [UInt8]) {
-        guard data.count >= 32, SHA256Digest.of(data[..<(data.count - 32)]).bytes == Array(data[(data.count - 32)...]) else { return nil }
+        guard data.count >= 32, SHA256Digest.of(data[..<(data.count - 32)]).bytes == Array(data[(data.count - 32)...])
+        else { return nil }
         var r = ByteReader(Array(data[..<(data.count - 32)]))
         guard let m = r.take(8), Array(m) == Self.magic, let n = r.u64(), n < 10_000_000 else { return nil }
         for _ in 0..<n {
             guard let p = r.string(), let dev = r.u64(), let ino = r.u64(), let mt = r.u64(), let ct = r.u64(),
-                  let fp = r.u64(), let count = r.u64(), let bytes = r.u64(), let broken = r.u64() else { return nil }
-            records[p] = Record(key: Key(device: dev, inode: ino, mtimeNanos: Int64(bitPattern: mt), ctimeNanos: Int64(bitPattern: ct), fingerprint: fp),
-                                totals: Totals(count: count, bytes: bytes, broken: broken))
+                let fp = r.u64(), let count = r.u64(), let bytes = r.u64(), let broken = r.u64()
+            else { return nil }
+            records[p] = Record(
+                key: Key(
+                    device: dev, inode: ino, mtimeNanos: Int64(bitPattern: mt), ctimeNanos: Int64(bitPattern: ct),
+                    fingerprint: fp),
+                totals: Totals(count: count, bytes: bytes, broken: broken))
         }
         guard r.atEnd else { return nil }
     }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Sources keyed by `source_sha256`: `sources/<ab>/<source_sha256>.json` is the source manifest, and
 /// every file's content is a blob.
@@ -36,7 +37,9 @@ public struct SourceStore: Sendable {
         do { m = try SourceManifest(json: try JSONParser().parse(bytes)) } catch {
             throw StoreError.corrupt("source entry \(sha.hex) does not parse: \(error)")
         }
-        guard m.sourceSHA256 == sha else { throw StoreError.corrupt("source entry \(sha.hex) names \(m.sourceSHA256.hex)") }
+        guard m.sourceSHA256 == sha else {
+            throw StoreError.corrupt("source entry \(sha.hex) names \(m.sourceSHA256.hex)")
+        }
         return m
     }
 
@@ -81,8 +84,10 @@ public struct SourceStore: Sendable {
     /// Ingests a whole `.tar.zst` bundle (the spec's `upload_source`): verifies the stream digest if given,
     /// decompresses with limits, validates every entry strictly, stores files as blobs while hashing,
     /// verifies `source_sha256`, then publishes the entry.
-    public func ingest(bundle path: String, expected: SHA256Digest? = nil, contentSHA256: SHA256Digest? = nil,
-                       compressed: Bool = true, limits: ExtractLimits = ExtractLimits()) throws -> IngestResult {
+    public func ingest(
+        bundle path: String, expected: SHA256Digest? = nil, contentSHA256: SHA256Digest? = nil,
+        compressed: Bool = true, limits: ExtractLimits = ExtractLimits()
+    ) throws -> IngestResult {
         let fd: FileDescriptor
         do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
             throw StoreError.invalid("cannot open bundle '\(path)': \(error)")
@@ -91,12 +96,16 @@ public struct SourceStore: Sendable {
         if let contentSHA256 {
             let actual = try FileChunks.sha256(fd, path: path).digest
             guard actual == contentSHA256 else {
-                throw BundleError.digestMismatch(expected: contentSHA256.hex, actual: actual.hex + " (content_sha256 of the transferred bytes)")
+                throw BundleError.digestMismatch(
+                    expected: contentSHA256.hex, actual: actual.hex + " (content_sha256 of the transferred bytes)")
             }
-            guard lseek(fd.rawValue, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: path, errno: Errno(rawValue: errno)) }
+            guard lseek(fd.rawValue, 0, SEEK_SET) == 0 else {
+                throw SystemError("lseek", path: path, errno: Errno(rawValue: errno))
+            }
         }
         if let expected, has(expected), let m = try manifest(expected) {
-            return IngestResult(sourceSHA256: expected, stored: false, newBlobs: 0, newBytes: 0, entryCount: m.entries.count)
+            return IngestResult(
+                sourceSHA256: expected, stored: false, newBlobs: 0, newBytes: 0, entryCount: m.entries.count)
         }
         let batch = try BlobBatch(blobs: blobs)
         var visitor = IngestVisitor(batch: batch)
@@ -106,13 +115,15 @@ public struct SourceStore: Sendable {
             throw BundleError.digestMismatch(expected: expected.hex, actual: read.sourceSHA256.hex)
         }
         try PathRules.checkCollisions(read.paths)
-        let manifest = SourceManifest(createdAt: Timestamp.now(), runID: nil, sourceSHA256: read.sourceSHA256,
-                                      treeSHA256: SourceManifest.treeDigest(visitor.entries), tarBytes: read.tarBytes,
-                                      entries: visitor.entries, tarEncoder: "", zstdVersion: "")
+        let manifest = SourceManifest(
+            createdAt: Timestamp.now(), runID: nil, sourceSHA256: read.sourceSHA256,
+            treeSHA256: SourceManifest.treeDigest(visitor.entries), tarBytes: read.tarBytes,
+            entries: visitor.entries, tarEncoder: "", zstdVersion: "")
         try batch.commit()
         let published = try publish(manifest)
-        return IngestResult(sourceSHA256: read.sourceSHA256, stored: published, newBlobs: batch.newBlobs, newBytes: batch.newBytes,
-                            entryCount: manifest.entries.count)
+        return IngestResult(
+            sourceSHA256: read.sourceSHA256, stored: published, newBlobs: batch.newBlobs, newBytes: batch.newBytes,
+            entryCount: manifest.entries.count)
     }
 
     /// Commits a source described by `manifest` whose blobs are already in the store (the incremental
@@ -147,7 +158,9 @@ public struct SourceStore: Sendable {
         let path = entryPath(manifest.sourceSHA256)
         try Syscalls.makeDirectories(directoryOf(path))
         return try StoreLock.shared(store) {
-            if let gone = missingBlobs(manifest).first { throw StoreError.retry("blob \(gone.hex) was removed by a concurrent gc") }
+            if let gone = missingBlobs(manifest).first {
+                throw StoreError.retry("blob \(gone.hex) was removed by a concurrent gc")
+            }
             return try DurableFile.write(manifest.canonicalBytes() + [10], to: path, replace: false)
         }
     }
@@ -158,7 +171,9 @@ public struct SourceStore: Sendable {
         let temp = try TempFile(directory: directoryOf(output))
         do {
             let r = try rebuild(m, output: temp, level: level)
-            guard r.sourceSHA256 == sha else { throw StoreError.corrupt("source \(sha.hex) rebuilds to \(r.sourceSHA256.hex)") }
+            guard r.sourceSHA256 == sha else {
+                throw StoreError.corrupt("source \(sha.hex) rebuilds to \(r.sourceSHA256.hex)")
+            }
             try temp.commit(to: output)
             Usage.touch(entryPath(sha))
             return r
@@ -168,13 +183,19 @@ public struct SourceStore: Sendable {
         }
     }
 
-    func rebuild(_ m: SourceManifest, output: TempFile?, level: Int = 3, verifyFiles: Bool = true) throws -> CanonicalTarRebuilder.Result {
+    func rebuild(_ m: SourceManifest, output: TempFile?, level: Int = 3, verifyFiles: Bool = true) throws
+        -> CanonicalTarRebuilder.Result
+    {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        return try CanonicalTarRebuilder.rebuild(entries: m.entries, level: level, output: output, verifyFiles: verifyFiles) { entry, sink in
+        return try CanonicalTarRebuilder.rebuild(
+            entries: m.entries, level: level, output: output, verifyFiles: verifyFiles
+        ) { entry, sink in
             let path = blobs.path(entry.sha256)
             let fd: FileDescriptor
-            do { fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true) } catch {
+            do {
+                fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.noFollow], retryOnInterrupt: true)
+            } catch {
                 throw StoreError.missingBlob(entry.sha256)
             }
             defer { try? fd.close() }
@@ -184,7 +205,9 @@ public struct SourceStore: Sendable {
 
     /// Materialises a source into `directory`, a new isolated job directory that must not exist yet.
     /// Files are copied from verified blobs (a corrupt blob aborts and nothing is left), symlinks last.
-    public func materialize(_ sha: SHA256Digest, jobID: String, into directory: String, verify: Bool = true) throws -> Int {
+    public func materialize(_ sha: SHA256Digest, jobID: String, into directory: String, verify: Bool = true) throws
+        -> Int
+    {
         _ = try Identifier.validate(jobID, .jobID)
         // A short lease keeps gc away while the files are copied (taken under the shared lock: gc either
         // sees it or has already finished).
@@ -193,7 +216,9 @@ public struct SourceStore: Sendable {
         defer { leases.release(lease) }
         guard let m = try manifest(sha) else { throw StoreError.sourceMissing(sha) }
         let items = m.entries.map { e in
-            TreeMaterializer.Item(path: e.path, kind: e.type == .symlink ? .symlink(e.symlinkTarget ?? "") : .file(e.sha256, executable: e.executable))
+            TreeMaterializer.Item(
+                path: e.path,
+                kind: e.type == .symlink ? .symlink(e.symlinkTarget ?? "") : .file(e.sha256, executable: e.executable))
         }
         try TreeMaterializer(blobs: blobs, verify: verify).materialize(items, into: directory)
         Usage.touch(entryPath(sha))
@@ -226,7 +251,10 @@ struct IngestVisitor: TarVisitor {
     }
 
     mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws {
-        if let large { try large.write(chunk); return }
+        if let large {
+            try large.write(chunk)
+            return
+        }
         UnsafeMutableRawBufferPointer(rebasing: small[smallCount..<(smallCount + chunk.count)]).copyMemory(from: chunk)
         smallCount += chunk.count
     }
@@ -234,13 +262,18 @@ struct IngestVisitor: TarVisitor {
     mutating func endFile() throws {
         guard let c = current else { return }
         let digest = try large?.finish() ?? batch.add(UnsafeRawBufferPointer(rebasing: small[0..<smallCount]))
-        entries.append(.init(path: c.path, type: .file, size: c.size, sha256: digest, executable: c.executable, symlinkTarget: nil))
+        entries.append(
+            .init(path: c.path, type: .file, size: c.size, sha256: digest, executable: c.executable, symlinkTarget: nil)
+        )
         current = nil
         large = nil
     }
 
     mutating func symlink(path: String, target: String) throws {
-        entries.append(.init(path: path, type: .symlink, size: UInt64(target.utf8.count), sha256: .of(target.utf8), executable: false, symlinkTarget: target))
+        entries.append(
+            .init(
+                path: path, type: .symlink, size: UInt64(target.utf8.count), sha256: .of(target.utf8),
+                executable: false, symlinkTarget: target))
     }
 }
 

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHBundle
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A digest held inline (no heap allocation): gc and fsck keep millions of them.
 struct DigestKey: Hashable, Comparable {
@@ -16,7 +17,9 @@ struct DigestKey: Hashable, Comparable {
     /// Words are big-endian, so key order is the digest's byte order (and blob shards sort in order).
     init(_ digest: SHA256Digest) {
         var words = [UInt64](repeating: 0, count: 4)
-        digest.bytes.withUnsafeBytes { raw in for i in 0..<4 { words[i] = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) } }
+        digest.bytes.withUnsafeBytes { raw in
+            for i in 0..<4 { words[i] = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }
+        }
         (a, b, c, d) = (words[0], words[1], words[2], words[3])
     }
 
@@ -35,7 +38,9 @@ struct DigestKey: Hashable, Comparable {
     }
 
     /// 16 hex digits from `offset`; any non-lowercase-hex byte sets high bits in `bad`.
-    @inline(__always) private static func word(_ h: UnsafeBufferPointer<UInt8>, _ offset: Int, _ bad: inout UInt8) -> UInt64 {
+    @inline(__always) private static func word(_ h: UnsafeBufferPointer<UInt8>, _ offset: Int, _ bad: inout UInt8)
+        -> UInt64
+    {
         var v: UInt64 = 0
         for k in offset..<(offset + 16) {
             let digit = SHA256Digest.nibble(h[k])
@@ -47,7 +52,11 @@ struct DigestKey: Hashable, Comparable {
 
     var digest: SHA256Digest {
         var bytes = [UInt8](repeating: 0, count: 32)
-        bytes.withUnsafeMutableBytes { raw in for (i, w) in [a, b, c, d].enumerated() { raw.storeBytes(of: w.bigEndian, toByteOffset: i * 8, as: UInt64.self) } }
+        bytes.withUnsafeMutableBytes { raw in
+            for (i, w) in [a, b, c, d].enumerated() {
+                raw.storeBytes(of: w.bigEndian, toByteOffset: i * 8, as: UInt64.self)
+            }
+        }
         return SHA256Digest(bytes: bytes)
     }
 }
@@ -100,7 +109,10 @@ struct BlobTable {
         keys.reserveCapacity(n)
         infos.reserveCapacity(n)
         for i in parts.indices {
-            for (k, v) in parts[i] { keys.append(k); infos.append(v) }
+            for (k, v) in parts[i] {
+                keys.append(k)
+                infos.append(v)
+            }
             parts[i] = []
         }
     }
@@ -108,7 +120,8 @@ struct BlobTable {
     var count: Int { keys.count }
 
     func index(_ k: DigestKey) -> Int? {
-        var lo = 0, hi = keys.count
+        var lo = 0
+        var hi = keys.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if keys[mid] < k { lo = mid + 1 } else { hi = mid }
@@ -122,7 +135,10 @@ struct BlobTable {
 /// Runs `body(i)` for i in 0..<count on `threads` threads (default: twice the cores, at most 8 — the
 /// callers spend most of their time in the kernel on path lookups and directory reads, where extra threads
 /// overlap what blocks) and collects the results in order.
-func parallelMap<T>(_ count: Int, threads: Int = min(8, max(1, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))), _ body: @escaping @Sendable (Int) -> T) -> [T] {
+func parallelMap<T>(
+    _ count: Int, threads: Int = min(8, max(1, 2 * Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))),
+    _ body: @escaping @Sendable (Int) -> T
+) -> [T] {
     let results = Box([T?](repeating: nil, count: count))
     let next = Box(0)
     let lock = NSLock()
@@ -159,7 +175,9 @@ public struct StoreScan: Sendable {
     func entryPaths() -> [(path: String, namespace: String?)] {
         var out: [(String, String?)] = []
         for (dir, ns) in shardDirectories(namespace: nil) {
-            for name in (try? FileManagerLite.list(dir)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") { out.append((dir + "/" + name, ns)) }
+            for name in (try? FileManagerLite.list(dir)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+                out.append((dir + "/" + name, ns))
+            }
         }
         return out
     }
@@ -173,10 +191,14 @@ public struct StoreScan: Sendable {
 
     func shardDirectories(namespace: String?) -> [(dir: String, namespace: String?)] {
         var dirs: [(dir: String, namespace: String?)] = []
-        for shard in (try? FileManagerLite.list(store.sourcesDirectory)) ?? [] { dirs.append((store.sourcesDirectory + "/" + shard, nil)) }
+        for shard in (try? FileManagerLite.list(store.sourcesDirectory)) ?? [] {
+            dirs.append((store.sourcesDirectory + "/" + shard, nil))
+        }
         for ns in (try? FileManagerLite.list(store.resultsDirectory)) ?? [] where !ns.hasPrefix(".") {
             if let namespace, ns != namespace { continue }
-            for shard in (try? FileManagerLite.list(store.resultsDirectory + "/" + ns)) ?? [] { dirs.append((store.resultsDirectory + "/" + ns + "/" + shard, ns)) }
+            for shard in (try? FileManagerLite.list(store.resultsDirectory + "/" + ns)) ?? [] {
+                dirs.append((store.resultsDirectory + "/" + ns + "/" + shard, ns))
+            }
         }
         return dirs
     }
@@ -196,43 +218,58 @@ public struct StoreScan: Sendable {
             for name in (try? FileManagerLite.list(dir)) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
                 guard let d = SHA256Digest(hex: name.dropLast(5)) else { continue }
                 let file = fd >= 0 ? (fd, name) : (AT_FDCWD, dir + "/" + name)
-                out.append(ns.map { scanner.scanResult(dir + "/" + name, $0, d, withBlobs: withBlobs, file: file) }
-                           ?? scanner.scanSource(dir + "/" + name, d, withBlobs: withBlobs, file: file))
+                out.append(
+                    ns.map { scanner.scanResult(dir + "/" + name, $0, d, withBlobs: withBlobs, file: file) }
+                        ?? scanner.scanSource(dir + "/" + name, d, withBlobs: withBlobs, file: file))
             }
             return out
         }.flatMap { $0 }
     }
 
     /// An entry file's bytes with its mtime and size from the same open file (one path lookup).
-    private func read(_ file: (dirFD: Int32, name: String)) -> (bytes: [UInt8]?, mtime: Int64, size: UInt64, inode: UInt64) {
+    private func read(_ file: (dirFD: Int32, name: String)) -> (
+        bytes: [UInt8]?, mtime: Int64, size: UInt64, inode: UInt64
+    ) {
         guard let r = try? DurableFile.readWithStatus(file.name, relativeTo: file.dirFD) else { return (nil, 0, 0, 0) }
         return (r.bytes, Self.mtimeNanos(r.status), UInt64(r.status.st_size), UInt64(r.status.st_ino))
     }
 
-    func scanSource(_ path: String, _ sha: SHA256Digest, withBlobs: Bool = true,
-                    file: (dirFD: Int32, name: String)? = nil) -> ScannedEntry {
+    func scanSource(
+        _ path: String, _ sha: SHA256Digest, withBlobs: Bool = true,
+        file: (dirFD: Int32, name: String)? = nil
+    ) -> ScannedEntry {
         let (data, mt, size, inode) = read(file ?? (AT_FDCWD, path))
-        var e = ScannedEntry(kind: .source(sha), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0, inode: inode)
+        var e = ScannedEntry(
+            kind: .source(sha), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0, inode: inode)
         guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
-              v["source_sha256"]?.stringValue == sha.hex else {
+            v["source_sha256"]?.stringValue == sha.hex
+        else {
             e.broken = "does not parse as the source manifest of \(sha.hex)"
             return e
         }
         var seen = Set<DigestKey>()
         for item in items where item["type"]?.stringValue == "file" {
-            guard let k = item["sha256"]?.stringValue.flatMap({ DigestKey(hex: $0) }) else { e.broken = "malformed entry"; return e }
+            guard let k = item["sha256"]?.stringValue.flatMap({ DigestKey(hex: $0) }) else {
+                e.broken = "malformed entry"
+                return e
+            }
             if withBlobs && seen.insert(k).inserted { e.blobs.append(k) }
             e.logicalBytes += UInt64(item["size"]?.intValue ?? 0)
         }
         return e
     }
 
-    func scanResult(_ path: String, _ ns: String, _ key: SHA256Digest, withBlobs: Bool = true,
-                    file: (dirFD: Int32, name: String)? = nil) -> ScannedEntry {
+    func scanResult(
+        _ path: String, _ ns: String, _ key: SHA256Digest, withBlobs: Bool = true,
+        file: (dirFD: Int32, name: String)? = nil
+    ) -> ScannedEntry {
         let (data, mt, size, inode) = read(file ?? (AT_FDCWD, path))
-        var e = ScannedEntry(kind: .result(namespace: ns, jobKey: key), path: path, lastUse: mt, fileBytes: size, blobs: [], logicalBytes: 0, inode: inode)
+        var e = ScannedEntry(
+            kind: .result(namespace: ns, jobKey: key), path: path, lastUse: mt, fileBytes: size, blobs: [],
+            logicalBytes: 0, inode: inode)
         guard let bytes = data, let v = try? JSONParser().parse(bytes), let items = v["entries"]?.arrayValue,
-              v["job_key"]?.stringValue == key.hex else {
+            v["job_key"]?.stringValue == key.hex
+        else {
             e.broken = "does not parse as the result entry of \(key.hex)"
             return e
         }
@@ -267,16 +304,21 @@ public struct StoreScan: Sendable {
 
     /// Calls `visit` with the key and `lstat` of every blob-named file in the shard directory `dir`; returns
     /// the directory's own `stat` from when the listing started and from when it ended (nil: not listable).
-    static func listBlobShard(_ dir: String, _ visit: (DigestKey, Glibc_stat) -> Void) -> (before: Glibc_stat, after: Glibc_stat)? {
+    static func listBlobShard(_ dir: String, _ visit: (DigestKey, Glibc_stat) -> Void) -> (
+        before: Glibc_stat, after: Glibc_stat
+    )? {
         guard let d = opendir(dir) else { return nil }
         defer { closedir(d) }
         let fd = dirfd(d)
-        var before = Glibc_stat(), after = Glibc_stat(), st = Glibc_stat()
+        var before = Glibc_stat()
+        var after = Glibc_stat()
+        var st = Glibc_stat()
         guard fstat(fd, &before) == 0 else { return nil }
         while let ent = readdir(d) {
             let bytes = Directory.nameBytes(ent)
             guard bytes.count == 64, let key = DigestKey(hexBytes: bytes.assumingMemoryBound(to: UInt8.self)),
-                  fstatat(fd, Directory.namePointer(ent), &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                fstatat(fd, Directory.namePointer(ent), &st, AT_SYMLINK_NOFOLLOW) == 0
+            else { continue }
             visit(key, st)
         }
         guard fstat(fd, &after) == 0 else { return nil }
@@ -293,7 +335,9 @@ public struct StoreScan: Sendable {
                 guard lstat(p, &st) == 0 else { continue }
                 let isDir = (st.st_mode & S_IFMT) == S_IFDIR
                 if name.hasPrefix(".tmp-") || name.hasPrefix(".staging-") || name.hasPrefix(".part-")
-                    || name.hasPrefix(".rch-staging-") || name.hasPrefix(".rch-extract-") || name.hasPrefix(".rch-removing-") {
+                    || name.hasPrefix(".rch-staging-") || name.hasPrefix(".rch-extract-")
+                    || name.hasPrefix(".rch-removing-")
+                {
                     out.append((p, Self.mtimeNanos(st), isDir))
                 } else if isDir && depth < maxDepth {
                     visit(p, depth: depth + 1, maxDepth: maxDepth)
@@ -302,13 +346,17 @@ public struct StoreScan: Sendable {
         }
         // Blob shards hold only published blobs (temp files live in staging directories): not descended.
         // `work/<job_id>/` holds the staging directories of materialisations (`.rch-staging-*`).
-        for (top, depth) in [("bundles", 0), ("incoming", 0), ("sources", 1), ("results", 2), ("leases", 0), ("jobs", 0), ("cache", 1),
-                             ("blobs/sha256", 0), ("work", 1)] {
+        for (top, depth) in [
+            ("bundles", 0), ("incoming", 0), ("sources", 1), ("results", 2), ("leases", 0), ("jobs", 0), ("cache", 1),
+            ("blobs/sha256", 0), ("work", 1),
+        ] {
             visit(store.root + "/" + top, depth: 0, maxDepth: depth)
         }
         for name in (try? FileManagerLite.list(store.root)) ?? [] where name.hasPrefix(".tmp-") {
             var st = Glibc_stat()
-            if lstat(store.root + "/" + name, &st) == 0 { out.append((store.root + "/" + name, Self.mtimeNanos(st), false)) }
+            if lstat(store.root + "/" + name, &st) == 0 {
+                out.append((store.root + "/" + name, Self.mtimeNanos(st), false))
+            }
         }
         return out
     }

@@ -1,26 +1,35 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Hit/miss counters since the store was created (`stats.json`, best effort: a lost update costs a count,
 /// never correctness).
 public enum StoreCounters {
-    public static func add(_ store: LocalStore, sourceHits: Int = 0, sourceMisses: Int = 0, resultHits: Int = 0, resultMisses: Int = 0) {
+    public static func add(
+        _ store: LocalStore, sourceHits: Int = 0, sourceMisses: Int = 0, resultHits: Int = 0, resultMisses: Int = 0
+    ) {
         _ = try? FileLock.with(store, name: "counters") {
             var o = read(store)
-            for (k, n) in [("source_hits", sourceHits), ("source_misses", sourceMisses), ("result_hits", resultHits), ("result_misses", resultMisses)] where n > 0 {
+            for (k, n) in [
+                ("source_hits", sourceHits), ("source_misses", sourceMisses), ("result_hits", resultHits),
+                ("result_misses", resultMisses),
+            ] where n > 0 {
                 o[k] = .int((o[k]?.intValue ?? 0) + Int64(n))
             }
             if o["since"] == nil { o["since"] = .string(Timestamp.now()) }
-            _ = try DurableFile.write(JSONValue.object(o).canonicalBytes, to: store.root + "/stats.json", durable: false)
+            _ = try DurableFile.write(
+                JSONValue.object(o).canonicalBytes, to: store.root + "/stats.json", durable: false)
         }
     }
 
     public static func read(_ store: LocalStore) -> JSONObject {
-        guard let bytes = try? DurableFile.read(store.root + "/stats.json"), let v = try? JSONParser().parse(bytes), let o = v.objectValue else {
+        guard let bytes = try? DurableFile.read(store.root + "/stats.json"), let v = try? JSONParser().parse(bytes),
+            let o = v.objectValue
+        else {
             return JSONObject()
         }
         return o
@@ -47,17 +56,24 @@ public struct StoreStats: Sendable {
         let startedAt = Timestamp.nowNanos()
         let scan = StoreScan(store: store)
         let cached = ShardSummaries.load(store)
-        let shards: [(path: String, kind: ShardKind)] = scan.blobShardNames().map { ("blobs/sha256/" + $0, .blobs) }
-            + scan.shardDirectories(namespace: nil).map { (String($0.dir.dropFirst(store.root.count + 1)), $0.namespace.map { .results($0) } ?? .sources) }
+        let shards: [(path: String, kind: ShardKind)] =
+            scan.blobShardNames().map { ("blobs/sha256/" + $0, .blobs) }
+            + scan.shardDirectories(namespace: nil).map {
+                (String($0.dir.dropFirst(store.root.count + 1)), $0.namespace.map { .results($0) } ?? .sources)
+            }
         let me = self
         let parts = parallelMap(shards.count) { i in
-            me.part(shards[i].path, shards[i].kind, cached: cached.records[shards[i].path], scan: scan, startedAt: startedAt)
+            me.part(
+                shards[i].path, shards[i].kind, cached: cached.records[shards[i].path], scan: scan, startedAt: startedAt
+            )
         }
 
         var summaries = ShardSummaries()
-        var blobs = ShardSummaries.Totals(), sources = ShardSummaries.Totals()
+        var blobs = ShardSummaries.Totals()
+        var sources = ShardSummaries.Totals()
         var results: [String: ShardSummaries.Totals] = [:]
-        var oldest = Int64.max, newest = Int64.min
+        var oldest = Int64.max
+        var newest = Int64.min
         for p in parts {
             if let r = p.record { summaries.records[p.path] = r }
             oldest = min(oldest, p.oldest)
@@ -77,12 +93,18 @@ public struct StoreStats: Sendable {
         let leases = Leases(store: store).all()
         let active = leases.filter { $0.isActive(at: now) }.count
         var counters = StoreCounters.read(store)
-        for k in ["source_hits", "source_misses", "result_hits", "result_misses"] where counters[k] == nil { counters[k] = .int(0) }
+        for k in ["source_hits", "source_misses", "result_hits", "result_misses"] where counters[k] == nil {
+            counters[k] = .int(0)
+        }
         return .obj([
             "store": .string(store.root),
             "entries": .obj([
                 "sources": .int(Int64(sources.count)),
-                "results": .object(JSONObject(results.filter { $0.value.count > 0 }.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value.count))) })),
+                "results": .object(
+                    JSONObject(
+                        results.filter { $0.value.count > 0 }.sorted { $0.key < $1.key }.map {
+                            ($0.key, .int(Int64($0.value.count)))
+                        })),
                 "unreadable": .int(Int64(broken)),
             ]),
             "blobs": .int(Int64(blobs.count)),
@@ -93,7 +115,9 @@ public struct StoreStats: Sendable {
             "newest_use": entryCount == 0 ? .null : .string(Timestamp.format(nanosSinceEpoch: newest)),
             "leases": .obj(["active": .int(Int64(active)), "expired": .int(Int64(leases.count - active))]),
             "counters": .object(counters),
-            "shards": .obj(["total": .int(Int64(parts.count)), "rescanned": .int(Int64(parts.filter(\.rescanned).count))]),
+            "shards": .obj([
+                "total": .int(Int64(parts.count)), "rescanned": .int(Int64(parts.filter(\.rescanned).count)),
+            ]),
         ])
     }
 }

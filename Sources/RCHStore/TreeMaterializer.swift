@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writes a tree of blobs into a new directory.
 ///
@@ -29,16 +30,22 @@ struct TreeMaterializer {
     /// renamed into place (used to write rewritten artifacts and the commit marker last).
     func materialize(_ items: [Item], into directory: String, after: ((String) throws -> Void)? = nil) throws {
         var st = stat()
-        if lstat(directory, &st) == 0 { throw StoreError.invalid("'\(directory)' already exists; a job directory must be new") }
+        if lstat(directory, &st) == 0 {
+            throw StoreError.invalid("'\(directory)' already exists; a job directory must be new")
+        }
         let parent = directoryOf(directory)
         try Syscalls.makeDirectories(parent)
         let staging = parent + "/.rch-staging-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        guard mkdir(staging, 0o700) == 0 else { throw SystemError("mkdir", path: staging, errno: Errno(rawValue: errno)) }
+        guard mkdir(staging, 0o700) == 0 else {
+            throw SystemError("mkdir", path: staging, errno: Errno(rawValue: errno))
+        }
         do {
             try fill(items, staging)
             try after?(staging)
             _ = chmod(staging, 0o755)
-            guard rename(staging, directory) == 0 else { throw SystemError("rename", path: directory, errno: Errno(rawValue: errno)) }
+            guard rename(staging, directory) == 0 else {
+                throw SystemError("rename", path: directory, errno: Errno(rawValue: errno))
+            }
         } catch {
             removeTree(staging)
             throw error
@@ -51,7 +58,9 @@ struct TreeMaterializer {
             if dir.isEmpty || dirs.contains(String(dir)) { return }
             if let slash = dir.lastIndex(of: "/") { try ensure(dir[..<slash]) }
             let p = root + "/" + dir
-            if mkdir(p, 0o755) != 0 && errno != EEXIST { throw SystemError("mkdir", path: p, errno: Errno(rawValue: errno)) }
+            if mkdir(p, 0o755) != 0 && errno != EEXIST {
+                throw SystemError("mkdir", path: p, errno: Errno(rawValue: errno))
+            }
             dirs.insert(String(dir))
         }
         var files: [(String, SHA256Digest, Bool)] = []
@@ -84,7 +93,8 @@ struct TreeMaterializer {
                     if stop || i >= files.count { return }
                     let (path, digest, x) = files[i]
                     do {
-                        try blobs.copy(digest, to: root + "/" + path, mode: x ? 0o755 : 0o644, verify: verify, buffer: buffer)
+                        try blobs.copy(
+                            digest, to: root + "/" + path, mode: x ? 0o755 : 0o644, verify: verify, buffer: buffer)
                     } catch {
                         lock.lock()
                         if failure.value == nil { failure.value = error }

@@ -23,18 +23,31 @@ public enum Capabilities {
             ("worker_name", .string(config.name)), ("store_id", .string(provider.store.storeID)),
             ("executor", .string(provider.selection.executorClass)),
             ("capacity", .obj(["max_concurrent_jobs": .int(Int64(config.maxConcurrentJobs))])),
-            ("max_upload_bytes", .int(Int64(config.maxUploadBytes))), ("max_header_bytes", .int(Int64(config.maxHeaderBytes))),
+            ("max_upload_bytes", .int(Int64(config.maxUploadBytes))),
+            ("max_header_bytes", .int(Int64(config.maxHeaderBytes))),
             ("host_key_fingerprint", .null),
             ("attestation_key_fingerprint", key.map { .string($0.fingerprint) } ?? .null),
-            ("attestation_key", key.map { .obj(["algorithm": .string("Ed25519"), "public_key": .string($0.publicKey), "fingerprint": .string($0.fingerprint)]) } ?? .null),
+            (
+                "attestation_key",
+                key.map {
+                    .obj([
+                        "algorithm": .string("Ed25519"), "public_key": .string($0.publicKey),
+                        "fingerprint": .string($0.fingerprint),
+                    ])
+                } ?? .null
+            ),
         ])
         do {
             let id = try provider.current()
             doc["identity_source"] = .string(id.source.rawValue)
             doc["identity_sha256"] = .string(id.identitySHA256.hex)
             doc["identity_error"] = .null
-            doc["xcodes"] = .array([.obj(["version": .string(id.xcodeVersion), "build": .string(id.xcodeBuild),
-                                          "path": .string(id.xcodePath), "developer_dir": .string(id.developerDir)])])
+            doc["xcodes"] = .array([
+                .obj([
+                    "version": .string(id.xcodeVersion), "build": .string(id.xcodeBuild),
+                    "path": .string(id.xcodePath), "developer_dir": .string(id.developerDir),
+                ])
+            ])
             doc["active_developer_dir"] = .string(id.developerDir)
             doc["macos_version"] = .string(id.macosVersion)
             doc["macos_build"] = .string(id.macosBuild)

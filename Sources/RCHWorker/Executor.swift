@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import RCHCore
 import RCHStore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What the runner hands a backend: everything it may use, nothing else.
 public struct ExecutionRequest: Sendable {
@@ -36,10 +37,16 @@ public struct ExecutionOutcome: Sendable {
     public var failureSubkind: String?
     public var message: String
 
-    public init(status: Status, backendExitCode: Int? = nil, termSignal: String? = nil, failureKind: FailureKind? = nil,
-                failureSubkind: String? = nil, message: String) {
-        self.status = status; self.backendExitCode = backendExitCode; self.termSignal = termSignal
-        self.failureKind = failureKind; self.failureSubkind = failureSubkind; self.message = message
+    public init(
+        status: Status, backendExitCode: Int? = nil, termSignal: String? = nil, failureKind: FailureKind? = nil,
+        failureSubkind: String? = nil, message: String
+    ) {
+        self.status = status
+        self.backendExitCode = backendExitCode
+        self.termSignal = termSignal
+        self.failureKind = failureKind
+        self.failureSubkind = failureSubkind
+        self.message = message
     }
 }
 
@@ -57,8 +64,10 @@ public protocol Executor: Sendable {
 
 /// The environment a backend sees: only allowlisted names from the worker's environment, then
 /// `DEVELOPER_DIR` from the job's toolchain. Returns it with the audit record (`executor_env.json`).
-public func executorEnvironment(allowlist: [String], developerDir: String,
-                                from env: [String: String] = ProcessInfo.processInfo.environment) -> ([String: String], JSONValue) {
+public func executorEnvironment(
+    allowlist: [String], developerDir: String,
+    from env: [String: String] = ProcessInfo.processInfo.environment
+) -> ([String: String], JSONValue) {
     let allowed = Set(allowlist)
     var out: [String: String] = [:]
     var dropped: [String] = []

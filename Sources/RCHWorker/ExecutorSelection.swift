@@ -58,7 +58,9 @@ public struct WorkerIdentityProvider: Sendable {
     public let selection: ExecutorSelection
     public var environment: [String: String]
 
-    public init(store: LocalStore, config: WorkerConfig, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        store: LocalStore, config: WorkerConfig, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.store = store
         self.config = config
         self.environment = environment
@@ -83,7 +85,9 @@ public struct WorkerIdentityProvider: Sendable {
             do {
                 return fresh ? try cache.refresh() : try cache.current()
             } catch let e as DetectionError {
-                throw RPCError(.executorUnavailable, e.description, data: ["failure_subkind": .string("TOOLCHAIN_DETECTION"), "command": .string(e.command)])
+                throw RPCError(
+                    .executorUnavailable, e.description,
+                    data: ["failure_subkind": .string("TOOLCHAIN_DETECTION"), "command": .string(e.command)])
             }
         case .unconfigured(let why):
             throw RPCError(.executorUnavailable, why, data: ["failure_subkind": .string("EXECUTOR_UNCONFIGURED")])
@@ -93,14 +97,18 @@ public struct WorkerIdentityProvider: Sendable {
     static func declared(_ t: WorkerConfig.Toolchain) -> ToolchainIdentity {
         var runtimes: [ToolchainIdentity.Runtime] = []
         for s in t.simulators where !runtimes.contains(where: { $0.identifier == s.runtime }) {
-            runtimes.append(.init(identifier: s.runtime, platform: s.platform, version: s.osVersion, build: s.runtimeBuild,
-                                  name: s.platform.replacingOccurrences(of: " Simulator", with: "") + " " + s.osVersion))
+            runtimes.append(
+                .init(
+                    identifier: s.runtime, platform: s.platform, version: s.osVersion, build: s.runtimeBuild,
+                    name: s.platform.replacingOccurrences(of: " Simulator", with: "") + " " + s.osVersion))
         }
         return ToolchainIdentity(
             source: .declared, xcodeVersion: t.xcodeVersion, xcodeBuild: t.xcodeBuild, developerDir: t.developerDir,
             macosVersion: t.macosVersion, macosBuild: t.macosBuild, arch: t.arch, runtimes: runtimes,
             devices: t.simulators.map {
-                .init(platform: $0.platform, name: $0.name, osVersion: $0.osVersion, runtime: $0.runtime, deviceType: $0.deviceType)
+                .init(
+                    platform: $0.platform, name: $0.name, osVersion: $0.osVersion, runtime: $0.runtime,
+                    deviceType: $0.deviceType)
             })
     }
 }

@@ -25,8 +25,10 @@ public enum IdentityCheck {
         var out: [Mismatch] = []
         let t = inputs.toolchain
         for (field, requested, current) in [
-            ("toolchain.xcode_build", t.xcodeBuild, id.xcodeBuild), ("toolchain.developer_dir", t.developerDir, id.developerDir),
-            ("toolchain.macos_version", t.macosVersion, id.macosVersion), ("toolchain.macos_build", t.macosBuild, id.macosBuild),
+            ("toolchain.xcode_build", t.xcodeBuild, id.xcodeBuild),
+            ("toolchain.developer_dir", t.developerDir, id.developerDir),
+            ("toolchain.macos_version", t.macosVersion, id.macosVersion),
+            ("toolchain.macos_build", t.macosBuild, id.macosBuild),
             ("toolchain.arch", t.arch, id.arch),
         ] where requested != current {
             out.append(Mismatch(field: field, requested: requested, current: current))
@@ -36,11 +38,16 @@ public enum IdentityCheck {
         let runtimeID = d.simRuntimeIdentifier ?? ""
         guard let runtime = id.runtimes.first(where: { $0.identifier == runtimeID }) else {
             let available = id.runtimes.map(\.identifier).joined(separator: ", ")
-            out.append(Mismatch(field: "destination.sim_runtime_identifier", requested: runtimeID, current: available.isEmpty ? "none" : available))
+            out.append(
+                Mismatch(
+                    field: "destination.sim_runtime_identifier", requested: runtimeID,
+                    current: available.isEmpty ? "none" : available))
             return out
         }
         if runtime.build != (d.simRuntimeBuild ?? "") {
-            out.append(Mismatch(field: "destination.sim_runtime_build", requested: d.simRuntimeBuild ?? "", current: runtime.build))
+            out.append(
+                Mismatch(
+                    field: "destination.sim_runtime_build", requested: d.simRuntimeBuild ?? "", current: runtime.build))
         }
         if runtime.version != d.osVersion {
             out.append(Mismatch(field: "destination.os_version", requested: d.osVersion, current: runtime.version))
@@ -49,9 +56,10 @@ public enum IdentityCheck {
             $0.runtime == runtimeID && $0.name == d.name && $0.deviceType == (d.deviceTypeIdentifier ?? "")
         }
         if device == nil {
-            out.append(Mismatch(
-                field: "destination.device", requested: "\(d.name) (\(d.deviceTypeIdentifier ?? "?"))",
-                current: id.devices.filter { $0.runtime == runtimeID }.map(\.name).joined(separator: ", ")))
+            out.append(
+                Mismatch(
+                    field: "destination.device", requested: "\(d.name) (\(d.deviceTypeIdentifier ?? "?"))",
+                    current: id.devices.filter { $0.runtime == runtimeID }.map(\.name).joined(separator: ", ")))
         }
         return out
     }

@@ -27,7 +27,9 @@ public struct ToolchainIdentityReport {
         ]
         for r in i.runtimes {
             let devices = i.devices.filter { $0.runtime == r.identifier }.map(\.name)
-            lines.append("runtime \(r.name) (\(r.build)) \(r.identifier): \(devices.isEmpty ? "no devices" : devices.joined(separator: ", "))")
+            lines.append(
+                "runtime \(r.name) (\(r.build)) \(r.identifier): \(devices.isEmpty ? "no devices" : devices.joined(separator: ", "))"
+            )
         }
         for u in i.unavailableRuntimes { lines.append("unavailable runtime: \(u)") }
         lines.append("identity_sha256: \(i.identitySHA256.hex)")

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import RCHProtocol
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What an operator (`rch-worker jobs`) or a host (`rch-xcode job list`, op `jobs`) sees of a worker's
 /// jobs: running, queued and recent ones, newest first.
@@ -45,8 +46,11 @@ public struct JobListing: Sendable {
             if let state, s.state.rawValue != state { continue }
             let job = try? JSONParser().parse(DurableFile.read(jobs.artifacts(name) + "/job.json"))
             let summary = try? JSONParser().parse(DurableFile.read(jobs.artifacts(name) + "/summary.json"))
-            items.append(Item(jobID: name, runID: s.runID, action: job?["action"]?.stringValue, state: s.state.rawValue,
-                              createdAt: s.createdAt, updatedAt: s.updatedAt, cachedFromJobID: summary?["cached_from_job_id"]?.stringValue))
+            items.append(
+                Item(
+                    jobID: name, runID: s.runID, action: job?["action"]?.stringValue, state: s.state.rawValue,
+                    createdAt: s.createdAt, updatedAt: s.updatedAt,
+                    cachedFromJobID: summary?["cached_from_job_id"]?.stringValue))
         }
         items.sort { ($0.createdAt, $0.jobID) > ($1.createdAt, $1.jobID) }
         return Array(items.prefix(limit))
@@ -68,7 +72,9 @@ extension WorkerServer {
         }
         var limit = 100
         if let l = p["limit"] {
-            guard let n = l.intValue, (1...1000).contains(n) else { throw RPCError.invalid("payload.limit must be an integer in 1...1000") }
+            guard let n = l.intValue, (1...1000).contains(n) else {
+                throw RPCError.invalid("payload.limit must be an integer in 1...1000")
+            }
             limit = Int(n)
         }
         return ["jobs": .array(JobListing(store: store, config: config).list(state: state, limit: limit).map(\.json))]

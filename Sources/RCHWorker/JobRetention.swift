@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import RCHStore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Bounded worker disk: finished job directories (`work/<job_id>/`: artifacts and the fetch archive) are
 /// removed by age and size budget; job records (`jobs/<job_id>.json`) outlive them so `fetch` of a removed
@@ -42,7 +43,8 @@ public struct JobRetention: Sendable {
 
         public var json: JSONValue {
             .obj([
-                "dry_run": .bool(dryRun), "jobs_removed": .array(removed.map { .obj(["job_id": .string($0.id), "reason": .string($0.reason)]) }),
+                "dry_run": .bool(dryRun),
+                "jobs_removed": .array(removed.map { .obj(["job_id": .string($0.id), "reason": .string($0.reason)]) }),
                 "job_bytes_freed": .int(Int64(bytesFreed)), "job_records_removed": .int(Int64(recordsRemoved)),
                 "skipped": .array(skipped.map { .string($0) }),
             ])
@@ -60,7 +62,8 @@ public struct JobRetention: Sendable {
             let state = jobs.readState(name)
             let changed = stat(statePath, &st) == 0 ? StoreScan.mtimeNanos(st) : 0
             let finished = (state?.state.isTerminal ?? false) && access(jobs.activeMarker(name), F_OK) != 0
-            out.append(Job(id: name, finished: finished, lastChangeNanos: changed, bytes: Self.size(jobs.directory(name))))
+            out.append(
+                Job(id: name, finished: finished, lastChangeNanos: changed, bytes: Self.size(jobs.directory(name))))
         }
         return out
     }

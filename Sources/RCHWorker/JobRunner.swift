@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import RCHIdentity
 import RCHJob
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Runs one submitted job to its end (`rch-worker run-job`, started detached by `submit`).
 ///
@@ -37,23 +38,36 @@ public struct JobRunner: Sendable {
             .obj(["job": job, "namespace": .string(namespace), "artifact_profile": .string(profile.rawValue)])
         }
 
-        public init(job: JSONValue, inputs: JobKeyInputs, namespace: String, profile: ArtifactProfile, runID: String, jobID: String) {
-            self.job = job; self.inputs = inputs; self.namespace = namespace; self.profile = profile; self.runID = runID; self.jobID = jobID
+        public init(
+            job: JSONValue, inputs: JobKeyInputs, namespace: String, profile: ArtifactProfile, runID: String,
+            jobID: String
+        ) {
+            self.job = job
+            self.inputs = inputs
+            self.namespace = namespace
+            self.profile = profile
+            self.runID = runID
+            self.jobID = jobID
         }
 
         static func load(_ path: String) throws -> Submission {
             let v = try JSONParser().parse(try DurableFile.read(path))
             guard let job = v["job"], let ns = v["namespace"]?.stringValue,
-                  let p = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
-                  let run = job["run_id"]?.stringValue, let id = job["job_id"]?.stringValue, let inputs = job["job_key_inputs"] else {
+                let p = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
+                let run = job["run_id"]?.stringValue, let id = job["job_id"]?.stringValue,
+                let inputs = job["job_key_inputs"]
+            else {
                 throw StoreError.corrupt("\(path) is not a submission record")
             }
-            return Submission(job: job, inputs: try JobKeyInputs(json: inputs), namespace: ns, profile: p, runID: run, jobID: id)
+            return Submission(
+                job: job, inputs: try JobKeyInputs(json: inputs), namespace: ns, profile: p, runID: run, jobID: id)
         }
     }
 
     /// The serving worker: its name and attestation key.
-    public func identity() throws -> WorkerIdentity { WorkerIdentity(name: config.name, key: try store.attestationKey()) }
+    public func identity() throws -> WorkerIdentity {
+        WorkerIdentity(name: config.name, key: try store.attestationKey())
+    }
 
     var provider: WorkerIdentityProvider { WorkerIdentityProvider(store: store, config: config) }
 
@@ -85,95 +99,135 @@ public struct JobRunner: Sendable {
         let identity = try? provider.current()
         let executor = makeExecutor(identity)
         if cancelled() {
-            try finish(sub, ExecutionOutcome(status: .cancelled, failureKind: .cancelled, message: "cancelled before it started"),
-                       executor: executor, env: nil, started: started)
+            try finish(
+                sub,
+                ExecutionOutcome(status: .cancelled, failureKind: .cancelled, message: "cancelled before it started"),
+                executor: executor, env: nil, started: started)
             return
         }
         try jobs.writeState(jobID, runID: sub.runID, jobKey: key.hex, .running)
         // The identity is checked again when the job starts: it must still be the one the key binds.
         let mismatches = identity.map { IdentityCheck.mismatches(sub.inputs, $0) } ?? []
         if identity == nil || !mismatches.isEmpty {
-            let why = mismatches.first.map { "\($0.field) is \($0.current), the job was keyed for \($0.requested)" }
+            let why =
+                mismatches.first.map { "\($0.field) is \($0.current), the job was keyed for \($0.requested)" }
                 ?? "the worker's toolchain cannot be detected"
-            let outcome = ExecutionOutcome(status: .failed, failureKind: .workerIncompatible, failureSubkind: "TOOLCHAIN_CHANGED",
-                                           message: "not run: the worker's toolchain changed since submit (\(why))")
+            let outcome = ExecutionOutcome(
+                status: .failed, failureKind: .workerIncompatible, failureSubkind: "TOOLCHAIN_CHANGED",
+                message: "not run: the worker's toolchain changed since submit (\(why))")
             try finish(sub, outcome, executor: executor, env: nil, started: started)
             return
         }
         do {
-            _ = try SourceStore(store: store).materialize(sub.inputs.sourceSHA256, jobID: jobID, into: jobs.source(jobID))
+            _ = try SourceStore(store: store).materialize(
+                sub.inputs.sourceSHA256, jobID: jobID, into: jobs.source(jobID))
         } catch {
-            let outcome = ExecutionOutcome(status: .failed, failureKind: .transfer, failureSubkind: "SOURCE_MISSING",
-                                           message: "the source could not be materialised: \(error)")
+            let outcome = ExecutionOutcome(
+                status: .failed, failureKind: .transfer, failureSubkind: "SOURCE_MISSING",
+                message: "the source could not be materialised: \(error)")
             try finish(sub, outcome, executor: executor, env: nil, started: started)
             return
         }
-        let (env, envRecord) = executorEnvironment(allowlist: config.envAllowlist, developerDir: sub.inputs.toolchain.developerDir)
+        let (env, envRecord) = executorEnvironment(
+            allowlist: config.envAllowlist, developerDir: sub.inputs.toolchain.developerDir)
         let request = ExecutionRequest(
-            jobID: jobID, runID: sub.runID, jobKey: key, action: sub.inputs.action, sanitizedArgv: sub.inputs.sanitizedArgv,
+            jobID: jobID, runID: sub.runID, jobKey: key, action: sub.inputs.action,
+            sanitizedArgv: sub.inputs.sanitizedArgv,
             developerDir: sub.inputs.toolchain.developerDir, profile: sub.profile, sourceDirectory: jobs.source(jobID),
-            artifactsDirectory: jobs.artifacts(jobID), environment: env, deadlineNanos: started + config.timeoutSeconds * 1_000_000_000)
+            artifactsDirectory: jobs.artifacts(jobID), environment: env,
+            deadlineNanos: started + config.timeoutSeconds * 1_000_000_000)
         let outcome: ExecutionOutcome
         do { outcome = try executor.execute(request, cancelled: cancelled) } catch {
-            outcome = ExecutionOutcome(status: .failed, failureKind: .executor, message: "the executor failed: \(error)")
+            outcome = ExecutionOutcome(
+                status: .failed, failureKind: .executor, message: "the executor failed: \(error)")
         }
         try finish(sub, outcome, executor: executor, env: envRecord, started: started)
     }
 
     /// Writes the job-scoped artifacts and commits the directory.
-    func finish(_ sub: Submission, _ o: ExecutionOutcome, executor: any Executor, env: JSONValue?, started: Int64) throws {
+    func finish(_ sub: Submission, _ o: ExecutionOutcome, executor: any Executor, env: JSONValue?, started: Int64)
+        throws
+    {
         let jobs = WorkerJobs(store: store)
         let dir = jobs.artifacts(sub.jobID)
         let key = sub.inputs.jobKey
         let now = Timestamp.now()
         func envelope(_ id: String, _ extra: KeyValuePairs<String, JSONValue>) -> JSONValue {
-            var o = JSONObject([("schema_version", .int(1)), ("schema_id", .string("rch-xcode/\(id)@1")), ("created_at", .string(now)),
-                                ("run_id", .string(sub.runID)), ("job_id", .string(sub.jobID)), ("job_key", .string(key.hex))])
+            var o = JSONObject([
+                ("schema_version", .int(1)), ("schema_id", .string("rch-xcode/\(id)@1")), ("created_at", .string(now)),
+                ("run_id", .string(sub.runID)), ("job_id", .string(sub.jobID)), ("job_key", .string(key.hex)),
+            ])
             for (k, v) in extra { o[k] = v }
             return .object(o)
         }
         if let env, case .object(let e) = env {
             var doc = envelope("executor_env", [:]).objectValue!
             for (k, v) in e.members { doc[k] = v }
-            _ = try DurableFile.write(JSONValue.object(doc).canonicalBytes, to: dir + "/executor_env.json", durable: false)
+            _ = try DurableFile.write(
+                JSONValue.object(doc).canonicalBytes, to: dir + "/executor_env.json", durable: false)
         }
-        let tc = sub.inputs.toolchain, d = sub.inputs.destination
-        _ = try DurableFile.write(envelope("toolchain", [
-            "xcode_version": .string((try? provider.current().xcodeVersion) ?? "unknown"), "xcode_build": .string(tc.xcodeBuild), "developer_dir": .string(tc.developerDir),
-            "macos_version": .string(tc.macosVersion), "macos_build": .string(tc.macosBuild), "arch": .string(tc.arch),
-        ]).canonicalBytes, to: dir + "/toolchain.json", durable: false)
-        _ = try DurableFile.write(envelope("destination", [
-            "platform": .string(d.platform), "name": .string(d.name), "os_version": .string(d.osVersion), "provisioning": .string(d.provisioning),
-            "sim_runtime_identifier": d.simRuntimeIdentifier.map { .string($0) } ?? .null,
-            "sim_runtime_build": d.simRuntimeBuild.map { .string($0) } ?? .null,
-            "device_type_identifier": d.deviceTypeIdentifier.map { .string($0) } ?? .null,
-        ]).canonicalBytes, to: dir + "/destination.json", durable: false)
+        let tc = sub.inputs.toolchain
+        let d = sub.inputs.destination
+        _ = try DurableFile.write(
+            envelope(
+                "toolchain",
+                [
+                    "xcode_version": .string((try? provider.current().xcodeVersion) ?? "unknown"),
+                    "xcode_build": .string(tc.xcodeBuild), "developer_dir": .string(tc.developerDir),
+                    "macos_version": .string(tc.macosVersion), "macos_build": .string(tc.macosBuild),
+                    "arch": .string(tc.arch),
+                ]
+            ).canonicalBytes, to: dir + "/toolchain.json", durable: false)
+        _ = try DurableFile.write(
+            envelope(
+                "destination",
+                [
+                    "platform": .string(d.platform), "name": .string(d.name), "os_version": .string(d.osVersion),
+                    "provisioning": .string(d.provisioning),
+                    "sim_runtime_identifier": d.simRuntimeIdentifier.map { .string($0) } ?? .null,
+                    "sim_runtime_build": d.simRuntimeBuild.map { .string($0) } ?? .null,
+                    "device_type_identifier": d.deviceTypeIdentifier.map { .string($0) } ?? .null,
+                ]
+            ).canonicalBytes, to: dir + "/destination.json", durable: false)
 
         let state: JobState = o.status == .success ? .succeeded : o.status == .cancelled ? .cancelled : .failed
         try jobs.writeState(sub.jobID, runID: sub.runID, jobKey: key.hex, state)
         // The profile the files satisfy (never the one requested).
         var entries = try ArtifactManifest.scan(dir)
-        let kind: FailureKind? = o.status == .success ? nil : o.status == .cancelled ? .cancelled : (o.failureKind ?? .executor)
-        let summaryProfile = (try? ArtifactProfile.satisfied(by: entries + [.init(path: "summary.json", isDirectory: false, size: 0, sha256: .empty)],
-                                                             action: sub.inputs.action).get()) ?? .minimal
-        let summary = envelope("summary", [
-            "status": .string(o.status.rawValue), "failure_kind": kind.map { .string($0.rawValue) } ?? .null,
-            "failure_subkind": o.failureSubkind.map { .string($0) } ?? .null, "exit_code": .int(Int64(kind?.exitCode ?? 0)),
-            "backend_exit_code": o.backendExitCode.map { .int(Int64($0)) } ?? .null,
-            "backend_term_signal": o.termSignal.map { .string($0) } ?? .null, "backend": .string(executor.backendName),
-            "human_summary": .string(o.message), "duration_ms": .int(max(0, (Timestamp.nowNanos() - started) / 1_000_000)),
-            "artifact_profile": .string(summaryProfile.rawValue), "cached_from_job_id": .null,
-        ])
+        let kind: FailureKind? =
+            o.status == .success ? nil : o.status == .cancelled ? .cancelled : (o.failureKind ?? .executor)
+        let summaryProfile =
+            (try? ArtifactProfile.satisfied(
+                by: entries + [.init(path: "summary.json", isDirectory: false, size: 0, sha256: .empty)],
+                action: sub.inputs.action
+            ).get()) ?? .minimal
+        let summary = envelope(
+            "summary",
+            [
+                "status": .string(o.status.rawValue), "failure_kind": kind.map { .string($0.rawValue) } ?? .null,
+                "failure_subkind": o.failureSubkind.map { .string($0) } ?? .null,
+                "exit_code": .int(Int64(kind?.exitCode ?? 0)),
+                "backend_exit_code": o.backendExitCode.map { .int(Int64($0)) } ?? .null,
+                "backend_term_signal": o.termSignal.map { .string($0) } ?? .null,
+                "backend": .string(executor.backendName),
+                "human_summary": .string(o.message),
+                "duration_ms": .int(max(0, (Timestamp.nowNanos() - started) / 1_000_000)),
+                "artifact_profile": .string(summaryProfile.rawValue), "cached_from_job_id": .null,
+            ])
         _ = try DurableFile.write(summary.canonicalBytes, to: dir + "/summary.json", durable: false)
         entries = try ArtifactManifest.scan(dir)
-        let producer = Producer(executorClass: provider.selection.executorClass, backend: executor.backendName,
-                                backendVersion: executor.backendVersion)
-        let facts = JobCommit.Facts(runID: sub.runID, jobID: sub.jobID, jobKey: key, sourceSHA256: sub.inputs.sourceSHA256,
-                                    worker: try identity(), producer: producer, profile: summaryProfile,
-                                    capabilitiesSHA256: Capabilities.digest(provider))
+        let producer = Producer(
+            executorClass: provider.selection.executorClass, backend: executor.backendName,
+            backendVersion: executor.backendVersion)
+        let facts = JobCommit.Facts(
+            runID: sub.runID, jobID: sub.jobID, jobKey: key, sourceSHA256: sub.inputs.sourceSHA256,
+            worker: try identity(), producer: producer, profile: summaryProfile,
+            capabilitiesSHA256: Capabilities.digest(provider))
         try JobCommit.write(into: dir, entries: entries, facts: facts, now: now, durable: true)
         if o.status == .success {
-            do { _ = try ResultStore(store: store).record(dir, jobKey: key, namespace: sub.namespace, producer: producer) } catch {
+            do {
+                _ = try ResultStore(store: store).record(dir, jobKey: key, namespace: sub.namespace, producer: producer)
+            } catch {
                 print("result not cached: \(error)")  // runner.log; the job itself succeeded
             }
         }
@@ -186,9 +240,12 @@ public struct JobRunner: Sendable {
             try? jobs.writeState(jobID, runID: record.runID, jobKey: record.jobKey, .failed)
             return
         }
-        try? finish(sub, ExecutionOutcome(status: .failed, failureKind: .executor, failureSubkind: "RUNNER_LOST",
-                                          message: "the job runner ended without finishing the job"),
-                    executor: makeExecutor(try? provider.current()), env: nil, started: Timestamp.nowNanos())
+        try? finish(
+            sub,
+            ExecutionOutcome(
+                status: .failed, failureKind: .executor, failureSubkind: "RUNNER_LOST",
+                message: "the job runner ended without finishing the job"),
+            executor: makeExecutor(try? provider.current()), env: nil, started: Timestamp.nowNanos())
         unlink(jobs.activeMarker(jobID))
     }
 }

@@ -53,7 +53,8 @@ public struct WorkerConfig: Sendable {
     public var path: String?
 
     public struct Simulator: Sendable {
-        public var platform: String, name: String, osVersion: String, runtime: String, runtimeBuild: String, deviceType: String
+        public var platform: String, name: String, osVersion: String, runtime: String, runtimeBuild: String,
+            deviceType: String
     }
 
     public struct Toolchain: Sendable {
@@ -66,8 +67,10 @@ public struct WorkerConfig: Sendable {
         public var macosBuild = "24C101"
         public var arch = "arm64"
         public var simulators: [Simulator] = [
-            Simulator(platform: "iOS Simulator", name: "iPhone 16", osVersion: "18.2", runtime: "com.apple.CoreSimulator.SimRuntime.iOS-18-2",
-                      runtimeBuild: "22C150", deviceType: "com.apple.CoreSimulator.SimDeviceType.iPhone-16"),
+            Simulator(
+                platform: "iOS Simulator", name: "iPhone 16", osVersion: "18.2",
+                runtime: "com.apple.CoreSimulator.SimRuntime.iOS-18-2",
+                runtimeBuild: "22C150", deviceType: "com.apple.CoreSimulator.SimDeviceType.iPhone-16")
         ]
     }
 
@@ -97,12 +100,16 @@ public struct WorkerConfig: Sendable {
         func size(_ o: JSONObject, _ k: String, _ d: UInt64) throws -> UInt64 {
             guard let v = o[k] else { return d }
             if let i = v.intValue, i >= 0 { return UInt64(i) }
-            guard let s = v.stringValue, let n = parseSize(s) else { throw ConfigError("\(file): \(k) must be a size such as 1GiB") }
+            guard let s = v.stringValue, let n = parseSize(s) else {
+                throw ConfigError("\(file): \(k) must be a size such as 1GiB")
+            }
             return n
         }
         func str(_ o: JSONObject, _ k: String, _ d: String) throws -> String {
             guard let v = o[k] else { return d }
-            guard let s = v.stringValue, !s.isEmpty else { throw ConfigError("\(file): \(k) must be a non-empty string") }
+            guard let s = v.stringValue, !s.isEmpty else {
+                throw ConfigError("\(file): \(k) must be a non-empty string")
+            }
             return s
         }
         c.name = try str(w, "name", c.name)
@@ -111,7 +118,9 @@ public struct WorkerConfig: Sendable {
         c.maxHeaderBytes = Int(try size(w, "max_header_bytes", UInt64(c.maxHeaderBytes)))
         c.protocolMin = try int(w, "protocol_min", c.protocolMin)
         c.protocolMax = try int(w, "protocol_max", c.protocolMax)
-        guard c.protocolMin <= c.protocolMax else { throw ConfigError("\(file): protocol_min must not exceed protocol_max") }
+        guard c.protocolMin <= c.protocolMax else {
+            throw ConfigError("\(file): protocol_min must not exceed protocol_max")
+        }
         c.disabledFeatures = Set((w["disabled_features"]?.arrayValue ?? []).compactMap(\.stringValue))
         if let t = w["read_timeout"] {
             guard let s = t.stringValue, let secs = parseDuration(s), secs > 0 else {
@@ -121,14 +130,20 @@ public struct WorkerConfig: Sendable {
         }
         if e["kind"] != nil {
             let kind = try str(e, "kind", "")
-            guard ["recording", "xcodebuild"].contains(kind) else { throw ConfigError("\(file): executor.kind must be recording or xcodebuild") }
+            guard ["recording", "xcodebuild"].contains(kind) else {
+                throw ConfigError("\(file): executor.kind must be recording or xcodebuild")
+            }
             c.executorKind = kind
         }
         c.behaviour = try str(e, "behaviour", c.behaviour)
-        guard ["succeed", "fail", "hang"].contains(c.behaviour) else { throw ConfigError("\(file): executor.behaviour must be succeed, fail or hang") }
+        guard ["succeed", "fail", "hang"].contains(c.behaviour) else {
+            throw ConfigError("\(file): executor.behaviour must be succeed, fail or hang")
+        }
         c.durationMs = try int(e, "duration_ms", c.durationMs)
         if let t = e["timeout"]?.stringValue {
-            guard let s = parseDuration(t) else { throw ConfigError("\(file): executor.timeout must be a duration such as 1h") }
+            guard let s = parseDuration(t) else {
+                throw ConfigError("\(file): executor.timeout must be a duration such as 1h")
+            }
             c.timeoutSeconds = s
         }
         if let list = e["env_allowlist"]?.arrayValue { c.envAllowlist = list.compactMap(\.stringValue) }
@@ -137,7 +152,9 @@ public struct WorkerConfig: Sendable {
         c.toolchain.xcodeBuild = try str(t, "xcode_build", c.toolchain.xcodeBuild)
         if t["developer_dir"] != nil {
             let dir = try str(t, "developer_dir", "")
-            guard dir.hasPrefix("/") else { throw ConfigError("\(file): toolchain.developer_dir must be an absolute path") }
+            guard dir.hasPrefix("/") else {
+                throw ConfigError("\(file): toolchain.developer_dir must be an absolute path")
+            }
             c.toolchain.developerDir = dir
             c.toolchain.pinnedDeveloperDir = dir
         }
@@ -148,9 +165,14 @@ public struct WorkerConfig: Sendable {
         c.toolchain.arch = try str(t, "arch", c.toolchain.arch)
         if let sims = t["simulators"]?.arrayValue {
             c.toolchain.simulators = try sims.map { s in
-                guard let o = s.objectValue else { throw ConfigError("\(file): toolchain.simulators entries must be tables") }
-                return Simulator(platform: try str(o, "platform", ""), name: try str(o, "name", ""), osVersion: try str(o, "os_version", ""),
-                                 runtime: try str(o, "runtime", ""), runtimeBuild: try str(o, "runtime_build", ""), deviceType: try str(o, "device_type", ""))
+                guard let o = s.objectValue else {
+                    throw ConfigError("\(file): toolchain.simulators entries must be tables")
+                }
+                return Simulator(
+                    platform: try str(o, "platform", ""), name: try str(o, "name", ""),
+                    osVersion: try str(o, "os_version", ""),
+                    runtime: try str(o, "runtime", ""), runtimeBuild: try str(o, "runtime_build", ""),
+                    deviceType: try str(o, "device_type", ""))
             }
         }
         return c
@@ -168,4 +190,3 @@ public struct ConfigError: Error, LaneError {
     public var exitCode: Int32 { CommandExit.config }
     public var description: String { message }
 }
-

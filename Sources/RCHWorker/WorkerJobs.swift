@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import RCHStore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The lifecycle states of a job (`job_state.json` `state`).
 public enum JobState: String, Sendable {
@@ -62,10 +63,14 @@ public struct WorkerJobs: Sendable {
     }
 
     public func readState(_ jobID: String) -> StateRecord? {
-        guard let bytes = try? DurableFile.read(artifacts(jobID) + "/job_state.json"), let v = try? JSONParser().parse(bytes),
-              let s = v["state"]?.stringValue.flatMap(JobState.init(rawValue:)) else { return nil }
-        return StateRecord(state: s, runID: v["run_id"]?.stringValue ?? "", jobKey: v["job_key"]?.stringValue ?? "",
-                           createdAt: v["created_at"]?.stringValue ?? "", updatedAt: v["updated_at"]?.stringValue ?? "", seq: v["seq"]?.intValue ?? 0)
+        guard let bytes = try? DurableFile.read(artifacts(jobID) + "/job_state.json"),
+            let v = try? JSONParser().parse(bytes),
+            let s = v["state"]?.stringValue.flatMap(JobState.init(rawValue:))
+        else { return nil }
+        return StateRecord(
+            state: s, runID: v["run_id"]?.stringValue ?? "", jobKey: v["job_key"]?.stringValue ?? "",
+            createdAt: v["created_at"]?.stringValue ?? "", updatedAt: v["updated_at"]?.stringValue ?? "",
+            seq: v["seq"]?.intValue ?? 0)
     }
 
     /// Writes `job_state.json` (atomic replace). Refuses to leave a terminal state.
@@ -74,8 +79,10 @@ public struct WorkerJobs: Sendable {
         if let p = previous, p.state.isTerminal { return }
         let now = Timestamp.now()
         let doc = JSONValue.obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/job_state@1"), "run_id": .string(runID), "job_id": .string(jobID),
-            "job_key": .string(jobKey), "state": .string(state.rawValue), "created_at": .string(previous?.createdAt ?? now),
+            "schema_version": .int(1), "schema_id": .string("rch-xcode/job_state@1"), "run_id": .string(runID),
+            "job_id": .string(jobID),
+            "job_key": .string(jobKey), "state": .string(state.rawValue),
+            "created_at": .string(previous?.createdAt ?? now),
             "updated_at": .string(now), "seq": .int((previous?.seq ?? 0) + 1),
         ])
         try Syscalls.makeDirectories(artifacts(jobID))
@@ -85,7 +92,9 @@ public struct WorkerJobs: Sendable {
     // MARK: runner liveness and concurrency
 
     public func runnerPID(_ jobID: String) -> pid_t? {
-        guard let b = try? DurableFile.read(control(jobID) + "/runner.pid"), let n = Int32(String(decoding: b, as: UTF8.self)) else { return nil }
+        guard let b = try? DurableFile.read(control(jobID) + "/runner.pid"),
+            let n = Int32(String(decoding: b, as: UTF8.self))
+        else { return nil }
         return n
     }
 
@@ -100,14 +109,21 @@ public struct WorkerJobs: Sendable {
         var n = 0
         for name in names where Identifier.isValid(name, .jobID) {
             if !ignoringLeases.isEmpty, let lease = try? DurableFile.read(dir + "/" + name), !lease.isEmpty,
-                ignoringLeases.contains(String(decoding: lease, as: UTF8.self)) {
+                ignoringLeases.contains(String(decoding: lease, as: UTF8.self))
+            {
                 continue
             }
             var st = stat()
             guard stat(dir + "/" + name, &st) == 0 else { continue }
             let age = now - StoreScan.mtimeNanos(st)
-            if let pid = runnerPID(name), Self.alive(pid) { n += 1; continue }
-            if age < 60_000_000_000 && readState(name).map({ !$0.state.isTerminal }) ?? true { n += 1; continue }
+            if let pid = runnerPID(name), Self.alive(pid) {
+                n += 1
+                continue
+            }
+            if age < 60_000_000_000 && readState(name).map({ !$0.state.isTerminal }) ?? true {
+                n += 1
+                continue
+            }
             unlink(dir + "/" + name)
         }
         return n

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
 import RCHProtocol
 import RCHStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Slot reservations (`reserve` / `renew` / `release`, feature `lease`): a multi-step run holds one of
 /// the worker's `max_concurrent_jobs` slots from its first step to its last, so another host's job cannot
@@ -30,7 +31,9 @@ struct WorkerReservations {
 
     func write(_ r: Reservation) throws {
         try Syscalls.makeDirectories(directory)
-        let doc = JSONValue.obj(["lease_id": .string(r.id), "run_id": .string(r.runID), "expires_at_ms": .int(r.expiresAtMs)])
+        let doc = JSONValue.obj([
+            "lease_id": .string(r.id), "run_id": .string(r.runID), "expires_at_ms": .int(r.expiresAtMs),
+        ])
         _ = try DurableFile.write(doc.canonicalBytes, to: path(r.id), replace: true, durable: false)
     }
 
@@ -58,8 +61,9 @@ struct WorkerReservations {
     }
 
     static func expired(_ id: String) -> RPCError {
-        RPCError(.leaseExpired, "lease \(id) has expired or was released; its slot is free again — reserve a new one",
-                 data: ["lease_id": .string(id)])
+        RPCError(
+            .leaseExpired, "lease \(id) has expired or was released; its slot is free again — reserve a new one",
+            data: ["lease_id": .string(id)])
     }
 }
 
@@ -86,12 +90,16 @@ extension WorkerServer {
             let held = reservations.active()
             let used = held.count + jobs.activeCount(ignoringLeases: Set(held.map(\.id)))
             guard used < config.maxConcurrentJobs else {
-                throw RPCError(.busy, "\(used) slot(s) in use (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
-                               data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(used))])
+                throw RPCError(
+                    .busy, "\(used) slot(s) in use (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
+                    data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(used))])
             }
             try reservations.write(.init(id: lease, runID: runID, expiresAtMs: expires))
         }
-        return ["lease_id": .string(lease), "run_id": .string(runID), "expires_at_ms": .int(expires), "ttl_seconds": .int(ttl)]
+        return [
+            "lease_id": .string(lease), "run_id": .string(runID), "expires_at_ms": .int(expires),
+            "ttl_seconds": .int(ttl),
+        ]
     }
 
     /// `renew {lease_id, ttl_seconds?}` → `{lease_id, expires_at_ms}`; an expired lease → LEASE_EXPIRED.

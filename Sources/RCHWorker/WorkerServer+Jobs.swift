@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import RCHJob
 import RCHProtocol
 import RCHStore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Job ops: `submit`, `status`, `tail`, `cancel`, `fetch`.
 extension WorkerServer {
@@ -29,8 +30,12 @@ extension WorkerServer {
         let inputs = submitted.spec.inputs
         let key = inputs.jobKey
         guard key == claimed else {
-            throw RPCError.invalid("job_key does not match SHA-256(JCS(job_key_inputs))",
-                                   data: ["expected": .string(key.hex), "actual": .string(claimed.hex), "failure_subkind": .string("PROTOCOL_ERROR")])
+            throw RPCError.invalid(
+                "job_key does not match SHA-256(JCS(job_key_inputs))",
+                data: [
+                    "expected": .string(key.hex), "actual": .string(claimed.hex),
+                    "failure_subkind": .string("PROTOCOL_ERROR"),
+                ])
         }
         let profile: ArtifactProfile = submitted.spec.artifactProfile == .rich ? .rich : .minimal
         let namespace = submitted.namespace
@@ -38,8 +43,9 @@ extension WorkerServer {
         // The same job_id: idempotent for the same key, refused for another.
         if let existing = JobRegistry(store: store).key(of: jobID) {
             guard existing == key else {
-                throw RPCError.invalid("job_id \(jobID) was already submitted with job_key \(existing.hex)",
-                                       data: ["job_id": .string(jobID), "existing_job_key": .string(existing.hex)])
+                throw RPCError.invalid(
+                    "job_id \(jobID) was already submitted with job_key \(existing.hex)",
+                    data: ["job_id": .string(jobID), "existing_job_key": .string(existing.hex)])
             }
             if jobs.exists(jobID) { return try status(["job_id": .string(jobID)]) }
         }
@@ -54,12 +60,16 @@ extension WorkerServer {
                 .workerIncompatible,
                 "the worker's toolchain changed: \(first.field) is \(first.current), the job was keyed for \(first.requested); "
                     + "probe the worker again and rebuild job_key_inputs",
-                data: ["failure_subkind": .string("TOOLCHAIN_CHANGED"), "mismatches": .array(mismatches.map(\.json)), "capabilities": caps])
+                data: [
+                    "failure_subkind": .string("TOOLCHAIN_CHANGED"), "mismatches": .array(mismatches.map(\.json)),
+                    "capabilities": caps,
+                ])
         }
         let sources = SourceStore(store: store)
         guard sources.has(inputs.sourceSHA256) else {
-            throw RPCError(.sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
-                           data: ["source_sha256": .string(inputs.sourceSHA256.hex)])
+            throw RPCError(
+                .sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
+                data: ["source_sha256": .string(inputs.sourceSHA256.hex)])
         }
         // The job directory is the claim; it is removed again unless the job is accepted.
         guard try jobs.create(jobID) else { return try status(["job_id": .string(jobID)]) }
@@ -67,11 +77,17 @@ extension WorkerServer {
             // A hit (the lookup counted once, inside materialise) is served at once.
             do {
                 let m = try ResultStore(store: store).materialize(
-                    jobKey: key, namespace: namespace, profile: profile, executorClass: provider.selection.executorClass,
+                    jobKey: key, namespace: namespace, profile: profile,
+                    executorClass: provider.selection.executorClass,
                     jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
-                    worker: try JobRunner(store: store, config: config).identity(), capabilitiesSHA256: Capabilities.digest(provider))
-                return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.succeeded.rawValue),
-                        "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID), "artifact_profile": .string(m.profile.rawValue)]
+                    worker: try JobRunner(store: store, config: config).identity(),
+                    capabilitiesSHA256: Capabilities.digest(provider))
+                return [
+                    "job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex),
+                    "state": .string(JobState.succeeded.rawValue),
+                    "cached": .bool(true), "cached_from_job_id": .string(m.cachedFromJobID),
+                    "artifact_profile": .string(m.profile.rawValue),
+                ]
             } catch StoreError.resultMiss {}
             // Count and claim a slot under one lock, so simultaneous submits cannot both take the last one.
             // A job with a valid lease uses the slot its run reserved (its marker names the lease).
@@ -82,18 +98,22 @@ extension WorkerServer {
                 } else {
                     let active = held.count + jobs.activeCount(ignoringLeases: Set(held.map(\.id)))
                     guard active < config.maxConcurrentJobs else {
-                        throw RPCError(.busy, "\(active) slot(s) in use (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
-                                       data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
+                        throw RPCError(
+                            .busy,
+                            "\(active) slot(s) in use (max_concurrent_jobs \(config.maxConcurrentJobs)); retry later",
+                            data: ["retry_after_seconds": .int(5), "active_jobs": .int(Int64(active))])
                     }
                 }
                 _ = try DurableFile.write(Array((leaseID ?? "").utf8), to: jobs.activeMarker(jobID), durable: false)
             }
             try JobRegistry(store: store).claim(jobID, jobKey: key)
-            let sub = JobRunner.Submission(job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)
+            let sub = JobRunner.Submission(
+                job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)
             _ = try DurableFile.write(sub.json.canonicalBytes, to: jobs.control(jobID) + "/submit.json")
             try Syscalls.makeDirectories(jobs.artifacts(jobID))
             _ = try DurableFile.write(job.canonicalBytes, to: jobs.artifacts(jobID) + "/job.json", durable: false)
-            _ = try DurableFile.write(inputs.canonicalBytes, to: jobs.artifacts(jobID) + "/job_key_inputs.json", durable: false)
+            _ = try DurableFile.write(
+                inputs.canonicalBytes, to: jobs.artifacts(jobID) + "/job_key_inputs.json", durable: false)
             try jobs.writeState(jobID, runID: runID, jobKey: key.hex, .queued)
             try startRunner(jobID)
         } catch {
@@ -101,8 +121,11 @@ extension WorkerServer {
             unlink(jobs.activeMarker(jobID))
             throw error
         }
-        return ["job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex), "state": .string(JobState.queued.rawValue),
-                "cached": .bool(false), "artifact_profile": .string(profile.rawValue)]
+        return [
+            "job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex),
+            "state": .string(JobState.queued.rawValue),
+            "cached": .bool(false), "artifact_profile": .string(profile.rawValue),
+        ]
     }
 
     /// Starts `rch-worker run-job` detached (own session, stdio on `control/runner.log`), so the RPC
@@ -114,7 +137,9 @@ extension WorkerServer {
         defer { close(log) }
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devnull) }
-        let pid = try Spawn.start(runnerCommand[0], Array(runnerCommand.dropFirst()) + [jobID], stdin: devnull, stdout: log, stderr: log, newSession: true)
+        let pid = try Spawn.start(
+            runnerCommand[0], Array(runnerCommand.dropFirst()) + [jobID], stdin: devnull, stdout: log, stderr: log,
+            newSession: true)
         _ = try DurableFile.write(Array(String(pid).utf8), to: jobs.control(jobID) + "/runner.pid", durable: false)
     }
 
@@ -124,10 +149,13 @@ extension WorkerServer {
         let jobID = try Self.id(p, "job_id", .jobID)
         guard jobs.exists(jobID) else {
             if JobRegistry(store: store).key(of: jobID) != nil {
-                throw RPCError(.artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)", data: ["job_id": .string(jobID)])
+                throw RPCError(
+                    .artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)",
+                    data: ["job_id": .string(jobID)])
             }
-            throw RPCError(.notFound, "no job \(jobID) on this worker; check the id (rch-xcode job list shows the worker's jobs)",
-                           data: ["job_id": .string(jobID)])
+            throw RPCError(
+                .notFound, "no job \(jobID) on this worker; check the id (rch-xcode job list shows the worker's jobs)",
+                data: ["job_id": .string(jobID)])
         }
         return jobID
     }
@@ -139,9 +167,12 @@ extension WorkerServer {
         }
         let dir = jobs.artifacts(jobID)
         let complete = access(dir + "/job_index.json", F_OK) == 0
-        var out: JSONObject = ["job_id": .string(jobID), "run_id": .string(s.runID), "job_key": .string(s.jobKey), "state": .string(s.state.rawValue),
-                               "created_at": .string(s.createdAt), "updated_at": .string(s.updatedAt), "complete": .bool(complete),
-                               "cancel_requested": .bool(access(jobs.cancelMarker(jobID), F_OK) == 0)]
+        var out: JSONObject = [
+            "job_id": .string(jobID), "run_id": .string(s.runID), "job_key": .string(s.jobKey),
+            "state": .string(s.state.rawValue),
+            "created_at": .string(s.createdAt), "updated_at": .string(s.updatedAt), "complete": .bool(complete),
+            "cancel_requested": .bool(access(jobs.cancelMarker(jobID), F_OK) == 0),
+        ]
         if complete, let summary = try? JSONParser().parse(try DurableFile.read(dir + "/summary.json")) {
             out["summary"] = summary
         }
@@ -155,12 +186,16 @@ extension WorkerServer {
             switch c {
             case .int(let n) where n >= 0: cursor = n
             case .string(let s) where Int64(s).map({ $0 >= 0 }) == true: cursor = Int64(s)!
-            default: throw RPCError.invalid("payload.cursor must be a non-negative integer (the next_cursor of the previous reply)")
+            default:
+                throw RPCError.invalid(
+                    "payload.cursor must be a non-negative integer (the next_cursor of the previous reply)")
             }
         }
         var maxBytes: Int64 = 64 << 10
         if let m = p["max_bytes"] {
-            guard case .int(let n) = m, (1...(1 << 20)).contains(n) else { throw RPCError.invalid("payload.max_bytes must be an integer in 1...1048576") }
+            guard case .int(let n) = m, (1...(1 << 20)).contains(n) else {
+                throw RPCError.invalid("payload.max_bytes must be an integer in 1...1048576")
+            }
             maxBytes = n
         }
         let state = jobs.currentState(jobID, config: config)?.state ?? .queued
@@ -173,7 +208,9 @@ extension WorkerServer {
             var st = stat()
             fstat(fd, &st)
             size = Int64(st.st_size)
-            guard cursor <= size else { throw RPCError.invalid("cursor \(cursor) is past the end of the log (\(size) bytes)") }
+            guard cursor <= size else {
+                throw RPCError.invalid("cursor \(cursor) is past the end of the log (\(size) bytes)")
+            }
             let want = Int(min(maxBytes, size - cursor))
             chunk = [UInt8](repeating: 0, count: want)
             let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(cursor)) }
@@ -184,31 +221,43 @@ extension WorkerServer {
         // Never split a UTF-8 sequence: stop before an incomplete one at the end of the chunk.
         var end = chunk.count
         if cursor + Int64(end) < size || !state.isTerminal {
-            var k = end - 1, back = 0
-            while k >= 0 && back < 3 && chunk[k] & 0xC0 == 0x80 { k -= 1; back += 1 }
+            var k = end - 1
+            var back = 0
+            while k >= 0 && back < 3 && chunk[k] & 0xC0 == 0x80 {
+                k -= 1
+                back += 1
+            }
             if k >= 0 && chunk[k] >= 0xC0 {
                 let need = chunk[k] >= 0xF0 ? 4 : chunk[k] >= 0xE0 ? 3 : 2
                 if end - k < need { end = k }
             }
         }
         let next = cursor + Int64(end)
-        return ["job_id": .string(jobID), "cursor": .int(cursor), "next_cursor": .int(next),
-                "log_chunk": .string(String(decoding: chunk[0..<end], as: UTF8.self)), "events": .array([]),
-                "state": .string(state.rawValue), "eof": .bool(state.isTerminal && next >= size)]
+        return [
+            "job_id": .string(jobID), "cursor": .int(cursor), "next_cursor": .int(next),
+            "log_chunk": .string(String(decoding: chunk[0..<end], as: UTF8.self)), "events": .array([]),
+            "state": .string(state.rawValue), "eof": .bool(state.isTerminal && next >= size),
+        ]
     }
 
     func cancel(_ p: JSONObject) throws -> JSONObject {
         let jobID = try knownJob(p, allowed: ["job_id"], op: "cancel")
-        guard let s = jobs.currentState(jobID, config: config) else { throw RPCError(.busy, "job \(jobID) is being set up", data: ["retry_after_seconds": .int(1)]) }
+        guard let s = jobs.currentState(jobID, config: config) else {
+            throw RPCError(.busy, "job \(jobID) is being set up", data: ["retry_after_seconds": .int(1)])
+        }
         if s.state.isTerminal {
             return ["job_id": .string(jobID), "state": .string(s.state.rawValue), "cancel_requested": .bool(false)]
         }
-        _ = try DurableFile.write(Array(Timestamp.now().utf8), to: jobs.cancelMarker(jobID), replace: true, durable: false)
+        _ = try DurableFile.write(
+            Array(Timestamp.now().utf8), to: jobs.cancelMarker(jobID), replace: true, durable: false)
         // Best effort: give the runner a moment so the reply usually carries the final state.
         var state = s.state
         for _ in 0..<40 {
             usleep(50_000)
-            if let now = jobs.currentState(jobID, config: config)?.state, now.isTerminal { state = now; break }
+            if let now = jobs.currentState(jobID, config: config)?.state, now.isTerminal {
+                state = now
+                break
+            }
         }
         return ["job_id": .string(jobID), "state": .string(state.rawValue), "cancel_requested": .bool(true)]
     }
@@ -220,12 +269,16 @@ extension WorkerServer {
         // Held until the reply is sent: job retention never removes a job while it is being fetched.
         let hold = FetchHold(jobs: jobs, jobID: jobID)
         guard jobs.exists(jobID) else {
-            throw RPCError(.artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)", data: ["job_id": .string(jobID)])
+            throw RPCError(
+                .artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)",
+                data: ["job_id": .string(jobID)])
         }
         let dir = jobs.artifacts(jobID)
         guard access(dir + "/job_index.json", F_OK) == 0 else {
             let state = jobs.currentState(jobID, config: config)?.state.rawValue ?? "QUEUED"
-            throw RPCError(.busy, "job \(jobID) is not complete yet (state \(state))", data: ["retry_after_seconds": .int(1), "state": .string(state)])
+            throw RPCError(
+                .busy, "job \(jobID) is not complete yet (state \(state))",
+                data: ["retry_after_seconds": .int(1), "state": .string(state)])
         }
         let manifestBytes = try DurableFile.read(dir + "/manifest.json")
         let manifest = try JSONParser().parse(manifestBytes)
@@ -233,14 +286,22 @@ extension WorkerServer {
         if access(pack, F_OK) != 0 {
             var files: [SourceManifest.Entry] = []
             for e in manifest["entries"]?.arrayValue ?? [] where e["type"]?.stringValue == "file" {
-                guard let path = e["path"]?.stringValue, let size = e["size"]?.intValue, let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }) else {
+                guard let path = e["path"]?.stringValue, let size = e["size"]?.intValue,
+                    let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) })
+                else {
                     throw RPCError(.internalError, "manifest.json of \(jobID) is malformed")
                 }
-                files.append(.init(path: path, type: .file, size: UInt64(size), sha256: sha, executable: false, symlinkTarget: nil))
+                files.append(
+                    .init(
+                        path: path, type: .file, size: UInt64(size), sha256: sha, executable: false, symlinkTarget: nil)
+                )
             }
             for name in ArtifactManifest.excluded.sorted() {
                 let bytes = try DurableFile.read(dir + "/" + name)
-                files.append(.init(path: name, type: .file, size: UInt64(bytes.count), sha256: .of(bytes), executable: false, symlinkTarget: nil))
+                files.append(
+                    .init(
+                        path: name, type: .file, size: UInt64(bytes.count), sha256: .of(bytes), executable: false,
+                        symlinkTarget: nil))
             }
             files.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
             let temp = try TempFile(directory: jobs.directory(jobID))
@@ -253,11 +314,15 @@ extension WorkerServer {
                 try temp.commit(to: pack, replace: true, durable: false)
             } catch {
                 temp.discard()
-                if let e = error as? BundleError { throw RPCError(.internalError, "artifacts of \(jobID) do not match their manifest: \(e)") }
+                if let e = error as? BundleError {
+                    throw RPCError(.internalError, "artifacts of \(jobID) do not match their manifest: \(e)")
+                }
                 throw error
             }
         }
         let stream = try describeFile(pack, compression: .zstd)
-        return .framed(["job_id": .string(jobID), "manifest": manifest, "stream": stream.json], file: pack, length: stream.contentLength, hold: hold)
+        return .framed(
+            ["job_id": .string(jobID), "manifest": manifest, "stream": stream.json], file: pack,
+            length: stream.contentLength, hold: hold)
     }
 }

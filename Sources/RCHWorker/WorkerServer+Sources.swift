@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHBundle
 import RCHCore
 import RCHProtocol
 import RCHStore
 import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Source ops: `has_source`, `upload_source`, `upload_tree`.
 extension WorkerServer {
@@ -50,13 +51,18 @@ extension WorkerServer {
             guard got == stream.contentLength else {
                 throw RPCError.invalid("the stream ended after \(got) of content_length \(stream.contentLength) bytes")
             }
-            guard try reader.atEnd() else { throw RPCError.invalid("more bytes than content_length \(stream.contentLength) were sent") }
+            guard try reader.atEnd() else {
+                throw RPCError.invalid("more bytes than content_length \(stream.contentLength) were sent")
+            }
             let actual = h.finalize()
             guard actual == stream.contentSHA256 else {
-                throw RPCError.invalid("content_sha256 does not match the bytes received",
-                                       data: ["expected": .string(stream.contentSHA256.hex), "actual": .string(actual.hex)])
+                throw RPCError.invalid(
+                    "content_sha256 does not match the bytes received",
+                    data: ["expected": .string(stream.contentSHA256.hex), "actual": .string(actual.hex)])
             }
-            guard lseek(temp.fd.rawValue, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: temp.path, errno: Errno(rawValue: errno)) }
+            guard lseek(temp.fd.rawValue, 0, SEEK_SET) == 0 else {
+                throw SystemError("lseek", path: temp.path, errno: Errno(rawValue: errno))
+            }
             return temp
         } catch {
             temp.discard()
@@ -67,8 +73,10 @@ extension WorkerServer {
     /// `max_upload_bytes`, enforced from the header alone (before a byte of the body is read).
     func checkSize(_ stream: StreamDescriptor) throws {
         guard stream.contentLength <= config.maxUploadBytes else {
-            throw RPCError(.payloadTooLarge, "content_length \(stream.contentLength) exceeds this worker's max_upload_bytes \(config.maxUploadBytes)",
-                           data: ["max_bytes": .int(Int64(config.maxUploadBytes))])
+            throw RPCError(
+                .payloadTooLarge,
+                "content_length \(stream.contentLength) exceeds this worker's max_upload_bytes \(config.maxUploadBytes)",
+                data: ["max_bytes": .int(Int64(config.maxUploadBytes))])
         }
     }
 
@@ -77,36 +85,49 @@ extension WorkerServer {
         let sha = try Self.digest(p, "source_sha256")
         let stream = try StreamDescriptor(json: p["stream"])
         if p["resume"] != nil {
-            throw RPCError(.featureMissing, "resumable uploads (feature upload_resumable) are not offered; send the whole bundle",
-                           data: ["feature": .string("upload_resumable")])
+            throw RPCError(
+                .featureMissing, "resumable uploads (feature upload_resumable) are not offered; send the whole bundle",
+                data: ["feature": .string("upload_resumable")])
         }
         try checkSize(stream)
         let sources = SourceStore(store: store)
         if sources.has(sha) {
             // Duplicate = success; the body is not read (the host stops sending when it sees the reply).
-            return ["source_sha256": .string(sha.hex), "stored": .bool(false), "already_present": .bool(true),
-                    "next_offset": .int(Int64(stream.contentLength))]
+            return [
+                "source_sha256": .string(sha.hex), "stored": .bool(false), "already_present": .bool(true),
+                "next_offset": .int(Int64(stream.contentLength)),
+            ]
         }
         let temp = try receive(stream, reader)
         defer { temp.discard() }
         let r = try sources.ingest(bundle: temp.path, expected: sha, compressed: stream.compression == .zstd)
-        return ["source_sha256": .string(sha.hex), "stored": .bool(r.stored), "already_present": .bool(!r.stored),
-                "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)), "entries": .int(Int64(r.entryCount)),
-                "next_offset": .int(Int64(stream.contentLength))]
+        return [
+            "source_sha256": .string(sha.hex), "stored": .bool(r.stored), "already_present": .bool(!r.stored),
+            "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)),
+            "entries": .int(Int64(r.entryCount)),
+            "next_offset": .int(Int64(stream.contentLength)),
+        ]
     }
 
     /// `upload_tree` (beyond the spec): the manifest — whole, or as a delta against a base source the
     /// worker has — plus optionally a blob pack. Replies with the blobs still missing, or commits.
     func uploadTree(_ p: JSONObject, _ reader: FrameReader) throws -> JSONObject {
-        try Self.only(p, ["source_sha256", "tree_sha256", "tar_bytes", "base_source_sha256", "entries", "delta", "stream"], op: "upload_tree")
+        try Self.only(
+            p, ["source_sha256", "tree_sha256", "tar_bytes", "base_source_sha256", "entries", "delta", "stream"],
+            op: "upload_tree")
         let sha = try Self.digest(p, "source_sha256")
         let tree = try Self.digest(p, "tree_sha256")
-        guard case .int(let tarBytes)? = p["tar_bytes"], tarBytes >= 1024 else { throw RPCError.invalid("payload.tar_bytes must be an integer ≥ 1024") }
+        guard case .int(let tarBytes)? = p["tar_bytes"], tarBytes >= 1024 else {
+            throw RPCError.invalid("payload.tar_bytes must be an integer ≥ 1024")
+        }
         let stream = try p["stream"].map { try StreamDescriptor(json: $0) }
         if let stream { try checkSize(stream) }
         let sources = SourceStore(store: store)
         if sources.has(sha) {
-            return ["source_sha256": .string(sha.hex), "committed": .bool(true), "already_present": .bool(true), "missing": .array([])]
+            return [
+                "source_sha256": .string(sha.hex), "committed": .bool(true), "already_present": .bool(true),
+                "missing": .array([]),
+            ]
         }
         let entries: [SourceManifest.Entry]
         do {
@@ -115,33 +136,40 @@ extension WorkerServer {
                 // A committed entry implies its blobs (see SourceStore.query); damage behind the store's back
                 // shows up as a missing blob below or as a digest mismatch at commit.
                 guard let m = try sources.manifest(base) else {
-                    throw RPCError(.sourceMissing, "the base source \(base.hex) is not in the store; send the whole manifest",
-                                   data: ["source_sha256": .string(base.hex)])
+                    throw RPCError(
+                        .sourceMissing, "the base source \(base.hex) is not in the store; send the whole manifest",
+                        data: ["source_sha256": .string(base.hex)])
                 }
                 guard let delta = p["delta"]?.objectValue, p["entries"] == nil else {
                     throw RPCError.invalid("a base_source_sha256 needs payload.delta {upsert, remove} (and no entries)")
                 }
                 entries = try Self.apply(delta, to: m.entries)
             } else {
-                guard let e = p["entries"]?.arrayValue, p["delta"] == nil else { throw RPCError.invalid("payload.entries is required without a base") }
+                guard let e = p["entries"]?.arrayValue, p["delta"] == nil else {
+                    throw RPCError.invalid("payload.entries is required without a base")
+                }
                 entries = try e.map { try SourceManifest.Entry(json: $0) }
             }
         } catch let e as BundleError { throw RPCError.invalid("the announced tree is invalid: \(e)") }
         // Whole-list validation (order, collisions, tree digest); each entry was checked as it was read.
         let manifest: SourceManifest
         do {
-            manifest = try SourceManifest(validating: entries, sourceSHA256: sha, treeSHA256: tree, tarBytes: UInt64(tarBytes))
+            manifest = try SourceManifest(
+                validating: entries, sourceSHA256: sha, treeSHA256: tree, tarBytes: UInt64(tarBytes))
         } catch { throw RPCError.invalid("the announced tree is invalid: \(error)") }
         var received = BlobPack.Received()
         if let stream {
             let temp = try receive(stream, reader)
             defer { temp.discard() }
             let wanted = Set(manifest.entries.lazy.filter { $0.type == .file }.map(\.sha256))
-            received = try BlobPack.receive(fd: temp.fd, compressed: stream.compression == .zstd, wanted: wanted, store: store)
+            received = try BlobPack.receive(
+                fd: temp.fd, compressed: stream.compression == .zstd, wanted: wanted, store: store)
         }
         let missing = sources.missingBlobs(manifest)
-        var reply: JSONObject = ["source_sha256": .string(sha.hex), "received_blobs": .int(Int64(received.blobs)),
-                                 "new_blobs": .int(Int64(received.newBlobs)), "new_bytes": .int(Int64(received.newBytes))]
+        var reply: JSONObject = [
+            "source_sha256": .string(sha.hex), "received_blobs": .int(Int64(received.blobs)),
+            "new_blobs": .int(Int64(received.newBlobs)), "new_bytes": .int(Int64(received.newBytes)),
+        ]
         guard missing.isEmpty else {
             reply["committed"] = .bool(false)
             reply["missing"] = .array(Array(Set(missing)).sorted().map { .string($0.hex) })
@@ -159,7 +187,9 @@ extension WorkerServer {
     /// removed path must be in the base; upserted entries are checked one by one.
     static func apply(_ delta: JSONObject, to base: [SourceManifest.Entry]) throws -> [SourceManifest.Entry] {
         try only(delta, ["upsert", "remove"], op: "upload_tree delta")
-        guard let removeList = (delta["remove"] ?? .array([])).arrayValue, let upsertList = (delta["upsert"] ?? .array([])).arrayValue else {
+        guard let removeList = (delta["remove"] ?? .array([])).arrayValue,
+            let upsertList = (delta["upsert"] ?? .array([])).arrayValue
+        else {
             throw RPCError.invalid("delta.upsert and delta.remove must be arrays")
         }
         var remove = Set<[UInt8]>()
@@ -175,10 +205,14 @@ extension WorkerServer {
         }
         var out: [SourceManifest.Entry] = []
         out.reserveCapacity(base.count + upserts.count)
-        var j = 0, removed = 0
+        var j = 0
+        var removed = 0
         for e in base {
             let k = Array(e.path.utf8)
-            while j < upserts.count && upserts[j].key.bytesPrecede(k) { out.append(upserts[j].entry); j += 1 }
+            while j < upserts.count && upserts[j].key.bytesPrecede(k) {
+                out.append(upserts[j].entry)
+                j += 1
+            }
             let isRemoved = remove.contains(k)
             if isRemoved { removed += 1 }
             if j < upserts.count && upserts[j].key == k {
@@ -189,7 +223,9 @@ extension WorkerServer {
             }
         }
         out.append(contentsOf: upserts[j...].map(\.entry))
-        guard removed == remove.count else { throw RPCError.invalid("delta.remove names a path the base does not have") }
+        guard removed == remove.count else {
+            throw RPCError.invalid("delta.remove names a path the base does not have")
+        }
         return out
     }
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import RCHCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The real backend: runs `xcodebuild` with the job's sanitized argv in the isolated source checkout.
 ///
@@ -31,21 +32,30 @@ public struct XcodebuildExecutor: Executor {
         defer { close(devnull) }
         let pid: pid_t
         do {
-            pid = try Spawn.start(path, argv, environment: r.environment, directory: r.sourceDirectory, stdin: devnull,
-                                  stdout: log.rawDescriptor, stderr: log.rawDescriptor, newSession: true)
+            pid = try Spawn.start(
+                path, argv, environment: r.environment, directory: r.sourceDirectory, stdin: devnull,
+                stdout: log.rawDescriptor, stderr: log.rawDescriptor, newSession: true)
         } catch {
-            return ExecutionOutcome(status: .failed, failureKind: .executor, failureSubkind: "SPAWN", message: "cannot start \(path): \(error)")
+            return ExecutionOutcome(
+                status: .failed, failureKind: .executor, failureSubkind: "SPAWN",
+                message: "cannot start \(path): \(error)")
         }
         var stopping: (since: Int64, outcome: ExecutionOutcome)? = nil
         while true {
             if let exit = Spawn.poll(pid) {
                 if let s = stopping { return s.outcome }
                 switch exit {
-                case .code(0): return ExecutionOutcome(status: .success, backendExitCode: 0, message: "xcodebuild \(r.action) succeeded")
-                case .code(let c): return ExecutionOutcome(status: .failed, backendExitCode: Int(c), failureKind: .xcodebuild,
-                                                           message: "xcodebuild \(r.action) failed (exit \(c))")
-                case .signal(let s): return ExecutionOutcome(status: .failed, termSignal: Spawn.signalName(s), failureKind: .xcodebuild,
-                                                             message: "xcodebuild was killed by \(Spawn.signalName(s))")
+                case .code(0):
+                    return ExecutionOutcome(
+                        status: .success, backendExitCode: 0, message: "xcodebuild \(r.action) succeeded")
+                case .code(let c):
+                    return ExecutionOutcome(
+                        status: .failed, backendExitCode: Int(c), failureKind: .xcodebuild,
+                        message: "xcodebuild \(r.action) failed (exit \(c))")
+                case .signal(let s):
+                    return ExecutionOutcome(
+                        status: .failed, termSignal: Spawn.signalName(s), failureKind: .xcodebuild,
+                        message: "xcodebuild was killed by \(Spawn.signalName(s))")
                 }
             }
             let now = Timestamp.nowNanos()
@@ -53,11 +63,21 @@ public struct XcodebuildExecutor: Executor {
                 if now - s.since > 5_000_000_000 { kill(-pid, SIGKILL) }
             } else if cancelled() {
                 kill(-pid, SIGTERM)
-                stopping = (now, ExecutionOutcome(status: .cancelled, termSignal: "SIGTERM", failureKind: .cancelled, message: "cancelled by request"))
+                stopping = (
+                    now,
+                    ExecutionOutcome(
+                        status: .cancelled, termSignal: "SIGTERM", failureKind: .cancelled,
+                        message: "cancelled by request")
+                )
             } else if now > r.deadlineNanos {
                 kill(-pid, SIGTERM)
-                stopping = (now, ExecutionOutcome(status: .failed, termSignal: "SIGTERM", failureKind: .executor, failureSubkind: "TIMEOUT_OVERALL",
-                                                  message: "the job exceeded its overall timeout"))
+                stopping = (
+                    now,
+                    ExecutionOutcome(
+                        status: .failed, termSignal: "SIGTERM", failureKind: .executor,
+                        failureSubkind: "TIMEOUT_OVERALL",
+                        message: "the job exceeded its overall timeout")
+                )
             }
             usleep(50_000)
         }

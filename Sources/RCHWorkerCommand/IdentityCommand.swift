@@ -10,7 +10,8 @@ import RCHWorker
 struct IdentityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "identity",
-        abstract: "Detect and print the worker's toolchain identity (Xcode, macOS, arch, simulators) and attestation key.",
+        abstract:
+            "Detect and print the worker's toolchain identity (Xcode, macOS, arch, simulators) and attestation key.",
         discussion: """
             With the xcodebuild executor the identity is detected now from xcode-select, xcodebuild -version, \
             sw_vers, uname -m and xcrun simctl (the cached identity is refreshed); with the recording executor it \

@@ -22,18 +22,23 @@ struct JobsCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let listing = JobListing(store: try storeOptions.openExisting(config: config), config: try WorkerConfig.load(config))
+            let listing = JobListing(
+                store: try storeOptions.openExisting(config: config), config: try WorkerConfig.load(config))
             let items = listing.list(state: state)
             if json {
                 printJSON(.obj(["jobs": .array(items.map(\.json))]))
                 return
             }
-            print("JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM")
+            print(
+                "JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM"
+            )
             for i in items {
                 let cols = [i.jobID, i.runID, i.action ?? "-", i.state, i.createdAt]
                 let widths = [27, 27, 7, 10, 25]
-                print(zip(cols, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ")
-                    + " " + (i.cachedFromJobID ?? "-"))
+                print(
+                    zip(cols, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
+                        .joined(separator: " ")
+                        + " " + (i.cachedFromJobID ?? "-"))
             }
             if items.isEmpty { print("(no jobs)") }
         }
@@ -54,8 +59,11 @@ struct InitCommand: ParsableCommand {
             let store = try storeOptions.open(config: config)
             let key = try store.attestationKey()
             if json {
-                printJSON(.obj(["store": .string(store.root), "store_id": .string(store.storeID),
-                                "attestation_key_fingerprint": .string(key.fingerprint.hex)]))
+                printJSON(
+                    .obj([
+                        "store": .string(store.root), "store_id": .string(store.storeID),
+                        "attestation_key_fingerprint": .string(key.fingerprint.hex),
+                    ]))
             } else {
                 print("store \(store.root) (id \(store.storeID)); attestation key fingerprint \(key.fingerprint.hex)")
             }

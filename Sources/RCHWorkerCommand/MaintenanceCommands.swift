@@ -19,20 +19,31 @@ struct GCCommand: ParsableCommand {
     @Option(name: .customLong("max-age"), help: "Evict entries unused for longer (30d, 12h …).") var maxAge: String?
     @Option(help: "Grace period for unreferenced blobs and residue.") var grace: String?
     @Option(help: "Only evict result entries of this cache.namespace.") var namespace: String?
-    @Option(name: .customLong("job-retention"), help: "Remove finished jobs older than this (default: [jobs] retention, 24h).")
+    @Option(
+        name: .customLong("job-retention"),
+        help: "Remove finished jobs older than this (default: [jobs] retention, 24h).")
     var jobRetention: String?
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
-    @Flag(name: .customLong("if-idle"), help: "Exit quietly if another gc is running (used by automatic gc).") var ifIdle = false
+    @Flag(name: .customLong("if-idle"), help: "Exit quietly if another gc is running (used by automatic gc).")
+    var ifIdle = false
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
-        if let maxSize, parseSize(maxSize) == nil && !maxSize.hasSuffix("%") { throw ValidationError("--max-size takes bytes, 50GiB or 80%") }
-        if let maxAge, parseDuration(maxAge) == nil { throw ValidationError("--max-age takes a duration such as 30d or 12h") }
+        if let maxSize, parseSize(maxSize) == nil && !maxSize.hasSuffix("%") {
+            throw ValidationError("--max-size takes bytes, 50GiB or 80%")
+        }
+        if let maxAge, parseDuration(maxAge) == nil {
+            throw ValidationError("--max-age takes a duration such as 30d or 12h")
+        }
         if let grace, parseDuration(grace) == nil { throw ValidationError("--grace takes a duration such as 1h") }
-        if let jobRetention, parseDuration(jobRetention) == nil { throw ValidationError("--job-retention takes a duration such as 24h") }
-        if let namespace, !Identifier.isValid(namespace, .namespace) { throw ValidationError(IdentifierError(kind: .namespace, value: namespace).description) }
+        if let jobRetention, parseDuration(jobRetention) == nil {
+            throw ValidationError("--job-retention takes a duration such as 24h")
+        }
+        if let namespace, !Identifier.isValid(namespace, .namespace) {
+            throw ValidationError(IdentifierError(kind: .namespace, value: namespace).description)
+        }
     }
 
     func run() throws {
@@ -41,7 +52,11 @@ struct GCCommand: ParsableCommand {
             let settings = try GCSettings.load(configPath: config, store: store)
             var gc = GarbageCollector(store: store)
             let fs = FilesystemSpace(path: store.root)
-            gc.maxSize = try maxSize.map { guard let b = fs.bytes($0) else { throw ValidationError("bad --max-size") }; return b } ?? settings.maxSize
+            gc.maxSize =
+                try maxSize.map {
+                    guard let b = fs.bytes($0) else { throw ValidationError("bad --max-size") }
+                    return b
+                } ?? settings.maxSize
             gc.maxAgeSeconds = maxAge.flatMap(parseDuration) ?? settings.maxAgeSeconds
             gc.graceSeconds = grace.flatMap(parseDuration) ?? settings.graceSeconds
             gc.namespace = namespace
@@ -53,7 +68,8 @@ struct GCCommand: ParsableCommand {
             jobs.dryRun = dryRun
             // A dry run reads only: it takes no lock (creating the lock file would modify the store).
             let work = { () throws -> (GarbageCollector.Report, JobRetention.Report) in (try gc.run(), try jobs.run()) }
-            guard let (report, jobReport) = dryRun ? try work() : try GCRunLock.run(store, skipIfBusy: ifIdle, work) else { return }
+            guard let (report, jobReport) = dryRun ? try work() : try GCRunLock.run(store, skipIfBusy: ifIdle, work)
+            else { return }
             if json {
                 var o = report.json.objectValue ?? JSONObject()
                 for (k, v) in jobReport.json.objectValue?.members ?? [] where k != "dry_run" { o[k] = v }
@@ -62,7 +78,9 @@ struct GCCommand: ParsableCommand {
                 printGC(report)
                 let verb = dryRun ? "would remove" : "removed"
                 for j in jobReport.removed { print("\(verb) job \(j.id) (\(j.reason))") }
-                print("jobs: \(jobReport.removed.count) \(verb), \(jobReport.bytesFreed) bytes; \(jobReport.recordsRemoved) job record(s)")
+                print(
+                    "jobs: \(jobReport.removed.count) \(verb), \(jobReport.bytesFreed) bytes; \(jobReport.recordsRemoved) job record(s)"
+                )
             }
         }
     }
@@ -70,8 +88,9 @@ struct GCCommand: ParsableCommand {
     func printGC(_ r: GarbageCollector.Report) {
         let verb = r.dryRun ? "would remove" : "removed"
         for e in r.entries { print("\(verb) \(e.label) (\(e.reason))") }
-        print("\(verb) \(r.entries.count) entries, \(r.blobs) blobs, \(r.residue) residue files, \(r.expiredLeases) expired leases; "
-              + "\(r.bytesFreed) bytes freed (\(r.bytesBefore) → \(r.bytesAfter))")
+        print(
+            "\(verb) \(r.entries.count) entries, \(r.blobs) blobs, \(r.residue) residue files, \(r.expiredLeases) expired leases; "
+                + "\(r.bytesFreed) bytes freed (\(r.bytesBefore) → \(r.bytesAfter))")
         for s in r.skipped { printError("note: \(s)") }
     }
 }
@@ -92,8 +111,11 @@ enum GCRunLock {
 struct FsckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fsck",
-        abstract: "Re-hash every blob and check every entry; with --repair, move corrupt blobs and broken entries to quarantine/.",
-        discussion: "Exit 0 when clean, 70 (ARTIFACTS / INTEGRITY_MISMATCH) when problems were found (after repairing them with --repair).")
+        abstract:
+            "Re-hash every blob and check every entry; with --repair, move corrupt blobs and broken entries to quarantine/.",
+        discussion:
+            "Exit 0 when clean, 70 (ARTIFACTS / INTEGRITY_MISMATCH) when problems were found (after repairing them with --repair)."
+    )
 
     @Flag(help: "Quarantine corrupt blobs and broken entries (never deletes).") var repair = false
     @Flag(help: "Print a JSON report.") var json = false
@@ -107,8 +129,9 @@ struct FsckCommand: ParsableCommand {
             if json {
                 printJSON(r.json)
             } else {
-                print("checked \(r.blobsChecked) blobs and \(r.entriesChecked) entries: \(r.corruptBlobs.count) corrupt blobs, "
-                      + "\(r.brokenEntries.count) broken entries, \(r.orphanBlobs) orphan blobs (gc removes those)")
+                print(
+                    "checked \(r.blobsChecked) blobs and \(r.entriesChecked) entries: \(r.corruptBlobs.count) corrupt blobs, "
+                        + "\(r.brokenEntries.count) broken entries, \(r.orphanBlobs) orphan blobs (gc removes those)")
                 for d in r.corruptBlobs { print("corrupt blob \(d.hex)") }
                 for e in r.brokenEntries { print("broken \(e.label): \(e.reason)") }
                 for q in r.quarantined { print("quarantined \(q)") }
@@ -138,7 +161,8 @@ struct StatsCommand: ParsableCommand {
             if case .object(var o) = v {
                 o["jobs"] = .obj([
                     "count": .int(Int64(jobs.count)), "active": .int(Int64(jobs.filter { !$0.finished }.count)),
-                    "finished": .int(Int64(jobs.filter(\.finished).count)), "bytes": .int(Int64(jobs.reduce(0) { $0 + $1.bytes })),
+                    "finished": .int(Int64(jobs.filter(\.finished).count)),
+                    "bytes": .int(Int64(jobs.reduce(0) { $0 + $1.bytes })),
                     "finished_bytes": .int(Int64(jobs.filter(\.finished).reduce(0) { $0 + $1.bytes })),
                 ])
                 v = .object(o)
@@ -147,7 +171,10 @@ struct StatsCommand: ParsableCommand {
                 printJSON(v)
             } else {
                 let data = try JSONSerialization.jsonObject(with: Data(v.canonicalBytes))
-                print(String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+                print(
+                    String(
+                        decoding: try JSONSerialization.data(
+                            withJSONObject: data, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             }
         }
     }

@@ -12,7 +12,8 @@ struct RCHWorker: ParsableCommand {
             """,
         version: VersionInfo.text,
         subcommands: [
-            InitCommand.self, StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self, JobsCommand.self,
+            InitCommand.self, StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self,
+            JobsCommand.self,
             GCCommand.self, FsckCommand.self, StatsCommand.self,
         ])
 }
@@ -21,6 +22,8 @@ struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Operate the content store directly (operators, scripts and tests).",
-        subcommands: [IngestCommand.self, HasSourceCommand.self, MaterialiseSourceCommand.self, ExportSourceCommand.self,
-                      RecordResultCommand.self, LookupCommand.self, MaterialiseResultCommand.self])
+        subcommands: [
+            IngestCommand.self, HasSourceCommand.self, MaterialiseSourceCommand.self, ExportSourceCommand.self,
+            RecordResultCommand.self, LookupCommand.self, MaterialiseResultCommand.self,
+        ])
 }

@@ -27,7 +27,8 @@ struct RPCCommand: ParsableCommand {
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let workerConfig: WorkerConfig
-        let store: LocalStore, settings: GCSettings
+        let store: LocalStore
+        let settings: GCSettings
         do {
             workerConfig = try WorkerConfig.load(config)
             (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
@@ -40,8 +41,9 @@ struct RPCCommand: ParsableCommand {
         var runner = [selfExecutable(), "run-job", "--store", store.root]
         if let config { runner += ["--config", config] }
         let server = WorkerServer(store: store, config: workerConfig, runnerCommand: runner)
-        let (status, wrote) = server.serve(input: .standardInput, output: .standardOutput,
-                                           originalCommand: ProcessInfo.processInfo.environment["SSH_ORIGINAL_COMMAND"])
+        let (status, wrote) = server.serve(
+            input: .standardInput, output: .standardOutput,
+            originalCommand: ProcessInfo.processInfo.environment["SSH_ORIGINAL_COMMAND"])
         if wrote { ConfiguredStore.maybeStartGC(store, settings, config: config) }
         if status != 0 { throw ExitCode(status) }
     }
@@ -49,14 +51,17 @@ struct RPCCommand: ParsableCommand {
 
 struct RunJobCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run-job", abstract: "Run a submitted job to its end (started by submit; not for direct use).", shouldDisplay: false)
+        commandName: "run-job", abstract: "Run a submitted job to its end (started by submit; not for direct use).",
+        shouldDisplay: false)
 
     @Argument(help: "The job_id.") var jobID: String
     @Option(help: "Worker config file.") var config: String?
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
-        guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
+        guard Identifier.isValid(jobID, .jobID) else {
+            throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description)
+        }
     }
 
     func run() throws {

@@ -9,7 +9,8 @@ struct IngestCommand: ParsableCommand {
 
     @Argument(help: "The .tar.zst bundle.") var bundle: String
     @Option(help: "Expected source_sha256.") var expect: String?
-    @Option(name: .customLong("content-sha256"), help: "Expected SHA-256 of the compressed file as transferred.") var contentSHA256: String?
+    @Option(name: .customLong("content-sha256"), help: "Expected SHA-256 of the compressed file as transferred.")
+    var contentSHA256: String?
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: WorkerStoreOptions
@@ -23,11 +24,16 @@ struct IngestCommand: ParsableCommand {
         try runReportingFailures(json: json) {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
             let r = try SourceStore(store: store).ingest(
-                bundle: bundle, expected: expect.flatMap { SHA256Digest(hex: $0) }, contentSHA256: contentSHA256.flatMap { SHA256Digest(hex: $0) })
+                bundle: bundle, expected: expect.flatMap { SHA256Digest(hex: $0) },
+                contentSHA256: contentSHA256.flatMap { SHA256Digest(hex: $0) })
             ConfiguredStore.maybeStartGC(store, settings, config: config)
             if json {
-                printJSON(.obj(["ok": .bool(true), "source_sha256": .string(r.sourceSHA256.hex), "stored": .bool(r.stored),
-                                "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)), "entry_count": .int(Int64(r.entryCount))]))
+                printJSON(
+                    .obj([
+                        "ok": .bool(true), "source_sha256": .string(r.sourceSHA256.hex), "stored": .bool(r.stored),
+                        "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)),
+                        "entry_count": .int(Int64(r.entryCount)),
+                    ]))
             } else {
                 print(r.sourceSHA256.hex)
             }
@@ -63,19 +69,27 @@ struct MaterialiseSourceCommand: ParsableCommand {
     @Argument(help: "source_sha256.") var sha: String
     @Option(name: .customLong("job-id"), help: "The job the directory belongs to.") var jobID: String
     @Option(help: "The new directory (must not exist).") var into: String
-    @Flag(name: .customLong("no-verify"), help: "Copy blobs without re-hashing them (reflink/in-kernel copy).") var noVerify = false
+    @Flag(name: .customLong("no-verify"), help: "Copy blobs without re-hashing them (reflink/in-kernel copy).")
+    var noVerify = false
     @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
         _ = try digestArgument(sha, "source_sha256")
-        guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
+        guard Identifier.isValid(jobID, .jobID) else {
+            throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description)
+        }
     }
 
     func run() throws {
         try runReportingFailures(json: json) {
-            let n = try SourceStore(store: storeOptions.openExisting()).materialize(SHA256Digest(hex: sha)!, jobID: jobID, into: into, verify: !noVerify)
-            if json { printJSON(.obj(["ok": .bool(true), "entries": .int(Int64(n)), "into": .string(into)])) } else { print(into) }
+            let n = try SourceStore(store: storeOptions.openExisting()).materialize(
+                SHA256Digest(hex: sha)!, jobID: jobID, into: into, verify: !noVerify)
+            if json {
+                printJSON(.obj(["ok": .bool(true), "entries": .int(Int64(n)), "into": .string(into)]))
+            } else {
+                print(into)
+            }
         }
     }
 }

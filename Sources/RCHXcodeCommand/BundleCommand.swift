@@ -1,6 +1,6 @@
 import ArgumentParser
-import RCHCLISupport
 import RCHBundle
+import RCHCLISupport
 import RCHCore
 import RCHStore
 
@@ -17,19 +17,27 @@ struct BundleCommand: ParsableCommand {
     @Argument(help: "Repository root.") var path: String = "."
     @Option(help: "Write the .tar.zst here instead of into the store.") var output: String?
     @Option(help: "Also write source_manifest.json here.") var manifest: String?
-    @Option(help: "Selection: worktree (walk the tree) or git_index (tracked files only).") var mode: String = "worktree"
+    @Option(help: "Selection: worktree (walk the tree) or git_index (tracked files only).") var mode: String =
+        "worktree"
     @Option(help: "zstd level 1-19 (transport only).") var level: Int = 3
     @Option(help: "zstd worker threads (transport only; default: cores, at most 4).") var threads: Int?
-    @Option(name: .customLong("max-bytes"), help: "Refuse a canonical tar larger than this (e.g. 500MiB; 0 = no limit).") var maxBytes: String = "0"
+    @Option(
+        name: .customLong("max-bytes"), help: "Refuse a canonical tar larger than this (e.g. 500MiB; 0 = no limit).")
+    var maxBytes: String = "0"
     @Option(name: .customLong("run-id"), help: "run_id to record in the manifest.") var runID: String?
-    @Flag(name: .customLong("no-stat-cache"), help: "Read every file even if the stat cache says it is unchanged.") var noStatCache = false
+    @Flag(name: .customLong("no-stat-cache"), help: "Read every file even if the stat cache says it is unchanged.")
+    var noStatCache = false
     @Flag(help: "Print a JSON object instead of the digest.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
-        guard SelectionMode(rawValue: mode) != nil else { throw ValidationError("--mode must be worktree or git_index") }
+        guard SelectionMode(rawValue: mode) != nil else {
+            throw ValidationError("--mode must be worktree or git_index")
+        }
         guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19") }
-        guard parseSize(maxBytes) != nil else { throw ValidationError("--max-bytes takes a byte count such as 524288000 or 500MiB") }
+        guard parseSize(maxBytes) != nil else {
+            throw ValidationError("--max-bytes takes a byte count such as 524288000 or 500MiB")
+        }
         if let threads, threads < 0 { throw ValidationError("--threads must be 0 or more") }
     }
 

@@ -1,6 +1,6 @@
 import ArgumentParser
-import RCHCLISupport
 import Foundation
+import RCHCLISupport
 import RCHCore
 import RCHJob
 
@@ -8,7 +8,9 @@ struct CanonicalizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "canonicalize",
         abstract: "Print the RFC 8785 (JCS) canonical form of a JSON document.",
-        discussion: "Strict: duplicate keys, lone surrogates, invalid UTF-8, NaN/Infinity and trailing data are errors (exit 65).")
+        discussion:
+            "Strict: duplicate keys, lone surrogates, invalid UTF-8, NaN/Infinity and trailing data are errors (exit 65)."
+    )
 
     @Argument(help: "JSON file, or - for standard input.") var file: String = "-"
 
@@ -28,7 +30,9 @@ struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
         abstract: "Validate job_key_inputs and print its job_key (SHA-256 of the canonical JSON).",
-        discussion: "Accepts a job_key_inputs.json or a job.json (its job_key_inputs member). Invalid inputs exit 10 (CLASSIFIER_REJECTED).")
+        discussion:
+            "Accepts a job_key_inputs.json or a job.json (its job_key_inputs member). Invalid inputs exit 10 (CLASSIFIER_REJECTED)."
+    )
 
     @Argument(help: "job_key_inputs.json or job.json, or - for standard input.") var file: String = "-"
     @Flag(help: "Print the canonical job_key_inputs and the key as JSON.") var json = false
@@ -42,7 +46,9 @@ struct KeyCommand: ParsableCommand {
             }
             let inputs = try JobKeyInputs(json: doc["job_key_inputs"] ?? doc)
             if json {
-                print(JSONValue.obj(["job_key": .string(inputs.jobKey.hex), "job_key_inputs": inputs.json]).canonicalString)
+                print(
+                    JSONValue.obj(["job_key": .string(inputs.jobKey.hex), "job_key_inputs": inputs.json])
+                        .canonicalString)
             } else {
                 print(inputs.jobKey.hex)
             }

@@ -13,8 +13,10 @@ struct RCHXcode: ParsableCommand {
             """,
         version: VersionInfo.text,
         subcommands: [
-            BundleCommand.self, PushCommand.self, VerifyCommand.self, RunCommand.self, ProbeCommand.self, JobOpCommand.self,
-            FetchCommand.self, ExtractCommand.self, CanonicalizeCommand.self, KeyCommand.self, VerifyArtifactsCommand.self,
+            BundleCommand.self, PushCommand.self, VerifyCommand.self, RunCommand.self, ProbeCommand.self,
+            JobOpCommand.self,
+            FetchCommand.self, ExtractCommand.self, CanonicalizeCommand.self, KeyCommand.self,
+            VerifyArtifactsCommand.self,
             HostGCCommand.self,
         ])
 }

@@ -21,7 +21,8 @@ struct WorkerOptions: ParsableArguments {
 
 struct PushCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "push", abstract: "Bundle a repository and make sure the worker has it, sending as little as possible.",
+        commandName: "push",
+        abstract: "Bundle a repository and make sure the worker has it, sending as little as possible.",
         discussion: "Prints what was sent: method (present | upload_tree | upload_source), bytes and round trips.")
 
     @Argument(help: "Repository root.") var path: String = "."
@@ -30,7 +31,9 @@ struct PushCommand: ParsableCommand {
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
-        if let mode, SelectionMode(rawValue: mode) == nil { throw ValidationError("--mode must be worktree or git_index") }
+        if let mode, SelectionMode(rawValue: mode) == nil {
+            throw ValidationError("--mode must be worktree or git_index")
+        }
     }
 
     func run() throws {
@@ -39,17 +42,21 @@ struct PushCommand: ParsableCommand {
             var opts = try RepoBundleOptions.load(root: root)
             if let mode { opts.mode = SelectionMode(rawValue: mode)! }
             let r = try Pusher(client: try workerOptions.client()).push(root: root, options: opts)
-            if json { printJSON(r.json) } else {
+            if json {
+                printJSON(r.json)
+            } else {
                 let w = r.wire
-                print("\(r.sourceSHA256.hex) \(r.method): \(w["bytes_total"]?.intValue ?? 0) bytes on the wire in \(w["round_trips"]?.intValue ?? 0) round trip(s)"
-                      + (r.method == "upload_tree" ? ", \(r.blobsSent) blob(s)" : ""))
+                print(
+                    "\(r.sourceSHA256.hex) \(r.method): \(w["bytes_total"]?.intValue ?? 0) bytes on the wire in \(w["round_trips"]?.intValue ?? 0) round trip(s)"
+                        + (r.method == "upload_tree" ? ", \(r.blobsSent) blob(s)" : ""))
             }
         }
     }
 }
 
 struct ProbeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "probe", abstract: "Probe a worker: protocol range, features, capabilities.")
+    static let configuration = CommandConfiguration(
+        commandName: "probe", abstract: "Probe a worker: protocol range, features, capabilities.")
     @OptionGroup var workerOptions: WorkerOptions
 
     func run() throws {
@@ -80,10 +87,14 @@ struct JobOpCommand: ParsableCommand {
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
-        guard ["list", "status", "tail", "cancel"].contains(op) else { throw ValidationError("op must be list, status, tail or cancel") }
+        guard ["list", "status", "tail", "cancel"].contains(op) else {
+            throw ValidationError("op must be list, status, tail or cancel")
+        }
         if op == "list" { return }
         guard let jobID else { throw ValidationError("\(op) needs a job_id") }
-        guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
+        guard Identifier.isValid(jobID, .jobID) else {
+            throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description)
+        }
     }
 
     func run() throws {
@@ -114,7 +125,8 @@ struct JobOpCommand: ParsableCommand {
 
 struct FetchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fetch", abstract: "Fetch a job's artifacts into a new directory and verify them (exit 70 if they fail).",
+        commandName: "fetch",
+        abstract: "Fetch a job's artifacts into a new directory and verify them (exit 70 if they fail).",
         discussion: """
             The signed attestation is verified too (exit 93 ATTESTATION if it fails): the worker's published key \
             (and the inventory's attestation_pubkey_fingerprint pin), and the job_key and source this host \
@@ -126,7 +138,9 @@ struct FetchCommand: ParsableCommand {
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
-        guard Identifier.isValid(jobID, .jobID) else { throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description) }
+        guard Identifier.isValid(jobID, .jobID) else {
+            throw ValidationError(IdentifierError(kind: .jobID, value: jobID).description)
+        }
         // Refused before any transfer (usage error, exit 64): a fetch never mixes into existing files.
         if let items = try? FileManager.default.contentsOfDirectory(atPath: into), !items.isEmpty {
             throw ValidationError("--into \(into) exists and is not empty; give a new directory")
@@ -140,8 +154,12 @@ struct FetchCommand: ParsableCommand {
     func run() throws {
         try runReportingFailures(json: true) {
             let f = try workerOptions.client().fetch(jobID, into: into)
-            printJSON(.obj(["job_id": .string(jobID), "directory": .string(f.directory), "stream_bytes": .int(Int64(f.streamBytes)),
-                            "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true)]))
+            printJSON(
+                .obj([
+                    "job_id": .string(jobID), "directory": .string(f.directory),
+                    "stream_bytes": .int(Int64(f.streamBytes)),
+                    "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true),
+                ]))
         }
     }
 }
@@ -149,14 +167,19 @@ struct FetchCommand: ParsableCommand {
 /// Job listings for people: one line per job.
 enum JobTable {
     static func print(_ jobs: [JSONValue]) {
-        Swift.print("JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM")
+        Swift.print(
+            "JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM"
+        )
         for j in jobs {
             func col(_ k: String, _ w: Int) -> String {
                 let v = j[k]?.stringValue ?? "-"
                 return v.padding(toLength: max(w, v.count), withPad: " ", startingAt: 0)
             }
-            Swift.print([col("job_id", 27), col("run_id", 27), col("action", 7), col("state", 10), col("created_at", 25),
-                         j["cached_from_job_id"]?.stringValue ?? "-"].joined(separator: " "))
+            Swift.print(
+                [
+                    col("job_id", 27), col("run_id", 27), col("action", 7), col("state", 10), col("created_at", 25),
+                    j["cached_from_job_id"]?.stringValue ?? "-",
+                ].joined(separator: " "))
         }
         if jobs.isEmpty { Swift.print("(no jobs)") }
     }

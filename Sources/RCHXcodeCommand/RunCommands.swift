@@ -7,21 +7,25 @@ import RCHRun
 import RCHStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What `run` and `verify` share: where artifacts go, the profile, fetching, output, signals.
 struct RunFlags: ParsableArguments {
-    @Option(help: "Artifact profile: minimal or rich (default: [artifacts] profile, else minimal).") var profile: String?
-    @Option(name: .customLong("artifacts"), help: "Host artifact root (default ~/.local/share/rch/artifacts/xcode).") var artifactRoot: String?
+    @Option(help: "Artifact profile: minimal or rich (default: [artifacts] profile, else minimal).") var profile:
+        String?
+    @Option(name: .customLong("artifacts"), help: "Host artifact root (default ~/.local/share/rch/artifacts/xcode).")
+    var artifactRoot: String?
     @Flag(name: .customLong("no-fetch"), help: "Do not fetch the artifacts.") var noFetch = false
     @Flag(help: "Do not print the build log while the job runs.") var quiet = false
     @Flag(help: "Print a JSON report.") var json = false
 
     func validate() throws {
-        if let profile, ArtifactProfile(rawValue: profile) == nil { throw ValidationError("--profile must be minimal or rich") }
+        if let profile, ArtifactProfile(rawValue: profile) == nil {
+            throw ValidationError("--profile must be minimal or rich")
+        }
     }
 
     var root: String { artifactRoot ?? HostRetention.defaultArtifactRoot }
@@ -35,9 +39,12 @@ struct RunFlags: ParsableArguments {
         o.cancelRequested = { RunSignals.requested }
         if !quiet && !json { o.onLog = { FileHandle.standardError.write(Data($0.utf8)) } }
         o.onNotice = { FileHandle.standardError.write(Data(("rch-xcode: " + $0 + "\n").utf8)) }
-        o.onWaiting = { msg in if isatty(2) == 1 { FileHandle.standardError.write(Data(("rch-xcode: " + msg + "\n").utf8)) } }
+        o.onWaiting = { msg in
+            if isatty(2) == 1 { FileHandle.standardError.write(Data(("rch-xcode: " + msg + "\n").utf8)) }
+        }
         o.onPlanned = { plan in
-            let steps = plan.steps.map { "\($0.action) \($0.jobID)\($0.rejected != nil ? " (rejected)" : "")" }.joined(separator: ", ")
+            let steps = plan.steps.map { "\($0.action) \($0.jobID)\($0.rejected != nil ? " (rejected)" : "")" }.joined(
+                separator: ", ")
             FileHandle.standardError.write(Data("rch-xcode: run \(plan.runID) on \(plan.worker): \(steps)\n".utf8))
         }
         return o
@@ -63,14 +70,17 @@ struct RunFlags: ParsableArguments {
 enum RepoRootNotice {
     static func root(_ path: String) throws -> String {
         let root = try RepoPath.root(from: path)
-        if root != RepoPath.absolute(path) { FileHandle.standardError.write(Data("rch-xcode: using repository root \(root)\n".utf8)) }
+        if root != RepoPath.absolute(path) {
+            FileHandle.standardError.write(Data("rch-xcode: using repository root \(root)\n".utf8))
+        }
         return root
     }
 }
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run one xcodebuild job on a worker: push, submit, follow, fetch and verify (a run of one step).",
+        commandName: "run",
+        abstract: "Run one xcodebuild job on a worker: push, submit, follow, fetch and verify (a run of one step).",
         discussion: """
             Example: rch-xcode run . -- build -scheme App -destination 'platform=iOS Simulator,name=iPhone 16'
             Without -destination the repository's [destination] value is used. A cached result for the same \
@@ -90,7 +100,8 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         var exit: Int32 = 0
         try runReportingFailures(json: flags.json) {
-            let coordinator = RunCoordinator(client: try workerOptions.client(), artifactRoot: flags.root, options: flags.options())
+            let coordinator = RunCoordinator(
+                client: try workerOptions.client(), artifactRoot: flags.root, options: flags.options())
             let r = try coordinator.start(root: try RepoRootNotice.root(path), steps: [xcodebuild])
             flags.report(r)
             exit = r.exitCode
@@ -101,7 +112,8 @@ struct RunCommand: ParsableCommand {
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Run the repository's verification (build, then test) on a worker as one resumable run.",
+        commandName: "verify",
+        abstract: "Run the repository's verification (build, then test) on a worker as one resumable run.",
         discussion: """
             The steps are [verify] actions of .rch/xcode.toml (default build, test) with its scheme, configuration \
             and [destination]; flags override them. Run files (run_plan, run_state, run_summary, run_index) are \
@@ -111,20 +123,29 @@ struct VerifyCommand: ParsableCommand {
             """)
 
     @Argument(help: "Repository root.") var path: String = "."
-    @Option(name: .customLong("action"), help: "A step (build or test); repeat for several (default: [verify] actions).") var actions: [String] = []
+    @Option(
+        name: .customLong("action"), help: "A step (build or test); repeat for several (default: [verify] actions).")
+    var actions: [String] = []
     @Option(help: "The scheme (default: [verify] scheme).") var scheme: String?
     @Option(help: "The build configuration (default: [verify] configuration).") var configuration: String?
     @Option(help: "An xcodebuild -destination (default: [destination] value).") var destination: String?
-    @Flag(name: .customLong("continue-on-failure"), help: "Run every step even after one failed.") var continueOnFailure = false
+    @Flag(name: .customLong("continue-on-failure"), help: "Run every step even after one failed.")
+    var continueOnFailure = false
     @Option(help: "Resume an interrupted run by its id.") var resume: String?
-    @Flag(name: .customLong("no-resume"), help: "Start a new run even if an interrupted one of this repository exists.") var noResume = false
-    @Argument(parsing: .postTerminator, help: "Extra xcodebuild arguments (after --), added to every step.") var extra: [String] = []
+    @Flag(name: .customLong("no-resume"), help: "Start a new run even if an interrupted one of this repository exists.")
+    var noResume = false
+    @Argument(parsing: .postTerminator, help: "Extra xcodebuild arguments (after --), added to every step.") var extra:
+        [String] = []
     @OptionGroup var flags: RunFlags
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
-        for a in actions where a != "build" && a != "test" { throw ValidationError("--action must be build or test, not '\(a)'") }
-        if let resume, !Identifier.isValid(resume, .runID) { throw ValidationError(IdentifierError(kind: .runID, value: resume).description) }
+        for a in actions where a != "build" && a != "test" {
+            throw ValidationError("--action must be build or test, not '\(a)'")
+        }
+        if let resume, !Identifier.isValid(resume, .runID) {
+            throw ValidationError(IdentifierError(kind: .runID, value: resume).description)
+        }
     }
 
     func run() throws {
@@ -132,7 +153,8 @@ struct VerifyCommand: ParsableCommand {
         try runReportingFailures(json: flags.json) {
             var options = flags.options()
             options.continueOnFailure = continueOnFailure
-            let coordinator = RunCoordinator(client: try workerOptions.client(), artifactRoot: flags.root, options: options)
+            let coordinator = RunCoordinator(
+                client: try workerOptions.client(), artifactRoot: flags.root, options: options)
             let root = try RepoRootNotice.root(path)
             let r: RunCoordinator.Result
             if let resume {
@@ -141,8 +163,9 @@ struct VerifyCommand: ParsableCommand {
                 options.onNotice?("resuming interrupted run \(interrupted) (use --no-resume to start a new one)")
                 r = try coordinator.resume(runID: interrupted)
             } else {
-                let plan = try VerifySteps(root: root, actions: actions, scheme: scheme, configuration: configuration,
-                                           destination: destination, extra: extra)
+                let plan = try VerifySteps(
+                    root: root, actions: actions, scheme: scheme, configuration: configuration,
+                    destination: destination, extra: extra)
                 r = try coordinator.start(root: root, steps: try plan.argvs())
             }
             flags.report(r)

@@ -3,12 +3,13 @@ import RCHCore
 import RCHTestSupport
 import Testing
 import XcodeTreeGen
+
 @testable import RCHBundle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("rch-xcode bundle / extract as a user runs them")
@@ -23,10 +24,13 @@ struct CLITests {
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let sha = j["source_sha256"] as! String
-        for k in ["source_sha256", "tree_sha256", "file_count", "total_bytes", "bundle_bytes"] { #expect(j[k] != nil, "missing \(k)") }
+        for k in ["source_sha256", "tree_sha256", "file_count", "total_bytes", "bundle_bytes"] {
+            #expect(j[k] != nil, "missing \(k)")
+        }
         #expect(FileManager.default.fileExists(atPath: d.sub("store/bundles/\(sha).tar.zst")))
         #expect(FileManager.default.fileExists(atPath: d.sub("store/bundles/\(sha).manifest.json")))
-        let x = try Run.process(exe, ["extract", d.sub("store/bundles/\(sha).tar.zst"), "--into", d.sub("out"), "--expect", sha])
+        let x = try Run.process(
+            exe, ["extract", d.sub("store/bundles/\(sha).tar.zst"), "--into", d.sub("out"), "--expect", sha])
         #expect(x.status == 0, "\(x.stderr)")
         #expect(x.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == sha)
         let plain = try Run.process(exe, ["bundle", d.sub("out"), "--store", d.sub("store")])
@@ -37,10 +41,17 @@ struct CLITests {
     func outputAndManifest() throws {
         let d = TempDir()
         try XcodeTreeGen(seed: 6, scale: 0.02).makeTree(at: d.sub("t"))
-        let r = try Run.process(exe, ["bundle", d.sub("t"), "--store", d.sub("store"), "--output", d.sub("b.tar.zst"), "--manifest", d.sub("m.json"), "--run-id", "run_0123456789"])
+        let r = try Run.process(
+            exe,
+            [
+                "bundle", d.sub("t"), "--store", d.sub("store"), "--output", d.sub("b.tar.zst"), "--manifest",
+                d.sub("m.json"), "--run-id", "run_0123456789",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: d.sub("b.tar.zst")))
-        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d.sub("m.json")))) as! [String: Any]
+        let m =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d.sub("m.json"))))
+            as! [String: Any]
         #expect(m["schema_id"] as? String == "rch-xcode/source_manifest@1")
         #expect(m["run_id"] as? String == "run_0123456789")
         let schema = Fixtures.packageRoot + "/schemas/rch-xcode/source_manifest.schema.json"
@@ -62,7 +73,8 @@ struct CLITests {
         #expect(r.status == 92)
         #expect(r.stderr.contains("bad") && r.stderr.contains("absolute"))
         if json { #expect(r.stdout.contains("\"failure_kind\":\"BUNDLER\"")) }
-        let big = try Run.process(exe, ["bundle", d.sub("t"), "--store", d.sub("store"), "--max-bytes", "1K", "--json"])
+        let big = try Run.process(
+            exe, ["bundle", d.sub("t"), "--store", d.sub("store"), "--max-bytes", "1K", "--json"])
         #expect(big.status == 92)
         let bad = try Run.process(exe, ["extract", "/nonexistent.tar.zst", "--into", d.sub("x")])
         #expect(bad.status == 92)
@@ -120,8 +132,10 @@ struct StatCacheTests {
         _ = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         close(fd)
         let mt = FileIdentity(st).mtimeNanos
-        var times = [timespec(tv_sec: Int(mt / 1_000_000_000), tv_nsec: Int(mt % 1_000_000_000)),
-                     timespec(tv_sec: Int(mt / 1_000_000_000), tv_nsec: Int(mt % 1_000_000_000))]
+        var times = [
+            timespec(tv_sec: Int(mt / 1_000_000_000), tv_nsec: Int(mt % 1_000_000_000)),
+            timespec(tv_sec: Int(mt / 1_000_000_000), tv_nsec: Int(mt % 1_000_000_000)),
+        ]
         utimensat(AT_FDCWD, victim, &times, 0)
         try Self.age(store, by: 60)
         let edited = try Self.bundle(d.sub("t"), store)
@@ -130,7 +144,10 @@ struct StatCacheTests {
         let editedFresh = try Self.fresh(d.sub("t"))
         #expect(edited.sha == editedFresh.sha && edited.tree == editedFresh.tree)
 
-        for change in ["chmod +x '\(p)'", "mv '\(p)' '\(p).moved.swift'", "echo new > '\(d.sub("t/New.swift"))'", "rm '\(d.sub("t/New.swift"))'"] {
+        for change in [
+            "chmod +x '\(p)'", "mv '\(p)' '\(p).moved.swift'", "echo new > '\(d.sub("t/New.swift"))'",
+            "rm '\(d.sub("t/New.swift"))'",
+        ] {
             try Self.age(store, by: 60)
             let before = try Self.bundle(d.sub("t"), store)
             #expect(try Run.shell(change).status == 0)
@@ -175,10 +192,13 @@ struct StatCacheTests {
 
     @Test("racy entries are never trusted")
     func racy() throws {
-        let id = FileIdentity(device: 1, inode: 2, size: 3, mtimeNanos: 10_000_000_000, ctimeNanos: 10_000_000_000, mode: 0o100644)
+        let id = FileIdentity(
+            device: 1, inode: 2, size: 3, mtimeNanos: 10_000_000_000, ctimeNanos: 10_000_000_000, mode: 0o100644)
         var c = StatCache(recordedAtNanos: 11_000_000_000, formatTag: StatCache.currentFormatTag)
         c.records["a"] = .init(identity: id, sha256: .empty)
-        let e = SelectedEntry(path: "a", pathBytes: Array("a".utf8), diskPath: Array("a".utf8), kind: .file(executable: false), identity: id)
+        let e = SelectedEntry(
+            path: "a", pathBytes: Array("a".utf8), diskPath: Array("a".utf8), kind: .file(executable: false),
+            identity: id)
         #expect(c.digest(for: e) == nil)
         c.recordedAtNanos = 13_000_000_000
         #expect(c.digest(for: e) == .empty)

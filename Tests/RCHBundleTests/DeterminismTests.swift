@@ -3,12 +3,13 @@ import RCHCore
 import RCHTestSupport
 import Testing
 import XcodeTreeGen
+
 @testable import RCHBundle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Determinism: same content, same source_sha256")
@@ -19,7 +20,10 @@ struct DeterminismTests {
             { t.file("App/Sources/Main.swift", "print(1)\n", mode: modes.0) },
             { t.file("Scripts/run.sh", "#!/bin/sh\n", mode: modes.1) },
             { t.file("Ünïcödé/Café.swift", "// café\n", mode: modes.0) },
-            { t.link("Vendor/Foo.framework/Versions/Current", "A"); t.file("Vendor/Foo.framework/Versions/A/Foo", "bin", mode: modes.1) },
+            {
+                t.link("Vendor/Foo.framework/Versions/Current", "A")
+                t.file("Vendor/Foo.framework/Versions/A/Foo", "bin", mode: modes.1)
+            },
             { t.file("Empty.txt", "", mode: modes.0) },
         ]
         for i in order { steps[i]() }
@@ -52,10 +56,12 @@ struct DeterminismTests {
         #expect(try Fixtures.digest(d.sub("a")) == before)
     }
 
-    @Test("exec bits fold to 0755, everything else to 0644", arguments: [
-        (0o700 as mode_t, true), (0o750, true), (0o775, true), (0o4755, true), (0o100, true),
-        (0o600, false), (0o666, false), (0o2644, false), (0o400, false),
-    ])
+    @Test(
+        "exec bits fold to 0755, everything else to 0644",
+        arguments: [
+            (0o700 as mode_t, true), (0o750, true), (0o775, true), (0o4755, true), (0o100, true),
+            (0o600, false), (0o666, false), (0o2644, false), (0o400, false),
+        ])
     func execBits(mode: mode_t, executable: Bool) throws {
         let d = TempDir()
         Tree(d.sub("a")).file("f", "x", mode: mode)
@@ -104,12 +110,19 @@ struct DeterminismTests {
         let d = TempDir()
         Self.sample(d.sub("a"))
         let before = try Fixtures.digest(d.sub("a"))
-        let set = try Run.process("/usr/bin/env", ["python3", "-c", "import os,sys; os.setxattr(sys.argv[1], 'user.com.apple.quarantine', b'0081;x')", d.sub("a/Empty.txt")])
+        let set = try Run.process(
+            "/usr/bin/env",
+            [
+                "python3", "-c", "import os,sys; os.setxattr(sys.argv[1], 'user.com.apple.quarantine', b'0081;x')",
+                d.sub("a/Empty.txt"),
+            ])
         #expect(set.status == 0, "\(set.stderr)")
         #expect(try Fixtures.digest(d.sub("a")) == before)
     }
 
-    @Test("zstd level and threads change the .zst bytes, never the digest", arguments: [(1, 0), (3, 0), (3, 2), (19, 0), (9, 4)])
+    @Test(
+        "zstd level and threads change the .zst bytes, never the digest",
+        arguments: [(1, 0), (3, 0), (3, 2), (19, 0), (9, 4)])
     func compressionIndependence(level: Int, workers: Int) throws {
         let d = TempDir()
         try XcodeTreeGen(seed: 3, scale: 0.02).makeTree(at: d.sub("t"), clean: true)
@@ -128,13 +141,16 @@ struct DeterminismTests {
         Self.sample(d.sub("a"))
         let exe = Fixtures.executable("rch-xcode")
         var base = ProcessInfo.processInfo.environment
-        base["LANG"] = nil; base["LC_ALL"] = nil; base["LC_CTYPE"] = nil
+        base["LANG"] = nil
+        base["LC_ALL"] = nil
+        base["LC_CTYPE"] = nil
         var digests = Set<String>()
         for (k, v) in [("", ""), ("LANG", "C"), ("LC_ALL", "POSIX"), ("LC_ALL", "C.UTF-8"), ("LANG", "en_US.UTF-8")] {
             var env = base
             if !k.isEmpty { env[k] = v }
             env["TZ"] = "Pacific/Kiritimati"
-            let r = try Run.process(exe, ["bundle", d.sub("a"), "--store", d.sub("store"), "--no-stat-cache"], env: env)
+            let r = try Run.process(
+                exe, ["bundle", d.sub("a"), "--store", d.sub("store"), "--no-stat-cache"], env: env)
             #expect(r.status == 0, "\(r.stderr)")
             digests.insert(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }
@@ -149,6 +165,8 @@ struct DeterminismTests {
         for n in names { Tree(d.sub("t")).file(n) }
         let r = try Bundler.bundle(root: d.sub("t"), output: nil)
         #expect(r.manifest.entries.map(\.path) == ["B", "Z", "a b", "a-b/x", "a.b", "a/b", "a0", "\u{E9}", "\u{E9}z"])
-        #expect(r.manifest.entries.map { Array($0.path.utf8) } == r.manifest.entries.map { Array($0.path.utf8) }.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(
+            r.manifest.entries.map { Array($0.path.utf8) }
+                == r.manifest.entries.map { Array($0.path.utf8) }.sorted { $0.lexicographicallyPrecedes($1) })
     }
 }

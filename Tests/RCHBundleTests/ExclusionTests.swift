@@ -3,6 +3,7 @@ import RCHCore
 import RCHTestSupport
 import Testing
 import XcodeTreeGen
+
 @testable import RCHBundle
 
 @Suite("What goes in and what stays out")
@@ -11,29 +12,38 @@ struct ExclusionTests {
     func defaults() throws {
         let d = TempDir()
         let t = Tree(d.sub("t"))
-        let excluded = [".git/HEAD", "sub/.git", ".DS_Store", "App/.DS_Store", "App/._Info.plist", "DerivedData/x.o", ".build/debug/x.o",
-                        "App.xcodeproj/xcuserdata/me.xcuserdatad/x.xcscheme", "Foo.xcworkspace/xcuserdata/u/UserInterfaceState.xcuserstate",
-                        "App.xcodeproj/project.xcworkspace/me.xcuserstate", ".swiftpm/xcode/xcuserdata/me/state.plist",
-                        "Tests.xcresult/Info.plist", "__MACOSX/x", ".rch/artifacts/run/summary.json", ".svn/entries", "Pkg/.build/x"]
-        let kept = ["App.xcodeproj/project.pbxproj", "App.xcodeproj/xcshareddata/xcschemes/App.xcscheme",
-                    "App.xcodeproj/project.xcworkspace/xcshareddata/swiftpm/Package.resolved", "Package.resolved",
-                    ".swiftpm/configuration/mirrors.json", ".rch/xcode.toml", ".rchignore", "Sources/DerivedDataHelper.swift",
-                    "build.xcresult.txt"]
+        let excluded = [
+            ".git/HEAD", "sub/.git", ".DS_Store", "App/.DS_Store", "App/._Info.plist", "DerivedData/x.o",
+            ".build/debug/x.o",
+            "App.xcodeproj/xcuserdata/me.xcuserdatad/x.xcscheme",
+            "Foo.xcworkspace/xcuserdata/u/UserInterfaceState.xcuserstate",
+            "App.xcodeproj/project.xcworkspace/me.xcuserstate", ".swiftpm/xcode/xcuserdata/me/state.plist",
+            "Tests.xcresult/Info.plist", "__MACOSX/x", ".rch/artifacts/run/summary.json", ".svn/entries",
+            "Pkg/.build/x",
+        ]
+        let kept = [
+            "App.xcodeproj/project.pbxproj", "App.xcodeproj/xcshareddata/xcschemes/App.xcscheme",
+            "App.xcodeproj/project.xcworkspace/xcshareddata/swiftpm/Package.resolved", "Package.resolved",
+            ".swiftpm/configuration/mirrors.json", ".rch/xcode.toml", ".rchignore", "Sources/DerivedDataHelper.swift",
+            "build.xcresult.txt",
+        ]
         for p in excluded + kept { t.file(p) }
         let r = try Bundler.bundle(root: d.sub("t"), output: nil)
         #expect(Set(r.manifest.entries.map(\.path)) == Set(kept))
     }
 
-    @Test(".rchignore: globs, anchoring, directories, negation, comments", arguments: [
-        ("*.tmp", ["a.tmp", "x/b.tmp"], ["a.tmpl", "c.swift"]),
-        ("LocalNotes/", ["LocalNotes/todo.md", "x/LocalNotes/y"], ["LocalNotes.md"]),
-        ("/top.txt", ["top.txt"], ["sub/top.txt"]),
-        ("docs/*.md", ["docs/a.md"], ["docs/sub/b.md", "x/docs/a.md"]),
-        ("**/gen/**", ["gen/a", "x/gen/y/z"], ["generated/a"]),
-        ("*.log\n!keep.log", ["a.log"], ["keep.log"]),
-        ("# comment\n\n  \nFile[0-9].txt", ["File3.txt"], ["FileX.txt", "# comment"]),
-        ("a?c", ["abc"], ["ac", "abbc"]),
-    ])
+    @Test(
+        ".rchignore: globs, anchoring, directories, negation, comments",
+        arguments: [
+            ("*.tmp", ["a.tmp", "x/b.tmp"], ["a.tmpl", "c.swift"]),
+            ("LocalNotes/", ["LocalNotes/todo.md", "x/LocalNotes/y"], ["LocalNotes.md"]),
+            ("/top.txt", ["top.txt"], ["sub/top.txt"]),
+            ("docs/*.md", ["docs/a.md"], ["docs/sub/b.md", "x/docs/a.md"]),
+            ("**/gen/**", ["gen/a", "x/gen/y/z"], ["generated/a"]),
+            ("*.log\n!keep.log", ["a.log"], ["keep.log"]),
+            ("# comment\n\n  \nFile[0-9].txt", ["File3.txt"], ["FileX.txt", "# comment"]),
+            ("a?c", ["abc"], ["ac", "abbc"]),
+        ])
     func rchignore(patterns: String, excluded: [String], kept: [String]) throws {
         let d = TempDir()
         let t = Tree(d.sub("t"))
@@ -50,8 +60,14 @@ struct ExclusionTests {
         let r = try Bundler.bundle(root: d.sub("t"), output: nil)
         let paths = Set(r.manifest.entries.map(\.path))
         #expect(paths.contains("App.xcodeproj/xcshareddata/xcschemes/App.xcscheme"))
-        #expect(paths.contains(".rch/xcode.toml") && paths.contains("Package.resolved") && paths.contains("Vendor/Foo.framework/Foo"))
-        #expect(!paths.contains { $0.contains("DerivedData") || $0.contains(".DS_Store") || $0.contains("xcuserdata") || $0.hasSuffix(".tmp") || $0.hasPrefix("LocalNotes") })
+        #expect(
+            paths.contains(".rch/xcode.toml") && paths.contains("Package.resolved")
+                && paths.contains("Vendor/Foo.framework/Foo"))
+        #expect(
+            !paths.contains {
+                $0.contains("DerivedData") || $0.contains(".DS_Store") || $0.contains("xcuserdata")
+                    || $0.hasSuffix(".tmp") || $0.hasPrefix("LocalNotes")
+            })
         #expect(r.warnings.isEmpty, "\(r.warnings)")
     }
 
@@ -74,7 +90,8 @@ struct ExclusionTests {
 @Suite("git_index mode")
 struct GitIndexTests {
     static func git(_ dir: String, _ args: String) throws {
-        let r = try Run.shell("cd '\(dir)' && git -c user.name=t -c user.email=t@example.invalid -c commit.gpgsign=false \(args)")
+        let r = try Run.shell(
+            "cd '\(dir)' && git -c user.name=t -c user.email=t@example.invalid -c commit.gpgsign=false \(args)")
         #expect(r.status == 0, "\(r.stderr)")
     }
 
@@ -82,9 +99,13 @@ struct GitIndexTests {
     func trackedOnly() throws {
         let d = TempDir()
         let t = Tree(d.sub("r"))
-        t.file("a.swift").file("run.sh", "#!/bin/sh\n", mode: 0o755).file(".gitignore", "*.log\nuntracked-dir/\n").link("l", "a.swift")
+        t.file("a.swift").file("run.sh", "#!/bin/sh\n", mode: 0o755).file(".gitignore", "*.log\nuntracked-dir/\n").link(
+            "l", "a.swift")
         t.file("forced.log")
-        try Self.git(d.sub("r"), "init -q && git add a.swift run.sh .gitignore l && git add -f forced.log && git -c user.name=t -c user.email=t@e commit -qm x")
+        try Self.git(
+            d.sub("r"),
+            "init -q && git add a.swift run.sh .gitignore l && git add -f forced.log && git -c user.name=t -c user.email=t@e commit -qm x"
+        )
         t.file("untracked.swift").file("ignored.log").file("untracked-dir/x")
         var o = BundleOptions()
         o.mode = .gitIndex
@@ -119,13 +140,19 @@ struct GitIndexTests {
         unlink(d.sub("r/b"))
         var o = BundleOptions()
         o.mode = .gitIndex
-        #expect(bundleError { _ = try Bundler.bundle(root: d.sub("r"), options: o, output: nil) }?.description.contains("missing from the worktree") == true)
+        #expect(
+            bundleError { _ = try Bundler.bundle(root: d.sub("r"), options: o, output: nil) }?.description.contains(
+                "missing from the worktree") == true)
         Tree(d.sub("s")).file("x")
         try Self.git(d.sub("s"), "init -q && git add -A && git -c user.name=t -c user.email=t@e commit -qm x")
         try Self.git(d.sub("r"), "checkout -q -- b && git -c protocol.file.allow=always submodule -q add ../s sub")
-        #expect(bundleError { _ = try Bundler.bundle(root: d.sub("r"), options: o, output: nil) }?.description.contains("submodule") == true)
+        #expect(
+            bundleError { _ = try Bundler.bundle(root: d.sub("r"), options: o, output: nil) }?.description.contains(
+                "submodule") == true)
         Tree(d.sub("plain")).file("x")
-        #expect(bundleError { _ = try Bundler.bundle(root: d.sub("plain"), options: o, output: nil) }?.description.contains("git") == true)
+        #expect(
+            bundleError { _ = try Bundler.bundle(root: d.sub("plain"), options: o, output: nil) }?.description.contains(
+                "git") == true)
     }
 
     @Test("git_index and worktree agree on a clean repository")

@@ -2,6 +2,7 @@ import Foundation
 import RCHCore
 import RCHTestSupport
 import Testing
+
 @testable import RCHBundle
 
 /// Pins the exact bytes of bundle format v1. A change here means every cache key changes: it needs a
@@ -57,12 +58,17 @@ struct GoldenTests {
         #expect(bytes.suffix(1024).allSatisfy { $0 == 0 })
         #expect(SHA256Digest.of(bytes).hex == Self.expectedSource)
         // README.md's header: ustar, mode 644, uid/gid 0, mtime 0, no user/group names.
-        let offset = try #require(stride(from: 0, to: bytes.count, by: 512).first { bytes[$0..<($0 + 10)].elementsEqual(Array("README.md\0".utf8)) })
+        let offset = try #require(
+            stride(from: 0, to: bytes.count, by: 512).first {
+                bytes[$0..<($0 + 10)].elementsEqual(Array("README.md\0".utf8))
+            })
         let h = Array(bytes[offset..<(offset + 512)])
         #expect(h[257..<263].elementsEqual(Array("ustar\0".utf8)))
         #expect(h[156] == UInt8(ascii: "0"))
         #expect(String(decoding: h[100..<106], as: UTF8.self) == "000644")
-        #expect(String(decoding: h[108..<114], as: UTF8.self) == "000000" && String(decoding: h[116..<122], as: UTF8.self) == "000000")
+        #expect(
+            String(decoding: h[108..<114], as: UTF8.self) == "000000"
+                && String(decoding: h[116..<122], as: UTF8.self) == "000000")
         #expect(String(decoding: h[136..<147], as: UTF8.self) == "00000000000")
         #expect(h[265..<297].allSatisfy { $0 == 0 } && h[297..<329].allSatisfy { $0 == 0 })
         // The first entry sorts first by bytes ("Caf\u{E9}/…" < "README.md") and needs a pax header.
@@ -70,6 +76,8 @@ struct GoldenTests {
         // Non-ASCII names use a pax header with only path=.
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(text.contains("path=Caf\u{E9}/na\u{EF}ve \u{65E5}\u{672C}.swift\n"))
-        #expect(!text.contains("hdrcharset") && !text.contains("SCHILY") && !text.contains("LIBARCHIVE") && !text.contains("atime"))
+        #expect(
+            !text.contains("hdrcharset") && !text.contains("SCHILY") && !text.contains("LIBARCHIVE")
+                && !text.contains("atime"))
     }
 }

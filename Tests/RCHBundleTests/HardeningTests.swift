@@ -2,12 +2,13 @@ import Foundation
 import RCHCore
 import RCHTestSupport
 import Testing
+
 @testable import RCHBundle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The bundler faults found by black-box probes (issue 13), each shown failing before its fix.
@@ -55,14 +56,18 @@ struct HardeningTests {
         var o = BundleOptions()
         o.mode = .gitIndex
         let e = bundleError { _ = try Fixtures.bundle(d.sub("r"), to: d.sub("out.tar.zst"), options: o) }
-        #expect(e?.description.contains("conf") == true && e?.description.contains("not a directory") == true, "\(String(describing: e))")
+        #expect(
+            e?.description.contains("conf") == true && e?.description.contains("not a directory") == true,
+            "\(String(describing: e))")
         #expect(!FileManager.default.fileExists(atPath: d.sub("out.tar.zst")))
     }
 
     @Test(".rch/artifacts is excluded at any depth; .rch/xcode.toml kept")
     func nestedArtifacts() throws {
         let d = TempDir()
-        Tree(d.sub("r")).file(".rch/artifacts/a.json").file("Pkg/.rch/artifacts/run/summary.json").file("Pkg/.rch/xcode.toml").file("x.swift")
+        Tree(d.sub("r")).file(".rch/artifacts/a.json").file("Pkg/.rch/artifacts/run/summary.json").file(
+            "Pkg/.rch/xcode.toml"
+        ).file("x.swift")
         let r = try Bundler.bundle(root: d.sub("r"), output: nil)
         #expect(r.manifest.entries.map(\.path) == ["Pkg/.rch/xcode.toml", "x.swift"])
     }
@@ -78,6 +83,8 @@ struct HardeningTests {
         #expect(r.manifest.entries.map(\.path) == [".rchignore", "x.swift"])
         // With tab trimming (the old behaviour) "tab" would not match "tab\t" and the bundle would fail.
         let rules = IgnoreRules(rchignore: Array("tab\t\n".utf8))
-        #expect(rules.excludes(Array("tab\t".utf8), isDirectory: false) && !rules.excludes(Array("tab".utf8), isDirectory: false))
+        #expect(
+            rules.excludes(Array("tab\t".utf8), isDirectory: false)
+                && !rules.excludes(Array("tab".utf8), isDirectory: false))
     }
 }

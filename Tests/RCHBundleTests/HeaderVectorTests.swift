@@ -2,6 +2,7 @@ import Foundation
 import RCHCore
 import RCHTestSupport
 import Testing
+
 @testable import RCHBundle
 
 /// Golden vectors of the header encoding written from PLAN §2.7 by hand (not produced by any tar
@@ -15,13 +16,17 @@ struct HeaderVectorTests {
     static func checkFixed(_ h: [UInt8], mode: String, size: UInt64, type: Character) {
         #expect(h.count == 512)
         #expect(Array(h[100..<108]) == Array((mode + " ").utf8) + [0])
-        #expect(Array(h[108..<116]) == Array("000000 ".utf8) + [0] && Array(h[116..<124]) == Array("000000 ".utf8) + [0])
-        #expect(text(h, 124..<136) == String(repeating: "0", count: 11 - String(size, radix: 8).count) + String(size, radix: 8) + " ")
+        #expect(
+            Array(h[108..<116]) == Array("000000 ".utf8) + [0] && Array(h[116..<124]) == Array("000000 ".utf8) + [0])
+        #expect(
+            text(h, 124..<136) == String(repeating: "0", count: 11 - String(size, radix: 8).count)
+                + String(size, radix: 8) + " ")
         #expect(text(h, 136..<148) == "00000000000 ")
         #expect(h[156] == UInt8(ascii: String(type).unicodeScalars.first!))
         #expect(Array(h[257..<265]) == Array("ustar".utf8) + [0, 48, 48])
         #expect(h[265..<329].allSatisfy { $0 == 0 })
-        #expect(Array(h[329..<337]) == Array("000000 ".utf8) + [0] && Array(h[337..<345]) == Array("000000 ".utf8) + [0])
+        #expect(
+            Array(h[329..<337]) == Array("000000 ".utf8) + [0] && Array(h[337..<345]) == Array("000000 ".utf8) + [0])
         #expect(h[500..<512].allSatisfy { $0 == 0 })
         var sum = 0
         for (i, b) in h.enumerated() { sum += (148..<156).contains(i) ? 32 : Int(b) }
@@ -40,11 +45,15 @@ struct HeaderVectorTests {
 
     @Test("a long ASCII path splits at the first '/' at or after len − 101: prefix ≤ 155, name ≤ 100")
     func split() {
-        let p = String(repeating: "d", count: 60) + "/" + String(repeating: "e", count: 60) + "/" + String(repeating: "f", count: 10)
+        let p =
+            String(repeating: "d", count: 60) + "/" + String(repeating: "e", count: 60) + "/"
+            + String(repeating: "f", count: 10)
         let h = TarHeaderEncoder.encode(path: Array(p.utf8), kind: .file(size: 0, executable: true))
         #expect(h.count == 512)
         #expect(Self.cstr(h, 345..<500) == Array(String(repeating: "d", count: 60).utf8))
-        #expect(Self.cstr(h, 0..<100) == Array((String(repeating: "e", count: 60) + "/" + String(repeating: "f", count: 10)).utf8))
+        #expect(
+            Self.cstr(h, 0..<100)
+                == Array((String(repeating: "e", count: 60) + "/" + String(repeating: "f", count: 10)).utf8))
         Self.checkFixed(h, mode: "000755", size: 0, type: "0")
         let p155 = String(repeating: "p", count: 155) + "/" + String(repeating: "n", count: 20)
         let h155 = TarHeaderEncoder.encode(path: Array(p155.utf8), kind: .file(size: 10, executable: false))
@@ -95,7 +104,9 @@ struct HeaderVectorTests {
 
     @Test("the empty bundle is 1024 zero bytes")
     func empty() {
-        #expect(SHA256Digest.of(TarHeaderEncoder.end).hex == "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
+        #expect(
+            SHA256Digest.of(TarHeaderEncoder.end).hex
+                == "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
     }
 
     /// One canonical entry (`x`, 2 bytes) then the end blocks, with `mutate` applied to its header and the
@@ -158,7 +169,9 @@ struct HeaderVectorTests {
         t.end()
         write(try t.zstd(), to: d.sub("bad.tar.zst"))
         let e = bundleError { _ = try Extractor().verify(bundle: d.sub("bad.tar.zst")) }
-        #expect(e?.failureSubkind == "INVALID_ARCHIVE" && e?.description.contains("padding") == true, "\(String(describing: e))")
+        #expect(
+            e?.failureSubkind == "INVALID_ARCHIVE" && e?.description.contains("padding") == true,
+            "\(String(describing: e))")
     }
 
     @Test("files of 8 GiB or more are refused by the bundler (LIMIT_EXCEEDED, exit 92), naming the file")
@@ -171,7 +184,9 @@ struct HeaderVectorTests {
         try fh.truncate(atOffset: 8 << 30)
         try fh.close()
         let e = bundleError { _ = try Fixtures.bundle(d.sub("r"), to: d.sub("out.tar.zst")) }
-        #expect(e?.failureSubkind == "LIMIT_EXCEEDED" && e?.description.contains("huge.bin") == true, "\(String(describing: e))")
+        #expect(
+            e?.failureSubkind == "LIMIT_EXCEEDED" && e?.description.contains("huge.bin") == true,
+            "\(String(describing: e))")
         #expect(!FileManager.default.fileExists(atPath: d.sub("out.tar.zst")))
     }
 }

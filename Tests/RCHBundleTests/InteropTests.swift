@@ -3,6 +3,7 @@ import RCHCore
 import RCHTestSupport
 import Testing
 import XcodeTreeGen
+
 @testable import RCHBundle
 
 @Suite("Bundles are ordinary tar.zst files")
@@ -17,7 +18,9 @@ struct InteropTests {
         let sum = try Run.shell("zstd -dc '\(b)' | sha256sum")
         #expect(sum.stdout.hasPrefix(r.sourceSHA256.hex))
         try Extractor().extract(bundle: b, into: d.sub("ours"))
-        for (name, cmd) in [("gnu", "mkdir gnu && zstd -dc '\(b)' | tar -x -C gnu"), ("bsd", "mkdir bsd && bsdtar -xf '\(b)' -C bsd")] {
+        for (name, cmd) in [
+            ("gnu", "mkdir gnu && zstd -dc '\(b)' | tar -x -C gnu"), ("bsd", "mkdir bsd && bsdtar -xf '\(b)' -C bsd"),
+        ] {
             let x = try Run.shell(cmd, cwd: d.path)
             #expect(x.status == 0, "\(x.stderr)")
             #expect(x.stderr.isEmpty, "\(name): \(x.stderr)")

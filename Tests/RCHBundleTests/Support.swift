@@ -2,18 +2,21 @@ import Foundation
 import RCHCore
 import RCHTestSupport
 import Testing
+
 @testable import RCHBundle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 enum Fixtures {
     /// Bundles `root` into `out` (a .tar.zst); returns the result.
     @discardableResult
-    static func bundle(_ root: String, to out: String? = nil, options: BundleOptions = BundleOptions()) throws -> BundleResult {
+    static func bundle(_ root: String, to out: String? = nil, options: BundleOptions = BundleOptions()) throws
+        -> BundleResult
+    {
         let dest = out ?? root + ".tar.zst"
         let tmp = try TempFile(directory: (dest as NSString).deletingLastPathComponent)
         let r = try Bundler.bundle(root: root, options: options, output: tmp)
@@ -61,15 +64,26 @@ struct RawTar {
         var b = [UInt8](repeating: 0, count: 512)
         func put(_ off: Int, _ v: [UInt8]) { for (i, c) in v.enumerated() where off + i < 512 { b[off + i] = c } }
         put(0, h.rawName ?? Array(h.name.utf8))
-        put(100, Self.field(h.mode, 8)); put(108, Self.field(h.uid, 8)); put(116, Self.field(h.gid, 8))
-        put(124, Self.field(h.size, 12)); put(136, Self.field(h.mtime, 12))
+        put(100, Self.field(h.mode, 8))
+        put(108, Self.field(h.uid, 8))
+        put(116, Self.field(h.gid, 8))
+        put(124, Self.field(h.size, 12))
+        put(136, Self.field(h.mtime, 12))
         b[156] = h.type
-        put(157, Array(h.link.utf8)); put(257, h.magic)
-        put(265, Array(h.uname.utf8)); put(297, Array(h.gname.utf8)); put(345, Array(h.prefix.utf8))
-        put(329, Self.field(0, 8)); put(337, Self.field(0, 8))
+        put(157, Array(h.link.utf8))
+        put(257, h.magic)
+        put(265, Array(h.uname.utf8))
+        put(297, Array(h.gname.utf8))
+        put(345, Array(h.prefix.utf8))
+        put(329, Self.field(0, 8))
+        put(337, Self.field(0, 8))
         for i in 148..<156 { b[i] = 32 }
         let sum = b.reduce(0) { $0 + Int($1) }
-        put(148, Array((String(repeating: "0", count: 6 - String(sum, radix: 8).count) + String(sum, radix: 8)).utf8) + [0, 32])
+        put(
+            148,
+            Array((String(repeating: "0", count: 6 - String(sum, radix: 8).count) + String(sum, radix: 8)).utf8) + [
+                0, 32,
+            ])
         bytes += b
     }
 
@@ -116,5 +130,8 @@ func write(_ bytes: [UInt8], to path: String) {
 }
 
 func bundleError(_ body: () throws -> Void) -> BundleError? {
-    do { try body(); return nil } catch let e as BundleError { return e } catch { return nil }
+    do {
+        try body()
+        return nil
+    } catch let e as BundleError { return e } catch { return nil }
 }

@@ -2,21 +2,28 @@ import Foundation
 import RCHCore
 import RCHTestSupport
 import Testing
+
 @testable import RCHJob
 
 enum Samples {
-    static let argv = ["test", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2", "-only-testing:AppTests/LoginTests",
-                       "-scheme", "App", "-workspace", "App.xcworkspace", "SWIFT_ACTIVE_COMPILATION_CONDITIONS=CI"]
+    static let argv = [
+        "test", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2", "-only-testing:AppTests/LoginTests",
+        "-scheme", "App", "-workspace", "App.xcworkspace", "SWIFT_ACTIVE_COMPILATION_CONDITIONS=CI",
+    ]
 
     static func inputs(_ mutate: (inout [String: Any]) -> Void = { _ in }) -> [UInt8] {
         var d: [String: Any] = [
             "source_sha256": String(repeating: "ab", count: 32),
             "sanitized_argv": argv,
-            "toolchain": ["xcode_build": "16C5032a", "developer_dir": "/Applications/Xcode.app/Contents/Developer",
-                          "macos_version": "15.2", "macos_build": "24C101", "arch": "arm64"],
-            "destination": ["platform": "iOS Simulator", "name": "iPhone 16", "os_version": "18.2", "provisioning": "existing",
-                            "sim_runtime_identifier": "com.apple.CoreSimulator.SimRuntime.iOS-18-2", "sim_runtime_build": "22C150",
-                            "device_type_identifier": "com.apple.CoreSimulator.SimDeviceType.iPhone-16"],
+            "toolchain": [
+                "xcode_build": "16C5032a", "developer_dir": "/Applications/Xcode.app/Contents/Developer",
+                "macos_version": "15.2", "macos_build": "24C101", "arch": "arm64",
+            ],
+            "destination": [
+                "platform": "iOS Simulator", "name": "iPhone 16", "os_version": "18.2", "provisioning": "existing",
+                "sim_runtime_identifier": "com.apple.CoreSimulator.SimRuntime.iOS-18-2", "sim_runtime_build": "22C150",
+                "device_type_identifier": "com.apple.CoreSimulator.SimDeviceType.iPhone-16",
+            ],
         ]
         mutate(&d)
         return Array(try! JSONSerialization.data(withJSONObject: d))
@@ -37,38 +44,148 @@ struct JobKeyTests {
         let a = try JobKeyInputs.parse(Samples.inputs())
         #expect(a.jobKey == SHA256Digest.of(a.canonicalBytes))
         let object = try JSONSerialization.jsonObject(with: Data(Samples.inputs()))
-        let pretty = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .withoutEscapingSlashes])
+        let pretty = try JSONSerialization.data(
+            withJSONObject: object, options: [.prettyPrinted, .withoutEscapingSlashes])
         #expect(Array(pretty) != a.canonicalBytes)
         #expect(try JobKeyInputs.parse(Array(pretty)).jobKey == a.jobKey)
         // Pinned: a change here invalidates every cached result and needs a deliberate decision.
-        #expect(a.jobKey.hex == "80e9063021e30407b1785742ec869bb79a2ea7cbe5884e6af2bb69fcf0654575")  // = sha256(rfc8785.dumps(...)) in Python
+        // = sha256(rfc8785.dumps(...)) in Python
+        #expect(a.jobKey.hex == "80e9063021e30407b1785742ec869bb79a2ea7cbe5884e6af2bb69fcf0654575")
     }
 
-    @Test("refused inputs name the field", arguments: [
-        ("host-only timeouts", { @Sendable (d: inout [String: Any]) in d["timeouts"] = ["overall": 10] }, "/timeouts", "host-only"),
-        ("host-only backend", { @Sendable (d: inout [String: Any]) in d["backend"] = "xcodebuild" }, "/backend", "host-only"),
-        ("host-only artifact_profile", { @Sendable (d: inout [String: Any]) in d["artifact_profile"] = "rich" }, "/artifact_profile", "host-only"),
-        ("unknown field", { @Sendable (d: inout [String: Any]) in d["colour"] = "blue" }, "/colour", "not a known field"),
-        ("bad digest", { @Sendable (d: inout [String: Any]) in d["source_sha256"] = "ABC" }, "/source_sha256", "64 lowercase hex"),
-        ("OS latest", { @Sendable (d: inout [String: Any]) in var x = d["destination"] as! [String: Any]; x["os_version"] = "latest"; d["destination"] = x }, "/destination/os_version", "never 'latest'"),
-        ("missing runtime", { @Sendable (d: inout [String: Any]) in var x = d["destination"] as! [String: Any]; x["sim_runtime_build"] = nil; d["destination"] = x }, "/destination/sim_runtime_build", "required"),
-        ("bad provisioning", { @Sendable (d: inout [String: Any]) in var x = d["destination"] as! [String: Any]; x["provisioning"] = "magic"; d["destination"] = x }, "/destination/provisioning", "existing or ephemeral"),
-        ("bad arch", { @Sendable (d: inout [String: Any]) in var x = d["toolchain"] as! [String: Any]; x["arch"] = "ppc"; d["toolchain"] = x }, "/toolchain/arch", "arm64"),
-        ("missing toolchain field", { @Sendable (d: inout [String: Any]) in var x = d["toolchain"] as! [String: Any]; x["macos_build"] = nil; d["toolchain"] = x }, "/toolchain/macos_build", "required"),
-        ("unsorted argv", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["test", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2"] }, "/sanitized_argv", "canonical order"),
-        ("output override", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-derivedDataPath", "/tmp/dd"] }, "/sanitized_argv/1", "-derivedDataPath"),
-        ("output setting", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2", "SYMROOT=/tmp"] }, "/sanitized_argv/3", "SYMROOT"),
-        ("two destinations", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-destination", "id=1", "-destination", "id=2"] }, "/sanitized_argv/3", "more than once"),
-        ("no destination", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-scheme", "App"] }, "/sanitized_argv", "exactly one destination"),
-        ("two actions", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "test", "-destination", "id=1"] }, "/sanitized_argv/1", "more than one action"),
-        ("unknown flag", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-destination", "id=1", "-frobnicate"] }, "/sanitized_argv/3", "not an allowed"),
-        ("destination mismatch", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-destination", "platform=iOS Simulator,name=iPhone 15,OS=18.2"] }, "/sanitized_argv", "differs"),
-        ("argv OS=latest", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=latest"] }, "/sanitized_argv", "OS=latest"),
-        ("sim identity on a device", { @Sendable (d: inout [String: Any]) in
-            d["destination"] = ["platform": "macOS", "name": "My Mac", "os_version": "15.2", "provisioning": "existing", "sim_runtime_build": "22C150"]
-            d["sanitized_argv"] = ["build", "-destination", "platform=macOS"] }, "/destination/sim_runtime_build", "only simulator"),
-        ("non-string argv", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", 3] }, "/sanitized_argv/1", "string"),
-    ] as [(String, @Sendable (inout [String: Any]) -> Void, String, String)])
+    @Test(
+        "refused inputs name the field",
+        arguments: [
+            (
+                "host-only timeouts", { @Sendable (d: inout [String: Any]) in d["timeouts"] = ["overall": 10] },
+                "/timeouts", "host-only"
+            ),
+            (
+                "host-only backend", { @Sendable (d: inout [String: Any]) in d["backend"] = "xcodebuild" }, "/backend",
+                "host-only"
+            ),
+            (
+                "host-only artifact_profile", { @Sendable (d: inout [String: Any]) in d["artifact_profile"] = "rich" },
+                "/artifact_profile", "host-only"
+            ),
+            (
+                "unknown field", { @Sendable (d: inout [String: Any]) in d["colour"] = "blue" }, "/colour",
+                "not a known field"
+            ),
+            (
+                "bad digest", { @Sendable (d: inout [String: Any]) in d["source_sha256"] = "ABC" }, "/source_sha256",
+                "64 lowercase hex"
+            ),
+            (
+                "OS latest",
+                { @Sendable (d: inout [String: Any]) in
+                    var x = d["destination"] as! [String: Any]
+                    x["os_version"] = "latest"
+                    d["destination"] = x
+                }, "/destination/os_version", "never 'latest'"
+            ),
+            (
+                "missing runtime",
+                { @Sendable (d: inout [String: Any]) in
+                    var x = d["destination"] as! [String: Any]
+                    x["sim_runtime_build"] = nil
+                    d["destination"] = x
+                }, "/destination/sim_runtime_build", "required"
+            ),
+            (
+                "bad provisioning",
+                { @Sendable (d: inout [String: Any]) in
+                    var x = d["destination"] as! [String: Any]
+                    x["provisioning"] = "magic"
+                    d["destination"] = x
+                }, "/destination/provisioning", "existing or ephemeral"
+            ),
+            (
+                "bad arch",
+                { @Sendable (d: inout [String: Any]) in
+                    var x = d["toolchain"] as! [String: Any]
+                    x["arch"] = "ppc"
+                    d["toolchain"] = x
+                }, "/toolchain/arch", "arm64"
+            ),
+            (
+                "missing toolchain field",
+                { @Sendable (d: inout [String: Any]) in
+                    var x = d["toolchain"] as! [String: Any]
+                    x["macos_build"] = nil
+                    d["toolchain"] = x
+                }, "/toolchain/macos_build", "required"
+            ),
+            (
+                "unsorted argv",
+                { @Sendable (d: inout [String: Any]) in
+                    d["sanitized_argv"] = [
+                        "test", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2",
+                    ]
+                }, "/sanitized_argv", "canonical order"
+            ),
+            (
+                "output override",
+                { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-derivedDataPath", "/tmp/dd"]
+                }, "/sanitized_argv/1", "-derivedDataPath"
+            ),
+            (
+                "output setting",
+                { @Sendable (d: inout [String: Any]) in
+                    d["sanitized_argv"] = [
+                        "build", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2", "SYMROOT=/tmp",
+                    ]
+                }, "/sanitized_argv/3", "SYMROOT"
+            ),
+            (
+                "two destinations",
+                { @Sendable (d: inout [String: Any]) in
+                    d["sanitized_argv"] = ["build", "-destination", "id=1", "-destination", "id=2"]
+                }, "/sanitized_argv/3", "more than once"
+            ),
+            (
+                "no destination",
+                { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "-scheme", "App"] },
+                "/sanitized_argv", "exactly one destination"
+            ),
+            (
+                "two actions",
+                { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", "test", "-destination", "id=1"]
+                }, "/sanitized_argv/1", "more than one action"
+            ),
+            (
+                "unknown flag",
+                { @Sendable (d: inout [String: Any]) in
+                    d["sanitized_argv"] = ["build", "-destination", "id=1", "-frobnicate"]
+                }, "/sanitized_argv/3", "not an allowed"
+            ),
+            (
+                "destination mismatch",
+                { @Sendable (d: inout [String: Any]) in
+                    d["sanitized_argv"] = ["build", "-destination", "platform=iOS Simulator,name=iPhone 15,OS=18.2"]
+                }, "/sanitized_argv", "differs"
+            ),
+            (
+                "argv OS=latest",
+                { @Sendable (d: inout [String: Any]) in
+                    d["sanitized_argv"] = ["build", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=latest"]
+                }, "/sanitized_argv", "OS=latest"
+            ),
+            (
+                "sim identity on a device",
+                { @Sendable (d: inout [String: Any]) in
+                    d["destination"] = [
+                        "platform": "macOS", "name": "My Mac", "os_version": "15.2", "provisioning": "existing",
+                        "sim_runtime_build": "22C150",
+                    ]
+                    d["sanitized_argv"] = ["build", "-destination", "platform=macOS"]
+                }, "/destination/sim_runtime_build", "only simulator"
+            ),
+            (
+                "non-string argv", { @Sendable (d: inout [String: Any]) in d["sanitized_argv"] = ["build", 3] },
+                "/sanitized_argv/1", "string"
+            ),
+        ] as [(String, @Sendable (inout [String: Any]) -> Void, String, String)])
     func refusals(name: String, mutate: @Sendable (inout [String: Any]) -> Void, path: String, message: String) {
         do {
             _ = try JobKeyInputs.parse(Samples.inputs(mutate))
@@ -84,11 +201,21 @@ struct JobKeyTests {
 
     @Test("argv canonicalisation: any acceptable order gives one form")
     func argv() throws {
-        let shuffled = ["SWIFT_ACTIVE_COMPILATION_CONDITIONS=CI", "-workspace", "App.xcworkspace", "-only-testing:AppTests/LoginTests", "-scheme", "App",
-                        "test", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2"]
+        let shuffled = [
+            "SWIFT_ACTIVE_COMPILATION_CONDITIONS=CI", "-workspace", "App.xcworkspace",
+            "-only-testing:AppTests/LoginTests", "-scheme", "App",
+            "test", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2",
+        ]
         #expect(try XcodebuildArgv.canonicalize(shuffled) == Samples.argv)
-        let settings = try XcodebuildArgv.canonicalize(["build", "-destination", "id=1", "OTHER_SWIFT_FLAGS[sdk=iphonesimulator*]=-DSIM", "A=1", "-enableCodeCoverage", "YES", "-retry-tests-on-failure"])
-        #expect(settings == ["build", "-destination", "id=1", "-enableCodeCoverage", "YES", "-retry-tests-on-failure", "A=1", "OTHER_SWIFT_FLAGS[sdk=iphonesimulator*]=-DSIM"])
+        let settings = try XcodebuildArgv.canonicalize([
+            "build", "-destination", "id=1", "OTHER_SWIFT_FLAGS[sdk=iphonesimulator*]=-DSIM", "A=1",
+            "-enableCodeCoverage", "YES", "-retry-tests-on-failure",
+        ])
+        #expect(
+            settings == [
+                "build", "-destination", "id=1", "-enableCodeCoverage", "YES", "-retry-tests-on-failure", "A=1",
+                "OTHER_SWIFT_FLAGS[sdk=iphonesimulator*]=-DSIM",
+            ])
     }
 
     @Test("job.json embeds job_key_inputs.json byte for byte; both validate against their schemas")
@@ -97,8 +224,9 @@ struct JobKeyTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try JobKeyInputs.parse(Samples.inputs())
-        let spec = try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs,
-                               effectiveConfig: Config.merge([Config.defaults]), artifactProfile: .rich)
+        let spec = try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs,
+            effectiveConfig: Config.merge([Config.defaults]), artifactProfile: .rich)
         try spec.write(into: dir)
         let job = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/job.json")))
         let jki = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/job_key_inputs.json")))
@@ -111,7 +239,9 @@ struct JobKeyTests {
             let (status, out) = try Samples.validate(dir + "/" + file, schema: schema)
             #expect(status == 0, "\(file): \(out)")
         }
-        #expect(throws: IdentifierError.self) { _ = try JobSpec(runID: "../x", jobID: Identifier.generate(), inputs: inputs, effectiveConfig: JSONObject()) }
+        #expect(throws: IdentifierError.self) {
+            _ = try JobSpec(runID: "../x", jobID: Identifier.generate(), inputs: inputs, effectiveConfig: JSONObject())
+        }
     }
 
     @Test("rch-xcode key prints the key, or exit 10 with the reason")
@@ -126,7 +256,8 @@ struct JobKeyTests {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
             p.arguments = args
-            let o = Pipe(), e = Pipe()
+            let o = Pipe()
+            let e = Pipe()
             p.standardOutput = o
             p.standardError = e
             try p.run()
@@ -151,8 +282,13 @@ struct JobKeyTests {
 struct ConfigTests {
     @Test("objects deep-merge, arrays replace, scalars override; last layer wins")
     func merge() {
-        let a = JSONObject([("x", .obj(["y": .int(1), "z": .array([.int(1), .int(2)])])), ("s", .string("a")), ("o", .obj(["k": .int(1)]))])
-        let b = JSONObject([("x", .obj(["z": .array([.int(3)]), "w": .bool(true)])), ("s", .string("b")), ("o", .string("scalar"))])
+        let a = JSONObject([
+            ("x", .obj(["y": .int(1), "z": .array([.int(1), .int(2)])])), ("s", .string("a")),
+            ("o", .obj(["k": .int(1)])),
+        ])
+        let b = JSONObject([
+            ("x", .obj(["z": .array([.int(3)]), "w": .bool(true)])), ("s", .string("b")), ("o", .string("scalar")),
+        ])
         let m = Config.merge([Config.Layer(origin: .defaults, value: a), Config.Layer(origin: .repo, value: b)])
         #expect(JSONValue.object(m).canonicalString == #"{"o":"scalar","s":"b","x":{"w":true,"y":1,"z":[3]}}"#)
         #expect(Config.merge(Config.merge(JSONObject(), a), b) == m)
@@ -164,12 +300,15 @@ struct ConfigTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/repo/.rch", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/home/rch", withIntermediateDirectories: true)
-        let hostTOML = "[cache]\nnamespace = \"host-ns\"\nderived_data = \"per_job\"\n[[workers]]\nname = \"mini\"\npassword = \"hunter2\"\n[ssh]\napi_token = \"t0k\"\n"
-        let repoTOML = "[cache]\nnamespace = \"repo-ns\"\n[bundle]\nmax_bytes = 1000\nexclude = [\"a\", \"b\"]\nwhen = 2026-01-01T00:00:00Z\n"
+        let hostTOML =
+            "[cache]\nnamespace = \"host-ns\"\nderived_data = \"per_job\"\n[[workers]]\nname = \"mini\"\npassword = \"hunter2\"\n[ssh]\napi_token = \"t0k\"\n"
+        let repoTOML =
+            "[cache]\nnamespace = \"repo-ns\"\n[bundle]\nmax_bytes = 1000\nexclude = [\"a\", \"b\"]\nwhen = 2026-01-01T00:00:00Z\n"
         try Data(hostTOML.utf8).write(to: URL(fileURLWithPath: root + "/home/rch/xcode.toml"))
         try Data(repoTOML.utf8).write(to: URL(fileURLWithPath: root + "/repo/.rch/xcode.toml"))
-        let layers = try Config.layers(repo: root + "/repo", flags: JSONObject([("bundle", .obj(["mode": .string("git_index")]))]),
-                                       environment: ["XDG_CONFIG_HOME": root + "/home"])
+        let layers = try Config.layers(
+            repo: root + "/repo", flags: JSONObject([("bundle", .obj(["mode": .string("git_index")]))]),
+            environment: ["XDG_CONFIG_HOME": root + "/home"])
         #expect(layers.map(\.origin) == [.defaults, .host, .repo, .cli])
         #expect(layers[1].sha256 == SHA256Digest.of(Array(hostTOML.utf8)))
         let eff = EffectiveConfig(runID: "run_0123456789", jobID: "job_0123456789", jobKey: .empty, layers: layers)
@@ -192,6 +331,8 @@ struct ConfigTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/.rch", withIntermediateDirectories: true)
         try Data("[cache\nnamespace = ".utf8).write(to: URL(fileURLWithPath: root + "/.rch/xcode.toml"))
-        #expect(throws: JobKeyError.self) { _ = try Config.layers(repo: root, environment: ["XDG_CONFIG_HOME": root + "/none"]) }
+        #expect(throws: JobKeyError.self) {
+            _ = try Config.layers(repo: root, environment: ["XDG_CONFIG_HOME": root + "/none"])
+        }
     }
 }

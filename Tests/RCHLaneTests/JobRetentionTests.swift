@@ -10,20 +10,25 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Bounded worker disk: finished job directories are collected by age and size budget.
 @Suite("Worker job retention")
 struct JobRetentionTests {
     static func age(_ path: String, days: Int) {
-        var t = [timespec(tv_sec: time(nil) - days * 86_400, tv_nsec: 0), timespec(tv_sec: time(nil) - days * 86_400, tv_nsec: 0)]
+        var t = [
+            timespec(tv_sec: time(nil) - days * 86_400, tv_nsec: 0),
+            timespec(tv_sec: time(nil) - days * 86_400, tv_nsec: 0),
+        ]
         utimensat(AT_FDCWD, path, &t, 0)
     }
 
-    @Test("old finished jobs go (never a running one or one being fetched); stats counts them; fetch then says ARTIFACTS_GONE")
+    @Test(
+        "old finished jobs go (never a running one or one being fetched); stats counts them; fetch then says ARTIFACTS_GONE"
+    )
     func retention() throws {
         let f = try LaneFixture(ssh: false)
         let root = try f.tree()
@@ -39,14 +44,20 @@ struct JobRetentionTests {
         let hold = open(f.workerStore + "/work/\(b.jobID)/control/fetch.lock", O_RDWR | O_CREAT, 0o644)
         #expect(flock(hold, LOCK_SH) == 0)
         let stats = try JSONParser().parse(Array(try f.worker(["stats", "--json"], config: false).stdout.utf8))
-        #expect(stats["jobs"]?["finished"]?.intValue == 3 && (stats["jobs"]?["bytes"]?.intValue ?? 0) > 0, "\(stats.canonicalString)")
+        #expect(
+            stats["jobs"]?["finished"]?.intValue == 3 && (stats["jobs"]?["bytes"]?.intValue ?? 0) > 0,
+            "\(stats.canonicalString)")
         let dry = try f.worker(["gc", "--dry-run", "--json"])
-        #expect(dry.stdout.contains(a.jobID) && dry.stdout.contains(b.jobID) && !dry.stdout.contains(c.jobID), "\(dry.stdout)")
+        #expect(
+            dry.stdout.contains(a.jobID) && dry.stdout.contains(b.jobID) && !dry.stdout.contains(c.jobID),
+            "\(dry.stdout)")
         #expect(FileManager.default.fileExists(atPath: f.workerStore + "/work/\(a.jobID)"))
         let gc = try f.worker(["gc", "--json"])
         #expect(gc.status == 0, "\(gc.stderr)")
         #expect(!FileManager.default.fileExists(atPath: f.workerStore + "/work/\(a.jobID)"))
-        #expect(FileManager.default.fileExists(atPath: f.workerStore + "/work/\(b.jobID)"), "a job being fetched was removed")
+        #expect(
+            FileManager.default.fileExists(atPath: f.workerStore + "/work/\(b.jobID)"),
+            "a job being fetched was removed")
         #expect(FileManager.default.fileExists(atPath: f.workerStore + "/work/\(c.jobID)"))
         close(hold)
         do {
@@ -58,18 +69,23 @@ struct JobRetentionTests {
         // The size budget: over it, the oldest finished jobs go first.
         try f.writeConfig("\n[jobs]\nmax_size = \"1\"")
         _ = try f.worker(["gc"])
-        let left = try FileManager.default.contentsOfDirectory(atPath: f.workerStore + "/work").filter { Identifier.isValid($0, .jobID) }
+        let left = try FileManager.default.contentsOfDirectory(atPath: f.workerStore + "/work").filter {
+            Identifier.isValid($0, .jobID)
+        }
         #expect(left.isEmpty, "\(left)")
     }
 
     @Test("a running job is never collected, whatever its age")
     func running() throws {
-        let f = try LaneFixture(config: "[executor]\nbehaviour = \"hang\"\n[jobs]\nmax_size = \"1\"\nretention = \"1s\"", ssh: false)
+        let f = try LaneFixture(
+            config: "[executor]\nbehaviour = \"hang\"\n[jobs]\nmax_size = \"1\"\nretention = \"1s\"", ssh: false)
         let root = try f.tree()
         let c = try f.client()
         let push = try Pusher(client: c).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
-        let spec = try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        let inputs = try JobInputsBuilder.build(
+            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
+        let spec = try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
         _ = try c.submit(spec.json)
         usleep(1_500_000)
         _ = try f.worker(["gc"])

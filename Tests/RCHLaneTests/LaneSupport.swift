@@ -1,17 +1,17 @@
 import Foundation
 import RCHCore
 import RCHHost
-import RCHRun
 import RCHLoopback
 import RCHProtocol
+import RCHRun
 import RCHStore
 import RCHTestSupport
 import XcodeTreeGen
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A worker store + config, reachable as a local subprocess or through a real `sshd` on 127.0.0.1
@@ -32,8 +32,11 @@ final class LaneFixture {
     init(config: String = "", ssh: Bool, fakeTools: Bool = false) throws {
         if fakeTools { fakes = try FakeAppleTools(directory: dir.sub("apple-tools")) }
         try writeConfig(config)
-        if ssh { try startSSHD() } else {
-            try "[[workers]]\nname = \"w\"\ntransport = \"local\"\nstore = \"\(workerStore)\"\nconfig = \"\(configPath)\"\nbinary = \"\(workerExe)\"\n"
+        if ssh {
+            try startSSHD()
+        } else {
+            try
+                "[[workers]]\nname = \"w\"\ntransport = \"local\"\nstore = \"\(workerStore)\"\nconfig = \"\(configPath)\"\nbinary = \"\(workerExe)\"\n"
                 .write(toFile: inventory, atomically: true, encoding: .utf8)
         }
     }
@@ -45,7 +48,10 @@ final class LaneFixture {
         for c in clients { c.closeConnection() }
         sshd?.stop()
         // Let detached job runners finish before the directory goes away.
-        for _ in 0..<100 where (try? FileManager.default.contentsOfDirectory(atPath: workerStore + "/work/active"))?.isEmpty == false { usleep(50_000) }
+        for _ in 0..<100
+        where (try? FileManager.default.contentsOfDirectory(atPath: workerStore + "/work/active"))?.isEmpty == false {
+            usleep(50_000)
+        }
     }
 
     /// Writes worker.toml: `text` under `[worker]` (it may open other tables). The executor kind is
@@ -53,7 +59,8 @@ final class LaneFixture {
     func writeConfig(_ text: String, minFree: String = "0") throws {
         var body = text
         if !body.contains("kind =") && !body.contains("# no executor kind") {
-            body = body.contains("[executor]")
+            body =
+                body.contains("[executor]")
                 ? body.replacingOccurrences(of: "[executor]", with: "[executor]\nkind = \"recording\"")
                 : body + "\n[executor]\nkind = \"recording\""
         }
@@ -62,14 +69,17 @@ final class LaneFixture {
     }
 
     func client(hostStore: String? = nil) throws -> WorkerClient {
-        let c = try WorkerClient(worker: try WorkerInventory.find("w", path: inventory), hostStore: try LocalStore(root: hostStore ?? self.hostStore))
+        let c = try WorkerClient(
+            worker: try WorkerInventory.find("w", path: inventory),
+            hostStore: try LocalStore(root: hostStore ?? self.hostStore))
         clients.append(c)
         return c
     }
 
     func startSSHD() throws {
         let d = try LoopbackSSHD(
-            directory: dir.sub("sshd"), forcedCommand: "PATH=\(workerPath) \(workerExe) rpc --store \(workerStore) --config \(configPath)")
+            directory: dir.sub("sshd"),
+            forcedCommand: "PATH=\(workerPath) \(workerExe) rpc --store \(workerStore) --config \(configPath)")
         sshd = d
         try d.inventoryEntry(name: "w").write(toFile: inventory, atomically: true, encoding: .utf8)
     }
@@ -82,7 +92,10 @@ final class LaneFixture {
 
     /// Runs `rch-worker` on this fixture's store (and config, with `config`) with the worker's PATH.
     func worker(_ args: [String], config: Bool = true) throws -> Sub.Result {
-        try Sub.run("/usr/bin/env", ["PATH=\(workerPath)", workerExe] + args + ["--store", workerStore] + (config ? ["--config", configPath] : []))
+        try Sub.run(
+            "/usr/bin/env",
+            ["PATH=\(workerPath)", workerExe] + args + ["--store", workerStore]
+                + (config ? ["--config", configPath] : []))
     }
 
     /// The ssh command line that reaches the forced command (for raw-byte tests).
@@ -114,7 +127,11 @@ final class LaneFixture {
         let e = FileManager.default.enumerator(atPath: workerStore)
         var out: [String] = []
         while let p = e?.nextObject() as? String {
-            if e?.fileAttributes?[.type] as? FileAttributeType != .typeDirectory && !p.hasPrefix("locks") && p != "capabilities.json" { out.append(p) }
+            if e?.fileAttributes?[.type] as? FileAttributeType != .typeDirectory && !p.hasPrefix("locks")
+                && p != "capabilities.json"
+            {
+                out.append(p)
+            }
         }
         return out.sorted()
     }
@@ -123,18 +140,30 @@ final class LaneFixture {
 /// Child processes without Foundation's Process (whose child reaping does not mix with posix_spawn +
 /// waitpid in one test process): stdout/stderr through temp files.
 enum Sub {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
 
     @discardableResult
     static func run(_ exe: String, _ args: [String]) throws -> Result {
         let r = try Spawn.run(exe, args)
         let status: Int32
-        switch r.exit { case .code(let c): status = c; case .signal(let s): status = 128 + s }
+        switch r.exit {
+        case .code(let c): status = c
+        case .signal(let s): status = 128 + s
+        }
         return Result(status: status, stdout: r.stdout, stderr: r.stderr)
     }
 
     static func validate(_ file: String, schema: String) throws -> (status: Int32, output: String) {
-        let r = try run("/usr/bin/env", ["check-jsonschema", "--schemafile", TestPaths.packageRoot + "/schemas/rch-xcode/\(schema).schema.json", file])
+        let r = try run(
+            "/usr/bin/env",
+            [
+                "check-jsonschema", "--schemafile", TestPaths.packageRoot + "/schemas/rch-xcode/\(schema).schema.json",
+                file,
+            ])
         return (r.status, r.stdout + r.stderr)
     }
 }

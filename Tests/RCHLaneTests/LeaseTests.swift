@@ -10,9 +10,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Slot reservations for multi-step runs (feature `lease`).
@@ -21,14 +21,17 @@ struct LeaseTests {
     /// A job spec (`argv` defaults to the build; the other host uses the test action so it never hits the cache).
     static func spec(_ c: WorkerClient, _ sha: SHA256Digest, argv: [String] = iPhone) throws -> JSONValue {
         let inputs = try JobInputsBuilder.build(argv: argv, sourceSHA256: sha, capabilities: c.capabilities!)
-        return try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:]).json
+        return try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:]
+        ).json
     }
 
     @Test("a reserved slot: other submits are BUSY, the run's submits use it; after release the slot is free")
     func reservedSlot() throws {
         let f = try LaneFixture(ssh: false)
         let root = try f.tree()
-        let mine = try f.client(), other = try f.client(hostStore: f.dir.sub("other-host"))
+        let mine = try f.client()
+        let other = try f.client(hostStore: f.dir.sub("other-host"))
         let push = try Pusher(client: mine).push(root: root, options: BundleOptions())
         try other.negotiate()
         #expect(mine.has("lease"))
@@ -40,14 +43,16 @@ struct LeaseTests {
         } catch let e as RPCError { #expect(e.code == .busy) }
         let first = try mine.submit(try Self.spec(mine, push.sourceSHA256), leaseID: lease)
         #expect(first["state"]?.stringValue == "QUEUED")
-        _ = try RunDriver(client: mine, artifactRoot: f.dir.sub("a")).waitForEnd(first["job_id"]!.stringValue!, cached: false)
+        _ = try RunDriver(client: mine, artifactRoot: f.dir.sub("a")).waitForEnd(
+            first["job_id"]!.stringValue!, cached: false)
         // Between the run's steps the slot stays reserved.
         do {
             _ = try other.submit(try Self.spec(other, push.sourceSHA256, argv: iPhoneTest))
             Issue.record("a submit slipped in between two steps")
         } catch let e as RPCError { #expect(e.code == .busy) }
         let second = try mine.submit(try Self.spec(mine, push.sourceSHA256), leaseID: lease)
-        _ = try RunDriver(client: mine, artifactRoot: f.dir.sub("a")).waitForEnd(second["job_id"]!.stringValue!, cached: false)
+        _ = try RunDriver(client: mine, artifactRoot: f.dir.sub("a")).waitForEnd(
+            second["job_id"]!.stringValue!, cached: false)
         #expect(try mine.release(leaseID: lease)["released"]?.boolValue == true)
         let free = try other.submit(try Self.spec(other, push.sourceSHA256, argv: iPhoneTest))
         #expect(free["state"]?.stringValue == "QUEUED")
@@ -69,7 +74,8 @@ struct LeaseTests {
             _ = try c.renew(leaseID: lease, ttlSeconds: 30)
             Issue.record("an expired lease was renewed")
         } catch let e as RPCError { #expect(e.code == .leaseExpired) }
-        #expect(try c.submit(try Self.spec(c, push.sourceSHA256))["state"]?.stringValue == "QUEUED")  // the slot is free
+        // the slot is free
+        #expect(try c.submit(try Self.spec(c, push.sourceSHA256))["state"]?.stringValue == "QUEUED")
     }
 
     @Test("a run whose reservation expires mid-run reserves again and finishes; nothing stays reserved")
@@ -82,7 +88,8 @@ struct LeaseTests {
         o.renewLease = false
         var notices: [String] = []
         o.onNotice = { notices.append($0) }
-        let r = try RunCoordinator(client: try f.client(), artifactRoot: f.dir.sub("artifacts"), options: o).start(root: root, steps: [iPhone, iPhoneTest])
+        let r = try RunCoordinator(client: try f.client(), artifactRoot: f.dir.sub("artifacts"), options: o).start(
+            root: root, steps: [iPhone, iPhoneTest])
         #expect(r.exitCode == 0 && r.outcomes.map(\.status) == [.success, .success], "\(r.outcomes.map(\.message))")
         #expect(notices.contains { $0.contains("reservation expired") }, "\(notices)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: f.workerStore + "/work/reservations")) ?? []

@@ -2,9 +2,9 @@ import Foundation
 import RCHBundle
 import RCHCore
 import RCHHost
-import RCHRun
 import RCHJob
 import RCHProtocol
+import RCHRun
 import RCHStore
 import RCHTestSupport
 import Testing
@@ -12,9 +12,13 @@ import Testing
 /// Helpers to build requests by hand.
 enum Req {
     static func line(_ op: String, _ payload: String, version: Int = 1, id: String = "req_0000000001") -> [UInt8] {
-        Array(#"{"protocol_version":\#(version),"op":"\#(op)","request_id":"\#(id)","payload":\#(payload)}"#.utf8) + [10]
+        Array(#"{"protocol_version":\#(version),"op":"\#(op)","request_id":"\#(id)","payload":\#(payload)}"#.utf8) + [
+            10
+        ]
     }
-    static func stream(_ body: [UInt8], length: Int? = nil, sha: SHA256Digest? = nil, compression: String = "zstd") -> String {
+    static func stream(_ body: [UInt8], length: Int? = nil, sha: SHA256Digest? = nil, compression: String = "zstd")
+        -> String
+    {
         #"{"content_length":\#(length ?? body.count),"content_sha256":"\#((sha ?? .of(body)).hex)","compression":"\#(compression)","format":"tar"}"#
     }
     static let zero = String(repeating: "0", count: 64)
@@ -29,10 +33,15 @@ struct MalformedInputTests {
         var testDescription: String { name }
     }
 
-    static func job(_ f: LaneFixture, sha: SHA256Digest, jobID: String = "job_0000000001", tamper: Bool = false) throws -> String {
+    static func job(_ f: LaneFixture, sha: SHA256Digest, jobID: String = "job_0000000001", tamper: Bool = false) throws
+        -> String
+    {
         let caps = try f.raw(Req.line("probe", "{}", version: 0))["payload"]!["capabilities"]!
         let inputs = try JobInputsBuilder.build(argv: iPhone, sourceSHA256: sha, capabilities: caps)
-        var o = try JobSpec(runID: "run_0000000001", jobID: jobID.contains("/") ? "job_0000000001" : jobID, inputs: inputs, effectiveConfig: [:]).json.objectValue!
+        var o = try JobSpec(
+            runID: "run_0000000001", jobID: jobID.contains("/") ? "job_0000000001" : jobID, inputs: inputs,
+            effectiveConfig: [:]
+        ).json.objectValue!
         if tamper { o["job_key"] = .string(Req.zero) }
         if jobID.contains("/") { o["job_id"] = .string(jobID) }
         return JSONValue.object(o).canonicalString
@@ -41,21 +50,39 @@ struct MalformedInputTests {
     static let cases: [Case] = [
         Case(name: "bad JSON", code: .invalidRequest) { _, _, _ in Array("{not json}\n".utf8) },
         Case(name: "empty input", code: .invalidRequest) { _, _, _ in [] },
-        Case(name: "huge header", code: .invalidRequest) { _, _, _ in Array("{\"pad\":\"".utf8) + [UInt8](repeating: 97, count: 20_000) },
+        Case(name: "huge header", code: .invalidRequest) { _, _, _ in
+            Array("{\"pad\":\"".utf8) + [UInt8](repeating: 97, count: 20_000)
+        },
         Case(name: "unknown op", code: .featureMissing) { _, _, _ in Req.line("teleport", "{}") },
-        Case(name: "unsupported protocol", code: .unsupportedProtocol) { _, _, _ in Req.line("status", "{}", version: 9) },
-        Case(name: "path-like request_id", code: .invalidRequest) { _, _, _ in Req.line("probe", "{}", id: "../../x/y/zzzz") },
-        Case(name: "path-like job_id", code: .invalidRequest) { _, _, _ in Req.line("status", #"{"job_id":"../../etc/passwd"}"#) },
+        Case(name: "unsupported protocol", code: .unsupportedProtocol) { _, _, _ in Req.line("status", "{}", version: 9)
+        },
+        Case(name: "path-like request_id", code: .invalidRequest) { _, _, _ in
+            Req.line("probe", "{}", id: "../../x/y/zzzz")
+        },
+        Case(name: "path-like job_id", code: .invalidRequest) { _, _, _ in
+            Req.line("status", #"{"job_id":"../../etc/passwd"}"#)
+        },
         Case(name: "unknown job", code: .notFound) { _, _, _ in Req.line("fetch", #"{"job_id":"job_9999999999"}"#) },
-        Case(name: "bad digest", code: .invalidRequest) { _, _, _ in Req.line("has_source", #"{"source_sha256s":["../x"]}"#) },
-        Case(name: "uppercase digest", code: .invalidRequest) { _, _, _ in Req.line("has_source", #"{"source_sha256":"\#(String(repeating: "A", count: 64))"}"#) },
-        Case(name: "trailing bytes after a request", code: .invalidRequest) { _, _, _ in Req.line("probe", "{}") + Array("junk".utf8) },
-        Case(name: "stream on an op without one", code: .invalidRequest) { _, b, _ in Req.line("status", #"{"job_id":"job_0000000001","stream":\#(Req.stream(b))}"#) + b },
+        Case(name: "bad digest", code: .invalidRequest) { _, _, _ in
+            Req.line("has_source", #"{"source_sha256s":["../x"]}"#)
+        },
+        Case(name: "uppercase digest", code: .invalidRequest) { _, _, _ in
+            Req.line("has_source", #"{"source_sha256":"\#(String(repeating: "A", count: 64))"}"#)
+        },
+        Case(name: "trailing bytes after a request", code: .invalidRequest) { _, _, _ in
+            Req.line("probe", "{}") + Array("junk".utf8)
+        },
+        Case(name: "stream on an op without one", code: .invalidRequest) { _, b, _ in
+            Req.line("status", #"{"job_id":"job_0000000001","stream":\#(Req.stream(b))}"#) + b
+        },
         Case(name: "content_length shorter than the body", code: .invalidRequest) { _, b, s in
-            Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(Array(b.dropLast(10))))}"#) + b
+            Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(Array(b.dropLast(10))))}"#)
+                + b
         },
         Case(name: "content_length longer than the body", code: .invalidRequest) { _, b, s in
-            Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(b, length: b.count + 100))}"#) + b
+            Req.line(
+                "upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(b, length: b.count + 100))}"#)
+                + b
         },
         Case(name: "wrong content_sha256", code: .invalidRequest) { _, b, s in
             Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(b, sha: .of([1])))}"#) + b
@@ -68,17 +95,26 @@ struct MalformedInputTests {
             return Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(junk))}"#) + junk
         },
         Case(name: "over max_upload_bytes", code: .payloadTooLarge) { _, _, s in
-            Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream([], length: 32 << 20, sha: .of([1])))}"#)
+            Req.line(
+                "upload_source",
+                #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream([], length: 32 << 20, sha: .of([1])))}"#)
         },
         Case(name: "resume without upload_resumable", code: .featureMissing) { _, b, s in
-            Req.line("upload_source", #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(b)),"resume":{"upload_id":"u_000000001","offset":0}}"#) + b
+            Req.line(
+                "upload_source",
+                #"{"source_sha256":"\#(s.hex)","stream":\#(Req.stream(b)),"resume":{"upload_id":"u_000000001","offset":0}}"#
+            ) + b
         },
         Case(name: "upload_tree with an escaping path", code: .invalidRequest) { _, _, s in
-            let e = #"{"path":"../etc/passwd","type":"file","size":1,"sha256":"\#(SHA256Digest.of([1]).hex)","executable":false,"symlink_target":null}"#
-            return Req.line("upload_tree", #"{"source_sha256":"\#(s.hex)","tree_sha256":"\#(Req.zero)","tar_bytes":2048,"entries":[\#(e)]}"#)
+            let e =
+                #"{"path":"../etc/passwd","type":"file","size":1,"sha256":"\#(SHA256Digest.of([1]).hex)","executable":false,"symlink_target":null}"#
+            return Req.line(
+                "upload_tree",
+                #"{"source_sha256":"\#(s.hex)","tree_sha256":"\#(Req.zero)","tar_bytes":2048,"entries":[\#(e)]}"#)
         },
         Case(name: "upload_tree pack with an unannounced blob", code: .invalidRequest) { f, _, s in
-            let m = try SourceManifest(json: try JSONParser().parse(try DurableFile.read(LocalStore(root: f.hostStore).bundleManifestPath(s))))
+            let m = try SourceManifest(
+                json: try JSONParser().parse(try DurableFile.read(LocalStore(root: f.hostStore).bundleManifestPath(s))))
             let entries = JSONValue.array(m.entries.map(\.json))
             let junk = f.dir.sub("junk")
             try "unrelated".write(toFile: junk, atomically: true, encoding: .utf8)
@@ -86,11 +122,20 @@ struct MalformedInputTests {
             _ = try BlobPack.write([(.of(Array("unrelated".utf8)), 9, junk)], to: temp)
             let pack = try DurableFile.read(temp.path)
             temp.discard()
-            return Req.line("upload_tree", #"{"source_sha256":"\#(s.hex)","tree_sha256":"\#(m.treeSHA256.hex)","tar_bytes":\#(m.tarBytes),"entries":\#(entries.canonicalString),"stream":\#(Req.stream(pack))}"#) + pack
+            return Req.line(
+                "upload_tree",
+                #"{"source_sha256":"\#(s.hex)","tree_sha256":"\#(m.treeSHA256.hex)","tar_bytes":\#(m.tarBytes),"entries":\#(entries.canonicalString),"stream":\#(Req.stream(pack))}"#
+            ) + pack
         },
-        Case(name: "submit with a wrong job_key", code: .invalidRequest) { f, _, s in Req.line("submit", #"{"job":\#(try job(f, sha: s, tamper: true))}"#) },
-        Case(name: "submit with a path-like job_id", code: .invalidRequest) { f, _, s in Req.line("submit", #"{"job":\#(try job(f, sha: s, jobID: "../../../tmp/x"))}"#) },
-        Case(name: "submit before the source is uploaded", code: .sourceMissing) { f, _, s in Req.line("submit", #"{"job":\#(try job(f, sha: s))}"#) },
+        Case(name: "submit with a wrong job_key", code: .invalidRequest) { f, _, s in
+            Req.line("submit", #"{"job":\#(try job(f, sha: s, tamper: true))}"#)
+        },
+        Case(name: "submit with a path-like job_id", code: .invalidRequest) { f, _, s in
+            Req.line("submit", #"{"job":\#(try job(f, sha: s, jobID: "../../../tmp/x"))}"#)
+        },
+        Case(name: "submit before the source is uploaded", code: .sourceMissing) { f, _, s in
+            Req.line("submit", #"{"job":\#(try job(f, sha: s))}"#)
+        },
     ]
 
     @Test("each malformed request", arguments: cases)
@@ -141,7 +186,10 @@ struct MalformedInputTests {
         var o = try JSONParser().parse(Array(try Self.job(f, sha: push.sourceSHA256).utf8)).objectValue!
         let parts = t.field.split(separator: ".").dropFirst().map(String.init)
         func set(_ obj: inout JSONObject, _ path: ArraySlice<String>) {
-            if path.count == 1 { obj[path.first!] = t.value; return }
+            if path.count == 1 {
+                obj[path.first!] = t.value
+                return
+            }
             var inner = obj[path.first!]?.objectValue ?? JSONObject()
             set(&inner, path.dropFirst())
             obj[path.first!] = .object(inner)
@@ -161,7 +209,9 @@ struct MalformedInputTests {
         let root = try f.tree()
         let b = try HostBundler(store: try LocalStore(root: f.hostStore)).bundle(root: root, options: BundleOptions())
         let body = try DurableFile.read(b.bundlePath)
-        let req = Req.line("upload_source", #"{"source_sha256":"\#(b.sourceSHA256.hex)","stream":\#(Req.stream(body))}"#) + body
+        let req =
+            Req.line("upload_source", #"{"source_sha256":"\#(b.sourceSHA256.hex)","stream":\#(Req.stream(body))}"#)
+            + body
         let first = try f.raw(req)
         #expect(first["payload"]?["stored"]?.boolValue == true, "\(first.canonicalString)")
         let again = try f.raw(req)

@@ -5,9 +5,9 @@ import SystemPackage
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("RPC envelope, negotiation and framing")
@@ -15,16 +15,40 @@ struct ProtocolTests {
     static let envelopes: [(String, String, RPCErrorCode?)] = [
         ("ok", #"{"protocol_version":1,"op":"status","request_id":"req_0000000001","payload":{}}"#, nil),
         ("probe bootstrap v0", #"{"protocol_version":0,"op":"probe","request_id":"req_0000000001","payload":{}}"#, nil),
-        ("v0 only for probe", #"{"protocol_version":0,"op":"status","request_id":"req_0000000001","payload":{}}"#, .unsupportedProtocol),
-        ("future version", #"{"protocol_version":7,"op":"probe","request_id":"req_0000000001","payload":{}}"#, .unsupportedProtocol),
-        ("version as string", #"{"protocol_version":"1","op":"probe","request_id":"req_0000000001","payload":{}}"#, .invalidRequest),
-        ("fractional version", #"{"protocol_version":1.5,"op":"probe","request_id":"req_0000000001","payload":{}}"#, .invalidRequest),
-        ("unknown op", #"{"protocol_version":1,"op":"teleport","request_id":"req_0000000001","payload":{}}"#, .featureMissing),
-        ("path-like request_id", #"{"protocol_version":1,"op":"probe","request_id":"../../etc/passwd","payload":{}}"#, .invalidRequest),
+        (
+            "v0 only for probe", #"{"protocol_version":0,"op":"status","request_id":"req_0000000001","payload":{}}"#,
+            .unsupportedProtocol
+        ),
+        (
+            "future version", #"{"protocol_version":7,"op":"probe","request_id":"req_0000000001","payload":{}}"#,
+            .unsupportedProtocol
+        ),
+        (
+            "version as string", #"{"protocol_version":"1","op":"probe","request_id":"req_0000000001","payload":{}}"#,
+            .invalidRequest
+        ),
+        (
+            "fractional version", #"{"protocol_version":1.5,"op":"probe","request_id":"req_0000000001","payload":{}}"#,
+            .invalidRequest
+        ),
+        (
+            "unknown op", #"{"protocol_version":1,"op":"teleport","request_id":"req_0000000001","payload":{}}"#,
+            .featureMissing
+        ),
+        (
+            "path-like request_id",
+            #"{"protocol_version":1,"op":"probe","request_id":"../../etc/passwd","payload":{}}"#, .invalidRequest
+        ),
         ("short request_id", #"{"protocol_version":1,"op":"probe","request_id":"r1","payload":{}}"#, .invalidRequest),
         ("missing payload", #"{"protocol_version":1,"op":"probe","request_id":"req_0000000001"}"#, .invalidRequest),
-        ("payload not object", #"{"protocol_version":1,"op":"probe","request_id":"req_0000000001","payload":[]}"#, .invalidRequest),
-        ("extra member", #"{"protocol_version":1,"op":"probe","request_id":"req_0000000001","payload":{},"x":1}"#, .invalidRequest),
+        (
+            "payload not object", #"{"protocol_version":1,"op":"probe","request_id":"req_0000000001","payload":[]}"#,
+            .invalidRequest
+        ),
+        (
+            "extra member", #"{"protocol_version":1,"op":"probe","request_id":"req_0000000001","payload":{},"x":1}"#,
+            .invalidRequest
+        ),
         ("not an object", #"[1,2]"#, .invalidRequest),
     ]
 
@@ -41,7 +65,8 @@ struct ProtocolTests {
     }
 
     static let ranges: [((Int, Int), (Int, Int), Int?)] = [
-        ((1, 1), (1, 1), 1), ((1, 3), (1, 2), 2), ((2, 4), (1, 3), 3), ((3, 4), (1, 2), nil), ((1, 1), (2, 2), nil), ((0, 5), (1, 1), 1),
+        ((1, 1), (1, 1), 1), ((1, 3), (1, 2), 2), ((2, 4), (1, 3), 3), ((3, 4), (1, 2), nil), ((1, 1), (2, 2), nil),
+        ((0, 5), (1, 1), 1),
     ]
 
     @Test("highest common protocol version", arguments: ranges)
@@ -77,12 +102,30 @@ struct ProtocolTests {
     }
 
     static let streams: [(String, Bool)] = [
-        (#"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"zstd","format":"tar"}"#, true),
-        (#"{"content_length":-1,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"zstd","format":"tar"}"#, false),
-        (#"{"content_length":10,"content_sha256":"\#(String(repeating: "A", count: 64))","compression":"zstd","format":"tar"}"#, false),
-        (#"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"gzip","format":"tar"}"#, false),
-        (#"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"none","format":"zip"}"#, false),
-        (#"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"none","format":"tar","x":1}"#, false),
+        (
+            #"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"zstd","format":"tar"}"#,
+            true
+        ),
+        (
+            #"{"content_length":-1,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"zstd","format":"tar"}"#,
+            false
+        ),
+        (
+            #"{"content_length":10,"content_sha256":"\#(String(repeating: "A", count: 64))","compression":"zstd","format":"tar"}"#,
+            false
+        ),
+        (
+            #"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"gzip","format":"tar"}"#,
+            false
+        ),
+        (
+            #"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"none","format":"zip"}"#,
+            false
+        ),
+        (
+            #"{"content_length":10,"content_sha256":"\#(String(repeating: "a", count: 64))","compression":"none","format":"tar","x":1}"#,
+            false
+        ),
     ]
 
     @Test("stream descriptors", arguments: streams)

@@ -4,9 +4,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("A client that stalls mid-stream")
@@ -19,7 +19,9 @@ struct ReadTimeoutTests {
         let out = open(f.dir.sub("reply"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         let err = open("/dev/null", O_WRONLY | O_CLOEXEC)
         let started = Timestamp.nowNanos()
-        let pid = try Spawn.start(f.workerExe, ["rpc", "--store", f.workerStore, "--config", f.configPath], stdin: fds[0], stdout: out, stderr: err)
+        let pid = try Spawn.start(
+            f.workerExe, ["rpc", "--store", f.workerStore, "--config", f.configPath], stdin: fds[0], stdout: out,
+            stderr: err)
         close(fds[0])
         close(out)
         close(err)
@@ -34,7 +36,10 @@ struct ReadTimeoutTests {
             usleep(50_000)
         }
         close(fds[1])
-        if exit == nil { kill(pid, SIGKILL); _ = Spawn.wait(pid) }
+        if exit == nil {
+            kill(pid, SIGKILL)
+            _ = Spawn.wait(pid)
+        }
         #expect(exit != nil, "the worker waited for the stalled client for 20 s")
         #expect(Double(Timestamp.nowNanos() - started) / 1e9 < 10)
         let reply = try JSONParser().parse(try DurableFile.read(f.dir.sub("reply")).prefix { $0 != 10 }.map { $0 })

@@ -6,14 +6,14 @@ import RCHJob
 import RCHProtocol
 import RCHRun
 import RCHStore
-import RCHWorker
 import RCHTestSupport
+import RCHWorker
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `rch-xcode verify` and runs through a real sshd: plans, files, resume, signals, slots, timeouts.
@@ -26,13 +26,17 @@ struct RunTests {
         let root = try f.tree()
         let toml = root + "/.rch/xcode.toml"
         let text = try String(contentsOfFile: toml, encoding: .utf8)
-        try (text + "\n[verify]\nscheme = \"App\"\nactions = [\"build\", \"test\"]\n" + extra).write(toFile: toml, atomically: true, encoding: .utf8)
+        try (text + "\n[verify]\nscheme = \"App\"\nactions = [\"build\", \"test\"]\n" + extra).write(
+            toFile: toml, atomically: true, encoding: .utf8)
         return root
     }
 
     /// `args` with the fixture's worker, inventory, host store and artifact root (before a `--`).
     static func cli(_ f: LaneFixture, _ args: [String], store: String? = nil, artifacts: String? = nil) -> [String] {
-        let options = ["--worker", "w", "--inventory", f.inventory, "--store", store ?? f.hostStore, "--artifacts", artifacts ?? f.dir.sub("artifacts")]
+        let options = [
+            "--worker", "w", "--inventory", f.inventory, "--store", store ?? f.hostStore, "--artifacts",
+            artifacts ?? f.dir.sub("artifacts"),
+        ]
         guard let dd = args.firstIndex(of: "--") else { return args + options }
         return Array(args[..<dd]) + options + Array(args[dd...])
     }
@@ -50,11 +54,15 @@ struct RunTests {
         let dir = try #require(out["directory"]?.stringValue)
         #expect(out["steps"]?.arrayValue?.map { $0["action"]?.stringValue ?? "" } == ["build", "test"])
         let summary = try Self.json(dir + "/run_summary.json")
-        #expect(summary["exit_code"]?.intValue == 0 && summary["status"]?.stringValue == "success" && summary["steps_succeeded"]?.intValue == 2)
+        #expect(
+            summary["exit_code"]?.intValue == 0 && summary["status"]?.stringValue == "success"
+                && summary["steps_succeeded"]?.intValue == 2)
         #expect(try Self.json(dir + "/run_state.json")["state"]?.stringValue == "SUCCEEDED")
-        for (file, schema) in [("run_plan.json", "run_plan"), ("run_state.json", "run_state"), ("run_summary.json", "run_summary"),
-                               ("run_index.json", "run_index"), ("steps/0-build/effective_config.json", "effective_config"),
-                               ("steps/1-test/job_key_inputs.json", "job_key_inputs"), ("source_manifest.json", "source_manifest")] {
+        for (file, schema) in [
+            ("run_plan.json", "run_plan"), ("run_state.json", "run_state"), ("run_summary.json", "run_summary"),
+            ("run_index.json", "run_index"), ("steps/0-build/effective_config.json", "effective_config"),
+            ("steps/1-test/job_key_inputs.json", "job_key_inputs"), ("source_manifest.json", "source_manifest"),
+        ] {
             let v = try Sub.validate(dir + "/" + file, schema: schema)
             #expect(v.status == 0, "\(file): \(v.output)")
         }
@@ -63,23 +71,30 @@ struct RunTests {
         #expect(ids.count == 2 && ids == out["steps"]?.arrayValue?.compactMap { $0["job_id"]?.stringValue })
         // The destination came from [destination] (constraints: OS=latest → the newest runtime).
         let inputs = try Self.json(dir + "/steps/1-test/job_key_inputs.json")
-        #expect(inputs["sanitized_argv"]?.arrayValue?.contains(.string("platform=iOS Simulator,name=iPhone 16,OS=18.2")) == true)
+        #expect(
+            inputs["sanitized_argv"]?.arrayValue?.contains(.string("platform=iOS Simulator,name=iPhone 16,OS=18.2"))
+                == true)
         #expect(FileManager.default.fileExists(atPath: dir + "/steps/1-test/artifacts/result.xcresult"))
         #expect(ArtifactManifest.verify(dir + "/steps/1-test/artifacts").isEmpty)
     }
 
-    @Test("a failed step stops the run (exit 50, the rest skipped) unless --continue-on-failure; a rejected step is recorded (exit 10)")
+    @Test(
+        "a failed step stops the run (exit 50, the rest skipped) unless --continue-on-failure; a rejected step is recorded (exit 10)"
+    )
     func failureAndRejection() throws {
         let f = try LaneFixture(config: "[executor]\nbehaviour = \"fail\"", ssh: true)
         let root = try Self.repo(f)
-        let stop = try JSONParser().parse(Array(try Sub.run(Self.rchXcode, Self.cli(f, ["verify", root, "--json"])).stdout.utf8))
+        let stop = try JSONParser().parse(
+            Array(try Sub.run(Self.rchXcode, Self.cli(f, ["verify", root, "--json"])).stdout.utf8))
         #expect(stop["exit_code"]?.intValue == 50)
         #expect(stop["steps"]?.arrayValue?.map { $0["status"]?.stringValue ?? "" } == ["failed", "skipped"])
-        let all = try Sub.run(Self.rchXcode, Self.cli(f, ["verify", root, "--continue-on-failure", "--no-resume", "--json"]))
+        let all = try Sub.run(
+            Self.rchXcode, Self.cli(f, ["verify", root, "--continue-on-failure", "--no-resume", "--json"]))
         #expect(all.status == 50)
         let v = try JSONParser().parse(Array(all.stdout.utf8))
         #expect(v["steps"]?.arrayValue?.map { $0["status"]?.stringValue ?? "" } == ["failed", "failed"])
-        let rejected = try Sub.run(Self.rchXcode, Self.cli(f, ["verify", root, "--no-resume", "--json", "--", "-derivedDataPath", "/tmp/x"]))
+        let rejected = try Sub.run(
+            Self.rchXcode, Self.cli(f, ["verify", root, "--no-resume", "--json", "--", "-derivedDataPath", "/tmp/x"]))
         #expect(rejected.status == 10, "\(rejected.stdout) \(rejected.stderr)")
         let rv = try JSONParser().parse(Array(rejected.stdout.utf8))
         #expect(rv["steps"]?.arrayValue?.first?["status"]?.stringValue == "rejected")
@@ -92,7 +107,11 @@ struct RunTests {
         let out = open(f.dir.sub(name + ".out"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         let err = open(f.dir.sub(name + ".err"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { close(out); close(err); close(devnull) }
+        defer {
+            close(out)
+            close(err)
+            close(devnull)
+        }
         return try Spawn.start(rchXcode, Self.cli(f, args), stdin: devnull, stdout: out, stderr: err)
     }
 
@@ -113,7 +132,10 @@ struct RunTests {
         let deadline = Timestamp.nowNanos() + Int64(seconds * 1e9)
         while Timestamp.nowNanos() < deadline {
             if let e = Spawn.poll(pid) {
-                switch e { case .code(let c): return c; case .signal(let s): return 128 + s }
+                switch e {
+                case .code(let c): return c
+                case .signal(let s): return 128 + s
+                }
             }
             usleep(50_000)
         }
@@ -139,7 +161,9 @@ struct RunTests {
         #expect(v["resumed"]?.boolValue == true && v["directory"]?.stringValue == dir)
         #expect(v["steps"]?.arrayValue?.compactMap { $0["job_id"]?.stringValue } == ids)
         // Only the two planned jobs exist on the worker: nothing ran twice.
-        let jobs = try FileManager.default.contentsOfDirectory(atPath: f.workerStore + "/work").filter { $0 != "active" && $0 != "reservations" }
+        let jobs = try FileManager.default.contentsOfDirectory(atPath: f.workerStore + "/work").filter {
+            $0 != "active" && $0 != "reservations"
+        }
         #expect(Set(jobs) == Set(ids), "\(jobs)")
         #expect(try Self.json(dir + "/run_state.json")["resumed_at"]?.stringValue != nil)
     }
@@ -152,12 +176,17 @@ struct RunTests {
         let dir = try Self.waitForRun(f) { $0["current_step"]?["index"]?.intValue == 0 }
         let job = try Self.json(dir + "/run_plan.json")["steps"]?.arrayValue?.first?["job_id"]?.stringValue ?? ""
         let deadline = Timestamp.nowNanos() + 30_000_000_000
-        while !FileManager.default.fileExists(atPath: f.workerStore + "/work/\(job)/artifacts/build.log") && Timestamp.nowNanos() < deadline { usleep(100_000) }
+        while !FileManager.default.fileExists(atPath: f.workerStore + "/work/\(job)/artifacts/build.log")
+            && Timestamp.nowNanos() < deadline
+        { usleep(100_000) }
         usleep(500_000)
         let sent = Timestamp.nowNanos()
         kill(pid, SIGINT)
         let code = Self.exitStatus(pid, seconds: 30)
-        #expect(code == 80, "exit \(String(describing: code)): \((try? String(contentsOfFile: f.dir.sub("hang.err"), encoding: .utf8)) ?? "")")
+        #expect(
+            code == 80,
+            "exit \(String(describing: code)): \((try? String(contentsOfFile: f.dir.sub("hang.err"), encoding: .utf8)) ?? "")"
+        )
         #expect(Double(Timestamp.nowNanos() - sent) / 1e9 < 20)
         let state = try Self.json(f.workerStore + "/work/\(job)/artifacts/job_state.json")
         #expect(state["state"]?.stringValue == "CANCELLED")
@@ -173,12 +202,16 @@ struct RunTests {
         let out = open(f.dir.sub("b.out"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         let err = open(f.dir.sub("b.err"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        let b = try Spawn.start(Self.rchXcode, Self.cli(f, ["run", root, "--quiet", "--", "test", "-scheme", "App"], store: f.dir.sub("host-b"),
-                                                        artifacts: f.dir.sub("artifacts-b")), stdin: devnull, stdout: out, stderr: err)
+        let b = try Spawn.start(
+            Self.rchXcode,
+            Self.cli(
+                f, ["run", root, "--quiet", "--", "test", "-scheme", "App"], store: f.dir.sub("host-b"),
+                artifacts: f.dir.sub("artifacts-b")), stdin: devnull, stdout: out, stderr: err)
         close(out)
         close(err)
         close(devnull)
-        let ea = Self.exitStatus(a, seconds: 90), eb = Self.exitStatus(b, seconds: 90)
+        let ea = Self.exitStatus(a, seconds: 90)
+        let eb = Self.exitStatus(b, seconds: 90)
         #expect(ea == 0, "\((try? String(contentsOfFile: f.dir.sub("a.err"), encoding: .utf8)) ?? "")")
         #expect(eb == 0, "\((try? String(contentsOfFile: f.dir.sub("b.err"), encoding: .utf8)) ?? "")")
     }
@@ -189,8 +222,13 @@ struct RunTests {
         let root = try f.tree()
         let c0 = try f.client()
         let push = try Pusher(client: c0).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c0.capabilities!)
-        let specs = try (0..<6).map { _ in try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:]).json }
+        let inputs = try JobInputsBuilder.build(
+            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c0.capabilities!)
+        let specs = try (0..<6).map { _ in
+            try JobSpec(
+                runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:]
+            ).json
+        }
         let clients = try (0..<6).map { _ in try f.client() }
         for c in clients { try c.negotiate() }
         let accepted = LockedCounter()
@@ -211,13 +249,20 @@ struct RunTests {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         listen(fd, 16)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
         defer { close(fd) }
         let port = UInt16(bigEndian: addr.sin_port)
-        try "[[workers]]\nname = \"w\"\nhost = \"127.0.0.1\"\nport = \(port)\nuser = \"nobody\"\nknown_hosts = \"\(f.dir.sub("kh"))\"\n"
+        try
+            "[[workers]]\nname = \"w\"\nhost = \"127.0.0.1\"\nport = \(port)\nuser = \"nobody\"\nknown_hosts = \"\(f.dir.sub("kh"))\"\n"
             .write(toFile: f.inventory, atomically: true, encoding: .utf8)
         let root = try Self.repo(f, "\n[timeouts]\nconnect_seconds = 2\n")
         let started = Timestamp.nowNanos()
@@ -236,7 +281,8 @@ struct RunTests {
         let v = try JSONParser().parse(Array(r.stdout.utf8))
         #expect(v["steps"]?.arrayValue?.first?["message"]?.stringValue?.contains("TIMEOUT_IDLE") == true)
         let job = v["steps"]?.arrayValue?.first?["job_id"]?.stringValue ?? ""
-        #expect(try Self.json(f.workerStore + "/work/\(job)/artifacts/job_state.json")["state"]?.stringValue == "CANCELLED")
+        #expect(
+            try Self.json(f.workerStore + "/work/\(job)/artifacts/job_state.json")["state"]?.stringValue == "CANCELLED")
     }
 
     @Test("a job whose runner died while QUEUED is repaired as FAILED / RUNNER_LOST")
@@ -245,27 +291,42 @@ struct RunTests {
         let root = try f.tree()
         let c = try f.client()
         let push = try Pusher(client: c).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
-        let spec = try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        let inputs = try JobInputsBuilder.build(
+            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
+        let spec = try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
         _ = try c.submit(spec.json)
         let jobs = WorkerJobs(store: try LocalStore(root: f.workerStore))
         var pid: pid_t? = nil
-        for _ in 0..<100 where pid == nil { pid = jobs.runnerPID(spec.jobID); usleep(20_000) }
+        for _ in 0..<100 where pid == nil {
+            pid = jobs.runnerPID(spec.jobID)
+            usleep(20_000)
+        }
         let runner = try #require(pid)
         kill(runner, SIGKILL)
         for _ in 0..<100 where kill(runner, 0) == 0 { usleep(20_000) }
         // As if it died before it got to RUNNING.
         try jobs.writeState(spec.jobID, runID: spec.runID, jobKey: inputs.jobKey.hex, .queued)
         let s = try c.status(spec.jobID)
-        #expect(s["state"]?.stringValue == "FAILED" && s["summary"]?["failure_subkind"]?.stringValue == "RUNNER_LOST", "\(s)")
+        #expect(
+            s["state"]?.stringValue == "FAILED" && s["summary"]?["failure_subkind"]?.stringValue == "RUNNER_LOST",
+            "\(s)")
     }
 }
 
 final class LockedCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
-    func add() { lock.lock(); n += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+    func add() {
+        lock.lock()
+        n += 1
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return n
+    }
 }
 
 /// Hands values that are used from one thread each to concurrent test code.

@@ -2,9 +2,9 @@ import Foundation
 import RCHBundle
 import RCHCore
 import RCHHost
-import RCHRun
 import RCHJob
 import RCHProtocol
+import RCHRun
 import RCHStore
 import RCHTestSupport
 import Testing
@@ -31,8 +31,12 @@ struct SSHEndToEndTests {
         #expect(c2.probeSource == "cached" && c2.counter.roundTrips == 0)
 
         try f.writeConfig("protocol_min = 2\nprotocol_max = 3")
-        #expect(throws: NegotiationError.noCommonVersion(worker: 2...3, host: 1...1)) { try f.client().negotiate(forceProbe: true) }
-        let cli = try Sub.run(TestPaths.executable("rch-xcode"), ["probe", "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
+        #expect(throws: NegotiationError.noCommonVersion(worker: 2...3, host: 1...1)) {
+            try f.client().negotiate(forceProbe: true)
+        }
+        let cli = try Sub.run(
+            TestPaths.executable("rch-xcode"),
+            ["probe", "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
         #expect(cli.status == 91, "\(cli.stdout) \(cli.stderr)")
 
         try f.writeConfig("disabled_features = [\"fetch\"]")
@@ -77,19 +81,26 @@ struct SSHEndToEndTests {
         #expect(edited.method == "upload_tree" && edited.blobsSent == 1 && edited.base == first.sourceSHA256)
         #expect(edited.wire["round_trips"]?.intValue == 1)  // the delta goes at once, no has_source first
         #expect((edited.wire["bytes_total"]?.intValue ?? .max) < Int64(first.bundleBytes) / 10)
-        #expect(try Pusher(client: try f.client()).push(root: root, options: BundleOptions()).wire["round_trips"]?.intValue == 1)
+        #expect(
+            try Pusher(client: try f.client()).push(root: root, options: BundleOptions()).wire["round_trips"]?.intValue
+                == 1)
         // The worker rebuilt and verified it: it can export the byte-identical bundle.
         let export = f.dir.sub("export.tar.zst")
-        let ex = try Sub.run(f.workerExe, ["store", "export-source", edited.sourceSHA256.hex, "--output", export, "--store", f.workerStore])
+        let ex = try Sub.run(
+            f.workerExe,
+            ["store", "export-source", edited.sourceSHA256.hex, "--output", export, "--store", f.workerStore])
         #expect(ex.status == 0, "\(ex.stderr)")
         #expect(try Extractor().verify(bundle: export).sourceSHA256 == edited.sourceSHA256)
 
         // Another host pushed the next version first: the optimistic delta is answered "present" unread.
         try f.edit(root)
-        let other = try Pusher(client: try f.client(hostStore: f.dir.sub("other-host"))).push(root: root, options: BundleOptions())
+        let other = try Pusher(client: try f.client(hostStore: f.dir.sub("other-host"))).push(
+            root: root, options: BundleOptions())
         #expect(other.method == "upload_source")
         let mine = try Pusher(client: try f.client()).push(root: root, options: BundleOptions())
-        #expect(mine.method == "present" && mine.sourceSHA256 == other.sourceSHA256 && mine.wire["round_trips"]?.intValue == 1)
+        #expect(
+            mine.method == "present" && mine.sourceSHA256 == other.sourceSHA256
+                && mine.wire["round_trips"]?.intValue == 1)
 
         // The worker lost the base (gc): the delta is refused (SOURCE_MISSING), has_source finds no base.
         try f.edit(root)
@@ -109,7 +120,9 @@ struct SSHEndToEndTests {
         return d
     }
 
-    @Test("submit: miss → executed and recorded; same job again → cache hit with cached_from_job_id; rich request executes again")
+    @Test(
+        "submit: miss → executed and recorded; same job again → cache hit with cached_from_job_id; rich request executes again"
+    )
     func submitAndHit() throws {
         let f = try LaneFixture(ssh: true)
         let root = try f.tree()
@@ -118,9 +131,14 @@ struct SSHEndToEndTests {
         d1.onLog = { log += $0 }
         let first = try d1.run(root: root, argv: iPhoneTest)
         #expect(first.exitCode == 0 && !first.cached, "\(first.summary.canonicalString)")
-        #expect(log.contains("** TEST SUCCEEDED **") && log.contains("DEVELOPER_DIR=/Applications/Xcode.app/Contents/Developer"))
+        #expect(
+            log.contains("** TEST SUCCEEDED **")
+                && log.contains("DEVELOPER_DIR=/Applications/Xcode.app/Contents/Developer"))
         let a1 = first.artifacts!
-        for (file, schema) in [("summary.json", "summary"), ("manifest.json", "manifest"), ("attestation.json", "attestation"), ("job_index.json", "job_index"), ("job.json", "job")] {
+        for (file, schema) in [
+            ("summary.json", "summary"), ("manifest.json", "manifest"), ("attestation.json", "attestation"),
+            ("job_index.json", "job_index"), ("job.json", "job"),
+        ] {
             let v = try Sub.validate(a1 + "/" + file, schema: schema)
             #expect(v.status == 0, "\(file): \(v.output)")
         }
@@ -128,7 +146,8 @@ struct SSHEndToEndTests {
         let record = try JSONParser().parse(try DurableFile.read(a1 + "/executor_record.json"))
         #expect(record["argv"]?.arrayValue?.first?.stringValue == "test")
         #expect(record["environment_keys"]?.arrayValue?.contains(.string("DEVELOPER_DIR")) == true)
-        #expect(record["environment_keys"]?.arrayValue?.contains(.string("SSH_CONNECTION")) == false)  // not allowlisted
+        // not allowlisted
+        #expect(record["environment_keys"]?.arrayValue?.contains(.string("SSH_CONNECTION")) == false)
 
         let second = try driver(f).run(root: root, argv: iPhoneTest)
         #expect(second.cached && second.cachedFromJobID == first.jobID && second.exitCode == 0)
@@ -151,7 +170,9 @@ struct SSHEndToEndTests {
         let other = try JobInputsBuilder.build(argv: iPhone, sourceSHA256: first.push.sourceSHA256, capabilities: caps)
         let clash = try JobSpec(runID: first.runID, jobID: first.jobID, inputs: other, effectiveConfig: [:])
         #expect(throws: RPCError.self) { try c.submit(clash.json) }
-        do { _ = try c.submit(clash.json) } catch let e as RPCError { #expect(e.code == .invalidRequest && e.message.contains("already submitted")) }
+        do { _ = try c.submit(clash.json) } catch let e as RPCError {
+            #expect(e.code == .invalidRequest && e.message.contains("already submitted"))
+        }
     }
 
     @Test("a failing job exits 50, is not cached, and runs again on resubmit")
@@ -169,7 +190,8 @@ struct SSHEndToEndTests {
         let f = try LaneFixture(ssh: true)
         let root = try f.tree()
         var d = try driver(f)
-        let exe = f.workerExe, store = f.workerStore
+        let exe = f.workerExe
+        let store = f.workerStore
         d.beforeSubmit = {
             let gc = try Sub.run(exe, ["gc", "--max-size", "0", "--grace", "0s", "--store", store])
             #expect(gc.status == 0)
@@ -184,12 +206,15 @@ struct SSHEndToEndTests {
         let root = try f.tree()
         let c = try f.client()
         let push = try Pusher(client: c).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
-        let spec = try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        let inputs = try JobInputsBuilder.build(
+            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
+        let spec = try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
         let submitted = try c.submit(spec.json)
         #expect(submitted["state"]?.stringValue == "QUEUED" && submitted["cached"]?.boolValue == false)
         // Follow the log until the executor says it hangs.
-        var cursor: Int64 = 0, text = ""
+        var cursor: Int64 = 0
+        var text = ""
         let deadline = Timestamp.nowNanos() + 60_000_000_000
         while !text.contains("hanging until cancelled") && Timestamp.nowNanos() < deadline {
             let t = try c.tail(spec.jobID, cursor: cursor, maxBytes: 7)
@@ -202,23 +227,31 @@ struct SSHEndToEndTests {
         }
         #expect(text.hasPrefix("rch recording executor") && text.contains("hanging until cancelled"), "\(text)")
         // A second job is refused while the first runs (max_concurrent_jobs 1).
-        let busy = try JobSpec(runID: Identifier.generate(), jobID: Identifier.generate(),
-                               inputs: try JobInputsBuilder.build(argv: iPhoneTest, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!),
-                               effectiveConfig: [:])
-        do { _ = try c.submit(busy.json); Issue.record("expected BUSY") } catch let e as RPCError {
+        let busy = try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(),
+            inputs: try JobInputsBuilder.build(
+                argv: iPhoneTest, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!),
+            effectiveConfig: [:])
+        do {
+            _ = try c.submit(busy.json)
+            Issue.record("expected BUSY")
+        } catch let e as RPCError {
             #expect(e.code == .busy && e.data["retry_after_seconds"]?.intValue == 5)
         }
         let cancel = try c.cancel(spec.jobID)
         #expect(cancel["cancel_requested"]?.boolValue == true)
         let status = try RunDriver(client: c, artifactRoot: f.dir.sub("a")).waitForEnd(spec.jobID, cached: false)
         #expect(status["state"]?.stringValue == "CANCELLED")
-        #expect(status["summary"]?["status"]?.stringValue == "cancelled" && status["summary"]?["exit_code"]?.intValue == 80)
+        #expect(
+            status["summary"]?["status"]?.stringValue == "cancelled" && status["summary"]?["exit_code"]?.intValue == 80)
         #expect(status["summary"]?["failure_kind"]?.stringValue == "CANCELLED")
         let fetched = try c.fetch(spec.jobID, into: f.dir.sub("cancelled"))
         #expect(fetched.fileCount > 0)
         let v = try Sub.validate(f.dir.sub("cancelled/summary.json"), schema: "summary")
         #expect(v.status == 0, "\(v.output)")
-        if case .hit = ResultStore(store: try LocalStore(root: f.workerStore)).lookup(jobKey: inputs.jobKey, namespace: "default", profile: .minimal, executorClass: "recording") {
+        if case .hit = ResultStore(store: try LocalStore(root: f.workerStore)).lookup(
+            jobKey: inputs.jobKey, namespace: "default", profile: .minimal, executorClass: "recording")
+        {
             Issue.record("a cancelled job was cached")
         }
         // The log is complete: a tail from 0 with a big window reaches eof.
@@ -246,7 +279,10 @@ struct SSHEndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: f.dir.sub("f2")))
 
         try FileManager.default.removeItem(atPath: jobDir)
-        do { _ = try c.fetch(r.jobID, into: f.dir.sub("f3")); Issue.record("expected ARTIFACTS_GONE") } catch let e as RPCError {
+        do {
+            _ = try c.fetch(r.jobID, into: f.dir.sub("f3"))
+            Issue.record("expected ARTIFACTS_GONE")
+        } catch let e as RPCError {
             #expect(e.code == .artifactsGone)
         }
     }
@@ -273,13 +309,18 @@ struct WireSchemaTests {
         for name in try FileManager.default.contentsOfDirectory(atPath: trace).sorted() {
             let path = trace + "/" + name
             let doc = try JSONParser().parse(try DurableFile.read(path))
-            let schema = name.hasSuffix(".request.json") ? "rpc_request" : doc["manifest"] != nil ? "fetch_header" : "rpc_response"
+            let schema =
+                name.hasSuffix(".request.json")
+                ? "rpc_request" : doc["manifest"] != nil ? "fetch_header" : "rpc_response"
             let v = try Sub.validate(path, schema: schema)
             #expect(v.status == 0, "\(name) vs \(schema): \(v.output)")
             checked += 1
         }
         #expect(checked >= 16)
-        for (file, schema) in [("job_state.json", "job_state"), ("executor_env.json", "executor_env"), ("toolchain.json", "toolchain"), ("destination.json", "destination")] {
+        for (file, schema) in [
+            ("job_state.json", "job_state"), ("executor_env.json", "executor_env"), ("toolchain.json", "toolchain"),
+            ("destination.json", "destination"),
+        ] {
             let v = try Sub.validate(r.artifacts! + "/" + file, schema: schema)
             #expect(v.status == 0, "\(file): \(v.output)")
         }

@@ -2,21 +2,22 @@ import Foundation
 import RCHBundle
 import RCHCore
 import RCHHost
-import RCHRun
 import RCHProtocol
+import RCHRun
 import RCHStore
 import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A worker store on a small tmpfs (the tests mount one; they need root, as CI runs).
-@Suite("A full disk: STORE_FULL with nothing partial, and the floor judged by the write at hand",
-       .enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+@Suite(
+    "A full disk: STORE_FULL with nothing partial, and the floor judged by the write at hand",
+    .enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
 struct StoreFullTests {
     /// Mounts a tmpfs of `size` at the fixture's worker store.
     static func mountStore(_ f: LaneFixture, size: String) throws {
@@ -40,7 +41,9 @@ struct StoreFullTests {
 
     /// Source entries of the store.
     static func sources(_ f: LaneFixture) -> [String] {
-        ((FileManager.default.enumerator(atPath: f.workerStore + "/sources")?.allObjects as? [String]) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        ((FileManager.default.enumerator(atPath: f.workerStore + "/sources")?.allObjects as? [String]) ?? []).filter {
+            $0.hasSuffix(".json")
+        }.sorted()
     }
 
     /// Temp files, staging directories' contents and partial blobs left under the store.
@@ -73,7 +76,9 @@ struct StoreFullTests {
         }
         #expect(Self.residue(f).isEmpty, "left behind: \(Self.residue(f))")
         #expect(Self.sources(f).isEmpty)
-        let cli = try Sub.run(TestPaths.executable("rch-xcode"), ["push", root, "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
+        let cli = try Sub.run(
+            TestPaths.executable("rch-xcode"),
+            ["push", root, "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
         #expect(cli.status == 30, "\(cli.stdout) \(cli.stderr)")
         unlink(filler)
         let pushed = try Pusher(client: try f.client()).push(root: root, options: BundleOptions())

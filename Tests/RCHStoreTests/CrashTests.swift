@@ -1,6 +1,6 @@
 import Foundation
-import RCHBundle
 import RCHAttestation
+import RCHBundle
 import RCHCore
 import RCHStore
 import RCHTestSupport
@@ -8,9 +8,9 @@ import Testing
 import XcodeTreeGen
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Crash safety")
@@ -42,11 +42,13 @@ struct CrashTests {
         for i in 0..<3 {
             let key = SHA256Digest.of(Array("crash-\(i)".utf8))
             try XcodeTreeGen(seed: UInt64(10 + i), scale: 0.02).makeResults(at: d.sub("art\(i)"))
-            try StoreFixtures.artifacts(d.sub("art\(i)"), action: "test", rich: i == 2, jobKey: key, jobID: "job_000000000\(i)")
+            try StoreFixtures.artifacts(
+                d.sub("art\(i)"), action: "test", rich: i == 2, jobKey: key, jobID: "job_000000000\(i)")
             keys.append(key)
         }
         var rng = SystemRandomNumberGenerator()
-        var finished = 0, killed = 0
+        var finished = 0
+        var killed = 0
         for round in 0..<36 {
             let delay = UInt32.random(in: 0...250_000, using: &rng)
             let args: [String]
@@ -56,14 +58,23 @@ struct CrashTests {
                 args = ["store", "ingest", b, "--expect", s.hex, "--store", store]
             case 1:
                 let i = (round / 4) % keys.count
-                args = ["store", "record-result", d.sub("art\(i)"), "--job-key", keys[i].hex, "--namespace", "app", "--executor-class", "recording", "--store", store]
+                args = [
+                    "store", "record-result", d.sub("art\(i)"), "--job-key", keys[i].hex, "--namespace", "app",
+                    "--executor-class", "recording", "--store", store,
+                ]
             case 2:
                 let i = (round / 4) % keys.count
-                args = ["store", "materialise-result", keys[i].hex, "--namespace", "app", "--executor-class", "recording", "--job-id", String(format: "job_r%09d", round),
-                        "--run-id", "run_0000000001", "--into", d.sub("jobs/r\(round)"), "--store", store]
+                args = [
+                    "store", "materialise-result", keys[i].hex, "--namespace", "app", "--executor-class", "recording",
+                    "--job-id", String(format: "job_r%09d", round),
+                    "--run-id", "run_0000000001", "--into", d.sub("jobs/r\(round)"), "--store", store,
+                ]
             default:
                 let (_, s) = bundles[(round / 4) % bundles.count]
-                args = ["store", "materialise-source", s.hex, "--job-id", String(format: "job_s%09d", round), "--into", d.sub("jobs/s\(round)"), "--store", store]
+                args = [
+                    "store", "materialise-source", s.hex, "--job-id", String(format: "job_s%09d", round), "--into",
+                    d.sub("jobs/s\(round)"), "--store", store,
+                ]
             }
             if try Self.runKilled(args, after: delay) { finished += 1 } else { killed += 1 }
         }
@@ -71,7 +82,8 @@ struct CrashTests {
 
         let s = try LocalStore(root: store)
         #expect(try StoreFixtures.checkStoreInvariants(s) == [])
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: d.sub("jobs"))) ?? [] where !name.hasPrefix(".") {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: d.sub("jobs"))) ?? []
+        where !name.hasPrefix(".") {
             let dir = d.sub("jobs/" + name)
             if name.hasPrefix("r") {
                 #expect(ArtifactManifest.verify(dir).isEmpty, "visible job dir \(name) is not complete")
@@ -88,8 +100,10 @@ struct CrashTests {
         }
         for (i, key) in keys.enumerated() {
             _ = try ResultStore(store: s).record(d.sub("art\(i)"), jobKey: key, namespace: "app", producer: .recording)
-            _ = try ResultStore(store: s).materialize(jobKey: key, namespace: "app", profile: .minimal, executorClass: "recording", jobID: "job_final00\(i)", runID: "run_0000000001",
-                                                      into: d.sub("final/\(i)"), worker: .init(name: "w", key: .generate()))
+            _ = try ResultStore(store: s).materialize(
+                jobKey: key, namespace: "app", profile: .minimal, executorClass: "recording", jobID: "job_final00\(i)",
+                runID: "run_0000000001",
+                into: d.sub("final/\(i)"), worker: .init(name: "w", key: .generate()))
             #expect(ArtifactManifest.verify(d.sub("final/\(i)")).isEmpty)
         }
         #expect(try StoreFixtures.checkStoreInvariants(s) == [])

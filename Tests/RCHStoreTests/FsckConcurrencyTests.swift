@@ -5,9 +5,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("fsck under load and the profile an entry claims")
@@ -25,10 +25,14 @@ struct FsckConcurrencyTests {
         o["artifact_profile"] = .string("rich")
         _ = try DurableFile.write(JSONValue.object(o).canonicalBytes, to: path, replace: true)
         let l = results.lookup(jobKey: key, namespace: "app", profile: .rich, executorClass: "recording")
-        guard case .miss(let why) = l else { Issue.record("an edited entry served rich: \(l)"); return }
+        guard case .miss(let why) = l else {
+            Issue.record("an edited entry served rich: \(l)")
+            return
+        }
         #expect(why.contains("artifact_profile"))
         let r = try Fsck(store: store).run()
-        #expect(r.brokenEntries.count == 1 && r.brokenEntries[0].reason.contains("artifact_profile"), "\(r.brokenEntries)")
+        #expect(
+            r.brokenEntries.count == 1 && r.brokenEntries[0].reason.contains("artifact_profile"), "\(r.brokenEntries)")
     }
 
     @Test("fsck and fsck --repair beside writers: no false 'missing', no healthy entry quarantined")
@@ -48,7 +52,8 @@ struct FsckConcurrencyTests {
         let writer = Thread {
             for i in 0..<count {
                 do {
-                    _ = try results.record(base + "/a\(i)", jobKey: .of(Array("k\(i)".utf8)), namespace: "app", producer: .recording)
+                    _ = try results.record(
+                        base + "/a\(i)", jobKey: .of(Array("k\(i)".utf8)), namespace: "app", producer: .recording)
                 } catch {
                     writerError.value = "\(error)"
                 }
@@ -59,7 +64,8 @@ struct FsckConcurrencyTests {
         var rounds = 0
         while !done.value || rounds < 2 {
             let readOnly = try Fsck(store: store).run()
-            #expect(readOnly.brokenEntries.isEmpty, "read-only fsck beside a writer: \(readOnly.brokenEntries.prefix(3))")
+            #expect(
+                readOnly.brokenEntries.isEmpty, "read-only fsck beside a writer: \(readOnly.brokenEntries.prefix(3))")
             var fix = Fsck(store: store)
             fix.repair = true
             let repaired = try fix.run()
@@ -69,7 +75,10 @@ struct FsckConcurrencyTests {
         #expect(writerError.value == nil, "\(writerError.value ?? "")")
         #expect(rounds >= 2)
         for i in 0..<count {
-            guard case .hit = results.lookup(jobKey: .of(Array("k\(i)".utf8)), namespace: "app", profile: .minimal, executorClass: "recording") else {
+            guard
+                case .hit = results.lookup(
+                    jobKey: .of(Array("k\(i)".utf8)), namespace: "app", profile: .minimal, executorClass: "recording")
+            else {
                 Issue.record("result \(i) is not served after the concurrent fsck runs")
                 return
             }
@@ -83,7 +92,15 @@ final class Box<T>: @unchecked Sendable {
     private var stored: T
     init(_ v: T) { stored = v }
     var value: T {
-        get { lock.lock(); defer { lock.unlock() }; return stored }
-        set { lock.lock(); stored = newValue; lock.unlock() }
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return stored
+        }
+        set {
+            lock.lock()
+            stored = newValue
+            lock.unlock()
+        }
     }
 }

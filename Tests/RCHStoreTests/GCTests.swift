@@ -5,9 +5,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Sets a file's mtime to `secondsAgo` seconds in the past.
@@ -21,7 +21,8 @@ func age(_ path: String, _ secondsAgo: Int) {
 
 /// Every file under `root` with its size, mode and mtime, and a digest of its content (for "byte-identical").
 func snapshot(_ root: String) throws -> [String] {
-    let r = try Run.shell("cd '\(root)' && find . -printf '%p %s %m %T@\\n' | sort && find . -type f -exec sha256sum {} + | sort")
+    let r = try Run.shell(
+        "cd '\(root)' && find . -printf '%p %s %m %T@\\n' | sort && find . -type f -exec sha256sum {} + | sort")
     return r.stdout.split(separator: "\n").map(String.init)
 }
 
@@ -35,8 +36,11 @@ struct GCTests {
         for i in 0..<3 {
             let key = SHA256Digest.of(Array("gc-\(i)".utf8))
             try StoreFixtures.artifacts(d.sub("a\(i)"), action: "build", jobKey: key, jobID: "job_000000000\(i)")
-            if !shared { Tree(d.sub("a\(i)")).bytes("big.bin", [UInt8](repeating: UInt8(i), count: 200_000)) }
-            else { Tree(d.sub("a\(i)")).bytes("big.bin", [UInt8](repeating: 9, count: 200_000)) }
+            if !shared {
+                Tree(d.sub("a\(i)")).bytes("big.bin", [UInt8](repeating: UInt8(i), count: 200_000))
+            } else {
+                Tree(d.sub("a\(i)")).bytes("big.bin", [UInt8](repeating: 9, count: 200_000))
+            }
             try results.record(d.sub("a\(i)"), jobKey: key, namespace: "app", producer: .recording)
             age(results.entryPath(namespace: "app", jobKey: key), 3000 - i * 1000)  // a0 oldest
             keys.append(key)
@@ -54,7 +58,8 @@ struct GCTests {
     func lru() throws {
         let d = TempDir()
         let (store, keys) = try Self.populated(d)
-        _ = ResultStore(store: store).lookup(jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")  // a0 becomes the newest
+        _ = ResultStore(store: store).lookup(
+            jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")  // a0 becomes the newest
         var gc = GarbageCollector(store: store)
         let before = try gc.run()  // no budget: nothing to do
         #expect(before.entries.isEmpty && before.blobs == 0)
@@ -70,7 +75,8 @@ struct GCTests {
     func ageAndLeases() throws {
         let d = TempDir()
         let (store, keys) = try Self.populated(d)
-        let lease = try Leases(store: store).acquire(.result(namespace: "app", jobKey: keys[0]), jobID: "job_0000000042", ttlSeconds: 600)
+        let lease = try Leases(store: store).acquire(
+            .result(namespace: "app", jobKey: keys[0]), jobID: "job_0000000042", ttlSeconds: 600)
         var gc = GarbageCollector(store: store)
         gc.namespace = "other"
         gc.maxAgeSeconds = 1500
@@ -111,7 +117,9 @@ struct GCTests {
         gc.dryRun = true
         let plan = try gc.run()
         #expect(try snapshot(store.root) == before)
-        let cli = try Run.process(TestPaths.executable("rch-worker"), ["gc", "--store", store.root, "--max-size", "150000", "--dry-run", "--json"])
+        let cli = try Run.process(
+            TestPaths.executable("rch-worker"),
+            ["gc", "--store", store.root, "--max-size", "150000", "--dry-run", "--json"])
         #expect(cli.status == 0 && cli.stdout.contains("\"dry_run\":true"))
         #expect(try snapshot(store.root) == before)
         gc.dryRun = false
@@ -144,24 +152,27 @@ struct GCTests {
     func racing() throws {
         let d = TempDir()
         var bundles: [(String, SHA256Digest)] = []
-        for seed in 1...2 { let (b, s, _) = try StoreFixtures.bundle(d, name: "t\(seed)", seed: UInt64(seed)); bundles.append((b, s)) }
+        for seed in 1...2 {
+            let (b, s, _) = try StoreFixtures.bundle(d, name: "t\(seed)", seed: UInt64(seed))
+            bundles.append((b, s))
+        }
         let key = SHA256Digest.of(Array("race".utf8))
         try StoreFixtures.artifacts(d.sub("art"), jobKey: key)
         let store = d.sub("store")
         let script = """
-        set -u
-        W='\(TestPaths.executable("rch-worker"))'
-        i=0
-        while [ $i -lt 12 ]; do
-          i=$((i+1))
-          "$W" store ingest '\(bundles[0].0)' --store '\(store)' >/dev/null 2>&1
-          "$W" store ingest '\(bundles[1].0)' --store '\(store)' >/dev/null 2>&1
-          "$W" store record-result '\(d.sub("art"))' --job-key \(key.hex) --namespace app --store '\(store)' >/dev/null 2>&1
-          "$W" store materialise-source \(bundles[0].1.hex) --job-id job_src$(printf %07d $i)$1 --into '\(d.sub("jobs"))'/s$1_$i --store '\(store)' >/dev/null 2>&1
-          "$W" store materialise-source \(bundles[1].1.hex) --job-id job_sr2$(printf %07d $i)$1 --into '\(d.sub("jobs"))'/t$1_$i --store '\(store)' >/dev/null 2>&1
-          "$W" store materialise-result \(key.hex) --namespace app --job-id job_res$(printf %07d $i)$1 --run-id run_0000000001 --into '\(d.sub("jobs"))'/r$1_$i --store '\(store)' >/dev/null 2>&1
-        done
-        """
+            set -u
+            W='\(TestPaths.executable("rch-worker"))'
+            i=0
+            while [ $i -lt 12 ]; do
+              i=$((i+1))
+              "$W" store ingest '\(bundles[0].0)' --store '\(store)' >/dev/null 2>&1
+              "$W" store ingest '\(bundles[1].0)' --store '\(store)' >/dev/null 2>&1
+              "$W" store record-result '\(d.sub("art"))' --job-key \(key.hex) --namespace app --store '\(store)' >/dev/null 2>&1
+              "$W" store materialise-source \(bundles[0].1.hex) --job-id job_src$(printf %07d $i)$1 --into '\(d.sub("jobs"))'/s$1_$i --store '\(store)' >/dev/null 2>&1
+              "$W" store materialise-source \(bundles[1].1.hex) --job-id job_sr2$(printf %07d $i)$1 --into '\(d.sub("jobs"))'/t$1_$i --store '\(store)' >/dev/null 2>&1
+              "$W" store materialise-result \(key.hex) --namespace app --job-id job_res$(printf %07d $i)$1 --run-id run_0000000001 --into '\(d.sub("jobs"))'/r$1_$i --store '\(store)' >/dev/null 2>&1
+            done
+            """
         try Data(script.utf8).write(to: URL(fileURLWithPath: d.sub("load.sh")))
         let workers = try (0..<2).map { n -> Process in
             let p = Process()
@@ -172,13 +183,16 @@ struct GCTests {
         }
         var gcRuns = 0
         while workers.contains(where: \.isRunning) {
-            let r = try Run.process(TestPaths.executable("rch-worker"), ["gc", "--store", store, "--max-size", "0", "--grace", "0s", "--max-age", "0s"])
+            let r = try Run.process(
+                TestPaths.executable("rch-worker"),
+                ["gc", "--store", store, "--max-size", "0", "--grace", "0s", "--max-age", "0s"])
             #expect(r.status == 0, "\(r.stderr)")
             gcRuns += 1
         }
         #expect(gcRuns > 0)
         // Every job directory that appeared is whole; the store's visible entries are intact.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: d.sub("jobs"))) ?? [] where !name.hasPrefix(".") {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: d.sub("jobs"))) ?? []
+        where !name.hasPrefix(".") {
             let dir = d.sub("jobs/" + name)
             if name.hasPrefix("r") {
                 #expect(ArtifactManifest.verify(dir).isEmpty, "\(name)")
@@ -193,7 +207,8 @@ struct GCTests {
 
 @Suite("fsck and stats")
 struct FsckTests {
-    @Test("finds a flipped byte, a truncated blob, a missing blob and an orphan; --repair quarantines, lookups then miss")
+    @Test(
+        "finds a flipped byte, a truncated blob, a missing blob and an orphan; --repair quarantines, lookups then miss")
     func fsck() throws {
         let d = TempDir()
         let (store, keys) = try GCTests.populated(d)
@@ -217,11 +232,19 @@ struct FsckTests {
         let r = try Fsck(store: store).run()
         #expect(Set(r.corruptBlobs) == [flipped, truncated])
         #expect(r.brokenEntries.count == 3 && r.orphanBlobs == 1 && !r.clean)
-        let cli = try Run.process(TestPaths.executable("rch-worker"), ["fsck", "--store", store.root, "--repair", "--json"])
+        let cli = try Run.process(
+            TestPaths.executable("rch-worker"), ["fsck", "--store", store.root, "--repair", "--json"])
         #expect(cli.status == 70 && cli.stdout.contains("\"quarantined\""))
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.root + "/quarantine/blobs").count == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.root + "/quarantine/entries").count == 3)
-        for k in keys { guard case .miss = results.lookup(jobKey: k, namespace: "app", profile: .minimal, executorClass: "recording") else { Issue.record("still a hit"); return } }
+        for k in keys {
+            guard
+                case .miss = results.lookup(jobKey: k, namespace: "app", profile: .minimal, executorClass: "recording")
+            else {
+                Issue.record("still a hit")
+                return
+            }
+        }
         let after = try Fsck(store: store).run()
         #expect(after.clean)
     }
@@ -232,8 +255,10 @@ struct FsckTests {
         let (store, keys) = try GCTests.populated(d, shared: true)
         let (bundle, sha, _) = try StoreFixtures.bundle(d)
         try SourceStore(store: store).ingest(bundle: bundle, expected: sha)
-        _ = ResultStore(store: store).lookup(jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")
-        _ = ResultStore(store: store).lookup(jobKey: .of([7]), namespace: "app", profile: .minimal, executorClass: "recording")
+        _ = ResultStore(store: store).lookup(
+            jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")
+        _ = ResultStore(store: store).lookup(
+            jobKey: .of([7]), namespace: "app", profile: .minimal, executorClass: "recording")
         _ = SourceStore(store: store).query([sha, .of([8])])
         let v = StoreStats(store: store).collect()
         #expect(v["entries"]?["sources"] == .int(1) && v["entries"]?["results"]?["app"] == .int(3))
@@ -241,7 +266,8 @@ struct FsckTests {
         #expect(v["counters"]?["source_hits"] == .int(1) && v["counters"]?["source_misses"] == .int(1))
         // The three results share one 200 kB blob: it counts three times logically, once on disk (where small
         // files also round up to whole blocks).
-        let logical = try #require(v["logical_bytes"]?.intValue), disk = try #require(v["disk_bytes"]?.intValue)
+        let logical = try #require(v["logical_bytes"]?.intValue)
+        let disk = try #require(v["disk_bytes"]?.intValue)
         #expect(logical >= 600_000 && logical > disk)
         if case .double(let ratio) = v["dedup_ratio"] { #expect(ratio > 1) } else { Issue.record("no dedup ratio") }
         let cli = try Run.process(TestPaths.executable("rch-worker"), ["stats", "--store", store.root, "--json"])
@@ -253,13 +279,16 @@ struct FsckTests {
         let d = TempDir()
         let (bundle, sha, _) = try StoreFixtures.bundle(d)
         try Data("[gc]\nmin_free = \"100%\"\n".utf8).write(to: URL(fileURLWithPath: d.sub("worker.toml")))
-        let r = try Run.process(TestPaths.executable("rch-worker"), ["store", "ingest", bundle, "--store", d.sub("store"), "--config", d.sub("worker.toml"), "--json"])
+        let r = try Run.process(
+            TestPaths.executable("rch-worker"),
+            ["store", "ingest", bundle, "--store", d.sub("store"), "--config", d.sub("worker.toml"), "--json"])
         #expect(r.status == 90 && r.stdout.contains("STORE_FULL"), "\(r.stdout) \(r.stderr)")
         #expect(!SourceStore(store: try LocalStore(root: d.sub("store"))).has(sha))
         let left = try Run.shell("find '\(d.sub("store"))' -type f ! -name store.json ! -name '*.lock' | wc -l")
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         try Data("[gc]\nmax_age = \"soon\"\n".utf8).write(to: URL(fileURLWithPath: d.sub("bad.toml")))
-        let bad = try Run.process(TestPaths.executable("rch-worker"), ["gc", "--store", d.sub("store"), "--config", d.sub("bad.toml")])
+        let bad = try Run.process(
+            TestPaths.executable("rch-worker"), ["gc", "--store", d.sub("store"), "--config", d.sub("bad.toml")])
         #expect(bad.status != 0 && bad.stderr.contains("max_age"))
     }
 
@@ -274,13 +303,18 @@ struct FsckTests {
         let (bundle, sha, _) = try StoreFixtures.bundle(d)
         let config = "[gc]\nauto_gc_at = \"\(enabled ? "0.0001%" : "")\"\nmin_free = \"0\"\ngrace = \"1h\"\n"
         try Data(config.utf8).write(to: URL(fileURLWithPath: d.sub("worker.toml")))
-        let r = try Run.process(TestPaths.executable("rch-worker"), ["store", "ingest", bundle, "--store", store.root, "--config", d.sub("worker.toml"), "--json"])
+        let r = try Run.process(
+            TestPaths.executable("rch-worker"),
+            ["store", "ingest", bundle, "--store", store.root, "--config", d.sub("worker.toml"), "--json"])
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         #expect(SourceStore(store: store).has(sha))
         // The ingest returned without waiting; the gc it started removes the old residue on its own.
         var gone = false
         for _ in 0..<(enabled ? 300 : 20) {
-            if !FileManager.default.fileExists(atPath: residue) { gone = true; break }
+            if !FileManager.default.fileExists(atPath: residue) {
+                gone = true
+                break
+            }
             usleep(100_000)
         }
         #expect(gone == enabled)
@@ -304,10 +338,17 @@ struct HostGCTests {
         age(root + "/run_0000000020", 86_400 * 120)
         let before = try snapshot(root)
         let exe = TestPaths.executable("rch-xcode")
-        let dry = try Run.process(exe, ["gc", "--artifacts", root, "--keep-runs", "1", "--keep-days", "30", "--dry-run", "--store", d.sub("store")])
+        let dry = try Run.process(
+            exe,
+            [
+                "gc", "--artifacts", root, "--keep-runs", "1", "--keep-days", "30", "--dry-run", "--store",
+                d.sub("store"),
+            ])
         #expect(dry.status == 0 && dry.stdout.contains("would remove run run_0000000040"))
         #expect(try snapshot(root) == before)
-        let r = try Run.process(exe, ["gc", "--artifacts", root, "--keep-runs", "1", "--keep-days", "30", "--store", d.sub("store"), "--json"])
+        let r = try Run.process(
+            exe,
+            ["gc", "--artifacts", root, "--keep-runs", "1", "--keep-days", "30", "--store", d.sub("store"), "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let left = try FileManager.default.contentsOfDirectory(atPath: root).filter { $0.hasPrefix("run_") }.sorted()
         #expect(left == ["run_0000000000", "run_0000000020"])

@@ -5,9 +5,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Host retention (rch-xcode gc)")
@@ -15,7 +15,8 @@ struct HostRetentionTests {
     /// A run directory with a run_state and one file of `bytes`, its mtime `age` seconds ago.
     static func run(_ root: String, _ id: String, state: String, bytes: Int = 1000, age: Int) throws {
         let dir = root + "/" + id
-        Tree(dir).file("run_state.json", #"{"state":"\#(state)"}"#).bytes("steps/0-build/artifacts/build.log", [UInt8](repeating: 1, count: bytes))
+        Tree(dir).file("run_state.json", #"{"state":"\#(state)"}"#).bytes(
+            "steps/0-build/artifacts/build.log", [UInt8](repeating: 1, count: bytes))
         var t = [timespec(tv_sec: time(nil) - age, tv_nsec: 0), timespec(tv_sec: time(nil) - age, tv_nsec: 0)]
         utimensat(AT_FDCWD, dir, &t, 0)
     }
@@ -31,7 +32,10 @@ struct HostRetentionTests {
         let fd = open(root + "/run_locked0001/.run.lock", O_RDWR | O_CREAT, 0o644)
         #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
         defer { close(fd) }
-        var t = [timespec(tv_sec: time(nil) - 70 * 86_400, tv_nsec: 0), timespec(tv_sec: time(nil) - 70 * 86_400, tv_nsec: 0)]
+        var t = [
+            timespec(tv_sec: time(nil) - 70 * 86_400, tv_nsec: 0),
+            timespec(tv_sec: time(nil) - 70 * 86_400, tv_nsec: 0),
+        ]
         utimensat(AT_FDCWD, root + "/run_locked0001", &t, 0)  // creating the lock file touched the directory
         var r = HostRetention(artifactRoot: root, store: nil)
         r.keepRuns = 1
@@ -56,8 +60,13 @@ struct HostRetentionTests {
         let report = try r.run()
         #expect(Set(report.removed) == ["run run_size_00001", "run run_size_00002"], "\(report.removed)")
         #expect(FileManager.default.fileExists(atPath: root + "/run_size_00003"))
-        let cli = try Run.process(TestPaths.executable("rch-xcode"), ["gc", "--artifacts", root, "--max-size", "1KiB", "--dry-run", "--json",
-                                                                     "--store", d.sub("store")])
-        #expect(cli.status == 0 && cli.stdout.contains("\"removed\":[]"), "\(cli.stdout) \(cli.stderr)")  // the newest stays
+        let cli = try Run.process(
+            TestPaths.executable("rch-xcode"),
+            [
+                "gc", "--artifacts", root, "--max-size", "1KiB", "--dry-run", "--json",
+                "--store", d.sub("store"),
+            ])
+        // the newest stays
+        #expect(cli.status == 0 && cli.stdout.contains("\"removed\":[]"), "\(cli.stdout) \(cli.stderr)")
     }
 }

@@ -5,9 +5,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Residue of killed processes: leases of dead owners, stale staging directories")
@@ -51,6 +51,7 @@ struct ResidueTests {
         let r = try gc.run()
         #expect(r.residue == 1)
         #expect(!FileManager.default.fileExists(atPath: staging))
-        #expect(FileManager.default.fileExists(atPath: fresh + "/busy.txt"), "a materialisation in progress was removed")
+        #expect(
+            FileManager.default.fileExists(atPath: fresh + "/busy.txt"), "a materialisation in progress was removed")
     }
 }

@@ -7,14 +7,16 @@ import Testing
 import XcodeTreeGen
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Sources: ingest, completeness, materialise, export")
 struct SourceStoreTests {
-    @Test("ingest → present → materialise into a job dir → the tree re-bundles to the same digest; export is byte-identical")
+    @Test(
+        "ingest → present → materialise into a job dir → the tree re-bundles to the same digest; export is byte-identical"
+    )
     func roundTrip() throws {
         let d = TempDir()
         let (bundle, sha, _) = try StoreFixtures.bundle(d)
@@ -33,8 +35,12 @@ struct SourceStoreTests {
         let a = try Run.shell("zstd -dc '\(bundle)' | sha256sum; zstd -dc '\(d.sub("export.tar.zst"))' | sha256sum")
         let lines = a.stdout.split(separator: "\n")
         #expect(lines.count == 2 && lines[0] == lines[1] && lines[0].hasPrefix(sha.hex))
-        #expect(throws: StoreError.self) { _ = try sources.materialize(sha, jobID: "job_0000000002", into: d.sub("jobs/j1")) }  // never reused
-        #expect(throws: IdentifierError.self) { _ = try sources.materialize(sha, jobID: "../../x", into: d.sub("jobs/x")) }
+        #expect(throws: StoreError.self) {
+            _ = try sources.materialize(sha, jobID: "job_0000000002", into: d.sub("jobs/j1"))
+        }  // never reused
+        #expect(throws: IdentifierError.self) {
+            _ = try sources.materialize(sha, jobID: "../../x", into: d.sub("jobs/x"))
+        }
     }
 
     @Test("bad input leaves nothing: wrong digest, wrong content_sha256, truncated stream, not a bundle")
@@ -45,7 +51,9 @@ struct SourceStoreTests {
         let sources = SourceStore(store: store)
         let wrong = SHA256Digest.of([1])
         #expect(throws: BundleError.self) { _ = try sources.ingest(bundle: bundle, expected: wrong) }
-        #expect(throws: BundleError.self) { _ = try sources.ingest(bundle: bundle, expected: sha, contentSHA256: wrong) }
+        #expect(throws: BundleError.self) {
+            _ = try sources.ingest(bundle: bundle, expected: sha, contentSHA256: wrong)
+        }
         let data = try Data(contentsOf: URL(fileURLWithPath: bundle))
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: d.sub("half.tar.zst")))
         #expect(throws: BundleError.self) { _ = try sources.ingest(bundle: d.sub("half.tar.zst"), expected: sha) }
@@ -72,7 +80,9 @@ struct SourceStoreTests {
         var byte: UInt8 = 0x5A
         pwrite(fd, &byte, 1, 10)
         close(fd)
-        #expect(throws: StoreError.corruptBlob(victim.sha256)) { _ = try sources.materialize(sha, jobID: "job_0000000001", into: d.sub("jobs/j1")) }
+        #expect(throws: StoreError.corruptBlob(victim.sha256)) {
+            _ = try sources.materialize(sha, jobID: "job_0000000001", into: d.sub("jobs/j1"))
+        }
         #expect(!FileManager.default.fileExists(atPath: d.sub("jobs/j1")))
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.sub("jobs")).isEmpty)
         #expect(throws: (any Error).self) { _ = try sources.export(sha, to: d.sub("e.tar.zst")) }
@@ -80,7 +90,9 @@ struct SourceStoreTests {
         unlink(path)
         #expect(!sources.has(sha))
         #expect(sources.missingBlobs(m) == [victim.sha256])
-        #expect(throws: StoreError.self) { _ = try sources.materialize(sha, jobID: "job_0000000002", into: d.sub("jobs/j2")) }
+        #expect(throws: StoreError.self) {
+            _ = try sources.materialize(sha, jobID: "job_0000000002", into: d.sub("jobs/j2"))
+        }
         _ = try sources.ingest(bundle: bundle)
         #expect(sources.has(sha) && store.blobs.verify(victim.sha256))
     }
@@ -141,7 +153,10 @@ struct SourceStoreTests {
             try p.run()
             procs.append(p)
         }
-        for p in procs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        for p in procs {
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+        }
         let store = try LocalStore(root: d.sub("store"))
         for (_, s) in bundles { #expect(SourceStore(store: store).has(s)) }
         #expect(try StoreFixtures.checkStoreInvariants(store).isEmpty)
@@ -157,7 +172,9 @@ struct BlobTests {
         let data = Array("hello blob".utf8)
         let good = SHA256Digest.of(data)
         let batch = try store.blobs.batch()
-        #expect(throws: StoreError.corruptBlob(.of([1]))) { _ = try data.withUnsafeBytes { try batch.add($0, expected: .of([1])) } }
+        #expect(throws: StoreError.corruptBlob(.of([1]))) {
+            _ = try data.withUnsafeBytes { try batch.add($0, expected: .of([1])) }
+        }
         #expect(try data.withUnsafeBytes { try batch.add($0, expected: good) } == good)
         #expect(try data.withUnsafeBytes { try batch.add($0) } == good)
         let big = try batch.stream()

@@ -1,13 +1,14 @@
 import Foundation
 import RCHCore
-@testable import RCHStore
 import RCHTestSupport
 import Testing
 
+@testable import RCHStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `stats` reuses per-shard totals while a shard directory is unchanged; every figure must stay what a
@@ -36,9 +37,13 @@ struct StatsSummaryTests {
 
     /// What a full scan reports now (the summaries set aside for one run, then restored).
     static func fullScan(_ store: LocalStore) throws -> JSONValue {
-        let path = ShardSummaries.path(store), aside = path + ".aside"
+        let path = ShardSummaries.path(store)
+        let aside = path + ".aside"
         try FileManager.default.moveItem(atPath: path, toPath: aside)
-        defer { _ = try? FileManager.default.removeItem(atPath: path); _ = try? FileManager.default.moveItem(atPath: aside, toPath: path) }
+        defer {
+            _ = try? FileManager.default.removeItem(atPath: path)
+            _ = try? FileManager.default.moveItem(atPath: aside, toPath: path)
+        }
         let s = stats(store, window: Int64.max / 2)  // records nothing
         #expect(s.rescanned == s.total)
         return s.figures
@@ -57,7 +62,8 @@ struct StatsSummaryTests {
     }
 
     enum Change: String, CaseIterable {
-        case addBlob, removeBlob, removeResult, addResult, rewriteResultInPlace, unreadableResult, useResult, quarantineSource
+        case addBlob, removeBlob, removeResult, addResult, rewriteResultInPlace, unreadableResult, useResult,
+            quarantineSource
     }
 
     @Test("a change is seen by the next run; only the changed shards are rescanned", arguments: Change.allCases)
@@ -74,8 +80,11 @@ struct StatsSummaryTests {
             try Syscalls.makeDirectories(String(p[..<p.lastIndex(of: "/")!]))
             try Data(bytes).write(to: URL(fileURLWithPath: p))
         case .removeBlob:
-            let shard = try #require(try FileManager.default.contentsOfDirectory(atPath: store.blobs.root).filter { $0.count == 2 }.sorted().first)
-            let blob = try #require(try FileManager.default.contentsOfDirectory(atPath: store.blobs.root + "/" + shard).first)
+            let shard = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: store.blobs.root).filter { $0.count == 2 }.sorted()
+                    .first)
+            let blob = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: store.blobs.root + "/" + shard).first)
             try FileManager.default.removeItem(atPath: store.blobs.root + "/" + shard + "/" + blob)
         case .removeResult:
             try FileManager.default.removeItem(atPath: results.entryPath(namespace: "app", jobKey: keys[1]))
@@ -95,7 +104,13 @@ struct StatsSummaryTests {
             try FileManager.default.removeItem(atPath: p)
             try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: false)
         case .useResult:
-            guard case .hit = results.lookup(jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording") else { Issue.record("no hit"); return }
+            guard
+                case .hit = results.lookup(
+                    jobKey: keys[0], namespace: "app", profile: .minimal, executorClass: "recording")
+            else {
+                Issue.record("no hit")
+                return
+            }
             expectRescanned = 0  // last use is read from the entry's mtime, not remembered
         case .quarantineSource:
             // What `fsck --repair` does to a broken entry: a rename out of its shard.
@@ -106,8 +121,11 @@ struct StatsSummaryTests {
         let after = Self.stats(store)
         #expect(after.figures == (try Self.fullScan(store)), "\(change)")
         #expect(after.figures != before.figures, "\(change) changed nothing visible")
-        if expectRescanned >= 0 { #expect(after.rescanned == expectRescanned, "\(change)") }
-        else { #expect(after.rescanned > 0 && after.rescanned < after.total) }
+        if expectRescanned >= 0 {
+            #expect(after.rescanned == expectRescanned, "\(change)")
+        } else {
+            #expect(after.rescanned > 0 && after.rescanned < after.total)
+        }
         if change == .useResult { #expect(after.figures["newest_use"] != before.figures["newest_use"]) }
         if change == .rewriteResultInPlace || change == .unreadableResult {
             #expect(after.figures["entries"]?["results"]?["app"] == .int(3))

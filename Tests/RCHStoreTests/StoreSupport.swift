@@ -7,9 +7,13 @@ import XcodeTreeGen
 
 enum StoreFixtures {
     /// A bundle of a generated tree; returns (bundle path, source_sha256, tree root).
-    static func bundle(_ d: TempDir, name: String = "tree", seed: UInt64 = 1, scale: Double = 0.02) throws -> (String, SHA256Digest, String) {
+    static func bundle(_ d: TempDir, name: String = "tree", seed: UInt64 = 1, scale: Double = 0.02) throws -> (
+        String, SHA256Digest, String
+    ) {
         let root = d.sub(name)
-        if !FileManager.default.fileExists(atPath: root) { try XcodeTreeGen(seed: seed, scale: scale).makeTree(at: root) }
+        if !FileManager.default.fileExists(atPath: root) {
+            try XcodeTreeGen(seed: seed, scale: scale).makeTree(at: root)
+        }
         let out = d.sub(name + ".tar.zst")
         let tmp = try TempFile(directory: d.path)
         let r = try Bundler.bundle(root: root, output: tmp)
@@ -22,23 +26,36 @@ enum StoreFixtures {
     }
 
     /// A job artifact directory shaped like the backend contract's.
-    static func artifacts(_ dir: String, action: String = "test", rich: Bool = false, status: String = "success",
-                          jobKey: SHA256Digest, jobID: String = "job_0000000001", runID: String = "run_0000000001",
-                          source: SHA256Digest = .of(Array("src".utf8))) throws {
+    static func artifacts(
+        _ dir: String, action: String = "test", rich: Bool = false, status: String = "success",
+        jobKey: SHA256Digest, jobID: String = "job_0000000001", runID: String = "run_0000000001",
+        source: SHA256Digest = .of(Array("src".utf8))
+    ) throws {
         let t = Tree(dir)
         t.file("build.log", "Build succeeded\n")
         let created = "2026-11-22T00:00:00.000Z"
         let exit = status == "success" ? 0 : (status == "cancelled" ? 80 : 50)
-        var summary: [String: Any] = ["schema_version": 1, "schema_id": "rch-xcode/summary@1", "created_at": created, "run_id": runID,
-                                      "job_id": jobID, "job_key": jobKey.hex, "status": status, "exit_code": exit,
-                                      "human_summary": "\(action) \(status)", "backend": "xcodebuild", "artifact_profile": rich ? "rich" : "minimal"]
+        var summary: [String: Any] = [
+            "schema_version": 1, "schema_id": "rch-xcode/summary@1", "created_at": created, "run_id": runID,
+            "job_id": jobID, "job_key": jobKey.hex, "status": status, "exit_code": exit,
+            "human_summary": "\(action) \(status)", "backend": "xcodebuild",
+            "artifact_profile": rich ? "rich" : "minimal",
+        ]
         if status != "success" { summary["failure_kind"] = status == "cancelled" ? "CANCELLED" : "XCODEBUILD" }
         try json(summary, to: dir + "/summary.json")
-        try json(["schema_version": 1, "schema_id": "rch-xcode/job@1", "created_at": created, "run_id": runID, "job_id": jobID,
-                  "action": action, "job_key": jobKey.hex,
-                  "job_key_inputs": ["source_sha256": source.hex, "toolchain": ["xcode_build": "16C5032a"]]], to: dir + "/job.json")
-        try json(["schema_version": 1, "schema_id": "rch-xcode/toolchain@1", "created_at": created, "run_id": runID, "job_id": jobID,
-                  "job_key": jobKey.hex, "xcode_build": "16C5032a"], to: dir + "/toolchain.json")
+        try json(
+            [
+                "schema_version": 1, "schema_id": "rch-xcode/job@1", "created_at": created, "run_id": runID,
+                "job_id": jobID,
+                "action": action, "job_key": jobKey.hex,
+                "job_key_inputs": ["source_sha256": source.hex, "toolchain": ["xcode_build": "16C5032a"]],
+            ], to: dir + "/job.json")
+        try json(
+            [
+                "schema_version": 1, "schema_id": "rch-xcode/toolchain@1", "created_at": created, "run_id": runID,
+                "job_id": jobID,
+                "job_key": jobKey.hex, "xcode_build": "16C5032a",
+            ], to: dir + "/toolchain.json")
         if action == "test" {
             t.file("result.xcresult/Info.plist", "<plist/>\n")
             t.bytes("result.xcresult/Data/data.0001", [UInt8](repeating: 7, count: 5000))
@@ -61,9 +78,17 @@ enum StoreFixtures {
         for shard in (try? FileManager.default.contentsOfDirectory(atPath: store.sourcesDirectory)) ?? [] {
             for f in try FileManager.default.contentsOfDirectory(atPath: store.sourcesDirectory + "/" + shard) {
                 if f.hasPrefix(".tmp-") { continue }
-                guard f.hasSuffix(".json"), let sha = SHA256Digest(hex: String(f.dropLast(5))) else { problems.append("stray \(f)"); continue }
-                guard let m = try? sources.manifest(sha) else { problems.append("unreadable source entry \(f)"); continue }
-                for e in m.entries where e.type == .file && !store.blobs.verify(e.sha256) { problems.append("source \(sha.hex): blob of \(e.path) bad") }
+                guard f.hasSuffix(".json"), let sha = SHA256Digest(hex: String(f.dropLast(5))) else {
+                    problems.append("stray \(f)")
+                    continue
+                }
+                guard let m = try? sources.manifest(sha) else {
+                    problems.append("unreadable source entry \(f)")
+                    continue
+                }
+                for e in m.entries where e.type == .file && !store.blobs.verify(e.sha256) {
+                    problems.append("source \(sha.hex): blob of \(e.path) bad")
+                }
                 do {
                     let d = TempDir()
                     let r = try sources.export(sha, to: d.sub("x.tar.zst"))
@@ -74,11 +99,18 @@ enum StoreFixtures {
         let results = ResultStore(store: store)
         for ns in (try? FileManager.default.contentsOfDirectory(atPath: store.resultsDirectory)) ?? [] {
             for shard in try FileManager.default.contentsOfDirectory(atPath: store.resultsDirectory + "/" + ns) {
-                for f in try FileManager.default.contentsOfDirectory(atPath: store.resultsDirectory + "/" + ns + "/" + shard) where !f.hasPrefix(".tmp-") {
-                    guard let key = SHA256Digest(hex: String(f.dropLast(5))), let e = try? results.entry(namespace: ns, jobKey: key) else {
-                        problems.append("unreadable result entry \(f)"); continue
+                for f in try FileManager.default.contentsOfDirectory(
+                    atPath: store.resultsDirectory + "/" + ns + "/" + shard) where !f.hasPrefix(".tmp-")
+                {
+                    guard let key = SHA256Digest(hex: String(f.dropLast(5))),
+                        let e = try? results.entry(namespace: ns, jobKey: key)
+                    else {
+                        problems.append("unreadable result entry \(f)")
+                        continue
                     }
-                    for x in e.entries where !x.isDirectory && !store.blobs.verify(x.sha256!) { problems.append("result \(key.hex): blob of \(x.path) bad") }
+                    for x in e.entries where !x.isDirectory && !store.blobs.verify(x.sha256!) {
+                        problems.append("result \(key.hex): blob of \(x.path) bad")
+                    }
                 }
             }
         }

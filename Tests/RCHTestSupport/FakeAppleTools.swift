@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Stand-ins for Apple's tools on a PATH: `xcode-select`, `xcodebuild`, `sw_vers`, `uname`, `xcrun`, each
@@ -60,46 +60,47 @@ public final class FakeAppleTools {
         try simctlJSON.write(toFile: directory + "/simctl.json", atomically: true, encoding: .utf8)
         let scripts: [String: String] = [
             "xcode-select": """
-                [ "$1" = "-p" ] || { echo "usage: xcode-select -p" >&2; exit 64; }
-                echo '\(selected)'
-                """,
+            [ "$1" = "-p" ] || { echo "usage: xcode-select -p" >&2; exit 64; }
+            echo '\(selected)'
+            """,
             "xcodebuild": """
-                if [ "$1" = "-version" ]; then
-                  case "$DEVELOPER_DIR" in
-                \(versions)
-                  *) echo "xcode-select: error: tool 'xcodebuild' requires Xcode, but active developer directory '$DEVELOPER_DIR' is a command line tools instance" >&2; exit 1 ;;
-                  esac
-                  exit 0
-                fi
-                printf '%s\\n' "argv=$*" "DEVELOPER_DIR=$DEVELOPER_DIR" "cwd=$(pwd)" >> '\(callsLog)'
-                action=$1
-                while [ $# -gt 0 ]; do
-                  if [ "$1" = "-resultBundlePath" ]; then mkdir -p "$2" && printf 'fake' > "$2/Info.plist"; fi
-                  shift
-                done
-                echo "Command line invocation: xcodebuild"
-                if [ "$action" = "test" ]; then echo "** TEST SUCCEEDED **"; else echo "** BUILD SUCCEEDED **"; fi
-                """,
+            if [ "$1" = "-version" ]; then
+              case "$DEVELOPER_DIR" in
+            \(versions)
+              *) echo "xcode-select: error: tool 'xcodebuild' requires Xcode, but active developer directory '$DEVELOPER_DIR' is a command line tools instance" >&2; exit 1 ;;
+              esac
+              exit 0
+            fi
+            printf '%s\\n' "argv=$*" "DEVELOPER_DIR=$DEVELOPER_DIR" "cwd=$(pwd)" >> '\(callsLog)'
+            action=$1
+            while [ $# -gt 0 ]; do
+              if [ "$1" = "-resultBundlePath" ]; then mkdir -p "$2" && printf 'fake' > "$2/Info.plist"; fi
+              shift
+            done
+            echo "Command line invocation: xcodebuild"
+            if [ "$action" = "test" ]; then echo "** TEST SUCCEEDED **"; else echo "** BUILD SUCCEEDED **"; fi
+            """,
             "sw_vers": """
-                case "$1" in
-                  -productVersion) echo '\(macosVersion)' ;;
-                  -buildVersion) echo '\(macosBuild)' ;;
-                  *) printf 'ProductName:\\t\\tmacOS\\nProductVersion:\\t\\t\(macosVersion)\\nBuildVersion:\\t\\t\(macosBuild)\\n' ;;
-                esac
-                """,
+            case "$1" in
+              -productVersion) echo '\(macosVersion)' ;;
+              -buildVersion) echo '\(macosBuild)' ;;
+              *) printf 'ProductName:\\t\\tmacOS\\nProductVersion:\\t\\t\(macosVersion)\\nBuildVersion:\\t\\t\(macosBuild)\\n' ;;
+            esac
+            """,
             "uname": """
-                if [ "$1" = "-m" ]; then echo '\(arch)'; else echo Darwin; fi
-                """,
+            if [ "$1" = "-m" ]; then echo '\(arch)'; else echo Darwin; fi
+            """,
             "xcrun": """
-                if [ "$1" = "simctl" ] && [ "$2" = "list" ]; then cat '\(directory)/simctl.json'; exit 0; fi
-                echo "xcrun: error: unable to find utility \\"$1\\"" >&2; exit 72
-                """,
+            if [ "$1" = "simctl" ] && [ "$2" = "list" ]; then cat '\(directory)/simctl.json'; exit 0; fi
+            echo "xcrun: error: unable to find utility \\"$1\\"" >&2; exit 72
+            """,
         ]
         for (name, body) in scripts {
             let path = bin + "/" + name
             let tmp = path + ".new"
             let log = "printf '%s\\n' \"${0##*/} $*\" >> '\(invocationsLog)'\n"
-            try ("#!/bin/sh\n" + log + (overrides[name] ?? body) + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
+            try ("#!/bin/sh\n" + log + (overrides[name] ?? body) + "\n").write(
+                toFile: tmp, atomically: false, encoding: .utf8)
             chmod(tmp, 0o755)
             rename(tmp, path)
         }

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A fresh temporary directory, removed when the value is released.
@@ -32,7 +32,8 @@ public struct Tree {
     @discardableResult
     public func bytes(_ rel: String, _ content: [UInt8], mode: mode_t = 0o644) -> Tree {
         let p = root + "/" + rel
-        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! FileManager.default.createDirectory(
+            atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: p, contents: Data(content))
         chmod(p, mode)
         return self
@@ -40,7 +41,8 @@ public struct Tree {
     @discardableResult
     public func link(_ rel: String, _ target: String) -> Tree {
         let p = root + "/" + rel
-        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! FileManager.default.createDirectory(
+            atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         symlink(target, p)
         return self
     }
@@ -49,7 +51,9 @@ public struct Tree {
         let d = dir.isEmpty ? root : root + "/" + dir
         try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         let path = Array(d.utf8) + [47] + name + [0]
-        let fd = path.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o644) }
+        let fd = path.withUnsafeBufferPointer {
+            open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o644)
+        }
         _ = content.withCString { write(fd, $0, strlen($0)) }
         close(fd)
     }
@@ -62,13 +66,16 @@ public struct Run {
     public var stderr: String
 
     @discardableResult
-    public static func process(_ exe: String, _ args: [String], env: [String: String]? = nil, cwd: String? = nil) throws -> Run {
+    public static func process(_ exe: String, _ args: [String], env: [String: String]? = nil, cwd: String? = nil) throws
+        -> Run
+    {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
         if let env { p.environment = env }
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -79,7 +86,9 @@ public struct Run {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         while !t.isFinished { usleep(1000) }
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Run(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     public static func shell(_ cmd: String, cwd: String? = nil) throws -> Run {
@@ -107,7 +116,9 @@ public enum TestPaths {
 
     /// Validates a JSON file against `schemas/rch-xcode/<schema>.schema.json` with check-jsonschema.
     public static func validate(_ file: String, schema: String) throws -> (status: Int32, output: String) {
-        let r = try Run.process("/usr/bin/env", ["check-jsonschema", "--schemafile", packageRoot + "/schemas/rch-xcode/\(schema).schema.json", file])
+        let r = try Run.process(
+            "/usr/bin/env",
+            ["check-jsonschema", "--schemafile", packageRoot + "/schemas/rch-xcode/\(schema).schema.json", file])
         return (r.status, r.stdout + r.stderr)
     }
 }

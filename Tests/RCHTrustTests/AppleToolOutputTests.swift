@@ -9,7 +9,9 @@ import Testing
 struct AppleToolOutputTests {
     @Test("real outputs")
     func realOutputs() throws {
-        #expect(try AppleToolOutput.developerDir("/Applications/Xcode.app/Contents/Developer\n") == "/Applications/Xcode.app/Contents/Developer")
+        #expect(
+            try AppleToolOutput.developerDir("/Applications/Xcode.app/Contents/Developer\n")
+                == "/Applications/Xcode.app/Contents/Developer")
         let x = try AppleToolOutput.xcodebuildVersion("Xcode 16.2\nBuild version 16C5032a\n")
         #expect(x.version == "16.2" && x.build == "16C5032a")
         #expect(try AppleToolOutput.xcodebuildVersion("Xcode 26.0.1\nBuild version 17A400\n").build == "17A400")
@@ -22,14 +24,20 @@ struct AppleToolOutputTests {
     @Test("simctl list: available runtimes and their available devices only; unavailable runtimes apart")
     func simctl() throws {
         let s = try AppleToolOutput.simulators(Array(FakeAppleTools.simctlSample.utf8))
-        #expect(s.runtimes.map(\.identifier) == ["com.apple.CoreSimulator.SimRuntime.iOS-18-2", "com.apple.CoreSimulator.SimRuntime.iOS-18-4"])
-        #expect(s.runtimes[0].platform == "iOS Simulator" && s.runtimes[0].build == "22C150" && s.runtimes[0].version == "18.2")
+        #expect(
+            s.runtimes.map(\.identifier) == [
+                "com.apple.CoreSimulator.SimRuntime.iOS-18-2", "com.apple.CoreSimulator.SimRuntime.iOS-18-4",
+            ])
+        #expect(
+            s.runtimes[0].platform == "iOS Simulator" && s.runtimes[0].build == "22C150"
+                && s.runtimes[0].version == "18.2")
         #expect(s.unavailable == ["com.apple.CoreSimulator.SimRuntime.tvOS-18-2"])
         #expect(s.devices.count == 3)
         #expect(!s.devices.contains { $0.name.hasPrefix("Apple TV") || $0.name == "iPhone 15" })
         #expect(s.deviceTypes.map(\.identifier).contains("com.apple.CoreSimulator.SimDeviceType.iPhone-16"))
         // Older simctl without `platform`: derived from the identifier.
-        let old = #"{"runtimes":[{"identifier":"com.apple.CoreSimulator.SimRuntime.watchOS-11-2","version":"11.2","buildversion":"22S99","name":"watchOS 11.2","isAvailable":true}],"devices":{},"devicetypes":[]}"#
+        let old =
+            #"{"runtimes":[{"identifier":"com.apple.CoreSimulator.SimRuntime.watchOS-11-2","version":"11.2","buildversion":"22S99","name":"watchOS 11.2","isAvailable":true}],"devices":{},"devicetypes":[]}"#
         #expect(try AppleToolOutput.simulators(Array(old.utf8)).runtimes.first?.platform == "watchOS Simulator")
     }
 
@@ -59,9 +67,21 @@ struct AppleToolOutputTests {
         .init(tool: "uname", output: "arm64\r\n"),
         .init(tool: "simctl", output: "not json"),
         .init(tool: "simctl", output: #"{"runtimes":[],"devices":[]}"#),
-        .init(tool: "simctl", output: #"{"runtimes":[{"identifier":"x","version":"18.2","name":"n","isAvailable":true}],"devices":{},"devicetypes":[]}"#),
-        .init(tool: "simctl", output: #"{"runtimes":[{"identifier":"com.apple.CoreSimulator.SimRuntime.iOS-18-2","version":"18.2","buildversion":"22C150","name":"iOS 18.2","isAvailable":"yes","platform":"iOS"}],"devices":{},"devicetypes":[]}"#),
-        .init(tool: "simctl", output: #"{"runtimes":[{"identifier":"com.apple.CoreSimulator.SimRuntime.Android-1","version":"1.0","buildversion":"1A1","name":"A","isAvailable":true}],"devices":{},"devicetypes":[]}"#),
+        .init(
+            tool: "simctl",
+            output:
+                #"{"runtimes":[{"identifier":"x","version":"18.2","name":"n","isAvailable":true}],"devices":{},"devicetypes":[]}"#
+        ),
+        .init(
+            tool: "simctl",
+            output:
+                #"{"runtimes":[{"identifier":"com.apple.CoreSimulator.SimRuntime.iOS-18-2","version":"18.2","buildversion":"22C150","name":"iOS 18.2","isAvailable":"yes","platform":"iOS"}],"devices":{},"devicetypes":[]}"#
+        ),
+        .init(
+            tool: "simctl",
+            output:
+                #"{"runtimes":[{"identifier":"com.apple.CoreSimulator.SimRuntime.Android-1","version":"1.0","buildversion":"1A1","name":"A","isAvailable":true}],"devices":{},"devicetypes":[]}"#
+        ),
         .init(tool: "simctl", output: #"{"runtimes":[],"devices":{"r":[{"name":"iPhone"}]},"devicetypes":[]}"#),
     ]
 

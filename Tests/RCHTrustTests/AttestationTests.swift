@@ -5,9 +5,9 @@ import RCHTestSupport
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Signing and the host's verification of `attestation.json`, check by check.
@@ -16,14 +16,29 @@ struct AttestationTests {
     static let sha = SHA256Digest.of(Array("x".utf8))
     static let manifest = Array(#"{"entries":[],"schema_id":"rch-xcode/manifest@1"}"#.utf8)
 
-    static func document(_ key: AttestationKey, jobID: String = "job_0000000001", manifest: [UInt8] = manifest) throws -> [UInt8] {
+    static func document(_ key: AttestationKey, jobID: String = "job_0000000001", manifest: [UInt8] = manifest) throws
+        -> [UInt8]
+    {
         let doc = JSONObject([
-            ("schema_version", .int(1)), ("schema_id", .string(Attestation.schemaID)), ("created_at", .string("2026-11-30T09:00:00Z")),
+            ("schema_version", .int(1)), ("schema_id", .string(Attestation.schemaID)),
+            ("created_at", .string("2026-11-30T09:00:00Z")),
             ("run_id", .string("run_0000000001")), ("job_id", .string(jobID)), ("job_key", .string(sha.hex)),
             ("source_sha256", .string(sha.hex)),
-            ("worker", .obj(["name": .string("mini-1"), "fingerprint": .string(key.fingerprint.hex), "public_key": .string(Hex.encode(key.publicKey))])),
+            (
+                "worker",
+                .obj([
+                    "name": .string("mini-1"), "fingerprint": .string(key.fingerprint.hex),
+                    "public_key": .string(Hex.encode(key.publicKey)),
+                ])
+            ),
             ("capabilities_sha256", .string(sha.hex)),
-            ("backend", .obj(["name": .string("xcodebuild"), "version": .string("Xcode 16.2 (16C5032a)"), "executor_class": .string("xcodebuild")])),
+            (
+                "backend",
+                .obj([
+                    "name": .string("xcodebuild"), "version": .string("Xcode 16.2 (16C5032a)"),
+                    "executor_class": .string("xcodebuild"),
+                ])
+            ),
             ("manifest_sha256", .string(SHA256Digest.of(manifest).hex)), ("cached_from_job_id", .null),
         ])
         return try Attestation.sign(doc, with: key).canonicalBytes
@@ -34,15 +49,21 @@ struct AttestationTests {
     @Test("a signed attestation verifies against the worker's key, the pin and the submitted job")
     func verifies() throws {
         let key = AttestationKey.generate()
-        let v = AttestationVerifier.verify(attestationBytes: try Self.document(key), manifestBytes: Self.manifest, expected: Self.expected,
-                                           workerPublicKey: key.publicKey, pinnedFingerprint: key.fingerprint.hex)
+        let v = AttestationVerifier.verify(
+            attestationBytes: try Self.document(key), manifestBytes: Self.manifest, expected: Self.expected,
+            workerPublicKey: key.publicKey, pinnedFingerprint: key.fingerprint.hex)
         #expect(v.verified, "\(v.checks)")
-        #expect(v.checks.map(\.name) == ["format", "algorithm", "key_binding", "worker_key", "pinned_key", "signature", "job", "manifest"])
-        #expect(v.json(runID: "run_0000000001", jobID: "job_0000000001")["verification_result"]?.stringValue == "verified")
+        #expect(
+            v.checks.map(\.name) == [
+                "format", "algorithm", "key_binding", "worker_key", "pinned_key", "signature", "job", "manifest",
+            ])
+        #expect(
+            v.json(runID: "run_0000000001", jobID: "job_0000000001")["verification_result"]?.stringValue == "verified")
     }
 
     enum Tamper: String, CaseIterable, Sendable {
-        case flippedByte, anotherWorkersKey, pinMismatch, manifestSwapped, otherJob, unsigned, resignedByImpostor, unknownMember
+        case flippedByte, anotherWorkersKey, pinMismatch, manifestSwapped, otherJob, unsigned, resignedByImpostor,
+            unknownMember
     }
 
     @Test("every tampering is caught by the named check", arguments: Tamper.allCases)
@@ -88,8 +109,9 @@ struct AttestationTests {
             bytes = JSONValue.object(o).canonicalBytes
             failing = "format"
         }
-        let v = AttestationVerifier.verify(attestationBytes: bytes, manifestBytes: manifest, expected: expected,
-                                           workerPublicKey: workerKey, pinnedFingerprint: pin)
+        let v = AttestationVerifier.verify(
+            attestationBytes: bytes, manifestBytes: manifest, expected: expected,
+            workerPublicKey: workerKey, pinnedFingerprint: pin)
         #expect(!v.verified)
         #expect(v.firstFailure?.name == failing, "\(v.checks)")
     }

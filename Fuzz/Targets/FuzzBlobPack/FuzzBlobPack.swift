@@ -5,9 +5,9 @@ import RCHStore
 import SystemPackage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One store for the whole run (blobs accumulate; a pack only ever adds verified blobs).
@@ -29,7 +29,10 @@ public func fuzzBlobPack(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     defer { close(fd) }
     var limits = ExtractLimits()
     limits.maxEntries = 64
-    guard (try? BlobPack.receive(fd: FileDescriptor(rawValue: fd), compressed: data[0] & 1 == 1, wanted: wanted, store: store, limits: limits)) != nil
+    guard
+        (try? BlobPack.receive(
+            fd: FileDescriptor(rawValue: fd), compressed: data[0] & 1 == 1, wanted: wanted, store: store, limits: limits
+        )) != nil
     else { return 0 }
     for d in wanted where store.blobs.has(d) { precondition(store.blobs.verify(d), "an accepted blob does not verify") }
     return 0

@@ -4,9 +4,9 @@ import RCHProtocol
 import SystemPackage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// libFuzzer target: what `rch-worker rpc` does with the bytes it reads before any op runs — the bounded
@@ -16,7 +16,9 @@ public func fuzzFraming(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let fd = inputDescriptor(UnsafeRawBufferPointer(start: data, count: size))
     defer { close(fd) }
     let reader = FrameReader(fd: FileDescriptor(rawValue: fd), bufferSize: 4096, idleTimeoutSeconds: 5)
-    guard let line = try? reader.readHeaderLine(maxBytes: 8192), let json = try? JSONParser().parse(line) else { return 0 }
+    guard let line = try? reader.readHeaderLine(maxBytes: 8192), let json = try? JSONParser().parse(line) else {
+        return 0
+    }
     _ = RPCRequest.bestEffortRequestID(json)
     guard let request = try? RPCRequest(json: json) else { return 0 }
     if request.payload["stream"] != nil {

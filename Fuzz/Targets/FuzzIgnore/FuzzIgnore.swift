@@ -11,7 +11,8 @@ public func fuzzIgnore(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let path = cut < bytes.count ? Array(bytes[(cut + 1)...]) : Array("a/b/c.swift".utf8)
     let asFile = rules.excludes(path, isDirectory: false)
     let asDirectory = rules.excludes(path, isDirectory: true)
-    precondition(asFile == rules.excludes(path, isDirectory: false) && asDirectory == rules.excludes(path, isDirectory: true))
+    precondition(
+        asFile == rules.excludes(path, isDirectory: false) && asDirectory == rules.excludes(path, isDirectory: true))
     return 0
 }
 

@@ -1,5 +1,6 @@
 import FuzzSupport
 import RCHCore
+
 @testable import RCHBundle
 
 /// libFuzzer target: the strict canonical tar reader (ingest, `upload_source`, `extract`). Property: any
@@ -44,7 +45,9 @@ final class Cursor {
     func read(into buf: UnsafeMutableRawBufferPointer) -> Int {
         let n = min(buf.count, bytes.count - offset)
         guard n > 0 else { return 0 }
-        bytes.withUnsafeBytes { src in buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offset..<(offset + n)])) }
+        bytes.withUnsafeBytes { src in
+            buf.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offset..<(offset + n)]))
+        }
         offset += n
         return n
     }

@@ -11,7 +11,9 @@ final class ZstdCompressor {
     private let emit: (UnsafeRawBufferPointer) throws -> Void
 
     init(level: Int, workers: Int, emit: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let c = ZSTD_createCCtx() else { throw BundleError.library(operation: "ZSTD_createCCtx", message: "out of memory") }
+        guard let c = ZSTD_createCCtx() else {
+            throw BundleError.library(operation: "ZSTD_createCCtx", message: "out of memory")
+        }
         cctx = c
         self.emit = emit
         out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
@@ -51,7 +53,9 @@ final class ZstdCompressor {
     }
 
     static func check(_ r: Int, _ op: String) throws {
-        if ZSTD_isError(r) != 0 { throw BundleError.library(operation: op, message: String(cString: ZSTD_getErrorName(r))) }
+        if ZSTD_isError(r) != 0 {
+            throw BundleError.library(operation: op, message: String(cString: ZSTD_getErrorName(r)))
+        }
     }
 
     static var version: String { String(cString: ZSTD_versionString()) }
@@ -74,11 +78,14 @@ final class ZstdDecompressor {
     private(set) var compressedBytes: UInt64 = 0
 
     init(maxWindowLog: Int = 23, read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws {
-        guard let d = ZSTD_createDCtx() else { throw BundleError.library(operation: "ZSTD_createDCtx", message: "out of memory") }
+        guard let d = ZSTD_createDCtx() else {
+            throw BundleError.library(operation: "ZSTD_createDCtx", message: "out of memory")
+        }
         dctx = d
         self.read = read
         inBuf = [UInt8](repeating: 0, count: ZSTD_DStreamInSize())
-        try ZstdCompressor.check(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, Int32(maxWindowLog)), "set window log max")
+        try ZstdCompressor.check(
+            ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, Int32(maxWindowLog)), "set window log max")
     }
 
     deinit { ZSTD_freeDCtx(dctx) }
@@ -92,7 +99,13 @@ final class ZstdDecompressor {
             }
             if inPos == inLen && !inputEOF {
                 let n = try inBuf.withUnsafeMutableBytes { try read($0) }
-                if n == 0 { inputEOF = true } else { inPos = 0; inLen = n; compressedBytes += UInt64(n) }
+                if n == 0 {
+                    inputEOF = true
+                } else {
+                    inPos = 0
+                    inLen = n
+                    compressedBytes += UInt64(n)
+                }
             }
             var produced = 0
             var consumed = 0
@@ -121,10 +134,15 @@ final class ZstdDecompressor {
     }
 
     private func ensureNoTrailingInput() throws {
-        if inPos < inLen { throw BundleError.invalidArchive("unexpected data after the zstd frame (concatenated or trailing bytes)") }
+        if inPos < inLen {
+            throw BundleError.invalidArchive("unexpected data after the zstd frame (concatenated or trailing bytes)")
+        }
         if !inputEOF {
             let n = try inBuf.withUnsafeMutableBytes { try read($0) }
-            if n > 0 { throw BundleError.invalidArchive("unexpected data after the zstd frame (concatenated or trailing bytes)") }
+            if n > 0 {
+                throw BundleError.invalidArchive(
+                    "unexpected data after the zstd frame (concatenated or trailing bytes)")
+            }
             inputEOF = true
         }
     }
