@@ -46,17 +46,22 @@ struct HasSourceCommand: ParsableCommand {
         commandName: "has-source", abstract: "Report which sources are present (complete); exit 1 if any is missing.")
 
     @Argument(help: "source_sha256 values.") var digests: [String]
+    @Flag(help: "Print JSON ({sha: present}).") var json = false
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws { for d in digests { _ = try digestArgument(d, "source_sha256") } }
 
     func run() throws {
-        try runReportingFailures(json: true) {
+        try runReportingFailures(json: json) {
             let sources = SourceStore(store: try storeOptions.openExisting())
             let present = sources.query(digests.map { SHA256Digest(hex: $0)! })
             var result = JSONObject()
             for (d, p) in zip(digests, present) { result[d] = .bool(p) }
-            printJSON(.object(result))
+            if json {
+                printJSON(.object(result))
+            } else {
+                for (d, p) in zip(digests, present) { print("\(d) \(p ? "present" : "missing")") }
+            }
             if result.members.contains(where: { $0.value == .bool(false) }) { throw ExitCode(1) }
         }
     }

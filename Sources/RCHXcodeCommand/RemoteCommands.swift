@@ -56,15 +56,41 @@ struct PushCommand: ParsableCommand {
 
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "probe", abstract: "Probe a worker: protocol range, features, capabilities.")
+        commandName: "probe", abstract: "Probe a worker: protocol range, features, executor, identity, attestation key."
+    )
+    @Flag(help: "Print the whole probe reply as JSON.") var json = false
     @OptionGroup var workerOptions: WorkerOptions
 
     func run() throws {
-        try runReportingFailures(json: true) {
+        try runReportingFailures(json: json) {
             let c = try workerOptions.client()
             var p = try c.negotiate(forceProbe: true)
             p["negotiated_protocol_version"] = .int(Int64(c.protocolVersion ?? 0))
-            printJSON(.object(p))
+            if json {
+                printJSON(.object(p))
+                return
+            }
+            let caps = p["capabilities"] ?? .null
+            let xcode = caps["xcodes"]?.arrayValue?.first
+            print(
+                "worker \(c.worker.name): lane \(p["rch_xcode_lane_version"]?.stringValue ?? "?"), protocol \(c.protocolVersion ?? 0)"
+            )
+            print(
+                "executor: \(caps["executor"]?.stringValue ?? "?") (identity \(caps["identity_source"]?.stringValue ?? "unavailable"))"
+            )
+            if let e = caps["identity_error"]?.stringValue { print("identity error: \(e)") }
+            if let xcode {
+                print(
+                    "Xcode \(xcode["version"]?.stringValue ?? "?") (\(xcode["build"]?.stringValue ?? "?")), macOS \(caps["macos_version"]?.stringValue ?? "?") (\(caps["macos_build"]?.stringValue ?? "?")), \(caps["arch"]?.stringValue ?? "?")"
+                )
+            }
+            print(
+                "devices: "
+                    + (caps["devices"]?.arrayValue ?? []).map {
+                        "\($0["name"]?.stringValue ?? "?") (\($0["os_version"]?.stringValue ?? "?"))"
+                    }.joined(separator: ", "))
+            print("features: " + (p["features"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", "))
+            print("attestation key: \(caps["attestation_key"]?["fingerprint"]?.stringValue ?? "none")")
         }
     }
 }
@@ -83,7 +109,7 @@ struct JobOpCommand: ParsableCommand {
     @Option(help: "tail: byte offset to start from.") var cursor: Int64 = 0
     @Flag(help: "tail: follow until the job ends.") var follow = false
     @Option(help: "list: only jobs in this state (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED).") var state: String?
-    @Flag(help: "list: print JSON.") var json = false
+    @Flag(help: "list, status, cancel: print JSON.") var json = false
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
@@ -98,7 +124,7 @@ struct JobOpCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: true) {
+        try runReportingFailures(json: json) {
             let c = try workerOptions.client()
             if op == "list" {
                 let jobs = try c.jobs(state: state)
@@ -107,8 +133,22 @@ struct JobOpCommand: ParsableCommand {
             }
             let jobID = jobID!
             switch op {
-            case "status": printJSON(.object(try c.status(jobID)))
-            case "cancel": printJSON(.object(try c.cancel(jobID)))
+            case "status", "cancel":
+                let r = op == "status" ? try c.status(jobID) : try c.cancel(jobID)
+                if json {
+                    printJSON(.object(r))
+                } else {
+                    let s = r["summary"] ?? .null
+                    var line = "job \(jobID): \(r["state"]?.stringValue ?? "?")"
+                    if op == "cancel" {
+                        line += r["cancel_requested"]?.boolValue == true ? " (cancel requested)" : " (already ended)"
+                    }
+                    if let from = s["cached_from_job_id"]?.stringValue { line += " (cached from \(from))" }
+                    if let h = s["human_summary"]?.stringValue {
+                        line += " — \(h), exit \(s["exit_code"]?.intValue ?? 0)"
+                    }
+                    print(line)
+                }
             default:
                 var next = cursor
                 repeat {
@@ -135,6 +175,7 @@ struct FetchCommand: ParsableCommand {
 
     @Argument(help: "The job_id.") var jobID: String
     @Option(help: "Destination directory (must not exist, or be empty).") var into: String
+    @Flag(help: "Print a JSON report.") var json = false
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
@@ -152,14 +193,20 @@ struct FetchCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: true) {
+        try runReportingFailures(json: json) {
             let f = try workerOptions.client().fetch(jobID, into: into)
-            printJSON(
-                .obj([
-                    "job_id": .string(jobID), "directory": .string(f.directory),
-                    "stream_bytes": .int(Int64(f.streamBytes)),
-                    "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true),
-                ]))
+            if json {
+                printJSON(
+                    .obj([
+                        "job_id": .string(jobID), "directory": .string(f.directory),
+                        "stream_bytes": .int(Int64(f.streamBytes)),
+                        "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true),
+                    ]))
+            } else {
+                print(
+                    "fetched \(f.fileCount) files (\(f.streamBytes) bytes) into \(f.directory): manifest and attestation verified"
+                )
+            }
         }
     }
 }

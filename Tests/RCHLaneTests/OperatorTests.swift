@@ -96,6 +96,38 @@ struct OperatorTests {
     }
 }
 
+@Suite("Text for people, --json for machines")
+struct OutputFormTests {
+    @Test("probe, job status and fetch print text by default and one JSON document with --json")
+    func forms() throws {
+        let f = try LaneFixture(ssh: false)
+        let root = try f.tree()
+        var d = RunDriver(client: try f.client(), artifactRoot: f.dir.sub("artifacts"))
+        d.pollMillis = 50
+        let r = try d.run(root: root, argv: iPhone)
+        let exe = TestPaths.executable("rch-xcode")
+        let w = ["--worker", "w", "--inventory", f.inventory, "--store", f.hostStore]
+        let probe = try Sub.run(exe, ["probe"] + w)
+        #expect(
+            probe.status == 0 && probe.stdout.contains("executor: recording")
+                && probe.stdout.contains("attestation key:"), "\(probe.stdout)")
+        let probeJSON = try JSONParser().parse(Array(try Sub.run(exe, ["probe", "--json"] + w).stdout.utf8))
+        #expect(probeJSON["capabilities"]?["executor"]?.stringValue == "recording")
+        let status = try Sub.run(exe, ["job", "status", r.jobID] + w)
+        #expect(status.stdout.hasPrefix("job \(r.jobID): SUCCEEDED"), "\(status.stdout)")
+        let statusJSON = try JSONParser().parse(
+            Array(try Sub.run(exe, ["job", "status", r.jobID, "--json"] + w).stdout.utf8))
+        #expect(statusJSON["state"]?.stringValue == "SUCCEEDED")
+        let fetch = try Sub.run(exe, ["fetch", r.jobID, "--into", f.dir.sub("fetched")] + w)
+        #expect(
+            fetch.status == 0 && fetch.stdout.contains("manifest and attestation verified"),
+            "\(fetch.stdout) \(fetch.stderr)")
+        let fetchJSON = try JSONParser().parse(
+            Array(try Sub.run(exe, ["fetch", r.jobID, "--into", f.dir.sub("fetched2"), "--json"] + w).stdout.utf8))
+        #expect(fetchJSON["attestation_verified"]?.boolValue == true)
+    }
+}
+
 @Suite("Error exit codes of the command line")
 struct CommandExitTests {
     @Test("configuration errors exit 78, an unknown job 66, usage 64; messages say what is wrong first")

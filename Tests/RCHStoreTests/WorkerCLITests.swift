@@ -15,7 +15,7 @@ struct WorkerCLITests {
         let st = ["--store", d.sub("store")]
         let ingest = try Run.process(exe, ["store", "ingest", bundle, "--expect", sha.hex, "--json"] + st)
         #expect(ingest.status == 0 && ingest.stdout.contains("\"stored\":true"), "\(ingest.stderr)")
-        let has = try Run.process(exe, ["store", "has-source", sha.hex, SHA256Digest.of([1]).hex] + st)
+        let has = try Run.process(exe, ["store", "has-source", sha.hex, SHA256Digest.of([1]).hex, "--json"] + st)
         #expect(has.status == 1 && has.stdout.contains("\"\(sha.hex)\":true") && has.stdout.contains(":false"))
         #expect(
             try Run.process(
