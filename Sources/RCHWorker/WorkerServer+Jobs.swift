@@ -184,6 +184,7 @@ extension WorkerServer {
         var cursor: Int64 = 0
         if let c = p["cursor"] {
             switch c {
+            case .null: cursor = 0  // the spec's nullable cursor: from the start
             case .int(let n) where n >= 0: cursor = n
             case .string(let s) where Int64(s).map({ $0 >= 0 }) == true: cursor = Int64(s)!
             default:

@@ -66,7 +66,8 @@ public struct WorkerServer {
             }
             requestID = RPCRequest.bestEffortRequestID(json)
             let request = try RPCRequest(json: json, supported: config.protocolMin...config.protocolMax)
-            version = request.protocolVersion == 0 ? config.protocolMax : request.protocolVersion
+            // The bootstrap probe (version 0) is answered with version 0, as the spec says.
+            version = request.protocolVersion
             guard config.features.contains(request.op.feature) else {
                 throw RPCError(
                     .featureMissing, "this worker does not offer '\(request.op.feature)'",
