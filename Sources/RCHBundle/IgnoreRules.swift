@@ -77,19 +77,33 @@ public struct IgnoreRules: Sendable {
         return excluded
     }
 
+    /// Whether the segments of a pattern match the parts of a path. Dynamic programming over (pattern
+    /// segment, path part): `**` matches zero or more parts, any other segment exactly one (``Glob``). Time is
+    /// O(segments × parts) — a pattern such as `**/**/**/…` cannot make it backtrack exponentially (found
+    /// by the FuzzIgnore target: a hostile `.rchignore` must not hang the bundler).
     static func match(_ pat: ArraySlice<[UInt8]>, _ parts: ArraySlice<ArraySlice<UInt8>>) -> Bool {
-        guard let first = pat.first else { return parts.isEmpty }
-        if first == Array("**".utf8) {
-            let rest = pat.dropFirst()
-            var i = parts.startIndex
-            while true {
-                if match(rest, parts[i...]) { return true }
-                if i == parts.endIndex { return false }
-                i += 1
+        let names = Array(parts)
+        let doubleStar = Array("**".utf8)
+        // reach[j]: the segments so far match the first j parts exactly.
+        var reach = [Bool](repeating: false, count: names.count + 1)
+        reach[0] = true
+        for segment in pat {
+            var next = [Bool](repeating: false, count: names.count + 1)
+            if segment == doubleStar {
+                var seen = false
+                for j in 0...names.count {
+                    seen = seen || reach[j]
+                    next[j] = seen
+                }
+            } else {
+                for j in 0..<names.count where reach[j] && Glob.match(segment[...], names[j]) {
+                    next[j + 1] = true
+                }
             }
+            reach = next
+            if !reach.contains(true) { return false }
         }
-        guard let part = parts.first, Glob.match(first[...], part) else { return false }
-        return match(pat.dropFirst(), parts.dropFirst())
+        return reach[names.count]
     }
 
     /// The built-in deny-list, applied to one name. `parent` is the canonical parent path ("" at the root).

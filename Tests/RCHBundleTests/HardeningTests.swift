@@ -87,4 +87,16 @@ struct HardeningTests {
             rules.excludes(Array("tab\t".utf8), isDirectory: false)
                 && !rules.excludes(Array("tab".utf8), isDirectory: false))
     }
+
+    @Test("`**` matching is polynomial: many `**` segments never hang the bundler (found by the FuzzIgnore target)")
+    func doubleStar() {
+        let rules = IgnoreRules(rchignore: Array((String(repeating: "**/", count: 40) + "x").utf8))
+        let deep = Array((0..<60).map { _ in "d" }.joined(separator: "/").utf8)
+        let started = Timestamp.nowNanos()
+        #expect(!rules.excludes(deep, isDirectory: false))
+        #expect(rules.excludes(deep + Array("/x".utf8), isDirectory: false))
+        #expect(rules.excludes(Array("x".utf8), isDirectory: false))  // every `**` may match nothing
+        // A hang guard, not a performance target: the old backtracking took exponential time here.
+        #expect(Timestamp.nowNanos() - started < 5_000_000_000)
+    }
 }

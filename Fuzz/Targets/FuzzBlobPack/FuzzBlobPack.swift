@@ -11,7 +11,7 @@ import SystemPackage
 #endif
 
 /// One store for the whole run (blobs accumulate; a pack only ever adds verified blobs).
-nonisolated(unsafe) let store: LocalStore = {
+let store: LocalStore = {
     var template = Array("/tmp/rch-fuzz-store-XXXXXX".utf8CString)
     let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     return try! LocalStore(root: dir)
