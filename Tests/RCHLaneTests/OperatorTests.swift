@@ -160,5 +160,10 @@ struct CommandExitTests {
             ])
         #expect(argv.status == 10 && argv.stderr.contains("it has: iPhone 16"), "\(argv.status) \(argv.stderr)")
         #expect(!argv.stderr.contains("error: /"), "a JSON pointer came first: \(argv.stderr)")
+        let noScheme = try Sub.run(
+            exe, ["verify", root, "--worker", "w", "--inventory", f.inventory, "--store", f.hostStore])
+        #expect(
+            noScheme.status == 78 && noScheme.stderr.contains("[verify] scheme"),
+            "\(noScheme.status) \(noScheme.stderr)")
     }
 }
