@@ -3,6 +3,12 @@ import RCHCore
 import RCHProtocol
 import RCHStore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// What `push` did.
 public struct PushReport: Sendable {
     public var sourceSHA256: SHA256Digest
@@ -29,8 +35,9 @@ public struct PushReport: Sendable {
 ///
 /// 1. bundle (stat-cache fast path) into the host store — digest and manifest only, no compression;
 /// 2. negotiate (a fresh cached probe costs nothing);
-/// 3. a tree this host has not pushed to the worker before, when it has pushed another one there (whose
-///    manifest it kept) and the worker offers `upload_tree`: send the manifest delta against that base plus
+/// 3. a tree this host has not pushed to the worker before, when it has pushed another version of the same
+///    repository there (whose manifest it kept) and the worker offers `upload_tree`: send the manifest delta
+///    against the newest such base plus
 ///    a blob pack of the contents the base lacks right away — the worker commits (one round trip), names
 ///    blobs still missing (e.g. evicted; a second exchange sends them), or answers SOURCE_MISSING for a
 ///    base it no longer has (then step 4);
@@ -58,13 +65,18 @@ public struct Pusher {
     public func push(_ bundle: BundleReport, root: String, options: BundleOptions) throws -> PushReport {
         try client.negotiate()
         let sha = bundle.sourceSHA256
-        let pushed = remembered()
-        let known = pushed.filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
+        let here = Self.rootKey(root)
+        let history = remembered()
+        let pushed = history.map(\.sha)
+        // Delta bases: sources of the same repository first (newest first), then the others this host pushed.
+        let ordered = history.filter { $0.root == here } + history.filter { $0.root != here }
+        let known = ordered.map(\.sha).filter { $0 != sha && hostStore.hasBundleManifest($0) }.prefix(4)
+        let sameRepository = Set(history.filter { $0.root == here }.map(\.sha))
         var report = PushReport(
             sourceSHA256: sha, method: "present", bundleBytes: 0, reusedBundle: bundle.reused, wire: .null)
         // A tree this host never pushed there, with a base it did: send the delta at once (one round trip;
         // the worker answers "already present" without reading the pack if it has the source anyway).
-        if !pushed.contains(sha), client.has("upload_tree"), let base = known.first,
+        if !pushed.contains(sha), client.has("upload_tree"), let base = known.first, sameRepository.contains(base),
             let baseManifest = try? localManifest(base)
         {
             do {
@@ -72,7 +84,7 @@ public struct Pusher {
                 report.method = alreadyPresent ? "present" : "upload_tree"
                 report.blobsSent = alreadyPresent ? 0 : sent
                 report.base = alreadyPresent ? nil : base
-                remember(sha)
+                remember(sha, root: here)
                 report.wire = client.counter.json
                 return report
             } catch let e as RPCError where e.code == .sourceMissing {
@@ -81,7 +93,7 @@ public struct Pusher {
         }
         let present = try client.hasSources([sha] + known)
         if present[0] {
-            remember(sha)
+            remember(sha, root: here)
             report.wire = client.counter.json
             return report
         }
@@ -94,7 +106,7 @@ public struct Pusher {
             report.method = "upload_source"
             report.bundleBytes = try uploadWhole(sha, root: root, options: options)
         }
-        remember(sha)
+        remember(sha, root: here)
         report.wire = client.counter.json
         return report
     }
@@ -102,7 +114,7 @@ public struct Pusher {
     /// Re-sends the whole bundle (the SOURCE_MISSING retry path).
     public func reupload(_ sha: SHA256Digest, root: String, options: BundleOptions) throws {
         _ = try uploadWhole(sha, root: root, options: options)
-        remember(sha)
+        remember(sha, root: Self.rootKey(root))
     }
 
     /// `upload_source` of the compressed bundle (made now unless the store has it), checked against the
@@ -184,16 +196,33 @@ public struct Pusher {
 
     var pushedPath: String { client.stateDirectory + "/pushed.json" }
 
-    func remembered() -> [SHA256Digest] {
+    /// What this host pushed to the worker, newest first, with the repository each came from
+    /// (`{"sources": [{"sha256", "root"}]}`; entries of the older form, bare digests, have no root).
+    func remembered() -> [(sha: SHA256Digest, root: String?)] {
         guard let b = try? DurableFile.read(pushedPath), let v = try? JSONParser().parse(b) else { return [] }
-        return (v["sources"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { SHA256Digest(hex: $0) } }
+        return (v["sources"]?.arrayValue ?? []).compactMap { item in
+            if let hex = item.stringValue { return SHA256Digest(hex: hex).map { ($0, nil) } }
+            guard let hex = item["sha256"]?.stringValue, let d = SHA256Digest(hex: hex) else { return nil }
+            return (d, item["root"]?.stringValue)
+        }
     }
 
-    func remember(_ sha: SHA256Digest) {
-        let list = [sha] + remembered().filter { $0 != sha }.prefix(Self.rememberedSources - 1)
+    func remember(_ sha: SHA256Digest, root: String) {
+        let list =
+            [(sha: sha, root: Optional(root))]
+            + remembered().filter { $0.sha != sha }.prefix(Self.rememberedSources - 1)
         try? Syscalls.makeDirectories(client.stateDirectory)
+        let items = list.map { e in
+            JSONValue.obj(["sha256": .string(e.sha.hex), "root": e.root.map { .string($0) } ?? .null])
+        }
         _ = try? DurableFile.write(
-            JSONValue.obj(["sources": .array(list.map { .string($0.hex) })]).canonicalBytes, to: pushedPath,
-            durable: false)
+            JSONValue.obj(["sources": .array(items)]).canonicalBytes, to: pushedPath, durable: false)
+    }
+
+    /// The repository a push came from, as a stable key (absolute, symlinks resolved).
+    static func rootKey(_ root: String) -> String {
+        guard let p = realpath(root, nil) else { return root }
+        defer { free(p) }
+        return String(cString: p)
     }
 }
