@@ -7,6 +7,7 @@ import RCHProtocol
 import RCHRun
 import RCHStore
 import RCHTestSupport
+import RCHWorker
 import Testing
 
 #if canImport(Glibc)
@@ -39,6 +40,14 @@ struct JobRetentionTests {
         var rich = d
         rich.profile = .rich
         let c = try rich.run(root: root, argv: iPhoneTest)
+        // Each runner removes old finished jobs after its job: let them all end before ageing jobs.
+        let jobs = WorkerJobs(store: try LocalStore(root: f.workerStore))
+        for job in [a.jobID, b.jobID, c.jobID] {
+            for _ in 0..<400 {
+                guard let pid = jobs.runnerPID(job), kill(pid, 0) == 0 else { break }
+                usleep(25_000)
+            }
+        }
         for job in [a.jobID, b.jobID] { Self.age(f.workerStore + "/work/\(job)/artifacts/job_state.json", days: 2) }
         // b is being fetched (a fetch holds control/fetch.lock shared while it streams).
         let hold = open(f.workerStore + "/work/\(b.jobID)/control/fetch.lock", O_RDWR | O_CREAT, 0o644)
