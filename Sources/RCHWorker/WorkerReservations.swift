@@ -79,15 +79,22 @@ extension WorkerServer {
     }
 
     /// `reserve {run_id, ttl_seconds?}` → `{lease_id, expires_at_ms, ttl_seconds}`, or BUSY without a free slot.
+    /// A run that still holds an active reservation (a resumed run whose host died) gets that one back,
+    /// renewed: the slot belongs to the run, not to the host process.
     func reserve(_ p: JSONObject) throws -> JSONObject {
         try Self.only(p, ["run_id", "ttl_seconds"], op: "reserve")
         let runID = try Self.id(p, "run_id", .runID)
         let ttl = try leaseTTL(p)
         let reservations = WorkerReservations(store: store)
-        let lease = Identifier.generate()
+        var lease = Identifier.generate()
         let expires = Timestamp.nowNanos() / 1_000_000 + ttl * 1000
         try FileLock.with(store, name: "slots") {
             let held = reservations.active()
+            if let own = held.first(where: { $0.runID == runID }) {
+                lease = own.id
+                try reservations.write(.init(id: own.id, runID: runID, expiresAtMs: expires))
+                return
+            }
             let used = held.count + jobs.activeCount(ignoringLeases: Set(held.map(\.id)))
             guard used < config.maxConcurrentJobs else {
                 throw RPCError(

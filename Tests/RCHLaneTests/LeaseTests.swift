@@ -58,6 +58,21 @@ struct LeaseTests {
         #expect(free["state"]?.stringValue == "QUEUED")
     }
 
+    @Test("a run that reserves again (resumed after its host died) gets its own reservation back, not BUSY")
+    func sameRun() throws {
+        let f = try LaneFixture(ssh: false)
+        let c = try f.client()
+        try c.negotiate()
+        let run = Identifier.generate()
+        let first = try #require(try c.reserve(runID: run, ttlSeconds: 60)["lease_id"]?.stringValue)
+        let again = try #require(try c.reserve(runID: run, ttlSeconds: 60)["lease_id"]?.stringValue)
+        #expect(again == first)
+        do {
+            _ = try c.reserve(runID: Identifier.generate(), ttlSeconds: 60)
+            Issue.record("another run got a second slot on a one-slot worker")
+        } catch let e as RPCError { #expect(e.code == .busy) }
+    }
+
     @Test("an expired lease frees its slot; renew and submit with it answer LEASE_EXPIRED")
     func expiry() throws {
         let f = try LaneFixture(ssh: false)
