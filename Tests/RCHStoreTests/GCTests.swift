@@ -167,13 +167,14 @@ struct GCTests {
               i=$((i+1))
               "$W" store ingest '\(bundles[0].0)' --store '\(store)' >/dev/null 2>&1
               "$W" store ingest '\(bundles[1].0)' --store '\(store)' >/dev/null 2>&1
-              "$W" store record-result '\(d.sub("art"))' --job-key \(key.hex) --namespace app --store '\(store)' >/dev/null 2>&1
+              "$W" store record-result '\(d.sub("art"))' --job-key \(key.hex) --namespace app --executor-class recording --store '\(store)' >/dev/null 2>&1
               "$W" store materialise-source \(bundles[0].1.hex) --job-id job_src$(printf %07d $i)$1 --into '\(d.sub("jobs"))'/s$1_$i --store '\(store)' >/dev/null 2>&1
               "$W" store materialise-source \(bundles[1].1.hex) --job-id job_sr2$(printf %07d $i)$1 --into '\(d.sub("jobs"))'/t$1_$i --store '\(store)' >/dev/null 2>&1
-              "$W" store materialise-result \(key.hex) --namespace app --job-id job_res$(printf %07d $i)$1 --run-id run_0000000001 --into '\(d.sub("jobs"))'/r$1_$i --store '\(store)' >/dev/null 2>&1
+              "$W" store materialise-result \(key.hex) --namespace app --executor-class recording --job-id job_res$(printf %07d $i)$1 --run-id run_0000000001 --into '\(d.sub("jobs"))'/r$1_$i --store '\(store)' >/dev/null 2>&1
             done
             """
         try Data(script.utf8).write(to: URL(fileURLWithPath: d.sub("load.sh")))
+        _ = try LocalStore(root: store)  // gc is a maintenance command: it refuses a directory that is not a store yet
         let workers = try (0..<2).map { n -> Process in
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
