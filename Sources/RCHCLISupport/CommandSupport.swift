@@ -98,3 +98,24 @@ public enum VersionInfo {
         "rch-xcode-store \(LaneProtocol.laneVersion) (protocol \(LaneProtocol.minVersion)...\(LaneProtocol.maxVersion), bundle format v1, tar rch-canonical-tar/1)"
     }
 }
+
+/// Job listings for people: one line per job.
+public enum JobTable {
+    public static func print(_ jobs: [JSONValue]) {
+        Swift.print(
+            "JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM"
+        )
+        for j in jobs {
+            func col(_ k: String, _ w: Int) -> String {
+                let v = j[k]?.stringValue ?? "-"
+                return v.padding(toLength: max(w, v.count), withPad: " ", startingAt: 0)
+            }
+            Swift.print(
+                [
+                    col("job_id", 27), col("run_id", 27), col("action", 7), col("state", 10), col("created_at", 25),
+                    j["cached_from_job_id"]?.stringValue ?? "-",
+                ].joined(separator: " "))
+        }
+        if jobs.isEmpty { Swift.print("(no jobs)") }
+    }
+}

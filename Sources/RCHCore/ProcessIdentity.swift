@@ -48,27 +48,10 @@ public struct ProcessIdentity: Sendable, Equatable {
         #endif
     }
 
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { Glibc_read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
-        return out
-    }
+    /// A small file (/proc entries report size 0; ``DurableFile/read(_:limit:)`` reads on to EOF).
+    static func read(_ path: String) -> [UInt8]? { try? DurableFile.read(path) }
 }
 
 extension String {
     fileprivate var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
 }
-
-#if canImport(Darwin)
-    private let Glibc_read = Darwin.read
-#else
-    private let Glibc_read = Glibc.read
-#endif

@@ -176,12 +176,15 @@ public struct HostRetention: Sendable {
         return state == "RUNNING" || state == "QUEUED"
     }
 
-    static func size(_ path: String) -> UInt64 {
+    static func size(_ path: String) -> UInt64 { DiskUsage.of(path) }
+}
+
+/// Disk usage of a file or directory tree (`st_blocks` × 512, symlinks not followed), like `du -s`.
+public enum DiskUsage {
+    public static func of(_ path: String) -> UInt64 {
         var st = stat()
         guard lstat(path, &st) == 0 else { return 0 }
         if (st.st_mode & S_IFMT) != S_IFDIR { return UInt64(st.st_blocks) * 512 }
-        return ((try? FileManagerLite.list(path)) ?? []).reduce(UInt64(st.st_blocks) * 512) {
-            $0 + size(path + "/" + $1)
-        }
+        return ((try? FileManagerLite.list(path)) ?? []).reduce(UInt64(st.st_blocks) * 512) { $0 + of(path + "/" + $1) }
     }
 }

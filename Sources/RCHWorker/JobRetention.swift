@@ -63,7 +63,7 @@ public struct JobRetention: Sendable {
             let changed = stat(statePath, &st) == 0 ? StoreScan.mtimeNanos(st) : 0
             let finished = (state?.state.isTerminal ?? false) && access(jobs.activeMarker(name), F_OK) != 0
             out.append(
-                Job(id: name, finished: finished, lastChangeNanos: changed, bytes: Self.size(jobs.directory(name))))
+                Job(id: name, finished: finished, lastChangeNanos: changed, bytes: DiskUsage.of(jobs.directory(name))))
         }
         return out
     }
@@ -122,13 +122,6 @@ public struct JobRetention: Sendable {
         guard rename(jobs.directory(id), doomed) == 0 else { return false }
         removeTree(doomed)
         return true
-    }
-
-    static func size(_ path: String) -> UInt64 {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return 0 }
-        if st.st_mode & S_IFMT != S_IFDIR { return UInt64(st.st_blocks) * 512 }
-        return ((try? Directory.list(path)) ?? []).reduce(UInt64(st.st_blocks) * 512) { $0 + size(path + "/" + $1) }
     }
 }
 

@@ -29,18 +29,7 @@ struct JobsCommand: ParsableCommand {
                 printJSON(.obj(["jobs": .array(items.map(\.json))]))
                 return
             }
-            print(
-                "JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM"
-            )
-            for i in items {
-                let cols = [i.jobID, i.runID, i.action ?? "-", i.state, i.createdAt]
-                let widths = [27, 27, 7, 10, 25]
-                print(
-                    zip(cols, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
-                        .joined(separator: " ")
-                        + " " + (i.cachedFromJobID ?? "-"))
-            }
-            if items.isEmpty { print("(no jobs)") }
+            JobTable.print(items.map(\.json))
         }
     }
 }

@@ -210,24 +210,3 @@ struct FetchCommand: ParsableCommand {
         }
     }
 }
-
-/// Job listings for people: one line per job.
-enum JobTable {
-    static func print(_ jobs: [JSONValue]) {
-        Swift.print(
-            "JOB_ID                      RUN_ID                      ACTION  STATE      CREATED                   CACHED_FROM"
-        )
-        for j in jobs {
-            func col(_ k: String, _ w: Int) -> String {
-                let v = j[k]?.stringValue ?? "-"
-                return v.padding(toLength: max(w, v.count), withPad: " ", startingAt: 0)
-            }
-            Swift.print(
-                [
-                    col("job_id", 27), col("run_id", 27), col("action", 7), col("state", 10), col("created_at", 25),
-                    j["cached_from_job_id"]?.stringValue ?? "-",
-                ].joined(separator: " "))
-        }
-        if jobs.isEmpty { Swift.print("(no jobs)") }
-    }
-}

@@ -89,12 +89,7 @@ struct JobRetentionTests {
         let f = try LaneFixture(
             config: "[executor]\nbehaviour = \"hang\"\n[jobs]\nmax_size = \"1\"\nretention = \"1s\"", ssh: false)
         let root = try f.tree()
-        let c = try f.client()
-        let push = try Pusher(client: c).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(
-            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
-        let spec = try JobSpec(
-            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        let (c, _, _, spec) = try f.job(root)
         _ = try c.submit(spec.json)
         usleep(1_500_000)
         _ = try f.worker(["gc"])

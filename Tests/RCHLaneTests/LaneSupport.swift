@@ -1,6 +1,8 @@
 import Foundation
+import RCHBundle
 import RCHCore
 import RCHHost
+import RCHJob
 import RCHLoopback
 import RCHProtocol
 import RCHRun
@@ -115,6 +117,19 @@ final class LaneFixture {
         let root = dir.sub(name)
         try XcodeTreeGen(scale: scale).makeTree(at: root)
         return root
+    }
+
+    /// Pushes `root` through a new client and prepares (does not submit) a job of `argv`.
+    func job(_ root: String, argv: [String] = iPhone) throws -> (
+        client: WorkerClient, push: PushReport, inputs: JobKeyInputs, spec: JobSpec
+    ) {
+        let c = try client()
+        let push = try Pusher(client: c).push(root: root, options: BundleOptions())
+        let inputs = try JobInputsBuilder.build(
+            argv: argv, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
+        let spec = try JobSpec(
+            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        return (c, push, inputs, spec)
     }
 
     func edit(_ root: String, files: Int = 1) throws {

@@ -289,12 +289,7 @@ struct RunTests {
     func runnerLostWhileQueued() throws {
         let f = try LaneFixture(config: "[executor]\nbehaviour = \"hang\"", ssh: false)
         let root = try f.tree()
-        let c = try f.client()
-        let push = try Pusher(client: c).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(
-            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
-        let spec = try JobSpec(
-            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        let (c, _, inputs, spec) = try f.job(root)
         _ = try c.submit(spec.json)
         let jobs = WorkerJobs(store: try LocalStore(root: f.workerStore))
         var pid: pid_t? = nil

@@ -204,12 +204,7 @@ struct SSHEndToEndTests {
     func cancelAndTail() throws {
         let f = try LaneFixture(config: "[executor]\nbehaviour = \"hang\"\nduration_ms = 100", ssh: true)
         let root = try f.tree()
-        let c = try f.client()
-        let push = try Pusher(client: c).push(root: root, options: BundleOptions())
-        let inputs = try JobInputsBuilder.build(
-            argv: iPhone, sourceSHA256: push.sourceSHA256, capabilities: c.capabilities!)
-        let spec = try JobSpec(
-            runID: Identifier.generate(), jobID: Identifier.generate(), inputs: inputs, effectiveConfig: [:])
+        let (c, push, inputs, spec) = try f.job(root)
         let submitted = try c.submit(spec.json)
         #expect(submitted["state"]?.stringValue == "QUEUED" && submitted["cached"]?.boolValue == false)
         // Follow the log until the executor says it hangs.
