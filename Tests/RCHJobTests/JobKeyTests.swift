@@ -29,6 +29,15 @@ enum Samples {
         return Array(try! JSONSerialization.data(withJSONObject: d))
     }
 
+    /// An edit that sets (or, with nil, removes) `key` inside the object field `object`.
+    static func nested(_ object: String, _ key: String, _ value: String?) -> @Sendable (inout [String: Any]) -> Void {
+        { d in
+            var x = d[object] as! [String: Any]
+            x[key] = value
+            d[object] = x
+        }
+    }
+
     static var packageRoot: String { TestPaths.packageRoot }
 
     static func validate(_ file: String, schema: String) throws -> (Int32, String) {
@@ -78,43 +87,24 @@ struct JobKeyTests {
             ),
             (
                 "OS latest",
-                { @Sendable (d: inout [String: Any]) in
-                    var x = d["destination"] as! [String: Any]
-                    x["os_version"] = "latest"
-                    d["destination"] = x
-                }, "/destination/os_version", "never 'latest'"
+                Samples.nested("destination", "os_version", "latest"), "/destination/os_version", "never 'latest'"
             ),
             (
                 "missing runtime",
-                { @Sendable (d: inout [String: Any]) in
-                    var x = d["destination"] as! [String: Any]
-                    x["sim_runtime_build"] = nil
-                    d["destination"] = x
-                }, "/destination/sim_runtime_build", "required"
+                Samples.nested("destination", "sim_runtime_build", nil), "/destination/sim_runtime_build", "required"
             ),
             (
                 "bad provisioning",
-                { @Sendable (d: inout [String: Any]) in
-                    var x = d["destination"] as! [String: Any]
-                    x["provisioning"] = "magic"
-                    d["destination"] = x
-                }, "/destination/provisioning", "existing or ephemeral"
+                Samples.nested("destination", "provisioning", "magic"), "/destination/provisioning",
+                "existing or ephemeral"
             ),
             (
                 "bad arch",
-                { @Sendable (d: inout [String: Any]) in
-                    var x = d["toolchain"] as! [String: Any]
-                    x["arch"] = "ppc"
-                    d["toolchain"] = x
-                }, "/toolchain/arch", "arm64"
+                Samples.nested("toolchain", "arch", "ppc"), "/toolchain/arch", "arm64"
             ),
             (
                 "missing toolchain field",
-                { @Sendable (d: inout [String: Any]) in
-                    var x = d["toolchain"] as! [String: Any]
-                    x["macos_build"] = nil
-                    d["toolchain"] = x
-                }, "/toolchain/macos_build", "required"
+                Samples.nested("toolchain", "macos_build", nil), "/toolchain/macos_build", "required"
             ),
             (
                 "unsorted argv",
