@@ -82,7 +82,10 @@ public enum Bundler {
         entries.reserveCapacity(selection.entries.count)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { buffer.deallocate() }
+        Activity.shared.begin("bundling", totalBytes: content)
+        defer { Activity.shared.end("bundling") }
         for e in selection.entries {
+            Activity.shared.advance(bytes: e.size, files: 1)
             switch e.kind {
             case .symlink(let target):
                 try writer.symlink(path: e.path, target: target)
@@ -101,6 +104,9 @@ public enum Bundler {
         }
         try writer.finish()
         let digest = try sinkBox.value.finish()
+        Activity.shared.detail(
+            "bundled \(entries.count) entries, \(content) content bytes, tar \(sinkBox.value.byteCount) bytes"
+                + (output == nil ? "" : ", zstd \(bundleBytes.value) bytes"))
         let manifest = SourceManifest(
             createdAt: Timestamp.now(), runID: options.runID,
             sourceSHA256: digest, treeSHA256: SourceManifest.treeDigest(entries),

@@ -14,6 +14,9 @@ public struct IgnoreRules: Sendable {
         var negated: Bool
         var directoryOnly: Bool
         var anchored: Bool
+        /// 1-based line of `.rchignore` and the line as written (for `bundle --list`).
+        var line: Int
+        var text: String
     }
 
     var patterns: [Pattern] = []
@@ -22,7 +25,9 @@ public struct IgnoreRules: Sendable {
 
     /// Parses `.rchignore` text.
     public init(rchignore text: [UInt8]) {
-        for rawLine in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+        for (index, rawLine) in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .enumerated()
+        {
             var line = Array(rawLine)
             if line.last == UInt8(ascii: "\r") { line.removeLast() }
             // As git: trailing unescaped spaces are trimmed (tabs are part of the pattern); CRLF endings are accepted.
@@ -31,6 +36,7 @@ public struct IgnoreRules: Sendable {
                 line.removeLast()
             }
             if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
+            let written = String(decoding: line, as: UTF8.self)
             var negated = false
             if line.first == UInt8(ascii: "!") {
                 negated = true
@@ -54,17 +60,32 @@ public struct IgnoreRules: Sendable {
             var segments = line.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
             if !anchored { segments = [Array("**".utf8)] + segments }
             patterns.append(
-                Pattern(segments: segments, negated: negated, directoryOnly: directoryOnly, anchored: anchored))
+                Pattern(
+                    segments: segments, negated: negated, directoryOnly: directoryOnly, anchored: anchored,
+                    line: index + 1, text: written))
         }
     }
 
     /// Whether `.rchignore` excludes the (canonical, root-relative) path.
     public func excludes(_ path: [UInt8], isDirectory: Bool) -> Bool {
-        if patterns.isEmpty { return false }
+        guard let i = lastMatch(path, isDirectory: isDirectory) else { return false }
+        return !patterns[i].negated
+    }
+
+    /// The `.rchignore` rule that decides the path, if any: its line, the line as written, and whether it
+    /// excludes (a `!` line that matched last re-includes).
+    public func decidingRule(_ path: [UInt8], isDirectory: Bool) -> (line: Int, text: String, excludes: Bool)? {
+        guard let i = lastMatch(path, isDirectory: isDirectory) else { return nil }
+        return (patterns[i].line, patterns[i].text, !patterns[i].negated)
+    }
+
+    /// The index of the last pattern matching the path (the one that wins), or nil.
+    func lastMatch(_ path: [UInt8], isDirectory: Bool) -> Int? {
+        if patterns.isEmpty { return nil }
         let base = path[(path.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0)...]
         var parts: [ArraySlice<UInt8>]? = nil
-        var excluded = false
-        for p in patterns where !(p.directoryOnly && !isDirectory) {
+        var last: Int? = nil
+        for (i, p) in patterns.enumerated() where !(p.directoryOnly && !isDirectory) {
             let hit: Bool
             if !p.anchored && p.segments.count == 2 {
                 hit = Glob.match(p.segments[1][...], base)  // `**/name`: only the last component matters
@@ -72,9 +93,9 @@ public struct IgnoreRules: Sendable {
                 if parts == nil { parts = path.split(separator: UInt8(ascii: "/")) }
                 hit = Self.match(p.segments[...], parts![...])
             }
-            if hit { excluded = !p.negated }
+            if hit { last = i }
         }
-        return excluded
+        return last
     }
 
     /// Whether the segments of a pattern match the parts of a path. Dynamic programming over (pattern
@@ -108,28 +129,33 @@ public struct IgnoreRules: Sendable {
 
     /// The built-in deny-list, applied to one name. `parent` is the canonical parent path ("" at the root).
     public static func defaultExcluded(name: String, isDirectory: Bool, parent: String) -> Bool {
+        defaultExclusion(name: name, isDirectory: isDirectory, parent: parent) != nil
+    }
+
+    /// Why the built-in deny-list leaves a name out (a short category for `bundle --list`), or nil.
+    public static func defaultExclusion(name: String, isDirectory: Bool, parent: String) -> String? {
         switch name {
         case ".git", ".hg", ".svn", ".bzr":  // directories, and `.git` files of worktrees/submodules
-            return true
+            return "version control"
         case ".DS_Store", "__MACOSX", ".AppleDouble", "Icon\r", ".Spotlight-V100", ".Trashes", ".fseventsd":
-            return true
-        case "xcuserdata":  // per-user Xcode state anywhere, including .swiftpm/**/xcuserdata
-            return isDirectory
-        case "DerivedData", ".build":
-            return isDirectory
+            return "Finder debris"
+        case "xcuserdata" where isDirectory:  // per-user Xcode state anywhere, including .swiftpm/**/xcuserdata
+            return "per-user Xcode state"
+        case "DerivedData" where isDirectory, ".build" where isDirectory:
+            return "build output"
         case "artifacts" where parent == ".rch" || parent.hasSuffix("/.rch"):  // host-local RCH artifacts, any depth
-            return true
+            return "host-local RCH artifacts"
         default:
             break
         }
-        if name.hasPrefix("._") { return true }  // AppleDouble
-        if isDirectory && name.hasSuffix(".xcresult") { return true }
+        if name.hasPrefix("._") { return "Finder debris" }  // AppleDouble
+        if isDirectory && name.hasSuffix(".xcresult") { return "build output" }
         if !isDirectory
             && (name.hasSuffix(".xcuserstate") || name.hasSuffix(".xcscmblueprint") || name.hasSuffix(".xccheckout"))
         {
-            return true
+            return "per-user Xcode state"
         }
-        return false
+        return nil
     }
 }
 

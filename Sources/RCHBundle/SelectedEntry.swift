@@ -34,13 +34,36 @@ public enum SelectionMode: String, Sendable, CaseIterable {
     /// Only the files in git's index (`git ls-files --stage`), minus the exclusions; type and exec bit
     /// come from the index, content from the worktree.
     case gitIndex = "git_index"
+    /// The worktree walk (same types, exec bits and content as `worktree`), keeping only what git would
+    /// commit: tracked files plus untracked files git does not ignore (`git ls-files --cached --others
+    /// --exclude-standard`).
+    case git
+
+    /// The usage error for an unknown mode.
+    public static var usage: String {
+        "--mode must be " + allCases.map(\.rawValue).joined(separator: ", ")
+    }
+}
+
+/// A path the selection left out and the rule that did (`default: …`, `.rchignore:N: pattern`, `git: ignored`).
+public struct Exclusion: Sendable, Equatable {
+    /// Root-relative; directories end with `/` (nothing below them was visited).
+    public var path: String
+    public var rule: String
+
+    public init(_ path: String, rule: String) {
+        self.path = path
+        self.rule = rule
+    }
 }
 
 /// The result of selection: entries in canonical byte order, plus what was left out.
 public struct Selection: Sendable {
     public var entries: [SelectedEntry]
+    /// What the exclusions removed and why, sorted by path.
+    public var exclusions: [Exclusion]
     /// Root-relative paths the exclusions removed (directories end with `/`), for reporting.
-    public var excluded: [String]
+    public var excluded: [String] { exclusions.map(\.path) }
     /// Non-fatal findings (dangling internal symlinks, LFS pointers …).
     public var warnings: [String]
 }

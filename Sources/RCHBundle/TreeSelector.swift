@@ -13,6 +13,9 @@ public struct TreeSelector: Sendable {
     public var root: String
     public var mode: SelectionMode
     public var ignore: IgnoreRules
+    /// `git` mode: the raw root-relative paths git lists (tracked, and untracked but not ignored) and every
+    /// directory above them; the walk keeps only these.
+    var gitPaths: GitPaths? = nil
 
     /// - Parameters:
     ///   - root: the repository root.
@@ -27,6 +30,7 @@ public struct TreeSelector: Sendable {
         } else {
             self.ignore = IgnoreRules()
         }
+        if mode == .git { gitPaths = try GitPaths.list(root: root) }
     }
 
     /// Selects and validates: ``collect()`` followed by ``validate(_:)``.
@@ -47,19 +51,19 @@ public struct TreeSelector: Sendable {
     public func collect() throws -> Selection {
         var state = State()
         switch mode {
-        case .worktree:
+        case .worktree, .git:
             try walkWorktree(state: &state)
         case .gitIndex:
             try selectFromGitIndex(state: &state)
         }
         state.entries.sort { $0.pathBytes.bytesPrecede($1.pathBytes) }
         state.warnings += Self.danglingLinkWarnings(state.entries)
-        return Selection(entries: state.entries, excluded: state.excluded, warnings: state.warnings)
+        return Selection(entries: state.entries, exclusions: state.excluded, warnings: state.warnings)
     }
 
     struct State {
         var entries: [SelectedEntry] = []
-        var excluded: [String] = []
+        var excluded: [Exclusion] = []
         var warnings: [String] = []
     }
 
@@ -111,7 +115,7 @@ public struct TreeSelector: Sendable {
             state.entries += r.value.entries
             state.excluded += r.value.excluded
         }
-        state.excluded.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        state.excluded.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
     }
 
     /// Lists one directory: appends its files and symlinks to `state`, returns its subdirectories.
@@ -163,8 +167,9 @@ public struct TreeSelector: Sendable {
                 isDir = (st.st_mode & S_IFMT) == S_IFDIR
             }
             let rawName = String(decoding: name, as: UTF8.self)
-            if IgnoreRules.defaultExcluded(name: rawName, isDirectory: isDir, parent: canonical) {
-                state.excluded.append(childDisplay(canonical, Array(name)) + (isDir ? "/" : ""))
+            if let why = IgnoreRules.defaultExclusion(name: rawName, isDirectory: isDir, parent: canonical) {
+                state.excluded.append(
+                    Exclusion(childDisplay(canonical, Array(name)) + (isDir ? "/" : ""), rule: "default: " + why))
                 continue
             }
             let cname: String
@@ -176,17 +181,24 @@ public struct TreeSelector: Sendable {
                 do { cname = try PathRules.canonicalComponent(name, parent: canonical) } catch {
                     // A name the path rules refuse can still be excluded (matched on its raw bytes).
                     let raw = canonical.isEmpty ? Array(name) : Array(canonical.utf8) + [47] + name
-                    guard ignore.excludes(raw, isDirectory: isDir) else { throw error }
-                    state.excluded.append(childDisplay(canonical, Array(name)) + (isDir ? "/" : ""))
+                    guard let r = ignore.decidingRule(raw, isDirectory: isDir), r.excludes else { throw error }
+                    state.excluded.append(
+                        Exclusion(
+                            childDisplay(canonical, Array(name)) + (isDir ? "/" : ""),
+                            rule: ".rchignore:\(r.line): \(r.text)"))
                     continue
                 }
             }
             let child = canonical.isEmpty ? cname : canonical + "/" + cname
-            if ignore.excludes(Array(child.utf8), isDirectory: isDir) {
-                state.excluded.append(child + (isDir ? "/" : ""))
+            let disk = d.disk.isEmpty ? Array(name) : d.disk + [47] + name
+            if let r = ignore.decidingRule(Array(child.utf8), isDirectory: isDir), r.excludes {
+                state.excluded.append(Exclusion(child + (isDir ? "/" : ""), rule: ".rchignore:\(r.line): \(r.text)"))
                 continue
             }
-            let disk = d.disk.isEmpty ? Array(name) : d.disk + [47] + name
+            if let gitPaths, !gitPaths.keeps(disk, isDirectory: isDir) {
+                state.excluded.append(Exclusion(child + (isDir ? "/" : ""), rule: "git: ignored"))
+                continue
+            }
             if isDir {
                 subdirs.append(
                     PendingDirectory(disk: disk, canonical: child, inode: UInt64(truncatingIfNeeded: ent.pointee.d_ino))
@@ -270,9 +282,10 @@ public struct TreeSelector: Sendable {
                     skip = true
                     break
                 }
-                if IgnoreRules.defaultExcluded(name: rawName, isDirectory: isDir, parent: canonical) {
-                    state.excluded.append(
-                        (canonical.isEmpty ? rawName : canonical + "/" + rawName) + (isDir ? "/" : ""))
+                if let why = IgnoreRules.defaultExclusion(name: rawName, isDirectory: isDir, parent: canonical) {
+                    let key = canonical.isEmpty ? rawName : canonical + "/" + rawName
+                    if isDir { seenDirs[key] = true }  // reported once, not once per file below it
+                    state.excluded.append(Exclusion(key + (isDir ? "/" : ""), rule: "default: " + why))
                     skip = true
                     break
                 }
@@ -280,27 +293,28 @@ public struct TreeSelector: Sendable {
                 do { c = try PathRules.canonicalComponent(comp, parent: canonical) } catch {
                     // A name the path rules refuse can still be excluded (matched on its raw bytes).
                     let rawPath = canonical.isEmpty ? Array(comp) : Array(canonical.utf8) + [47] + Array(comp)
-                    guard ignore.excludes(rawPath, isDirectory: isDir) else { throw error }
+                    guard let r = ignore.decidingRule(rawPath, isDirectory: isDir), r.excludes else { throw error }
                     state.excluded.append(
-                        (canonical.isEmpty ? "" : canonical + "/") + PathRules.display(Array(comp)) + (isDir ? "/" : "")
-                    )
+                        Exclusion(
+                            (canonical.isEmpty ? "" : canonical + "/") + PathRules.display(Array(comp))
+                                + (isDir ? "/" : ""), rule: ".rchignore:\(r.line): \(r.text)"))
                     skip = true
                     break
                 }
                 canonical = canonical.isEmpty ? c : canonical + "/" + c
                 if isDir, seenDirs[canonical] == nil {
-                    let ex = ignore.excludes(Array(canonical.utf8), isDirectory: true)
-                    seenDirs[canonical] = ex
-                    if ex {
-                        state.excluded.append(canonical + "/")
+                    let r = ignore.decidingRule(Array(canonical.utf8), isDirectory: true)
+                    seenDirs[canonical] = r?.excludes == true
+                    if let r, r.excludes {
+                        state.excluded.append(Exclusion(canonical + "/", rule: ".rchignore:\(r.line): \(r.text)"))
                         skip = true
                         break
                     }
                 }
             }
             if skip { continue }
-            if ignore.excludes(Array(canonical.utf8), isDirectory: false) {
-                state.excluded.append(canonical)
+            if let r = ignore.decidingRule(Array(canonical.utf8), isDirectory: false), r.excludes {
+                state.excluded.append(Exclusion(canonical, rule: ".rchignore:\(r.line): \(r.text)"))
                 continue
             }
             try PathRules.checkLength(canonical)

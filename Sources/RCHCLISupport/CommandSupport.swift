@@ -5,28 +5,40 @@ import RCHJob
 import RCHProtocol
 import RCHStore
 
-/// Runs a command body, turning lane errors into the stable exit code and a clear message
-/// (and, with `--json`, a JSON error object on stdout).
+/// Runs a command body with the output options applied, turning lane errors into the stable exit code and
+/// a clear message on stderr (and, with `--json`, `{"ok":false,"error":{…}}` on stdout).
+public func runReportingFailures(_ output: OutputOptions, _ body: () throws -> Void) throws {
+    output.activate()
+    defer { Console.shared.finish() }
+    try runReportingFailures(json: output.json, body)
+}
+
+/// As above, for the commands whose stdout is a stream (`rpc`, `export-source`): no console options.
 public func runReportingFailures(json: Bool, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as LaneError {
-        report(kind: e.failureKind.rawValue, subkind: e.failureSubkind, message: e.description, json: json)
+        reportFailure(
+            kind: e.failureKind.rawValue, subkind: e.failureSubkind, message: e.description, exit: e.exitCode,
+            json: json)
         throw ExitCode(e.exitCode)
     } catch let e as SystemError {
-        report(kind: FailureKind.executor.rawValue, subkind: "IO_ERROR", message: e.description, json: json)
-        throw ExitCode(FailureKind.executor.exitCode)
+        let exit = FailureKind.executor.exitCode
+        reportFailure(
+            kind: FailureKind.executor.rawValue, subkind: "IO_ERROR", message: e.description, exit: exit, json: json)
+        throw ExitCode(exit)
     }
 }
 
-private func report(kind: String, subkind: String?, message: String, json: Bool) {
-    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+/// Prints an error: the message on stderr and, with `--json`, `{"ok":false,"error":{…}}` on stdout.
+public func reportFailure(kind: String, subkind: String?, message: String, exit: Int32, json: Bool) {
+    Console.shared.write("error: \(message)\n")
     if json {
-        let v = JSONValue.obj([
-            "ok": .bool(false), "failure_kind": .string(kind),
-            "failure_subkind": subkind.map { .string($0) } ?? .null, "message": .string(message),
+        let error = JSONValue.obj([
+            "failure_kind": .string(kind), "failure_subkind": subkind.map { .string($0) } ?? .null,
+            "message": .string(message), "exit_code": .int(Int64(exit)),
         ])
-        print(v.canonicalString)
+        print(JSONValue.obj(["ok": .bool(false), "error": error]).canonicalString)
     }
 }
 

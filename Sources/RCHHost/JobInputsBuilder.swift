@@ -23,7 +23,18 @@ public enum JobInputsBuilder {
             throw JobKeyError(
                 "/sanitized_argv", "a -destination is required (e.g. 'platform=iOS Simulator,name=iPhone 16')")
         }
-        let fields = try XcodebuildArgv.destinationFields(argv[di + 1])
+        var fields = try XcodebuildArgv.destinationFields(argv[di + 1])
+        // `id=<UDID>`: one of the worker's simulators, rewritten to its platform, name and OS (the UDID is
+        // volatile and never enters job_key; the runtime and device type of that device are pinned below).
+        var byUDID: JSONValue? = nil
+        if let id = fields.first(where: { $0.key == "id" })?.value {
+            byUDID = try Self.device(udid: id, spec: argv[di + 1], fields: fields, capabilities: caps)
+            let d = byUDID!
+            let platform = d["platform"]?.stringValue ?? ""
+            argv[di + 1] =
+                "platform=\(platform),name=\(d["name"]?.stringValue ?? ""),OS=\(d["os_version"]?.stringValue ?? "")"
+            fields = try XcodebuildArgv.destinationFields(argv[di + 1])
+        }
         func field(_ k: String) -> String? { fields.first { $0.key == k }?.value }
         guard let platform = field("platform") else {
             throw JobKeyError("/sanitized_argv", "-destination needs platform=…")
@@ -41,7 +52,12 @@ public enum JobInputsBuilder {
             throw JobKeyError("/destination/provisioning", "must be existing or ephemeral ([destination] provisioning)")
         }
         var dest: JSONObject = ["platform": .string(platform), "provisioning": .string(provisioning)]
-        if pinned && platform.hasSuffix(" Simulator")
+        let generic = XcodebuildArgv.isGeneric(argv[di + 1])
+        if generic && fields.count != 1 {
+            throw JobKeyError(
+                "/sanitized_argv", "a generic -destination is exactly generic/platform=<platform> (no other fields)")
+        }
+        if !generic && pinned && platform.hasSuffix(" Simulator")
             && (field("OS") == nil || field("OS") == "latest" || field("name") == nil)
         {
             throw JobKeyError(
@@ -49,12 +65,19 @@ public enum JobInputsBuilder {
                 "a pinned destination must name the device and a concrete OS (e.g. 'platform=iOS Simulator,name=iPhone 16,OS=18.2'); use mode = \"constraints\" to let the worker's newest OS be chosen"
             )
         }
-        if platform.hasSuffix(" Simulator") {
+        if generic {
+            // Build for any device of the platform: nothing to resolve or provision (PLAN §6.4).
+            dest["name"] = .string(JobKeyInputs.Destination.genericName)
+            dest["os_version"] = .string(JobKeyInputs.Destination.anyOS)
+            dest["provisioning"] = .string("existing")
+        } else if platform.hasSuffix(" Simulator") {
             let wantedOS = field("OS").flatMap { $0 == "latest" ? nil : $0 }
             let candidates = (caps["devices"]?.arrayValue ?? []).filter { d in
                 d["platform"]?.stringValue == platform
                     && (field("name") == nil || d["name"]?.stringValue == field("name"))
                     && (wantedOS == nil || d["os_version"]?.stringValue == wantedOS)
+                    && (byUDID == nil
+                        || (d["runtime"] == byUDID!["runtime"] && d["device_type"] == byUDID!["device_type"]))
             }
             guard
                 let device = candidates.max(by: {
@@ -94,6 +117,33 @@ public enum JobInputsBuilder {
                 ]),
                 "destination": .object(dest),
             ]))
+    }
+
+    /// The worker's simulator with this UDID (from capabilities `device_udids`), or a clear error listing them.
+    static func device(udid: String, spec: String, fields: [(key: String, value: String)], capabilities caps: JSONValue)
+        throws -> JSONValue
+    {
+        guard fields.allSatisfy({ $0.key == "id" || $0.key == "platform" }) else {
+            throw JobKeyError(
+                "/sanitized_argv", "-destination '\(spec)': with id=<UDID> give at most platform=… beside it")
+        }
+        let known = caps["device_udids"]?.arrayValue ?? []
+        guard let d = known.first(where: { $0["udid"]?.stringValue?.uppercased() == udid.uppercased() }) else {
+            let list = known.map {
+                "\($0["name"]?.stringValue ?? "?") (\($0["platform"]?.stringValue ?? "?") \($0["os_version"]?.stringValue ?? "?")) \($0["udid"]?.stringValue ?? "?")"
+            }
+            throw JobKeyError(
+                "/sanitized_argv",
+                "the worker has no simulator with UDID \(udid); it has: \(list.isEmpty ? "none" : list.joined(separator: ", "))"
+            )
+        }
+        if let p = fields.first(where: { $0.key == "platform" })?.value, p != d["platform"]?.stringValue {
+            throw JobKeyError(
+                "/sanitized_argv",
+                "simulator \(udid) belongs to platform \(d["platform"]?.stringValue ?? "?"), not \(p); fix platform= or the UDID"
+            )
+        }
+        return d
     }
 
     static func versionLess(_ a: String, _ b: String) -> Bool {

@@ -92,6 +92,9 @@ public struct ProcessTransport: Sendable {
         let writeFD = toChild[1]
         let counter = self.counter
         counter.roundTrips += 1
+        let started = DispatchTime.now().uptimeNanoseconds
+        let sentBefore = counter.bytesSent
+        let receivedBefore = counter.bytesReceived
         let done = DispatchSemaphore(value: 0)
         let writer = Thread {
             defer {
@@ -103,7 +106,9 @@ public struct ProcessTransport: Sendable {
                 try writeAll(out, header)
                 counter.bytesSent += UInt64(header.count)
                 if let body {
-                    try sendFile(body.path, to: out, count: body.length)
+                    Activity.shared.begin("uploading", totalBytes: body.length)
+                    defer { Activity.shared.end("uploading") }
+                    try sendFile(body.path, to: out, count: body.length) { Activity.shared.advance(bytes: UInt64($0)) }
                     counter.bytesSent += body.length
                 }
             } catch {}  // EPIPE: the worker answered early; its reply says why
@@ -134,7 +139,12 @@ public struct ProcessTransport: Sendable {
         var bodyBytes: UInt64 = 0
         if let receiveBody, json["ok"]?.boolValue == true, let sink = try receiveBody(json) {
             let stream = try StreamDescriptor(json: json["stream"])
-            bodyBytes = try reader.readBody(count: stream.contentLength, sink)
+            Activity.shared.begin("downloading", totalBytes: stream.contentLength)
+            defer { Activity.shared.end("downloading") }
+            bodyBytes = try reader.readBody(count: stream.contentLength) { chunk in
+                try sink(chunk)
+                Activity.shared.advance(bytes: UInt64(chunk.count))
+            }
             guard bodyBytes == stream.contentLength else {
                 done.wait()
                 throw failure("the reply stream ended after \(bodyBytes) of \(stream.contentLength) bytes")
@@ -150,6 +160,9 @@ public struct ProcessTransport: Sendable {
         _ = try? reader.atEnd()
         done.wait()
         _ = Spawn.wait(pid)
+        Activity.shared.detail(
+            "rpc \(json["ok"]?.boolValue == true ? "ok" : "error") in \((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000) ms: "
+                + "sent \(counter.bytesSent - sentBefore) B, received \(counter.bytesReceived - receivedBefore) B")
         return Reply(header: json, bodyBytes: bodyBytes)
     }
 }

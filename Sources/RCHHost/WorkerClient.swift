@@ -165,6 +165,7 @@ public final class WorkerClient {
                 return protocolVersion!
             }()
         let request = RPCRequest(protocolVersion: v, op: op, payload: payload)
+        Activity.shared.detail("rpc \(op.rawValue) to worker \(worker.name) (protocol \(v))")
         let reply = try transport.exchange(header: request.headerLine, body: body)
         do { return try Self.unwrap(reply.header, requestID: request.requestID) } catch let e as RPCError
             where e.code == .unsupportedProtocol && version == nil && probeSource == "cached"

@@ -66,7 +66,7 @@ public enum AppleToolOutput {
     /// the device types, and the identifiers of unavailable runtimes.
     public static func simulators(_ bytes: [UInt8]) throws -> (
         runtimes: [ToolchainIdentity.Runtime], devices: [ToolchainIdentity.Device],
-        deviceTypes: [ToolchainIdentity.DeviceType], unavailable: [String]
+        deviceTypes: [ToolchainIdentity.DeviceType], unavailable: [String], udids: [ToolchainIdentity.DeviceUDID]
     ) {
         let cmd = "xcrun simctl list -j runtimes devices devicetypes"
         func bad(_ m: String) -> ToolOutputError { ToolOutputError(command: cmd, m) }
@@ -110,25 +110,30 @@ public enum AppleToolOutput {
             }
         }
         var devices: [ToolchainIdentity.Device] = []
+        var udids: [ToolchainIdentity.DeviceUDID] = []
         for (runtimeID, list) in deviceMap.members {
             guard let list = list.arrayValue else { throw bad("devices['\(runtimeID.prefix(80))'] must be an array") }
             let runtime = runtimes.first { $0.identifier == runtimeID }
             for (i, d) in list.enumerated() {
                 guard let name = d["name"]?.stringValue, let type = d["deviceTypeIdentifier"]?.stringValue,
-                    let available = d["isAvailable"]?.boolValue, d["udid"]?.stringValue != nil
+                    let available = d["isAvailable"]?.boolValue, let udid = d["udid"]?.stringValue
                 else {
                     throw bad(
                         "devices['\(runtimeID.prefix(80))'][\(i)] needs 'name', 'udid', 'deviceTypeIdentifier' and 'isAvailable'"
                     )
                 }
+                guard ToolchainIdentity.DeviceUDID.isUDID(udid) else {
+                    throw bad("devices['\(runtimeID.prefix(80))'][\(i)].udid '\(udid.prefix(40))' is not a UDID")
+                }
                 guard available, let runtime else { continue }
-                devices.append(
-                    .init(
-                        platform: runtime.platform, name: name, osVersion: runtime.version, runtime: runtimeID,
-                        deviceType: type))
+                let device = ToolchainIdentity.Device(
+                    platform: runtime.platform, name: name, osVersion: runtime.version, runtime: runtimeID,
+                    deviceType: type)
+                devices.append(device)
+                udids.append(.init(udid: udid, device: device))
             }
         }
-        return (runtimes, devices, types, unavailable)
+        return (runtimes, devices, types, unavailable, udids.sorted { $0.udid < $1.udid })
     }
 
     /// `iOS` → `iOS Simulator` (also tvOS, watchOS, visionOS/xrOS).

@@ -47,10 +47,11 @@ public struct IdentityCache: Sendable {
         // Remember it only if nothing moved while the tools ran.
         if before == fingerprint(developerDir: nil) {
             let record = JSONValue.obj([
-                "schema_id": .string("rch-xcode/identity_cache@1"),
+                "schema_id": .string("rch-xcode/identity_cache@2"),
                 "fingerprint": .string(fingerprint(developerDir: identity.developerDir).hex),
                 "detected_at_ms": .int(now / 1_000_000),
                 "identity": identity.json,
+                "udids": identity.udidsJSON,
             ])
             try? Syscalls.makeDirectories(directoryOf(path))
             _ = try? DurableFile.write(record.canonicalBytes, to: path, replace: true, durable: false)
@@ -60,10 +61,12 @@ public struct IdentityCache: Sendable {
 
     func load(now: Int64) -> ToolchainIdentity? {
         guard let bytes = try? DurableFile.read(path), let v = try? JSONParser().parse(bytes),
-            let o = v.objectValue, o.count == 4, o["schema_id"]?.stringValue == "rch-xcode/identity_cache@1",
+            let o = v.objectValue, o.count == 5, o["schema_id"]?.stringValue == "rch-xcode/identity_cache@2",
             let at = o["detected_at_ms"]?.intValue, let fp = o["fingerprint"]?.stringValue,
-            let idJSON = o["identity"], let identity = try? ToolchainIdentity(json: idJSON)
+            let idJSON = o["identity"], var identity = try? ToolchainIdentity(json: idJSON),
+            let udids = o["udids"].flatMap({ try? ToolchainIdentity.udids(json: $0) })
         else { return nil }
+        identity.udids = udids
         let age = now / 1_000_000 - at
         guard age >= 0, age < ttlSeconds * 1000 else { return nil }
         guard fingerprint(developerDir: identity.developerDir).hex == fp else { return nil }

@@ -51,10 +51,12 @@ public struct ToolchainDetector: Sendable {
         let arch = try AppleToolOutput.machine(try run("uname", ["-m"], toolEnv))
         let list = try run("xcrun", ["simctl", "list", "-j", "runtimes", "devices", "devicetypes"], toolEnv)
         let sims = try AppleToolOutput.simulators(Array(list.utf8))
-        return ToolchainIdentity(
+        var identity = ToolchainIdentity(
             source: .detected, xcodeVersion: xcode.version, xcodeBuild: xcode.build, developerDir: developerDir,
             macosVersion: macos, macosBuild: build, arch: arch, runtimes: sims.runtimes, devices: sims.devices,
             deviceTypes: sims.deviceTypes, unavailableRuntimes: sims.unavailable)
+        identity.udids = sims.udids
+        return identity
     }
 
     /// `name` on the PATH of `environment`, or nil.

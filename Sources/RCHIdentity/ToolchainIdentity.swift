@@ -52,6 +52,30 @@ public struct ToolchainIdentity: Sendable, Equatable {
         }
     }
 
+    /// One simulator by its UDID (volatile: never part of ``json`` or ``identitySHA256``). A host resolves
+    /// `-destination id=<UDID>` through these to the device's name and runtime.
+    public struct DeviceUDID: Sendable, Equatable {
+        public var udid: String
+        public var device: Device
+
+        public init(udid: String, device: Device) {
+            self.udid = udid
+            self.device = device
+        }
+
+        public var json: JSONValue {
+            var o = device.json.objectValue ?? JSONObject()
+            o["udid"] = .string(udid)
+            return .object(o)
+        }
+
+        /// `8-4-4-4-12` hexadecimal digits (uppercase as simctl prints them; lowercase accepted).
+        public static func isUDID(_ s: String) -> Bool {
+            let groups = s.split(separator: "-", omittingEmptySubsequences: false)
+            return groups.map(\.count) == [8, 4, 4, 4, 12] && groups.allSatisfy { $0.allSatisfy(\.isHexDigit) }
+        }
+    }
+
     public struct DeviceType: Sendable, Equatable {
         public var identifier: String
         public var name: String
@@ -73,6 +97,22 @@ public struct ToolchainIdentity: Sendable, Equatable {
     public var devices: [Device]
     public var deviceTypes: [DeviceType]
     public var unavailableRuntimes: [String]
+    /// The UDIDs of the available devices (sorted by UDID; outside the identity, see ``DeviceUDID``).
+    public var udids: [DeviceUDID] = []
+
+    public var udidsJSON: JSONValue { .array(udids.map(\.json)) }
+
+    /// Parses ``udidsJSON`` (the identity cache).
+    public static func udids(json v: JSONValue) throws -> [DeviceUDID] {
+        guard let list = v.arrayValue else { throw IdentityFormatError("udids must be an array") }
+        return try list.map { u in
+            var o = try IdentityField.object(u, "udids[]")
+            let udid = try IdentityField.string(o, "udid")
+            guard DeviceUDID.isUDID(udid) else { throw IdentityFormatError("udids[].udid is not a UDID") }
+            o["udid"] = nil
+            return DeviceUDID(udid: udid, device: try Device(json: .object(o)))
+        }
+    }
 
     public init(
         source: Source, xcodeVersion: String, xcodeBuild: String, developerDir: String, macosVersion: String,
@@ -115,6 +155,9 @@ public struct ToolchainIdentity: Sendable, Equatable {
     }
 
     public var identitySHA256: SHA256Digest { .of(json.canonicalBytes) }
+
+    /// Equal identities: the same ``json`` (the UDIDs are volatile and do not count).
+    public static func == (a: ToolchainIdentity, b: ToolchainIdentity) -> Bool { a.json == b.json }
 
     /// Parses what ``json`` wrote (the identity cache); anything else is refused.
     public init(json v: JSONValue) throws {

@@ -37,6 +37,11 @@ public struct JobKeyInputs: Sendable, Equatable {
         public var simRuntimeBuild: String?
         public var deviceTypeIdentifier: String?
         public var isSimulator: Bool { platform.hasSuffix(" Simulator") }
+        /// A generic destination (`-destination generic/platform=P`, build only): `name` is `generic` and
+        /// `os_version` is `any` — no device, no OS, no simulator identity; the SDK is the toolchain's.
+        public var isGeneric: Bool { osVersion == Self.anyOS }
+        public static let anyOS = "any"
+        public static let genericName = "generic"
     }
 
     public static let platforms: Set<String> = [
@@ -135,15 +140,28 @@ public struct JobKeyInputs: Sendable, Equatable {
             d, "platform", "/destination", pattern: { Self.platforms.contains($0) },
             rule: "one of " + Self.platforms.sorted().joined(separator: ", "))
         let os = try Self.string(
-            d, "os_version", "/destination", pattern: Self.isVersion,
-            rule: "a concrete version such as 18.2 (never 'latest': resolve it on the host)")
+            d, "os_version", "/destination", pattern: { Self.isVersion($0) || $0 == Destination.anyOS },
+            rule: "a concrete version such as 18.2 (never 'latest': resolve it on the host), or 'any' (generic)")
         var dest = Destination(
             platform: platform, name: try Self.string(d, "name", "/destination"), osVersion: os,
             provisioning: try Self.string(
                 d, "provisioning", "/destination", pattern: { $0 == "existing" || $0 == "ephemeral" },
                 rule: "existing or ephemeral"))
         let simKeys = ["sim_runtime_identifier", "sim_runtime_build", "device_type_identifier"]
-        if dest.isSimulator {
+        if dest.isGeneric {
+            guard dest.name == Destination.genericName, dest.provisioning == "existing" else {
+                throw JobKeyError(
+                    "/destination",
+                    "a generic destination (os_version 'any') has name 'generic' and provisioning 'existing'")
+            }
+            guard XcodebuildArgv.action(of: argv) == "build" else {
+                throw JobKeyError(
+                    "/sanitized_argv", "a generic destination can only build; give a device destination to test")
+            }
+            if let k = simKeys.first(where: { d[$0] != nil }) {
+                throw JobKeyError("/destination/\(k)", "a generic destination carries no simulator identity")
+            }
+        } else if dest.isSimulator {
             dest.simRuntimeIdentifier = try Self.string(
                 d, "sim_runtime_identifier", "/destination",
                 pattern: { $0.hasPrefix("com.apple.CoreSimulator.SimRuntime.") },
@@ -219,6 +237,17 @@ public struct JobKeyInputs: Sendable, Equatable {
     /// The `-destination` argument must name the same destination (platform, name, OS).
     static func checkDestinationArgument(_ argv: [String], _ d: Destination) throws(JobKeyError) {
         guard let spec = XcodebuildArgv.destination(of: argv) else { return }
+        if XcodebuildArgv.isGeneric(spec) != d.isGeneric {
+            throw JobKeyError(
+                "/sanitized_argv",
+                d.isGeneric
+                    ? "destination.os_version 'any' needs -destination generic/platform=\(d.platform)"
+                    : "-destination '\(spec)' is generic; destination.os_version must then be 'any'")
+        }
+        if d.isGeneric && spec != "generic/platform=\(d.platform)" {
+            throw JobKeyError(
+                "/sanitized_argv", "a generic -destination is exactly generic/platform=\(d.platform) (no other fields)")
+        }
         var fields: [String: String] = [:]
         for (k, v) in try XcodebuildArgv.destinationFields(spec) { fields[k] = v }
         if fields["OS"] == "latest" {

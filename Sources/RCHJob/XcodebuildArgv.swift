@@ -187,10 +187,14 @@ public enum XcodebuildArgv {
     /// The action of a canonical argv.
     public static func action(of canonical: [String]) -> String { canonical[0] }
 
-    /// The `key=value` pairs of a `-destination` specifier, in order, trimmed of spaces.
+    /// Whether a `-destination` specifier is generic (`generic/platform=iOS`: build for any device).
+    public static func isGeneric(_ spec: String) -> Bool { spec.hasPrefix("generic/") }
+
+    /// The `key=value` pairs of a `-destination` specifier, in order, trimmed of spaces (for a generic one,
+    /// those after `generic/`).
     public static func destinationFields(_ spec: String) throws(JobKeyError) -> [(key: String, value: String)] {
         var fields: [(String, String)] = []
-        for part in spec.split(separator: ",") {
+        for part in spec.dropFirst(isGeneric(spec) ? 8 : 0).split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { String($0) }
             guard kv.count == 2 else {
                 throw JobKeyError("/sanitized_argv", "-destination '\(spec)' is not key=value,…")

@@ -182,7 +182,9 @@ public func writeAll(_ fd: FileDescriptor, _ bytes: [UInt8]) throws {
 }
 
 /// Copies `count` bytes of the file at `path` to `out` (the sender side of a frame).
-public func sendFile(_ path: String, to out: FileDescriptor, count: UInt64) throws {
+public func sendFile(
+    _ path: String, to out: FileDescriptor, count: UInt64, progress: ((Int) -> Void)? = nil
+) throws {
     let fd: FileDescriptor
     do { fd = try FileDescriptor.open(FilePath(path), .readOnly, retryOnInterrupt: true) } catch {
         throw SystemError("open", path: path, errno: error)
@@ -203,6 +205,7 @@ public func sendFile(_ path: String, to out: FileDescriptor, count: UInt64) thro
         if n == 0 { throw SystemError("read", path: path, errno: .ioError) }
         try writeAll(out, UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         left -= UInt64(n)
+        progress?(n)
     }
 }
 

@@ -102,7 +102,7 @@ public enum RepoBundleOptions {
         guard let t = b.objectValue else { throw ConfigValueError("[bundle] must be a table") }
         if let m = t["mode"] {
             guard let s = m.stringValue, let mode = SelectionMode(rawValue: s) else {
-                throw ConfigValueError("[bundle] mode must be \"worktree\" or \"git_index\"")
+                throw ConfigValueError("[bundle] mode must be \"worktree\", \"git_index\" or \"git\"")
             }
             o.mode = mode
         }

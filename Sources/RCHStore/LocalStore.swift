@@ -139,6 +139,12 @@ public enum StoreError: LaneError, Equatable {
         }
     }
 
+    /// A directory that is not a store is a configuration error (`--store`, `$RCH_WORKER_STORE`, `[worker] store`).
+    public var exitCode: Int32 {
+        if case .notAStore = self { return CommandExit.config }
+        return failureKind.exitCode
+    }
+
     public var failureSubkind: String? {
         switch self {
         case .missingBlob, .corruptBlob, .corrupt: "INTEGRITY_MISMATCH"

@@ -54,6 +54,7 @@ public enum Capabilities {
             doc["arch"] = .string(id.arch)
             doc["runtimes"] = id.json["runtimes"]
             doc["devices"] = id.json["devices"]
+            doc["device_udids"] = id.udidsJSON
             doc["device_types"] = id.json["device_types"]
             doc["unavailable_runtimes"] = id.json["unavailable_runtimes"]
         } catch {

@@ -102,7 +102,7 @@ public struct WorkerIdentityProvider: Sendable {
                     identifier: s.runtime, platform: s.platform, version: s.osVersion, build: s.runtimeBuild,
                     name: s.platform.replacingOccurrences(of: " Simulator", with: "") + " " + s.osVersion))
         }
-        return ToolchainIdentity(
+        var identity = ToolchainIdentity(
             source: .declared, xcodeVersion: t.xcodeVersion, xcodeBuild: t.xcodeBuild, developerDir: t.developerDir,
             macosVersion: t.macosVersion, macosBuild: t.macosBuild, arch: t.arch, runtimes: runtimes,
             devices: t.simulators.map {
@@ -110,5 +110,15 @@ public struct WorkerIdentityProvider: Sendable {
                     platform: $0.platform, name: $0.name, osVersion: $0.osVersion, runtime: $0.runtime,
                     deviceType: $0.deviceType)
             })
+        identity.udids = t.simulators.compactMap { s in
+            s.udid.map {
+                .init(
+                    udid: $0,
+                    device: .init(
+                        platform: s.platform, name: s.name, osVersion: s.osVersion, runtime: s.runtime,
+                        deviceType: s.deviceType))
+            }
+        }.sorted { $0.udid < $1.udid }
+        return identity
     }
 }

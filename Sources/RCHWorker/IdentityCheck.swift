@@ -34,7 +34,7 @@ public enum IdentityCheck {
             out.append(Mismatch(field: field, requested: requested, current: current))
         }
         let d = inputs.destination
-        guard d.isSimulator else { return out }
+        guard d.isSimulator && !d.isGeneric else { return out }
         let runtimeID = d.simRuntimeIdentifier ?? ""
         guard let runtime = id.runtimes.first(where: { $0.identifier == runtimeID }) else {
             let available = id.runtimes.map(\.identifier).joined(separator: ", ")

@@ -1,5 +1,6 @@
 import Foundation
 import RCHCore
+import RCHIdentity
 import RCHJob
 import RCHProtocol
 
@@ -55,6 +56,8 @@ public struct WorkerConfig: Sendable {
     public struct Simulator: Sendable {
         public var platform: String, name: String, osVersion: String, runtime: String, runtimeBuild: String,
             deviceType: String
+        /// Optional: lets a host address this declared device as `id=<UDID>`.
+        public var udid: String? = nil
     }
 
     public struct Toolchain: Sendable {
@@ -172,7 +175,14 @@ public struct WorkerConfig: Sendable {
                     platform: try str(o, "platform", ""), name: try str(o, "name", ""),
                     osVersion: try str(o, "os_version", ""),
                     runtime: try str(o, "runtime", ""), runtimeBuild: try str(o, "runtime_build", ""),
-                    deviceType: try str(o, "device_type", ""))
+                    deviceType: try str(o, "device_type", ""),
+                    udid: try o["udid"].map { u in
+                        guard let s = u.stringValue, ToolchainIdentity.DeviceUDID.isUDID(s) else {
+                            throw ConfigError(
+                                "\(file): toolchain.simulators udid must be a UDID (8-4-4-4-12 hex digits)")
+                        }
+                        return s
+                    })
             }
         }
         return c

@@ -19,11 +19,11 @@ struct IdentityCommand: ParsableCommand {
             """)
 
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
-    @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let provider = WorkerIdentityProvider(store: try storeOptions.open(), config: try WorkerConfig.load(config))
             let identity: ToolchainIdentityReport
             do {
@@ -32,7 +32,7 @@ struct IdentityCommand: ParsableCommand {
                 throw IdentityUnavailable(message: e.message, subkind: e.failureSubkind)
             }
             let key = try provider.store.attestationKey()
-            if json {
+            if out.json {
                 var doc = identity.json
                 doc["attestation_key_fingerprint"] = .string(key.fingerprint.hex)
                 printJSON(.object(doc))

@@ -11,7 +11,7 @@ struct JobsCommand: ParsableCommand {
 
     @Option(help: "Only jobs in this state (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED).") var state: String?
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
@@ -21,11 +21,11 @@ struct JobsCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let listing = JobListing(
                 store: try storeOptions.openExisting(config: config), config: try WorkerConfig.load(config))
             let items = listing.list(state: state)
-            if json {
+            if out.json {
                 printJSON(.obj(["jobs": .array(items.map(\.json))]))
                 return
             }
@@ -40,14 +40,14 @@ struct InitCommand: ParsableCommand {
         commandName: "init", abstract: "Create the worker's store (and its attestation key); prints where it is.")
 
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let store = try storeOptions.open(config: config)
             let key = try store.attestationKey()
-            if json {
+            if out.json {
                 printJSON(
                     .obj([
                         "store": .string(store.root), "store_id": .string(store.storeID),

@@ -27,7 +27,7 @@ struct GCCommand: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
     @Flag(name: .customLong("if-idle"), help: "Exit quietly if another gc is running (used by automatic gc).")
     var ifIdle = false
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
@@ -47,7 +47,7 @@ struct GCCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let store = try storeOptions.openExisting(config: config)
             let settings = try GCSettings.load(configPath: config, store: store)
             var gc = GarbageCollector(store: store)
@@ -70,7 +70,7 @@ struct GCCommand: ParsableCommand {
             let work = { () throws -> (GarbageCollector.Report, JobRetention.Report) in (try gc.run(), try jobs.run()) }
             guard let (report, jobReport) = dryRun ? try work() : try GCRunLock.run(store, skipIfBusy: ifIdle, work)
             else { return }
-            if json {
+            if out.json {
                 var o = report.json.objectValue ?? JSONObject()
                 for (k, v) in jobReport.json.objectValue?.members ?? [] where k != "dry_run" { o[k] = v }
                 printJSON(.object(o))
@@ -118,15 +118,15 @@ struct FsckCommand: ParsableCommand {
     )
 
     @Flag(help: "Quarantine corrupt blobs and broken entries (never deletes).") var repair = false
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             var fsck = Fsck(store: try storeOptions.openExisting())
             fsck.repair = repair
             let r = try fsck.run()
-            if json {
+            if out.json {
                 printJSON(r.json)
             } else {
                 print(
@@ -149,11 +149,11 @@ struct StatsCommand: ParsableCommand {
             cache/shard-summaries.bin (see store-layout.md). `shards` says how many were rescanned.
             """)
 
-    @Flag(help: "Print JSON (the default output is the same object, indented).") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let store = try storeOptions.openExisting()
             var v = StoreStats(store: store).collect()
             // Job directories (work/): finished ones are what [jobs] retention collects.
@@ -167,15 +167,37 @@ struct StatsCommand: ParsableCommand {
                 ])
                 v = .object(o)
             }
-            if json {
-                printJSON(v)
-            } else {
-                let data = try JSONSerialization.jsonObject(with: Data(v.canonicalBytes))
-                print(
-                    String(
-                        decoding: try JSONSerialization.data(
-                            withJSONObject: data, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
-            }
+            if out.json { printJSON(v) } else { StatsText.print(v) }
         }
+    }
+}
+
+/// `stats` for people: one line per aspect.
+enum StatsText {
+    static func print(_ v: JSONValue) {
+        func n(_ x: JSONValue?) -> Int64 { x?.intValue ?? 0 }
+        let results = v["entries"]?["results"]?.objectValue?.members.map { "\($0.key) \(n($0.value))" } ?? []
+        let c = v["counters"] ?? .null
+        let j = v["jobs"] ?? .null
+        Swift.print("store \(v["store"]?.stringValue ?? "?")")
+        Swift.print(
+            "entries: \(n(v["entries"]?["sources"])) sources, results "
+                + (results.isEmpty ? "none" : results.joined(separator: ", "))
+                + (n(v["entries"]?["unreadable"]) > 0 ? ", \(n(v["entries"]?["unreadable"])) unreadable" : ""))
+        Swift.print(
+            "blobs: \(n(v["blobs"])), \(n(v["disk_bytes"])) bytes on disk for \(n(v["logical_bytes"])) logical"
+                + ((v["dedup_ratio"].flatMap { r -> String? in
+                    if case .double(let d) = r { return String(format: " (dedup %.2f×)", d) }
+                    return r.intValue.map { " (dedup \($0)×)" }
+                } ?? "")))
+        Swift.print(
+            "jobs: \(n(j["count"])) (\(n(j["active"])) active, \(n(j["finished"])) finished), \(n(j["bytes"])) bytes")
+        Swift.print(
+            "hits: results \(n(c["result_hits"])) hit / \(n(c["result_misses"])) miss, sources \(n(c["source_hits"])) hit / \(n(c["source_misses"])) miss"
+        )
+        Swift.print("leases: \(n(v["leases"]?["active"])) active, \(n(v["leases"]?["expired"])) expired")
+        Swift.print(
+            "use: oldest \(v["oldest_use"]?.stringValue ?? "-"), newest \(v["newest_use"]?.stringValue ?? "-"); "
+                + "shards rescanned \(n(v["shards"]?["rescanned"])) of \(n(v["shards"]?["total"]))")
     }
 }

@@ -26,4 +26,6 @@ struct StoreCommand: ParsableCommand {
             IngestCommand.self, HasSourceCommand.self, MaterialiseSourceCommand.self, ExportSourceCommand.self,
             RecordResultCommand.self, LookupCommand.self, MaterialiseResultCommand.self,
         ])
+
+    static func main() { CommandMain.run(Self.self) }
 }

@@ -50,7 +50,7 @@ struct RecordResultCommand: ParsableCommand {
     var backendVersion: String = "unknown"
     @OptionGroup var result: ResultOptions
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
@@ -61,14 +61,14 @@ struct RecordResultCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
             let producer = Producer(
                 executorClass: executorClass, backend: executorClass, backendVersion: backendVersion)
             let r = try ResultStore(store: store).record(
                 directory, jobKey: SHA256Digest(hex: jobKey)!, namespace: result.namespace, producer: producer)
             ConfiguredStore.maybeStartGC(store, settings, config: config)
-            if json {
+            if out.json {
                 printJSON(
                     .obj([
                         "ok": .bool(true), "artifact_profile": .string(r.profile.rawValue), "stored": .bool(r.stored),
@@ -87,16 +87,16 @@ struct LookupCommand: ParsableCommand {
 
     @OptionGroup var hit: HitOptions
     @OptionGroup var result: ResultOptions
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let l = ResultStore(store: try storeOptions.openExisting()).lookup(
                 jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass)
             switch l {
             case .hit(let e):
-                if json {
+                if out.json {
                     printJSON(
                         .obj([
                             "hit": .bool(true), "artifact_profile": .string(e.profile.rawValue),
@@ -107,7 +107,7 @@ struct LookupCommand: ParsableCommand {
                     print("hit: \(e.profile.rawValue) result of job \(e.jobID)")
                 }
             case .miss(let why):
-                if json {
+                if out.json {
                     printJSON(.obj(["hit": .bool(false), "reason": .string(why)]))
                 } else {
                     print("miss: \(why)")
@@ -131,7 +131,7 @@ struct MaterialiseResultCommand: ParsableCommand {
     @Option(name: .customLong("worker-name"), help: "Worker name for attestation.json (default: host name).")
     var workerName: String?
     @OptionGroup var result: ResultOptions
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
@@ -144,14 +144,14 @@ struct MaterialiseResultCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let store = try storeOptions.openExisting()
             let worker = WorkerIdentity(
                 name: workerName ?? ProcessInfo.processInfo.hostName, key: try store.attestationKey())
             let m = try ResultStore(store: store).materialize(
                 jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass,
                 jobID: jobID, runID: runID, into: into, worker: worker)
-            if json {
+            if out.json {
                 printJSON(
                     .obj([
                         "ok": .bool(true), "into": .string(m.jobDirectory),

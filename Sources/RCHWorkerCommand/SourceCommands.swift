@@ -12,7 +12,7 @@ struct IngestCommand: ParsableCommand {
     @Option(name: .customLong("content-sha256"), help: "Expected SHA-256 of the compressed file as transferred.")
     var contentSHA256: String?
     @Option(help: "Worker config file (default ~/.config/rch/worker.toml).") var config: String?
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
@@ -21,13 +21,13 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
             let r = try SourceStore(store: store).ingest(
                 bundle: bundle, expected: expect.flatMap { SHA256Digest(hex: $0) },
                 contentSHA256: contentSHA256.flatMap { SHA256Digest(hex: $0) })
             ConfiguredStore.maybeStartGC(store, settings, config: config)
-            if json {
+            if out.json {
                 printJSON(
                     .obj([
                         "ok": .bool(true), "source_sha256": .string(r.sourceSHA256.hex), "stored": .bool(r.stored),
@@ -46,18 +46,18 @@ struct HasSourceCommand: ParsableCommand {
         commandName: "has-source", abstract: "Report which sources are present (complete); exit 1 if any is missing.")
 
     @Argument(help: "source_sha256 values.") var digests: [String]
-    @Flag(help: "Print JSON ({sha: present}).") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws { for d in digests { _ = try digestArgument(d, "source_sha256") } }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let sources = SourceStore(store: try storeOptions.openExisting())
             let present = sources.query(digests.map { SHA256Digest(hex: $0)! })
             var result = JSONObject()
             for (d, p) in zip(digests, present) { result[d] = .bool(p) }
-            if json {
+            if out.json {
                 printJSON(.object(result))
             } else {
                 for (d, p) in zip(digests, present) { print("\(d) \(p ? "present" : "missing")") }
@@ -76,7 +76,7 @@ struct MaterialiseSourceCommand: ParsableCommand {
     @Option(help: "The new directory (must not exist).") var into: String
     @Flag(name: .customLong("no-verify"), help: "Copy blobs without re-hashing them (reflink/in-kernel copy).")
     var noVerify = false
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: WorkerStoreOptions
 
     func validate() throws {
@@ -87,10 +87,10 @@ struct MaterialiseSourceCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let n = try SourceStore(store: storeOptions.openExisting()).materialize(
                 SHA256Digest(hex: sha)!, jobID: jobID, into: into, verify: !noVerify)
-            if json {
+            if out.json {
                 printJSON(.obj(["ok": .bool(true), "entries": .int(Int64(n)), "into": .string(into)]))
             } else {
                 print(into)

@@ -13,14 +13,17 @@ struct CanonicalizeCommand: ParsableCommand {
     )
 
     @Argument(help: "JSON file, or - for standard input.") var file: String = "-"
+    @OptionGroup var out: OutputOptions
 
     func run() throws {
-        let bytes = try readInput(file)
+        out.activate()
+        let bytes = try readInput(file, json: out.json)
         do {
             let v = try JSONParser().parse(bytes)
             FileHandle.standardOutput.write(Data(v.canonicalBytes))
         } catch {
-            printError("error: \(file == "-" ? "stdin" : file): \(error)")
+            let message = "\(file == "-" ? "stdin" : file) is not a JSON document we accept: \(error)"
+            reportFailure(kind: "USAGE", subkind: "INVALID_JSON", message: message, exit: 65, json: out.json)
             throw ExitCode(65)
         }
     }
@@ -35,17 +38,17 @@ struct KeyCommand: ParsableCommand {
     )
 
     @Argument(help: "job_key_inputs.json or job.json, or - for standard input.") var file: String = "-"
-    @Flag(help: "Print the canonical job_key_inputs and the key as JSON.") var json = false
+    @OptionGroup var out: OutputOptions
 
     func run() throws {
-        let bytes = try readInput(file)
-        try runReportingFailures(json: json) {
+        let bytes = try readInput(file, json: out.json)
+        try runReportingFailures(out) {
             let doc: JSONValue
             do { doc = try JSONParser().parse(bytes) } catch {
                 throw JobKeyError("", "\(error)")
             }
             let inputs = try JobKeyInputs(json: doc["job_key_inputs"] ?? doc)
-            if json {
+            if out.json {
                 print(
                     JSONValue.obj(["job_key": .string(inputs.jobKey.hex), "job_key_inputs": inputs.json])
                         .canonicalString)
@@ -56,11 +59,12 @@ struct KeyCommand: ParsableCommand {
     }
 }
 
-func readInput(_ file: String) throws -> [UInt8] {
+func readInput(_ file: String, json: Bool) throws -> [UInt8] {
     if file == "-" { return Array(FileHandle.standardInput.readDataToEndOfFile()) }
     guard let d = FileManager.default.contents(atPath: file) else {
-        printError("error: cannot read \(file)")
-        throw ExitCode(66)
+        let message = "cannot read \(file); give a readable file, or - for standard input"
+        reportFailure(kind: "USAGE", subkind: "NOT_FOUND", message: message, exit: CommandExit.notFound, json: json)
+        throw ExitCode(CommandExit.notFound)
     }
     return Array(d)
 }

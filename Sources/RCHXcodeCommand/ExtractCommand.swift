@@ -19,7 +19,7 @@ struct ExtractCommand: ParsableCommand {
         String = "8GiB"
     @Option(name: .customLong("max-entries"), help: "Most entries accepted.") var maxEntries: Int = ExtractLimits()
         .maxEntries
-    @Flag(help: "Print a JSON object.") var json = false
+    @OptionGroup var out: OutputOptions
 
     func validate() throws {
         if let expect, SHA256Digest(hex: expect) == nil {
@@ -30,13 +30,13 @@ struct ExtractCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             var limits = ExtractLimits()
             limits.maxTarBytes = parseSize(maxBytes)!
             limits.maxEntries = maxEntries
             let result = try Extractor(limits: limits).extract(
                 bundle: file, into: into, expected: expect.flatMap { SHA256Digest(hex: $0) })
-            if json {
+            if out.json {
                 print(
                     JSONValue.obj([
                         "ok": .bool(true), "source_sha256": .string(result.sourceSHA256.hex),

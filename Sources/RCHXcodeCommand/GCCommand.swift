@@ -21,7 +21,7 @@ struct HostGCCommand: ParsableCommand {
         help: "Largest total size of the runs, e.g. 20GiB (oldest finished runs go first).")
     var maxSize: String?
     @Flag(name: .customLong("dry-run"), help: "Change nothing; print what would be removed.") var dryRun = false
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
@@ -32,7 +32,7 @@ struct HostGCCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             var r = HostRetention(
                 artifactRoot: artifacts ?? HostRetention.defaultArtifactRoot, store: try storeOptions.open())
             r.keepRuns = keepRuns
@@ -40,7 +40,7 @@ struct HostGCCommand: ParsableCommand {
             r.dryRun = dryRun
             r.maxSize = maxSize.flatMap(parseSize)
             let report = try r.run()
-            if json {
+            if out.json {
                 printJSON(report.json)
             } else {
                 for x in report.removed { print("\(dryRun ? "would remove" : "removed") \(x)") }

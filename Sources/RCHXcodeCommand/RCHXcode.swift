@@ -19,4 +19,6 @@ struct RCHXcode: ParsableCommand {
             VerifyArtifactsCommand.self,
             HostGCCommand.self,
         ])
+
+    static func main() { CommandMain.run(Self.self) }
 }

@@ -26,23 +26,23 @@ struct PushCommand: ParsableCommand {
         discussion: "Prints what was sent: method (present | upload_tree | upload_source), bytes and round trips.")
 
     @Argument(help: "Repository root.") var path: String = "."
-    @Option(help: "Selection: worktree or git_index (default: [bundle] mode, else worktree).") var mode: String?
-    @Flag(help: "Print a JSON report.") var json = false
+    @Option(help: "Selection: worktree, git_index or git (default: [bundle] mode, else worktree).") var mode: String?
+    @OptionGroup var out: OutputOptions
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
         if let mode, SelectionMode(rawValue: mode) == nil {
-            throw ValidationError("--mode must be worktree or git_index")
+            throw ValidationError(SelectionMode.usage)
         }
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let root = try RepoRootNotice.root(path)
             var opts = try RepoBundleOptions.load(root: root)
             if let mode { opts.mode = SelectionMode(rawValue: mode)! }
             let r = try Pusher(client: try workerOptions.client()).push(root: root, options: opts)
-            if json {
+            if out.json {
                 printJSON(r.json)
             } else {
                 let w = r.wire
@@ -58,15 +58,15 @@ struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe", abstract: "Probe a worker: protocol range, features, executor, identity, attestation key."
     )
-    @Flag(help: "Print the whole probe reply as JSON.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var workerOptions: WorkerOptions
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let c = try workerOptions.client()
             var p = try c.negotiate(forceProbe: true)
             p["negotiated_protocol_version"] = .int(Int64(c.protocolVersion ?? 0))
-            if json {
+            if out.json {
                 printJSON(.object(p))
                 return
             }
@@ -109,7 +109,7 @@ struct JobOpCommand: ParsableCommand {
     @Option(help: "tail: byte offset to start from.") var cursor: Int64 = 0
     @Flag(help: "tail: follow until the job ends.") var follow = false
     @Option(help: "list: only jobs in this state (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED).") var state: String?
-    @Flag(help: "list, status, cancel: print JSON.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
@@ -124,18 +124,18 @@ struct JobOpCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let c = try workerOptions.client()
             if op == "list" {
                 let jobs = try c.jobs(state: state)
-                if json { printJSON(.obj(["jobs": .array(jobs)])) } else { JobTable.print(jobs) }
+                if out.json { printJSON(.obj(["jobs": .array(jobs)])) } else { JobTable.print(jobs) }
                 return
             }
             let jobID = jobID!
             switch op {
             case "status", "cancel":
                 let r = op == "status" ? try c.status(jobID) : try c.cancel(jobID)
-                if json {
+                if out.json {
                     printJSON(.object(r))
                 } else {
                     let s = r["summary"] ?? .null
@@ -150,14 +150,25 @@ struct JobOpCommand: ParsableCommand {
                     print(line)
                 }
             default:
+                // Text: the log as it comes. --json: one document with the whole chunk read and the cursor.
                 var next = cursor
+                var log = ""
+                var eof = false
                 repeat {
                     let t = try c.tail(jobID, cursor: next)
-                    FileHandle.standardOutput.write(Data((t["log_chunk"]?.stringValue ?? "").utf8))
+                    let chunk = t["log_chunk"]?.stringValue ?? ""
+                    if out.json { log += chunk } else { FileHandle.standardOutput.write(Data(chunk.utf8)) }
                     next = t["next_cursor"]?.intValue ?? next
-                    if t["eof"]?.boolValue == true { break }
+                    eof = t["eof"]?.boolValue == true
+                    if eof { break }
                     if follow { usleep(200_000) }
                 } while follow
+                if out.json {
+                    printJSON(
+                        .obj([
+                            "job_id": .string(jobID), "log": .string(log), "next_cursor": .int(next), "eof": .bool(eof),
+                        ]))
+                }
             }
         }
     }
@@ -175,7 +186,7 @@ struct FetchCommand: ParsableCommand {
 
     @Argument(help: "The job_id.") var jobID: String
     @Option(help: "Destination directory (must not exist, or be empty).") var into: String
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
     @OptionGroup var workerOptions: WorkerOptions
 
     func validate() throws {
@@ -193,9 +204,9 @@ struct FetchCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingFailures(json: json) {
+        try runReportingFailures(out) {
             let f = try workerOptions.client().fetch(jobID, into: into)
-            if json {
+            if out.json {
                 printJSON(
                     .obj([
                         "job_id": .string(jobID), "directory": .string(f.directory),

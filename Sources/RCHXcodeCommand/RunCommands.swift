@@ -19,8 +19,7 @@ struct RunFlags: ParsableArguments {
     @Option(name: .customLong("artifacts"), help: "Host artifact root (default ~/.local/share/rch/artifacts/xcode).")
     var artifactRoot: String?
     @Flag(name: .customLong("no-fetch"), help: "Do not fetch the artifacts.") var noFetch = false
-    @Flag(help: "Do not print the build log while the job runs.") var quiet = false
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
 
     func validate() throws {
         if let profile, ArtifactProfile(rawValue: profile) == nil {
@@ -37,21 +36,21 @@ struct RunFlags: ParsableArguments {
         o.profile = profile.flatMap(ArtifactProfile.init(rawValue:))
         o.fetch = !noFetch
         o.cancelRequested = { RunSignals.requested }
-        if !quiet && !json { o.onLog = { FileHandle.standardError.write(Data($0.utf8)) } }
-        o.onNotice = { FileHandle.standardError.write(Data(("rch-xcode: " + $0 + "\n").utf8)) }
+        if !out.quiet && !out.json { o.onLog = { Console.shared.write($0) } }
+        o.onNotice = { Console.shared.notice($0) }
         o.onWaiting = { msg in
-            if isatty(2) == 1 { FileHandle.standardError.write(Data(("rch-xcode: " + msg + "\n").utf8)) }
+            if isatty(2) == 1 { Console.shared.notice(msg) }
         }
         o.onPlanned = { plan in
             let steps = plan.steps.map { "\($0.action) \($0.jobID)\($0.rejected != nil ? " (rejected)" : "")" }.joined(
                 separator: ", ")
-            FileHandle.standardError.write(Data("rch-xcode: run \(plan.runID) on \(plan.worker): \(steps)\n".utf8))
+            Console.shared.notice("run \(plan.runID) on \(plan.worker): \(steps)")
         }
         return o
     }
 
     func report(_ r: RunCoordinator.Result) {
-        if json {
+        if out.json {
             printJSON(r.json)
             return
         }
@@ -71,7 +70,7 @@ enum RepoRootNotice {
     static func root(_ path: String) throws -> String {
         let root = try RepoPath.root(from: path)
         if root != RepoPath.absolute(path) {
-            FileHandle.standardError.write(Data("rch-xcode: using repository root \(root)\n".utf8))
+            Console.shared.notice("using repository root \(root)")
         }
         return root
     }
@@ -99,7 +98,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         var exit: Int32 = 0
-        try runReportingFailures(json: flags.json) {
+        try runReportingFailures(flags.out) {
             let coordinator = RunCoordinator(
                 client: try workerOptions.client(), artifactRoot: flags.root, options: flags.options())
             let r = try coordinator.start(root: try RepoRootNotice.root(path), steps: [xcodebuild])
@@ -150,7 +149,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         var exit: Int32 = 0
-        try runReportingFailures(json: flags.json) {
+        try runReportingFailures(flags.out) {
             var options = flags.options()
             options.continueOnFailure = continueOnFailure
             let coordinator = RunCoordinator(

@@ -12,11 +12,11 @@ struct VerifyArtifactsCommand: ParsableCommand {
     )
 
     @Argument(help: "The job's artifact directory.") var directory: String
-    @Flag(help: "Print a JSON report.") var json = false
+    @OptionGroup var out: OutputOptions
 
     func run() throws {
         let errors = ArtifactManifest.verify(directory)
-        if json {
+        if out.json {
             printJSON(
                 .obj([
                     "ok": .bool(errors.isEmpty),

@@ -20,7 +20,7 @@ struct OperatorTests {
             ["store", "lookup", String(repeating: "a", count: 64), "--executor-class", "recording"],
         ] {
             let r = try Sub.run("/usr/bin/env", ["RCH_WORKER_STORE=" + d.sub("typo"), exe] + args)
-            #expect(r.status == 40 && r.stderr.contains("is not a store"), "\(args): \(r.status) \(r.stderr)")
+            #expect(r.status == 78 && r.stderr.contains("is not a store"), "\(args): \(r.status) \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: d.sub("typo")), "\(args) created a store")
         }
         // [worker] store in worker.toml; $RCH_WORKER_STORE wins over it; --store wins over both.
@@ -125,6 +125,17 @@ struct OutputFormTests {
         let fetchJSON = try JSONParser().parse(
             Array(try Sub.run(exe, ["fetch", r.jobID, "--into", f.dir.sub("fetched2"), "--json"] + w).stdout.utf8))
         #expect(fetchJSON["attestation_verified"]?.boolValue == true)
+        // tail: the log as text; with --json one document holding it and the cursor to go on from.
+        let tail = try Sub.run(exe, ["job", "tail", r.jobID] + w)
+        let tailJSON = try JSONParser().parse(
+            Array(try Sub.run(exe, ["job", "tail", r.jobID, "--json"] + w).stdout.utf8))
+        #expect(tail.status == 0 && !tail.stdout.isEmpty && tailJSON["log"]?.stringValue == tail.stdout)
+        #expect(
+            tailJSON["next_cursor"]?.intValue == Int64(tail.stdout.utf8.count) && tailJSON["eof"]?.boolValue == true)
+        // -v: each worker call with its time and bytes, on stderr; stdout unchanged.
+        let verbose = try Sub.run(exe, ["job", "status", r.jobID, "-v"] + w)
+        #expect(verbose.stdout == status.stdout && verbose.stderr.contains("rch-xcode: rpc status to worker w"))
+        #expect(verbose.stderr.contains(" ms: sent "), "\(verbose.stderr)")
     }
 }
 
