@@ -51,8 +51,12 @@ let package = Package(
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
         .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
         .target(
+            name: "RCHFleet", dependencies: ["RCHCore", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost"]),
+        .target(
             name: "RCHRun",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHAttestation"]),
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHAttestation", "RCHFleet",
+            ]),
         .target(name: "XcodeTreeGen", dependencies: ["RCHCore"]),
         .target(
             name: "RCHCLISupport",
@@ -71,7 +75,7 @@ let package = Package(
             name: "RCHXcodeCommand",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHCLISupport", "RCHHost", "RCHProtocol", "RCHRun",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RCHFleet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "MakeXcodeTree",
@@ -96,7 +100,7 @@ let package = Package(
             name: "RCHLaneTests",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "RCHLoopback",
-                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity", "RCHRun",
+                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity", "RCHRun", "RCHFleet",
             ]),
         .testTarget(
             name: "RCHStoreTests",

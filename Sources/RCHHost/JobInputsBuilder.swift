@@ -156,6 +156,7 @@ public enum JobInputsBuilder {
 /// The worker reports no usable executor or identity (EXECUTOR, subkind `EXECUTOR_UNAVAILABLE`).
 public struct WorkerUnusable: LaneError {
     public var message: String
+    public init(message: String) { self.message = message }
     public var failureKind: FailureKind { .executor }
     public var failureSubkind: String? { "EXECUTOR_UNAVAILABLE" }
     public var description: String { message }

@@ -90,7 +90,8 @@ public final class WorkerClient {
         transport.trace = trace
     }
 
-    var stateDirectory: String {
+    /// `<host store>/workers/<name>`: the probe cache and the last probe failure of this worker.
+    public var stateDirectory: String {
         let safe = Identifier.isValid(worker.name, .namespace) ? worker.name : SHA256Digest.of(worker.name.utf8).hex
         return hostStore.root + "/workers/" + safe
     }
@@ -115,7 +116,17 @@ public final class WorkerClient {
             }
         }
         if reply == nil {
-            reply = try call(.probe, [:], version: 0)
+            // The last failure is remembered for `rch-xcode workers` (reachability), cleared by a success.
+            let failurePath = stateDirectory + "/probe_failure.json"
+            do { reply = try call(.probe, [:], version: 0) } catch {
+                try? Syscalls.makeDirectories(stateDirectory)
+                _ = try? DurableFile.write(
+                    JSONValue.obj([
+                        "failed_at_ms": .int(Timestamp.nowNanos() / 1_000_000), "error": .string("\(error)"),
+                    ]).canonicalBytes, to: failurePath, replace: true, durable: false)
+                throw error
+            }
+            unlink(failurePath)
             probeSource = "fresh"
             probeAgeSeconds = 0
             try? Syscalls.makeDirectories(stateDirectory)
@@ -246,6 +257,18 @@ public final class WorkerClient {
         var p: JSONObject = ["limit": .int(Int64(limit))]
         if let state { p["state"] = .string(state) }
         return try call(.jobs, p)["jobs"]?.arrayValue ?? []
+    }
+
+    /// `affinity` (feature `affinity`): live load and whether the worker holds `source` and results of `jobKeys`.
+    public func affinity(source: SHA256Digest?, jobKeys: [SHA256Digest], namespace: String, profile: String) throws
+        -> JSONObject
+    {
+        var p: JSONObject = [
+            "job_keys": .array(jobKeys.map { .string($0.hex) }), "namespace": .string(namespace),
+            "profile": .string(profile),
+        ]
+        if let source { p["source_sha256"] = .string(source.hex) }
+        return try call(.affinity, p)
     }
 
     public func status(_ jobID: String) throws -> JSONObject { try call(.status, ["job_id": .string(jobID)]) }

@@ -17,6 +17,8 @@ import RCHStore
 /// | `probe_ttl_seconds` | 600 | how long a cached probe (capabilities) is trusted |
 /// | `connect_timeout_seconds` | 15 | ssh `ConnectTimeout` (`[timeouts] connect_seconds` of a run overrides it) |
 /// | `attestation_pubkey_fingerprint` | none | pins the worker's attestation key (64 hex, `rch-worker identity` prints it) |
+/// | `tags` | `["macos", "xcode"]` | what fleet selection filters on (a run requires `macos`, `xcode` and the repo's `[worker] tags`) |
+/// | `priority` | 0 | fleet selection order: higher first, then name |
 ///
 /// Without an entry named `local`, `--worker local` is the embedded worker: a local store under
 /// `~/.local/share/rch/worker-store` (or `$RCH_WORKER_STORE`), configured by `~/.config/rch/worker.toml`
@@ -38,6 +40,13 @@ public struct WorkerEntry: Sendable {
     public var connectTimeoutSeconds: Int64 = 15
     /// The pinned attestation key fingerprint (SHA-256 of the raw Ed25519 public key, 64 hex).
     public var attestationPubkeyFingerprint: String?
+    /// Fleet selection: the worker's tags (sorted, unique) and its priority (higher is chosen first).
+    public var tags: [String] = WorkerEntry.defaultTags
+    public var priority: Int64 = 0
+    /// Whether this entry comes from the inventory file (the embedded `local` does not).
+    public var fromInventory = false
+
+    public static let defaultTags = ["macos", "xcode"]
 
     public init(name: String) { self.name = name }
 
@@ -163,6 +172,25 @@ public enum WorkerInventory {
                         )
                     }
                     w.attestationPubkeyFingerprint = hex
+                }
+                if let t = o["tags"] {
+                    guard let list = t.arrayValue?.compactMap(\.stringValue), list.count == t.arrayValue?.count,
+                        list.allSatisfy({ Identifier.isValid($0, .namespace) })
+                    else {
+                        throw InventoryError(
+                            "\(file): worker '\(name)': tags must be a list of names (letters, digits, . _ -)")
+                    }
+                    w.tags = Array(Set(list)).sorted()
+                }
+                if let p = o["priority"] {
+                    guard let n = p.intValue else {
+                        throw InventoryError("\(file): worker '\(name)': priority must be an integer")
+                    }
+                    w.priority = n
+                }
+                w.fromInventory = true
+                if out.contains(where: { $0.name == name }) {
+                    throw InventoryError("\(file): two workers are named '\(name)'; names must be unique")
                 }
                 if w.transport == "ssh" && w.host == nil {
                     throw InventoryError("\(file): worker '\(name)' needs a host")

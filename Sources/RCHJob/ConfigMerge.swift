@@ -178,3 +178,14 @@ public struct EffectiveConfig: Sendable {
         ])
     }
 }
+
+/// A configuration value of the wrong type or range (failure kind CLASSIFIER_REJECTED, subkind `CONFIG`,
+/// exit 78 configuration).
+public struct ConfigValueError: LaneError {
+    public var message: String
+    public init(_ m: String) { message = m }
+    public var failureKind: FailureKind { .classifierRejected }
+    public var failureSubkind: String? { "CONFIG" }
+    public var exitCode: Int32 { CommandExit.config }
+    public var description: String { message }
+}

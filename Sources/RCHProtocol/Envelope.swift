@@ -25,6 +25,8 @@ public enum LaneProtocol {
         case probe, has_source, upload_source, upload_tree, submit, status, tail, cancel, fetch
         case reserve, renew, release
         case jobs
+        /// Fleet selection (adaptive mode): live load and whether the worker holds a source / results.
+        case affinity
 
         /// The feature that advertises the op (`reserve`, `renew`, `release` come with `lease`).
         public var feature: String {
@@ -39,7 +41,7 @@ public enum LaneProtocol {
     /// Ops, plus `attestation_signing` (every attestation is signed with the worker's Ed25519 key).
     public static let allFeatures = [
         "probe", "has_source", "upload_source", "upload_tree", "submit", "status", "tail", "cancel", "fetch",
-        "attestation_signing", "lease", "jobs",
+        "attestation_signing", "lease", "jobs", "affinity",
     ]
     /// Features the host cannot work without.
     public static let requiredFeatures = [

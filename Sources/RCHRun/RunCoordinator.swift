@@ -1,5 +1,6 @@
 import RCHBundle
 import RCHCore
+import RCHFleet
 import RCHHost
 import RCHJob
 import RCHProtocol
@@ -23,6 +24,8 @@ public final class RunCoordinator {
     public let client: WorkerClient
     public let artifactRoot: String
     public var options: RunOptions
+    /// How the worker was chosen (nil: named with `--worker`); written as `worker_selection.json`.
+    public var selection: SelectionRecord?
 
     public init(client: WorkerClient, artifactRoot: String, options: RunOptions = RunOptions()) {
         self.client = client
@@ -185,6 +188,13 @@ public final class RunCoordinator {
             if let caps = client.capabilities {
                 _ = try DurableFile.write(
                     caps.canonicalBytes + [10], to: run.path + "/capabilities.json", replace: true)
+            }
+            // The choice and the snapshot it was made with (a resumed run keeps its first record).
+            if !resumed || access(run.path + "/worker_selection.json", F_OK) != 0 {
+                let record = selection ?? .forced(client)
+                _ = try DurableFile.write(
+                    record.json(runID: plan.runID).canonicalBytes + [10], to: run.path + "/worker_selection.json",
+                    replace: true)
             }
             // A run of several steps holds one slot from the first to the last (feature `lease`).
             let runnable = plan.steps.filter { $0.rejected == nil }.count

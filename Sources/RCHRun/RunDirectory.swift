@@ -107,7 +107,7 @@ public struct RunDirectory: Sendable {
 
     public func writeIndex(_ plan: RunPlan) throws {
         var pointers = JSONObject()
-        for name in ["run_plan", "run_state", "run_summary", "source_manifest", "capabilities"]
+        for name in ["run_plan", "run_state", "run_summary", "source_manifest", "capabilities", "worker_selection"]
         where access(path + "/\(name).json", F_OK) == 0 {
             pointers[name] = .string(name + ".json")
         }

@@ -1,5 +1,6 @@
 import RCHBundle
 import RCHCore
+import RCHJob
 import RCHStore
 
 /// How a run is driven (set by the command line; tests set hooks).
@@ -61,16 +62,6 @@ public struct RunSettings: Sendable, Equatable {
         idleLogSeconds = try seconds("idle_log_seconds", idleLogSeconds)
         queueSeconds = try seconds("queue_seconds", queueSeconds)
     }
-}
-
-/// A configuration value of the wrong type or range (exit 10, like other bad job inputs).
-public struct ConfigValueError: LaneError {
-    public var message: String
-    public init(_ m: String) { message = m }
-    public var failureKind: FailureKind { .classifierRejected }
-    public var failureSubkind: String? { "CONFIG" }
-    public var exitCode: Int32 { CommandExit.config }
-    public var description: String { message }
 }
 
 /// `[destination]` of the repository config: `mode` (`pinned`: the value as is, with a concrete OS;

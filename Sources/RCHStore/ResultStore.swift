@@ -226,7 +226,11 @@ public struct ResultStore: Sendable {
         return r
     }
 
-    func uncountedLookup(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String)
+    /// The same answer as ``lookup(jobKey:namespace:profile:executorClass:)``, not counted (fleet selection asks
+    /// before any job exists).
+    public func uncountedLookup(
+        jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String
+    )
         -> Lookup
     {
         guard Identifier.isValid(namespace, .namespace) else { return .miss("invalid cache.namespace '\(namespace)'") }

@@ -156,6 +156,7 @@ public struct WorkerServer {
         case .renew: return .payload(try renew(r.payload))
         case .release: return .payload(try release(r.payload))
         case .jobs: return .payload(try listJobs(r.payload))
+        case .affinity: return .payload(try affinity(r.payload))
         }
     }
 

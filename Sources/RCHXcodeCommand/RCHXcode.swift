@@ -14,7 +14,7 @@ struct RCHXcode: ParsableCommand {
         version: VersionInfo.text,
         subcommands: [
             BundleCommand.self, PushCommand.self, VerifyCommand.self, RunCommand.self, ProbeCommand.self,
-            JobOpCommand.self,
+            JobOpCommand.self, WorkersCommand.self,
             FetchCommand.self, ExtractCommand.self, CanonicalizeCommand.self, KeyCommand.self,
             VerifyArtifactsCommand.self,
             HostGCCommand.self,

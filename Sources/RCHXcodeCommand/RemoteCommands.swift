@@ -3,19 +3,48 @@ import Foundation
 import RCHBundle
 import RCHCLISupport
 import RCHCore
+import RCHFleet
 import RCHHost
 import RCHRun
 import RCHStore
 
 /// `--worker NAME` and the inventory, shared by every command that talks to a worker.
 struct WorkerOptions: ParsableArguments {
-    @Option(help: "Worker name from the inventory ('local' = the embedded worker).") var worker: String = "local"
+    @Option(
+        help:
+            "Worker name from the inventory ('local' = the embedded worker). verify, run and push choose one when it is not given."
+    ) var worker: String?
     @Option(help: "Worker inventory (default: $RCH_WORKERS, else ~/.config/rch/workers.toml).") var inventory: String?
     @OptionGroup var storeOptions: StoreOptions
 
+    /// The named worker, else the only one: the embedded `local` when the inventory names none, its one worker.
     func client() throws -> WorkerClient {
-        let entry = try WorkerInventory.find(worker, path: inventory)
-        return try WorkerClient(worker: entry, hostStore: try storeOptions.open())
+        try WorkerClient(worker: try entry(), hostStore: try storeOptions.open())
+    }
+
+    func entry() throws -> WorkerEntry {
+        if let worker { return try WorkerInventory.find(worker, path: inventory) }
+        let listed = try WorkerInventory.load(inventory).filter(\.fromInventory)
+        if listed.isEmpty { return try WorkerInventory.find("local", path: inventory) }
+        guard listed.count == 1 else {
+            throw ValidationError(
+                "give --worker: the inventory has \(listed.count) workers (\(listed.map(\.name).joined(separator: ", ")))"
+            )
+        }
+        return listed[0]
+    }
+
+    /// `--worker`'s client, else the fleet's choice for `steps` of the repository at `root` (PLAN §17).
+    func choose(root: String, steps: [[String]], options: RunOptions) throws -> (WorkerClient, SelectionRecord?) {
+        if worker != nil { return (try client(), nil) }
+        let (client, record) = try RunWorkerChoice.select(
+            root: root, steps: steps, inventory: try WorkerInventory.load(inventory),
+            hostStore: try storeOptions.open(),
+            options: options)
+        Console.shared.notice(
+            "worker \(client.worker.name) chosen (\(record.mode): \(record.candidates.first { $0.worker == client.worker.name }?.reason ?? ""))"
+        )
+        return (client, record)
     }
 }
 
@@ -41,7 +70,8 @@ struct PushCommand: ParsableCommand {
             let root = try RepoRootNotice.root(path)
             var opts = try RepoBundleOptions.load(root: root)
             if let mode { opts.mode = SelectionMode(rawValue: mode)! }
-            let r = try Pusher(client: try workerOptions.client()).push(root: root, options: opts)
+            let (client, _) = try workerOptions.choose(root: root, steps: [], options: RunOptions())
+            let r = try Pusher(client: client).push(root: root, options: opts)
             if out.json {
                 printJSON(r.json)
             } else {
@@ -58,11 +88,26 @@ struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe", abstract: "Probe a worker: protocol range, features, executor, identity, attestation key."
     )
+    @Flag(help: "Probe every worker of the inventory, in parallel, and print one line each.") var all = false
     @OptionGroup var out: OutputOptions
     @OptionGroup var workerOptions: WorkerOptions
 
+    func validate() throws {
+        if all && workerOptions.worker != nil { throw ValidationError("--all probes every worker; drop --worker") }
+    }
+
     func run() throws {
         try runReportingFailures(out) {
+            if all {
+                let statuses = WorkerStatus.collect(
+                    inventory: try WorkerInventory.load(workerOptions.inventory),
+                    hostStore: try workerOptions.storeOptions.open(), probe: true)
+                WorkerTable.print(statuses, json: out.json)
+                if statuses.allSatisfy({ $0.reachable == false }) {
+                    throw TransportError("no worker of the inventory answered the probe")
+                }
+                return
+            }
             let c = try workerOptions.client()
             var p = try c.negotiate(forceProbe: true)
             p["negotiated_protocol_version"] = .int(Int64(c.protocolVersion ?? 0))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RCHCLISupport
 import RCHCore
+import RCHFleet
 import RCHHost
 import RCHRun
 import RCHStore
@@ -99,9 +100,12 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         var exit: Int32 = 0
         try runReportingFailures(flags.out) {
-            let coordinator = RunCoordinator(
-                client: try workerOptions.client(), artifactRoot: flags.root, options: flags.options())
-            let r = try coordinator.start(root: try RepoRootNotice.root(path), steps: [xcodebuild])
+            let root = try RepoRootNotice.root(path)
+            let options = flags.options()
+            let (client, selection) = try workerOptions.choose(root: root, steps: [xcodebuild], options: options)
+            let coordinator = RunCoordinator(client: client, artifactRoot: flags.root, options: options)
+            coordinator.selection = selection
+            let r = try coordinator.start(root: root, steps: [xcodebuild])
             flags.report(r)
             exit = r.exitCode
         }
@@ -152,20 +156,34 @@ struct VerifyCommand: ParsableCommand {
         try runReportingFailures(flags.out) {
             var options = flags.options()
             options.continueOnFailure = continueOnFailure
-            let coordinator = RunCoordinator(
-                client: try workerOptions.client(), artifactRoot: flags.root, options: options)
             let root = try RepoRootNotice.root(path)
+            // A run never switches worker: a resumed run goes to the worker it was planned on.
+            var resuming = resume
+            if resuming == nil, !noResume,
+                let found = RunWorkerChoice.interruptedRun(root: root, artifactRoot: flags.root),
+                workerOptions.worker == nil || workerOptions.worker == found.worker
+            {
+                options.onNotice?("resuming interrupted run \(found.runID) (use --no-resume to start a new one)")
+                resuming = found.runID
+            }
+            var workers = workerOptions
+            if let resuming, workers.worker == nil {
+                workers.worker = try RunWorkerChoice.plannedWorker(runID: resuming, artifactRoot: flags.root)
+            }
             let r: RunCoordinator.Result
-            if let resume {
-                r = try coordinator.resume(runID: resume)
-            } else if !noResume, let interrupted = coordinator.interruptedRun(root: root) {
-                options.onNotice?("resuming interrupted run \(interrupted) (use --no-resume to start a new one)")
-                r = try coordinator.resume(runID: interrupted)
+            if let resuming {
+                let coordinator = RunCoordinator(
+                    client: try workers.client(), artifactRoot: flags.root, options: options)
+                r = try coordinator.resume(runID: resuming)
             } else {
-                let plan = try VerifySteps(
+                let steps = try VerifySteps(
                     root: root, actions: actions, scheme: scheme, configuration: configuration,
-                    destination: destination, extra: extra)
-                r = try coordinator.start(root: root, steps: try plan.argvs())
+                    destination: destination, extra: extra
+                ).argvs()
+                let (client, selection) = try workers.choose(root: root, steps: steps, options: options)
+                let coordinator = RunCoordinator(client: client, artifactRoot: flags.root, options: options)
+                coordinator.selection = selection
+                r = try coordinator.start(root: root, steps: steps)
             }
             flags.report(r)
             exit = r.exitCode
