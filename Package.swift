@@ -45,11 +45,13 @@ let package = Package(
             name: "RCHWorker",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHIdentity", "RCHAttestation",
+                "RCHXcodeReports",
             ]),
         .target(
             name: "RCHHost",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
         .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
+        .target(name: "RCHXcodeReports", dependencies: ["RCHCore"]),
         .target(
             name: "RCHFleet", dependencies: ["RCHCore", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost"]),
         .target(
@@ -89,6 +91,7 @@ let package = Package(
             ]),
         .target(name: "RCHTestSupport", path: "Tests/RCHTestSupport"),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
+        .testTarget(name: "RCHXcodeReportsTests", dependencies: ["RCHCore", "RCHXcodeReports", "RCHTestSupport"]),
         .testTarget(
             name: "RCHTrustTests",
             dependencies: ["RCHCore", "RCHIdentity", "RCHAttestation", "RCHTestSupport"]),

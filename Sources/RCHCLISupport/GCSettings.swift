@@ -27,6 +27,14 @@ import RCHStore
 /// | `retention` | `"24h"` | finished jobs older than this are removed (their artifacts; fetch then answers ARTIFACTS_GONE) |
 /// | `max_size` | `"20%"` | size budget for finished jobs (bytes, `50GiB`, or a percentage of the filesystem); oldest go first |
 /// | `record_retention` | `"30d"` | how long a removed job's id stays known (`jobs/<job_id>.json`) |
+///
+/// And `[cache]` (the DerivedData and SwiftPM caches under `caches/`, removed by the same gc):
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `max_age` | `"14d"` | a cache unused for longer is removed |
+/// | `max_size` | `"20%"` | size budget for all caches; least recently used go first |
+/// | `lock_timeout_seconds` | 300 | (read by the runner) how long a job waits for a busy cache before using a private one |
 public struct GCSettings: Sendable {
     public var maxSize: UInt64
     public var maxAgeSeconds: Int64?
@@ -36,6 +44,8 @@ public struct GCSettings: Sendable {
     public var jobRetentionSeconds: Int64 = 86_400
     public var jobMaxBytes: UInt64 = 0
     public var jobRecordRetentionSeconds: Int64 = 30 * 86_400
+    public var cacheMaxAgeSeconds: Int64 = 14 * 86_400
+    public var cacheMaxBytes: UInt64 = 0
 
     public init(
         maxSize: UInt64, maxAgeSeconds: Int64?, graceSeconds: Int64, minFreeBytes: UInt64, autoGCAtFraction: Double?
@@ -98,6 +108,18 @@ public struct GCSettings: Sendable {
         s.jobRetentionSeconds = retention
         s.jobRecordRetentionSeconds = records
         s.jobMaxBytes = budget
+        let cache = try Config.load(.host, path: path)?.value["cache"]?.objectValue ?? JSONObject()
+        func cacheSetting(_ key: String, _ def: String) -> String {
+            cache[key]?.stringValue ?? cache[key]?.intValue.map { String($0) } ?? def
+        }
+        guard let cacheAge = parseDuration(cacheSetting("max_age", "14d")) else {
+            throw StoreError.invalid("[cache] max_age is not a duration (14d, 12h)")
+        }
+        guard let cacheBudget = fs.bytes(cacheSetting("max_size", "20%")) else {
+            throw StoreError.invalid("[cache] max_size is not a size (bytes, 20GiB, or 20%)")
+        }
+        s.cacheMaxAgeSeconds = cacheAge
+        s.cacheMaxBytes = cacheBudget
         return s
     }
 }

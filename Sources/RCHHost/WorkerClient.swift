@@ -273,7 +273,16 @@ public final class WorkerClient {
 
     public func status(_ jobID: String) throws -> JSONObject { try call(.status, ["job_id": .string(jobID)]) }
     public func cancel(_ jobID: String) throws -> JSONObject { try call(.cancel, ["job_id": .string(jobID)]) }
-    public func tail(_ jobID: String, cursor: Int64, maxBytes: Int = 64 << 10) throws -> JSONObject {
-        try call(.tail, ["job_id": .string(jobID), "cursor": .int(cursor), "max_bytes": .int(Int64(maxBytes))])
+    /// `tail`: the log from byte `cursor` and the events from index `eventCursor` (`next_cursor`,
+    /// `next_event_cursor` continue them).
+    public func tail(_ jobID: String, cursor: Int64, eventCursor: Int64 = 0, maxBytes: Int = 64 << 10) throws
+        -> JSONObject
+    {
+        try call(
+            .tail,
+            [
+                "job_id": .string(jobID), "cursor": .int(cursor), "max_bytes": .int(Int64(maxBytes)),
+                "event_cursor": .int(eventCursor),
+            ])
     }
 }

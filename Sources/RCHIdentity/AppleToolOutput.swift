@@ -125,7 +125,8 @@ public enum AppleToolOutput {
                 guard ToolchainIdentity.DeviceUDID.isUDID(udid) else {
                     throw bad("devices['\(runtimeID.prefix(80))'][\(i)].udid '\(udid.prefix(40))' is not a UDID")
                 }
-                guard available, let runtime else { continue }
+                // The worker's own ephemeral simulators come and go with jobs: not part of the identity.
+                guard available, let runtime, !name.hasPrefix("rch-ephemeral-") else { continue }
                 let device = ToolchainIdentity.Device(
                     platform: runtime.platform, name: name, osVersion: runtime.version, runtime: runtimeID,
                     deviceType: type)

@@ -48,6 +48,7 @@ struct StepExecutor {
                 artifactProfile: profile == .rich ? .rich : .minimal)
         }
         try writeHostFiles(dir, step: step, inputs: inputs)
+        var timing = HostStepMetrics(started: Timestamp.nowNanos())
         try options.beforeSubmit?()
         var out = StepOutcome(index: step.index, action: step.action, jobID: step.jobID, status: .failed, exitCode: 40)
         var reply: JSONObject
@@ -66,18 +67,22 @@ struct StepExecutor {
             try writeHostFiles(dir, step: step, inputs: inputs)
             reply = try submitWaiting(try spec(), retried: &out.retriedAfterSourceMissing)
         }
+        timing.submitted = Timestamp.nowNanos()
         out.jobKey = inputs.jobKey
         out.cached = reply["cached"]?.boolValue == true
         out.cachedFromJobID = reply["cached_from_job_id"]?.stringValue
         var (status, stopped) = try follow(step.jobID, cached: out.cached)
+        timing.followed = Timestamp.nowNanos()
         if options.fetch, status["complete"]?.boolValue == true {
             try options.beforeFetch?(step.jobID)
             let artifacts = run.artifacts(step)
             if access(artifacts + "/job_index.json", F_OK) != 0 {
                 removeTree(artifacts)
-                _ = try client.fetch(
+                let f = try client.fetch(
                     step.jobID, into: artifacts,
                     expected: .init(jobID: step.jobID, jobKey: inputs.jobKey, sourceSHA256: bundle.sourceSHA256))
+                timing.fetchedBytes = f.streamBytes
+                timing.fetched = Timestamp.nowNanos()
             }
             out.artifacts = artifacts
             if let s = try? JSONParser().parse(try DurableFile.read(artifacts + "/summary.json")) {
@@ -85,6 +90,7 @@ struct StepExecutor {
             }
         }
         out.summary = status["summary"] ?? .null
+        try timing.write(dir, runID: run.runID, jobID: step.jobID, jobKey: inputs.jobKey, cached: out.cached)
         let s = out.summary
         switch stopped {
         case .some(let reason):

@@ -93,6 +93,12 @@ extension ResultStore {
         if o["updated_at"] != nil { o["updated_at"] = .string(now) }
         if o["job_key"] != nil { o["job_key"] = .string(jobKey.hex) }
         if isSummary { o["cached_from_job_id"] = .string(originalJobID) }
+        // metrics.json of a hit: the producer's timings, marked as such, and the hit itself.
+        if o["schema_id"]?.stringValue == "rch-xcode/metrics@1", case .object(var cache)? = o["cache"] {
+            cache["result_cache_hit"] = .bool(true)
+            o["cache"] = .object(cache)
+            o["timings_from_job_id"] = .string(originalJobID)
+        }
         let bytes = JSONValue.object(o).canonicalBytes
         _ = try DurableFile.write(bytes, to: path, replace: true, durable: false)
         return bytes

@@ -1,5 +1,6 @@
 import Foundation
 import RCHCore
+import RCHJob
 import RCHStore
 import SystemPackage
 
@@ -25,6 +26,16 @@ public struct ExecutionRequest: Sendable {
     /// The backend's whole environment (already filtered by the allowlist, with DEVELOPER_DIR set).
     public var environment: [String: String]
     public var deadlineNanos: Int64
+    /// The job's `events.jsonl` (the executor may add its own stage events).
+    public var events: JobEvents
+    /// `-derivedDataPath` (a cache or a private directory; see ``WorkerCaches``).
+    public var derivedDataPath: String
+    /// `-clonedSourcePackagesDirPath` when the SwiftPM cache is shared, else nil.
+    public var sourcePackagesPath: String?
+    /// The job's destination (for ephemeral provisioning).
+    public var destination: JobKeyInputs.Destination
+    /// Whether a job is still active on this worker (ephemeral leftovers of other jobs are swept).
+    public var isActiveJob: @Sendable (String) -> Bool
 }
 
 /// How a backend run ended.
@@ -36,6 +47,9 @@ public struct ExecutionOutcome: Sendable {
     public var failureKind: FailureKind?
     public var failureSubkind: String?
     public var message: String
+    /// Ephemeral provisioning: the simulator the job ran on, and whether deleting it failed.
+    public var simulatorUDID: String?
+    public var ephemeralCleanupFailed: Bool?
 
     public init(
         status: Status, backendExitCode: Int? = nil, termSignal: String? = nil, failureKind: FailureKind? = nil,

@@ -91,6 +91,7 @@ public struct JobRunner: Sendable {
             unlink(jobs.activeMarker(jobID))
             removeTree(jobs.source(jobID))
             removeTree(jobs.directory(jobID) + "/DerivedData")
+            removeTree(jobs.directory(jobID) + "/SourcePackages")
         }
         let started = Timestamp.nowNanos()
         let key = sub.inputs.jobKey
@@ -98,6 +99,14 @@ public struct JobRunner: Sendable {
         let cancelled: @Sendable () -> Bool = { access(cancelPath, F_OK) == 0 }
         let identity = try? provider.current()
         let executor = makeExecutor(identity)
+        let events = JobEvents(path: jobs.artifacts(jobID) + "/events.jsonl")
+        var metrics = JobMetrics(submittedAt: jobs.submittedNanos(jobID), started: started)
+        events.emit(
+            "job", "started",
+            [
+                "action": .string(sub.inputs.action), "backend": .string(executor.backendName),
+                "job_key": .string(key.hex),
+            ])
         if cancelled() {
             try finish(
                 sub,
@@ -118,16 +127,37 @@ public struct JobRunner: Sendable {
             try finish(sub, outcome, executor: executor, env: nil, started: started)
             return
         }
+        events.emit("materialize", "started", ["source_sha256": .string(sub.inputs.sourceSHA256.hex)])
         do {
             _ = try SourceStore(store: store).materialize(
                 sub.inputs.sourceSHA256, jobID: jobID, into: jobs.source(jobID))
+            metrics.sourceBytes = try SourceStore(store: store).manifest(sub.inputs.sourceSHA256)?.tarBytes
         } catch {
+            events.emit("materialize", "failed", ["error": .string("\(error)")])
             let outcome = ExecutionOutcome(
                 status: .failed, failureKind: .transfer, failureSubkind: "SOURCE_MISSING",
                 message: "the source could not be materialised: \(error)")
-            try finish(sub, outcome, executor: executor, env: nil, started: started)
+            try finish(sub, outcome, executor: executor, env: nil, started: started, metrics: metrics, events: events)
             return
         }
+        metrics.materialized = Timestamp.nowNanos()
+        events.emit("materialize", "finished", ["ms": .int(metrics.ms(started, metrics.materialized!))])
+        let cacheConfig = sub.job["effective_config"]?["cache"]
+        let caches = try WorkerCaches(store: store, lockTimeoutSeconds: config.cacheLockTimeoutSeconds).acquire(
+            derivedData: cacheConfig?["derived_data"]?.stringValue ?? "shared",
+            spm: cacheConfig?["spm"]?.stringValue ?? "shared", namespace: sub.namespace, inputs: sub.inputs,
+            jobDirectory: jobs.directory(jobID))
+        defer {
+            WorkerCaches.release(caches.derivedData)
+            WorkerCaches.release(caches.spm)
+        }
+        metrics.caches = caches
+        events.emit(
+            "caches", "acquired",
+            [
+                "derived_data": .string(caches.derivedData.mode), "derived_data_hit": .bool(caches.derivedData.hit),
+                "spm": .string(caches.spm?.mode ?? "off"), "spm_hit": caches.spm.map { .bool($0.hit) } ?? .null,
+            ])
         let (env, envRecord) = executorEnvironment(
             allowlist: config.envAllowlist, developerDir: sub.inputs.toolchain.developerDir)
         let request = ExecutionRequest(
@@ -135,19 +165,33 @@ public struct JobRunner: Sendable {
             sanitizedArgv: sub.inputs.sanitizedArgv,
             developerDir: sub.inputs.toolchain.developerDir, profile: sub.profile, sourceDirectory: jobs.source(jobID),
             artifactsDirectory: jobs.artifacts(jobID), environment: env,
-            deadlineNanos: started + config.timeoutSeconds * 1_000_000_000)
+            deadlineNanos: started + config.timeoutSeconds * 1_000_000_000, events: events,
+            derivedDataPath: caches.derivedData.path, sourcePackagesPath: caches.spm?.path,
+            destination: sub.inputs.destination,
+            isActiveJob: { [jobs] id in access(jobs.activeMarker(id), F_OK) == 0 })
+        events.emit("execute", "started", ["argv": .array(sub.inputs.sanitizedArgv.map { .string($0) })])
         let outcome: ExecutionOutcome
         do { outcome = try executor.execute(request, cancelled: cancelled) } catch {
             outcome = ExecutionOutcome(
                 status: .failed, failureKind: .executor, message: "the executor failed: \(error)")
         }
-        try finish(sub, outcome, executor: executor, env: envRecord, started: started)
+        metrics.executed = Timestamp.nowNanos()
+        events.emit(
+            "execute", "finished",
+            [
+                "status": .string(outcome.status.rawValue),
+                "backend_exit_code": outcome.backendExitCode.map { .int(Int64($0)) } ?? .null,
+                "ms": .int(metrics.ms(metrics.materialized ?? started, metrics.executed!)),
+            ])
+        try finish(
+            sub, outcome, executor: executor, env: envRecord, started: started, metrics: metrics, events: events)
     }
 
     /// Writes the job-scoped artifacts and commits the directory.
-    func finish(_ sub: Submission, _ o: ExecutionOutcome, executor: any Executor, env: JSONValue?, started: Int64)
-        throws
-    {
+    func finish(
+        _ sub: Submission, _ o: ExecutionOutcome, executor: any Executor, env: JSONValue?, started: Int64,
+        metrics: JobMetrics? = nil, events: JobEvents? = nil
+    ) throws {
         let jobs = WorkerJobs(store: store)
         let dir = jobs.artifacts(sub.jobID)
         let key = sub.inputs.jobKey
@@ -187,9 +231,17 @@ public struct JobRunner: Sendable {
                     "sim_runtime_identifier": d.simRuntimeIdentifier.map { .string($0) } ?? .null,
                     "sim_runtime_build": d.simRuntimeBuild.map { .string($0) } ?? .null,
                     "device_type_identifier": d.deviceTypeIdentifier.map { .string($0) } ?? .null,
+                    "udid": o.simulatorUDID.map { .string($0) } ?? .null,
                 ]
             ).canonicalBytes, to: dir + "/destination.json", durable: false)
 
+        let events = events ?? JobEvents(path: dir + "/events.jsonl")
+        events.emit("job", "finished", ["status": .string(o.status.rawValue), "message": .string(o.message)])
+        var metrics = metrics ?? JobMetrics(submittedAt: nil, started: started)
+        metrics.namespace = sub.namespace
+        _ = try DurableFile.write(
+            envelope("metrics", metrics.members(sub.inputs, artifactsDirectory: dir)).canonicalBytes,
+            to: dir + "/metrics.json", durable: false)
         let state: JobState = o.status == .success ? .succeeded : o.status == .cancelled ? .cancelled : .failed
         try jobs.writeState(sub.jobID, runID: sub.runID, jobKey: key.hex, state)
         // The profile the files satisfy (never the one requested).
@@ -213,6 +265,7 @@ public struct JobRunner: Sendable {
                 "human_summary": .string(o.message),
                 "duration_ms": .int(max(0, (Timestamp.nowNanos() - started) / 1_000_000)),
                 "artifact_profile": .string(summaryProfile.rawValue), "cached_from_job_id": .null,
+                "ephemeral_cleanup_failed": o.ephemeralCleanupFailed.map { .bool($0) } ?? .null,
             ])
         _ = try DurableFile.write(summary.canonicalBytes, to: dir + "/summary.json", durable: false)
         entries = try ArtifactManifest.scan(dir)

@@ -1,5 +1,6 @@
 import RCHCore
 import RCHStore
+import RCHXcodeReports
 
 #if canImport(Glibc)
     import Glibc
@@ -35,13 +36,32 @@ public struct RecordingExecutor: Executor {
         log.line("$ xcodebuild " + r.sanitizedArgv.joined(separator: " "))
         log.line("DEVELOPER_DIR=\(r.developerDir)")
         log.line("source: \(fileCount) files, \(bytes) bytes")
+        log.line("Target dependency graph (1 target)")
+        log.line("    Target 'App' in project 'App' (no dependencies)")
         let record = JSONValue.obj([
             "argv": .array(r.sanitizedArgv.map { .string($0) }), "developer_dir": .string(r.developerDir),
             "environment_keys": .array(r.environment.keys.sorted().map { .string($0) }),
             "working_directory": .string(lastComponent(r.sourceDirectory)), "source_files": .int(Int64(fileCount)),
             "source_bytes": .int(Int64(bytes)), "action": .string(r.action),
             "artifact_profile": .string(r.profile.rawValue),
+            "derived_data": .string(lastComponent(r.derivedDataPath)),
+            "derived_data_builds_before": .int(Int64(Self.previousBuilds(r.derivedDataPath))),
+            "source_packages": r.sourcePackagesPath.map { .string(lastComponent($0)) } ?? .null,
         ])
+        // What a resolve leaves in the package checkouts, and a build in DerivedData (so a reused cache is
+        // visible to the next job).
+        if let packages = r.sourcePackagesPath {
+            try Syscalls.makeDirectories(packages + "/checkouts")
+            _ = try DurableFile.write(Array(r.jobID.utf8), to: packages + "/checkouts/recording", durable: false)
+        }
+        // What a build leaves in DerivedData (so a reused cache is visible to the next job).
+        try Syscalls.makeDirectories(r.derivedDataPath + "/Build")
+        let marker = open(
+            r.derivedDataPath + "/Build/recording-builds", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if marker >= 0 {
+            _ = "\(r.jobID)\n".withCString { write(marker, $0, strlen($0)) }
+            close(marker)
+        }
         _ = try DurableFile.write(record.canonicalBytes, to: out + "/executor_record.json", durable: false)
 
         let steps = 5
@@ -54,16 +74,19 @@ public struct RecordingExecutor: Executor {
             while true { if let stop = try wait(ms: 100, r, cancelled, log) { return stop } }
         }
         let failed = behaviour == "fail"
-        if r.action == "test" { try writeXCResult(out, r, failed: failed) }
-        if r.profile == .rich { try writeRich(out, r, failed: failed) }
         if failed {
-            log.line("error: recording executor was told to fail")
+            log.line("/src/App/App.swift:12:5: error: recording executor was told to fail")
             log.line(r.action == "test" ? "** TEST FAILED **" : "** BUILD FAILED **")
+        } else {
+            log.line(r.action == "test" ? "** TEST SUCCEEDED **" : "** BUILD SUCCEEDED **")
+        }
+        if r.action == "test" { try writeXCResult(out, r, failed: failed) }
+        if r.profile == .rich { writeRich(out, r, failed: failed) }
+        if failed {
             return ExecutionOutcome(
                 status: .failed, backendExitCode: 65, failureKind: .xcodebuild,
                 message: "xcodebuild \(r.action) failed (exit 65)")
         }
-        log.line(r.action == "test" ? "** TEST SUCCEEDED **" : "** BUILD SUCCEEDED **")
         return ExecutionOutcome(status: .success, backendExitCode: 0, message: "\(r.action) succeeded")
     }
 
@@ -106,40 +129,70 @@ public struct RecordingExecutor: Executor {
             Array(data.utf8), to: base + "/Data/data.0~" + String(r.jobKey.hex.prefix(12)), durable: false)
     }
 
-    private func writeRich(_ out: String, _ r: ExecutionRequest, failed: Bool) throws {
-        var events = ""
-        for (i, stage) in ["prepare", r.action, "finish"].enumerated() {
-            events +=
-                JSONValue.obj([
-                    "seq": .int(Int64(i)), "stage": .string(stage), "kind": .string("stage_end"),
-                    "data": .obj(["ok": .bool(!(failed && stage == r.action))]),
-                ]).canonicalString + "\n"
+    /// The rich files through the same code as the real backend: `RichArtifacts` reads this run's
+    /// `build.log` and the `xcresulttool` output a real Xcode 16 would print for the recorded tests (three
+    /// tests, one failing when told to fail).
+    private func writeRich(_ out: String, _ r: ExecutionRequest, failed: Bool) {
+        for stage in ["prepare", r.action, "finish"] {
+            r.events.emit(
+                "execute", "stage_end", ["step": .string(stage), "ok": .bool(!(failed && stage == r.action))])
         }
-        _ = try DurableFile.write(Array(events.utf8), to: out + "/events.jsonl", durable: false)
-        if r.action == "test" {
-            let summary = JSONValue.obj([
-                "counts": .obj(["passed": .int(failed ? 2 : 3), "failed": .int(failed ? 1 : 0), "skipped": .int(0)]),
-                "failing_tests": .array(failed ? [.string("AppTests/testExample")] : []), "duration_ms": .int(0),
-            ])
-            _ = try DurableFile.write(summary.canonicalBytes, to: out + "/test_summary.json", durable: false)
-            let junit = """
-                <?xml version="1.0" encoding="UTF-8"?>
-                <testsuites tests="3" failures="\(failed ? 1 : 0)"><testsuite name="AppTests" tests="3" failures="\(failed ? 1 : 0)">\
-                <testcase classname="AppTests" name="testExample"/></testsuite></testsuites>
+        let envelope = RichArtifacts.Envelope(runID: r.runID, jobID: r.jobID, jobKey: r.jobKey.hex)
+        let (_, degraded) = RichArtifacts.write(action: r.action, into: out, envelope: envelope) { args in
+            args.contains("summary")
+                ? Self.xcresultSummary(failed) : args.contains("tests") ? Self.xcresultTests(failed) : nil
+        }
+        if let degraded { r.events.emit("artifacts", "degraded", ["reason": .string(degraded)]) }
+    }
 
-                """
-            _ = try DurableFile.write(Array(junit.utf8), to: out + "/junit.xml", durable: false)
-        } else {
-            let summary = JSONValue.obj([
-                "targets": .array([.string("App")]), "warning_count": .int(0), "error_count": .int(failed ? 1 : 0),
-                "first_error": failed ? .string("recording executor was told to fail") : .null,
-            ])
-            _ = try DurableFile.write(summary.canonicalBytes, to: out + "/build_summary.json", durable: false)
+    static func xcresultSummary(_ failed: Bool) -> [UInt8] {
+        let failures =
+            failed
+            ? #"[{"failureText":"XCTAssertTrue failed","targetName":"AppTests","testIdentifier":3,"testIdentifierString":"AppTests/testExample()","testName":"testExample()"}]"#
+            : "[]"
+        return Array(
+            """
+            {"devicesAndConfigurations":[{"device":{"architecture":"arm64","deviceId":"5B6C1F9E-2C1D-4B8A-9B7E-0A1B2C3D4E5F",\
+            "deviceName":"iPhone 16","modelName":"iPhone 16","osVersion":"18.2","platform":"iOS Simulator"},\
+            "expectedFailures":0,"failedTests":\(failed ? 1 : 0),"passedTests":\(failed ? 2 : 3),"skippedTests":0,\
+            "testPlanConfiguration":{"configurationId":"1","configurationName":"Test Scheme Action"}}],\
+            "environmentDescription":"App · Built with macOS 15.2","expectedFailures":0,"failedTests":\(failed ? 1 : 0),\
+            "finishTime":1733140000.25,"passedTests":\(failed ? 2 : 3),"result":"\(failed ? "Failed" : "Passed")",\
+            "skippedTests":0,"startTime":1733140000,"statistics":[],"testFailures":\(failures),"title":"Test - App",\
+            "topInsights":[],"totalTestCount":3}
+            """.utf8)
+    }
+
+    static func xcresultTests(_ failed: Bool) -> [UInt8] {
+        func test(_ name: String, _ fails: Bool) -> String {
+            let failure =
+                fails
+                ? #","children":[{"name":"AppTests.swift:12: XCTAssertTrue failed","nodeType":"Failure Message","result":"Failed"}]"#
+                : ""
+            return
+                #"{"duration":"0.01s","durationInSeconds":0.01,"name":"\#(name)","nodeIdentifier":"AppTests/\#(name)","nodeType":"Test Case","result":"\#(fails ? "Failed" : "Passed")"\#(failure)}"#
         }
+        let cases = [test("testA()", false), test("testB()", false), test("testExample()", failed)].joined(
+            separator: ",")
+        return Array(
+            """
+            {"devices":[{"architecture":"arm64","deviceId":"5B6C1F9E-2C1D-4B8A-9B7E-0A1B2C3D4E5F","deviceName":"iPhone 16",\
+            "modelName":"iPhone 16","osVersion":"18.2","platform":"iOS Simulator"}],"testNodes":[{"children":[{"children":\
+            [{"children":[\(cases)],"name":"AppTests","nodeType":"Test Suite","result":"\(failed ? "Failed" : "Passed")"}],\
+            "name":"AppTests","nodeType":"Unit test bundle","result":"\(failed ? "Failed" : "Passed")"}],"name":"App",\
+            "nodeType":"Test Plan","result":"\(failed ? "Failed" : "Passed")"}],"testPlanConfigurations":\
+            [{"configurationId":"1","configurationName":"Test Scheme Action"}]}
+            """.utf8)
     }
 }
 
 extension RecordingExecutor {
+    /// How many recorded builds the DerivedData directory already holds.
+    static func previousBuilds(_ dir: String) -> Int {
+        ((try? String(contentsOfFile: dir + "/Build/recording-builds", encoding: .utf8)) ?? "")
+            .split(separator: "\n").count
+    }
+
     /// Regular files and their bytes under `dir` (symlinks are not followed).
     static func count(_ dir: String) -> (Int, UInt64) {
         var files = 0

@@ -23,6 +23,7 @@ import RCHProtocol
 /// | `executor.timeout` | `"1h"` | overall job timeout (`TIMEOUT_OVERALL`) |
 /// | `executor.env_allowlist` | PATH, HOME, LANG, … | environment names passed to the backend |
 /// | `executor.xcodebuild` | `xcodebuild` on PATH | the binary the `xcodebuild` executor runs |
+/// | `cache.lock_timeout_seconds` | 300 | how long a job waits for a shared DerivedData/SwiftPM cache before using a private one |
 /// | `toolchain.developer_dir` | none | pins one of several Xcodes (detection reads that one) |
 /// | `toolchain.identity_ttl_seconds` | 300 | how long a detected identity may be reused (see `IdentityCache`) |
 /// | `toolchain.tool_timeout_seconds` | 60 | time limit of each detection command |
@@ -50,6 +51,7 @@ public struct WorkerConfig: Sendable {
     public var xcodebuildPath: String?
     public var identityTTLSeconds: Int64 = 300
     public var toolTimeoutSeconds = 60
+    public var cacheLockTimeoutSeconds: Int64 = 300
     public var toolchain = Toolchain()
     public var path: String?
 
@@ -95,6 +97,7 @@ public struct WorkerConfig: Sendable {
         let w = layer.value["worker"]?.objectValue ?? JSONObject()
         let e = layer.value["executor"]?.objectValue ?? JSONObject()
         let t = layer.value["toolchain"]?.objectValue ?? JSONObject()
+        let cache = layer.value["cache"]?.objectValue ?? JSONObject()
         func int(_ o: JSONObject, _ k: String, _ d: Int) throws -> Int {
             guard let v = o[k] else { return d }
             guard let i = v.intValue, i >= 0 else { throw ConfigError("\(file): \(k) must be a non-negative integer") }
@@ -116,6 +119,7 @@ public struct WorkerConfig: Sendable {
             return s
         }
         c.name = try str(w, "name", c.name)
+        c.cacheLockTimeoutSeconds = Int64(try int(cache, "lock_timeout_seconds", Int(c.cacheLockTimeoutSeconds)))
         c.maxConcurrentJobs = max(1, try int(w, "max_concurrent_jobs", c.maxConcurrentJobs))
         c.maxUploadBytes = try size(w, "max_upload_bytes", c.maxUploadBytes)
         c.maxHeaderBytes = Int(try size(w, "max_header_bytes", UInt64(c.maxHeaderBytes)))

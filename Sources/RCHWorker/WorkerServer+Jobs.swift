@@ -29,16 +29,13 @@ extension WorkerServer {
         let claimed = submitted.jobKey
         let inputs = submitted.spec.inputs
         let key = inputs.jobKey
-        guard key == claimed else {
-            throw RPCError.invalid(
-                "job_key does not match SHA-256(JCS(job_key_inputs))",
-                data: [
-                    "expected": .string(key.hex), "actual": .string(claimed.hex),
-                    "failure_subkind": .string("PROTOCOL_ERROR"),
-                ])
-        }
         let profile: ArtifactProfile = submitted.spec.artifactProfile == .rich ? .rich : .minimal
         let namespace = submitted.namespace
+        guard key == claimed else {
+            let sub = JobRunner.Submission(
+                job: job, inputs: inputs, namespace: namespace, profile: profile, runID: runID, jobID: jobID)
+            return try failProtocol(sub, claimed: claimed)
+        }
 
         // The same job_id: idempotent for the same key, refused for another.
         if let existing = JobRegistry(store: store).key(of: jobID) {
@@ -128,6 +125,52 @@ extension WorkerServer {
         ]
     }
 
+    /// A job whose `job_key` is not SHA-256(JCS(`job_key_inputs`)) (the spec's PROTOCOL_ERROR): accepted as a
+    /// job that fails at once — never run, never cached, no slot taken — with WORKER_INCOMPATIBLE /
+    /// `PROTOCOL_ERROR` (exit 91: host and worker disagree on the key) and both keys in its summary and events.
+    func failProtocol(_ sub: JobRunner.Submission, claimed: SHA256Digest) throws -> JSONObject {
+        let key = sub.inputs.jobKey
+        if let existing = JobRegistry(store: store).key(of: sub.jobID) {
+            guard existing == key, jobs.exists(sub.jobID) else {
+                throw RPCError.invalid(
+                    "job_id \(sub.jobID) was already submitted with job_key \(existing.hex)",
+                    data: ["job_id": .string(sub.jobID), "existing_job_key": .string(existing.hex)])
+            }
+            return try status(["job_id": .string(sub.jobID)])
+        }
+        guard try jobs.create(sub.jobID) else { return try status(["job_id": .string(sub.jobID)]) }
+        do {
+            try JobRegistry(store: store).claim(sub.jobID, jobKey: key)
+            _ = try DurableFile.write(sub.json.canonicalBytes, to: jobs.control(sub.jobID) + "/submit.json")
+            let dir = jobs.artifacts(sub.jobID)
+            try Syscalls.makeDirectories(dir)
+            _ = try DurableFile.write(sub.job.canonicalBytes, to: dir + "/job.json", durable: false)
+            _ = try DurableFile.write(sub.inputs.canonicalBytes, to: dir + "/job_key_inputs.json", durable: false)
+            try jobs.writeState(sub.jobID, runID: sub.runID, jobKey: key.hex, .queued)
+            let events = JobEvents(path: dir + "/events.jsonl")
+            let message =
+                "not run: the job_key sent (\(claimed.hex)) is not SHA-256(JCS(job_key_inputs)) (\(key.hex)); "
+                + "the host and this worker compute job keys differently (upgrade one side)"
+            events.emit(
+                "submit", "refused",
+                [
+                    "failure_subkind": .string("PROTOCOL_ERROR"), "job_key_sent": .string(claimed.hex),
+                    "job_key_computed": .string(key.hex),
+                ])
+            let runner = JobRunner(store: store, config: config)
+            try runner.finish(
+                sub,
+                ExecutionOutcome(
+                    status: .failed, failureKind: .workerIncompatible, failureSubkind: "PROTOCOL_ERROR",
+                    message: message),
+                executor: runner.makeExecutor(nil), env: nil, started: Timestamp.nowNanos(), events: events)
+        } catch {
+            removeTree(jobs.directory(sub.jobID))
+            throw error
+        }
+        return try status(["job_id": .string(sub.jobID)])
+    }
+
     /// Starts `rch-worker run-job` detached (own session, stdio on `control/runner.log`), so the RPC
     /// connection can close while the job runs.
     func startRunner(_ jobID: String) throws {
@@ -180,7 +223,8 @@ extension WorkerServer {
     }
 
     func tail(_ p: JSONObject) throws -> JSONObject {
-        let jobID = try knownJob(p, allowed: ["job_id", "cursor", "max_bytes", "max_events"], op: "tail")
+        let jobID = try knownJob(
+            p, allowed: ["job_id", "cursor", "max_bytes", "max_events", "event_cursor"], op: "tail")
         var cursor: Int64 = 0
         if let c = p["cursor"] {
             switch c {
@@ -199,7 +243,26 @@ extension WorkerServer {
             }
             maxBytes = n
         }
+        var maxEvents = 100
+        if let m = p["max_events"] {
+            guard case .int(let n) = m, (0...1000).contains(n) else {
+                throw RPCError.invalid("payload.max_events must be an integer in 0...1000")
+            }
+            maxEvents = Int(n)
+        }
+        var eventCursor: Int64 = 0
+        if let c = p["event_cursor"] {
+            switch c {
+            case .null: eventCursor = 0
+            case .int(let n) where n >= 0: eventCursor = n
+            default:
+                throw RPCError.invalid(
+                    "payload.event_cursor must be a non-negative integer (the next_event_cursor of the previous reply)")
+            }
+        }
         let state = jobs.currentState(jobID, config: config)?.state ?? .queued
+        let (events, nextEvent) = try JobEvents.read(
+            jobs.artifacts(jobID) + "/events.jsonl", from: eventCursor, max: maxEvents)
         let path = jobs.artifacts(jobID) + "/build.log"
         var chunk: [UInt8] = []
         var size: Int64 = 0
@@ -236,7 +299,8 @@ extension WorkerServer {
         let next = cursor + Int64(end)
         return [
             "job_id": .string(jobID), "cursor": .int(cursor), "next_cursor": .int(next),
-            "log_chunk": .string(String(decoding: chunk[0..<end], as: UTF8.self)), "events": .array([]),
+            "log_chunk": .string(String(decoding: chunk[0..<end], as: UTF8.self)), "events": .array(events),
+            "event_cursor": .int(eventCursor), "next_event_cursor": .int(nextEvent),
             "state": .string(state.rawValue), "eof": .bool(state.isTerminal && next >= size),
         ]
     }

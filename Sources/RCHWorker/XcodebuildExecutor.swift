@@ -1,4 +1,6 @@
 import RCHCore
+import RCHIdentity
+import RCHXcodeReports
 
 #if canImport(Glibc)
     import Glibc
@@ -10,9 +12,11 @@ import RCHCore
 ///
 /// The process runs in its own session (so cancel reaches the whole tree: SIGTERM to the group, SIGKILL
 /// 5 s later), with the allowlisted environment and DEVELOPER_DIR, stdout+stderr appended to
-/// `build.log`, a per-job `-derivedDataPath` next to the checkout, and for test actions
-/// `-resultBundlePath artifacts/result.xcresult`. Rich-profile files are not synthesised: a run
-/// produces what xcodebuild produces, and the cache records the profile those files satisfy.
+/// `build.log`, `-derivedDataPath` (and `-clonedSourcePackagesDirPath`) from the worker caches, and for test actions
+/// `-resultBundlePath artifacts/result.xcresult`. After a run that was not cancelled, the rich files are
+/// derived from what it left (``RichArtifacts``: `build_summary.json` from the log; `test_summary.json` and
+/// `junit.xml` through `xcrun xcresulttool`, found on the job's PATH, each call bounded by 120 s); if they
+/// cannot be, the reason is an `artifacts/degraded` event and the job's profile stays `minimal`.
 public struct XcodebuildExecutor: Executor {
     public var path: String
     public var backendVersion: String
@@ -23,9 +27,66 @@ public struct XcodebuildExecutor: Executor {
         self.backendVersion = version
     }
 
-    public func execute(_ r: ExecutionRequest, cancelled: @escaping @Sendable () -> Bool) throws -> ExecutionOutcome {
+    public func execute(_ request: ExecutionRequest, cancelled: @escaping @Sendable () -> Bool) throws
+        -> ExecutionOutcome
+    {
+        var r = request
+        let d = r.destination
+        guard d.provisioning == "ephemeral" && d.isSimulator && !d.isGeneric else {
+            return try runAndDerive(r, cancelled: cancelled)
+        }
+        guard let sim = EphemeralSimulator(environment: r.environment) else {
+            return ExecutionOutcome(
+                status: .failed, failureKind: .executor, failureSubkind: "PROVISIONING",
+                message: "ephemeral provisioning needs xcrun on the worker's PATH")
+        }
+        let swept = sim.sweep(isActive: r.isActiveJob)
+        if !swept.isEmpty { r.events.emit("provision", "swept", ["udids": .array(swept.map { .string($0) })]) }
+        let udid: String
+        switch sim.create(jobID: r.jobID, destination: d) {
+        case .failure(let e):
+            r.events.emit("provision", "failed", ["reason": .string(e.description)])
+            return ExecutionOutcome(
+                status: .failed, failureKind: .executor, failureSubkind: "PROVISIONING", message: e.description)
+        case .success(let u): udid = u
+        }
+        r.events.emit("provision", "created", ["udid": .string(udid)])
+        r.sanitizedArgv = EphemeralSimulator.argv(r.sanitizedArgv, udid: udid)
+        var outcome: ExecutionOutcome
+        do { outcome = try runAndDerive(r, cancelled: cancelled) } catch {
+            outcome = ExecutionOutcome(
+                status: .failed, failureKind: .executor, message: "the executor failed: \(error)")
+        }
+        // Always deleted: after success, failure, cancel and timeout alike.
+        let deleted = sim.delete(udid)
+        r.events.emit("provision", deleted ? "deleted" : "delete_failed", ["udid": .string(udid)])
+        outcome.simulatorUDID = udid
+        outcome.ephemeralCleanupFailed = !deleted
+        return outcome
+    }
+
+    func runAndDerive(_ r: ExecutionRequest, cancelled: @escaping @Sendable () -> Bool) throws -> ExecutionOutcome {
+        let outcome = try runXcodebuild(r, cancelled: cancelled)
+        guard outcome.status != .cancelled else { return outcome }
+        let xcrun = ToolchainDetector.which("xcrun", environment: r.environment)
+        let envelope = RichArtifacts.Envelope(runID: r.runID, jobID: r.jobID, jobKey: r.jobKey.hex)
+        let (files, degraded) = RichArtifacts.write(action: r.action, into: r.artifactsDirectory, envelope: envelope) {
+            args in
+            guard let xcrun else { return nil }
+            let run = try Spawn.run(xcrun, args, environment: r.environment, timeoutSeconds: 120)
+            guard case .code(0) = run.exit else { return nil }
+            return Array(run.stdout.utf8)
+        }
+        r.events.emit(
+            "artifacts", degraded == nil ? "derived" : "degraded",
+            ["files": .array(files.map { .string($0) }), "reason": degraded.map { .string($0) } ?? .null])
+        return outcome
+    }
+
+    func runXcodebuild(_ r: ExecutionRequest, cancelled: @escaping @Sendable () -> Bool) throws -> ExecutionOutcome {
         let log = try LogWriter(path: r.artifactsDirectory + "/build.log")
-        var argv = r.sanitizedArgv + ["-derivedDataPath", directoryOf(r.sourceDirectory) + "/DerivedData"]
+        var argv = r.sanitizedArgv + ["-derivedDataPath", r.derivedDataPath]
+        if let packages = r.sourcePackagesPath { argv += ["-clonedSourcePackagesDirPath", packages] }
         if r.action == "test" { argv += ["-resultBundlePath", r.artifactsDirectory + "/result.xcresult"] }
         log.line("$ \(path) " + argv.joined(separator: " "))
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)

@@ -66,13 +66,23 @@ struct GCCommand: ParsableCommand {
             jobs.maxBytes = settings.jobMaxBytes
             jobs.recordRetentionSeconds = settings.jobRecordRetentionSeconds
             jobs.dryRun = dryRun
+            var caches = CacheRetention(
+                caches: WorkerCaches(store: store, lockTimeoutSeconds: 0))
+            caches.maxAgeSeconds = settings.cacheMaxAgeSeconds
+            caches.maxBytes = settings.cacheMaxBytes
+            caches.dryRun = dryRun
             // A dry run reads only: it takes no lock (creating the lock file would modify the store).
-            let work = { () throws -> (GarbageCollector.Report, JobRetention.Report) in (try gc.run(), try jobs.run()) }
-            guard let (report, jobReport) = dryRun ? try work() : try GCRunLock.run(store, skipIfBusy: ifIdle, work)
+            let work = { () throws -> (GarbageCollector.Report, JobRetention.Report, CacheRetention.Report) in
+                (try gc.run(), try jobs.run(), caches.run())
+            }
+            guard
+                let (report, jobReport, cacheReport) = dryRun
+                    ? try work() : try GCRunLock.run(store, skipIfBusy: ifIdle, work)
             else { return }
             if out.json {
                 var o = report.json.objectValue ?? JSONObject()
                 for (k, v) in jobReport.json.objectValue?.members ?? [] where k != "dry_run" { o[k] = v }
+                for (k, v) in cacheReport.json.objectValue?.members ?? [] { o[k] = v }
                 printJSON(.object(o))
             } else {
                 printGC(report)
@@ -81,6 +91,8 @@ struct GCCommand: ParsableCommand {
                 print(
                     "jobs: \(jobReport.removed.count) \(verb), \(jobReport.bytesFreed) bytes; \(jobReport.recordsRemoved) job record(s)"
                 )
+                for c in cacheReport.removed { print("\(verb) cache \(c.name) (\(c.reason))") }
+                print("caches: \(cacheReport.removed.count) \(verb), \(cacheReport.bytesFreed) bytes")
             }
         }
     }
@@ -165,6 +177,17 @@ struct StatsCommand: ParsableCommand {
                     "bytes": .int(Int64(jobs.reduce(0) { $0 + $1.bytes })),
                     "finished_bytes": .int(Int64(jobs.filter(\.finished).reduce(0) { $0 + $1.bytes })),
                 ])
+                let caches = CacheRetention(caches: WorkerCaches(store: store, lockTimeoutSeconds: 0)).survey()
+                o["caches"] = .obj([
+                    "count": .int(Int64(caches.count)), "bytes": .int(Int64(caches.reduce(0) { $0 + $1.bytes })),
+                    "entries": .array(
+                        caches.map {
+                            .obj([
+                                "cache": .string($0.name), "bytes": .int(Int64($0.bytes)),
+                                "last_use": .string(Timestamp.format(nanosSinceEpoch: $0.lastUseNanos)),
+                            ])
+                        }),
+                ])
                 v = .object(o)
             }
             if out.json { printJSON(v) } else { StatsText.print(v) }
@@ -196,6 +219,7 @@ enum StatsText {
             "hits: results \(n(c["result_hits"])) hit / \(n(c["result_misses"])) miss, sources \(n(c["source_hits"])) hit / \(n(c["source_misses"])) miss"
         )
         Swift.print("leases: \(n(v["leases"]?["active"])) active, \(n(v["leases"]?["expired"])) expired")
+        Swift.print("caches: \(n(v["caches"]?["count"])) (DerivedData, SwiftPM), \(n(v["caches"]?["bytes"])) bytes")
         Swift.print(
             "use: oldest \(v["oldest_use"]?.stringValue ?? "-"), newest \(v["newest_use"]?.stringValue ?? "-"); "
                 + "shards rescanned \(n(v["shards"]?["rescanned"])) of \(n(v["shards"]?["total"]))")

@@ -197,13 +197,18 @@ struct JobOpCommand: ParsableCommand {
             default:
                 // Text: the log as it comes. --json: one document with the whole chunk read and the cursor.
                 var next = cursor
+                var nextEvent: Int64 = 0
                 var log = ""
+                var events: [JSONValue] = []
                 var eof = false
                 repeat {
-                    let t = try c.tail(jobID, cursor: next)
+                    let t = try c.tail(jobID, cursor: next, eventCursor: nextEvent)
                     let chunk = t["log_chunk"]?.stringValue ?? ""
                     if out.json { log += chunk } else { FileHandle.standardOutput.write(Data(chunk.utf8)) }
+                    events += t["events"]?.arrayValue ?? []
+                    for e in t["events"]?.arrayValue ?? [] { Activity.shared.detail("event \(e.canonicalString)") }
                     next = t["next_cursor"]?.intValue ?? next
+                    nextEvent = t["next_event_cursor"]?.intValue ?? nextEvent
                     eof = t["eof"]?.boolValue == true
                     if eof { break }
                     if follow { usleep(200_000) }
@@ -211,7 +216,8 @@ struct JobOpCommand: ParsableCommand {
                 if out.json {
                     printJSON(
                         .obj([
-                            "job_id": .string(jobID), "log": .string(log), "next_cursor": .int(next), "eof": .bool(eof),
+                            "job_id": .string(jobID), "log": .string(log), "next_cursor": .int(next),
+                            "events": .array(events), "next_event_cursor": .int(nextEvent), "eof": .bool(eof),
                         ]))
                 }
             }

@@ -127,9 +127,6 @@ struct MalformedInputTests {
                 #"{"source_sha256":"\#(s.hex)","tree_sha256":"\#(m.treeSHA256.hex)","tar_bytes":\#(m.tarBytes),"entries":\#(entries.canonicalString),"stream":\#(Req.stream(pack))}"#
             ) + pack
         },
-        Case(name: "submit with a wrong job_key", code: .invalidRequest) { f, _, s in
-            Req.line("submit", #"{"job":\#(try job(f, sha: s, tamper: true))}"#)
-        },
         Case(name: "submit with a path-like job_id", code: .invalidRequest) { f, _, s in
             Req.line("submit", #"{"job":\#(try job(f, sha: s, jobID: "../../../tmp/x"))}"#)
         },

@@ -22,6 +22,9 @@ struct TrustEndToEndTests {
     static let xcodebuildConfig = "[executor]\nkind = \"xcodebuild\""
     /// A destination both the declared identity and the faked Mac have (iOS 18.2, iPhone 16).
     static let iPhone182 = ["build", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2"]
+    static let iPhone182Test = [
+        "test", "-scheme", "App", "-destination", "platform=iOS Simulator,name=iPhone 16,OS=18.2",
+    ]
 
     func driver(_ f: LaneFixture, client: WorkerClient? = nil) throws -> RunDriver {
         var d = RunDriver(client: try client ?? f.client(), artifactRoot: f.dir.sub("artifacts"))

@@ -34,6 +34,10 @@ public final class FakeAppleTools {
     public var macosBuild = "24C101"
     public var arch = "arm64"
     public var simctlJSON = FakeAppleTools.simctlSample
+    /// What `xcrun xcresulttool get test-results summary|tests` print (nil: the subcommand does not exist,
+    /// as before Xcode 16 — then `get --format json [--id]` prints the legacy fixtures).
+    public var xcresultSummary: String? = XCResultFixtures.summary
+    public var xcresultTests: String? = XCResultFixtures.tests
     /// Overrides one tool's whole script (for malformed-output tests).
     public var overrides: [String: String] = [:]
 
@@ -58,6 +62,17 @@ public final class FakeAppleTools {
             "  \"\($0.developerDir)\") printf 'Xcode \($0.version)\\nBuild version \($0.build)\\n' ;;"
         }.joined(separator: "\n")
         try simctlJSON.write(toFile: directory + "/simctl.json", atomically: true, encoding: .utf8)
+        for (name, text) in [
+            ("xcresult-summary.json", xcresultSummary), ("xcresult-tests.json", xcresultTests),
+            ("xcresult-legacy-root.json", XCResultFixtures.legacyRoot),
+            ("xcresult-legacy-tests.json", XCResultFixtures.legacyTests),
+        ] {
+            if let text {
+                try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+            } else {
+                unlink(directory + "/" + name)
+            }
+        }
         let scripts: [String: String] = [
             "xcode-select": """
             [ "$1" = "-p" ] || { echo "usage: xcode-select -p" >&2; exit 64; }
@@ -72,6 +87,7 @@ public final class FakeAppleTools {
               exit 0
             fi
             printf '%s\\n' "argv=$*" "DEVELOPER_DIR=$DEVELOPER_DIR" "cwd=$(pwd)" >> '\(callsLog)'
+            [ -f '\(directory)/xcodebuild-sleep' ] && sleep "$(cat '\(directory)/xcodebuild-sleep')"
             action=$1
             while [ $# -gt 0 ]; do
               if [ "$1" = "-resultBundlePath" ]; then mkdir -p "$2" && printf 'fake' > "$2/Info.plist"; fi
@@ -91,7 +107,33 @@ public final class FakeAppleTools {
             if [ "$1" = "-m" ]; then echo '\(arch)'; else echo Darwin; fi
             """,
             "xcrun": """
+            eph='\(directory)/ephemeral.list'
+            if [ "$*" = "simctl list -j devices" ]; then
+              printf '{"devices":{"com.apple.CoreSimulator.SimRuntime.iOS-18-2":['
+              sep=""; touch "$eph"
+              while read -r u n; do printf '%s{"name":"%s","udid":"%s","state":"Booted","isAvailable":true,"deviceTypeIdentifier":"com.apple.CoreSimulator.SimDeviceType.iPhone-16"}' "$sep" "$n" "$u"; sep=","; done < "$eph"
+              printf ']}}\n'; exit 0
+            fi
             if [ "$1" = "simctl" ] && [ "$2" = "list" ]; then cat '\(directory)/simctl.json'; exit 0; fi
+            if [ "$1" = "simctl" ] && [ "$2" = "create" ]; then
+              n=$(( $(wc -l < "$eph" 2>/dev/null || echo 0) + 1 ))
+              u=$(printf 'EEEEEEEE-0000-4000-8000-%012d' "$n$(date +%N | cut -c1-6)" | cut -c1-36)
+              echo "$u $3" >> "$eph"; echo "$u"; exit 0
+            fi
+            if [ "$1" = "simctl" ] && [ "$2" = "boot" ]; then exit 0; fi
+            if [ "$1" = "simctl" ] && [ "$2" = "delete" ]; then
+              [ -f '\(directory)/simctl-delete-fails' ] && { echo "An error was encountered processing the command (domain=com.apple.CoreSimulator.SimError, code=405)" >&2; exit 149; }
+              grep -v "^$3 " "$eph" > "$eph.new"; mv "$eph.new" "$eph"; exit 0
+            fi
+            if [ "$1" = "xcresulttool" ] && [ "$2" = "get" ]; then
+              case "$3 $4" in
+                "test-results summary") f='\(directory)/xcresult-summary.json' ;;
+                "test-results tests") f='\(directory)/xcresult-tests.json' ;;
+                *) case "$*" in *--id*) f='\(directory)/xcresult-legacy-tests.json' ;; *) f='\(directory)/xcresult-legacy-root.json' ;; esac ;;
+              esac
+              [ -f "$f" ] || { echo "error: unknown subcommand '$3'" >&2; exit 64; }
+              cat "$f"; exit 0
+            fi
             echo "xcrun: error: unable to find utility \\"$1\\"" >&2; exit 72
             """,
         ]
