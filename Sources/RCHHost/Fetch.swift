@@ -40,6 +40,9 @@ extension WorkerClient {
         public var streamBytes: UInt64
         public var fileCount: Int
         public var manifest: JSONValue
+        /// Delta fetch: blobs received, and those the host already had (nil for a whole-archive fetch).
+        public var blobsFetched: Int?
+        public var blobsReused: Int?
     }
 
     /// `fetch`: receives the framed stream into a temp file while hashing it, checks `content_sha256`,
@@ -52,6 +55,7 @@ extension WorkerClient {
         -> Fetched
     {
         if protocolVersion == nil { try negotiate() }
+        if has("fetch_blobs") { return try fetchDelta(jobID, into: directory, expected: expected) }
         let request = RPCRequest(protocolVersion: protocolVersion!, op: .fetch, payload: ["job_id": .string(jobID)])
         try Syscalls.makeDirectories(directoryOf(directory))
         let temp = try TempFile(directory: directoryOf(directory))
@@ -87,6 +91,17 @@ extension WorkerClient {
                 .init(path: "<stream>", reason: "not a valid artifact archive: \(error)")
             ])
         }
+        try verifyFetched(directory, manifest: manifest, jobID: jobID, expected: expected)
+        return Fetched(
+            directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
+    }
+
+    /// The checks every fetched directory passes, whichever way its files came: the manifest's directories
+    /// exist, `manifest.json` equals the header's, the host manifest verification (§7), then the signed
+    /// attestation; writes `attestation_verification.json`. On failure the directory is removed.
+    func verifyFetched(
+        _ directory: String, manifest: JSONValue, jobID: String, expected: AttestationVerifier.Expectation?
+    ) throws {
         var problems: [ArtifactManifest.IntegrityError] = []
         for e in manifest["entries"]?.arrayValue ?? [] where e["type"]?.stringValue == "directory" {
             guard let p = e["path"]?.stringValue, !p.hasPrefix("/"), !p.split(separator: "/").contains("..") else {
@@ -116,8 +131,6 @@ extension WorkerClient {
         _ = try DurableFile.write(
             verification.json(runID: runID, jobID: jobID).canonicalBytes,
             to: directory + "/attestation_verification.json")
-        return Fetched(
-            directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
     }
 }
 

@@ -140,7 +140,12 @@ public struct Pusher {
             "tar_bytes": .int(Int64(m.tarBytes)), "base_source_sha256": .string(base.sourceSHA256.hex), "delta": delta,
         ]
         var sent = 0
-        var reply = try sendPack(payload, newFiles, root: root, sent: &sent)
+        // A small delta goes with the request (one round trip). A large one is not sent blind: the worker
+        // first names the blobs it lacks (it may have them from another host, or the whole source already),
+        // then only those go — at most `optimisticPackBytes` can ever be sent for nothing.
+        let deltaBytes = newFiles.reduce(UInt64(0)) { $0 + $1.size }
+        var reply = try sendPack(
+            payload, deltaBytes <= Self.optimisticPackBytes ? newFiles : [], root: root, sent: &sent)
         if reply["committed"]?.boolValue != true {
             let missing = Set(
                 (reply["missing"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { SHA256Digest(hex: $0) } })
@@ -168,6 +173,9 @@ public struct Pusher {
         sent += Set(files.map(\.sha256)).count
         return try client.uploadTree(payload, pack: temp.path)
     }
+
+    /// The largest delta pack sent before the worker has said what it lacks.
+    public static let optimisticPackBytes: UInt64 = 1 << 20
 
     /// The manifest delta (`upsert`: new or changed entries; `remove`: paths gone) and the file entries
     /// whose contents the base does not have.

@@ -108,8 +108,11 @@ public struct ProcessTransport: Sendable {
                 if let body {
                     Activity.shared.begin("uploading", totalBytes: body.length)
                     defer { Activity.shared.end("uploading") }
-                    try sendFile(body.path, to: out, count: body.length) { Activity.shared.advance(bytes: UInt64($0)) }
-                    counter.bytesSent += body.length
+                    // What went on the wire, chunk by chunk (a worker that answers early stops the stream).
+                    try sendFile(body.path, to: out, count: body.length) {
+                        counter.bytesSent += UInt64($0)
+                        Activity.shared.advance(bytes: UInt64($0))
+                    }
                 }
             } catch {}  // EPIPE: the worker answered early; its reply says why
         }

@@ -27,6 +27,8 @@ public enum LaneProtocol {
         case jobs
         /// Fleet selection (adaptive mode): live load and whether the worker holds a source / results.
         case affinity
+        /// Delta fetch: a job's manifest and small files, then a blob pack of only the blobs the host lacks.
+        case fetch_blobs
 
         /// The feature that advertises the op (`reserve`, `renew`, `release` come with `lease`).
         public var feature: String {
@@ -41,7 +43,7 @@ public enum LaneProtocol {
     /// Ops, plus `attestation_signing` (every attestation is signed with the worker's Ed25519 key).
     public static let allFeatures = [
         "probe", "has_source", "upload_source", "upload_tree", "submit", "status", "tail", "cancel", "fetch",
-        "attestation_signing", "lease", "jobs", "affinity",
+        "attestation_signing", "lease", "jobs", "affinity", "fetch_blobs",
     ]
     /// Features the host cannot work without.
     public static let requiredFeatures = [

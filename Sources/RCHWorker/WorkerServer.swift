@@ -34,8 +34,9 @@ public struct WorkerServer {
 
     enum Reply {
         case payload(JSONObject)
-        /// A framed response: header members, then the bytes of `file` (`hold` keeps the job from gc until sent).
-        case framed(JSONObject, file: String, length: UInt64, hold: FetchHold?)
+        /// A framed response: header members, then the bytes of `file` (`hold` keeps the job from gc until sent;
+        /// a `temporary` file is removed once sent or abandoned).
+        case framed(JSONObject, file: String, length: UInt64, hold: FetchHold?, temporary: Bool = false)
     }
 
     /// Serves one request; returns the process exit status (0 = ok reply, 1 = error reply) and whether
@@ -82,7 +83,8 @@ public struct WorkerServer {
             switch reply {
             case .payload(let p):
                 try writeAll(output, RPCResponse.success(p, requestID: request.requestID, protocolVersion: version))
-            case .framed(let header, let file, let length, let hold):
+            case .framed(let header, let file, let length, let hold, let temporary):
+                defer { if temporary { unlink(file) } }
                 try writeAll(output, RPCResponse.framed(header, requestID: request.requestID, protocolVersion: version))
                 try sendFile(file, to: output, count: length)
                 withExtendedLifetime(hold) {}
@@ -157,6 +159,7 @@ public struct WorkerServer {
         case .release: return .payload(try release(r.payload))
         case .jobs: return .payload(try listJobs(r.payload))
         case .affinity: return .payload(try affinity(r.payload))
+        case .fetch_blobs: return try fetchBlobs(r.payload)
         }
     }
 

@@ -9,7 +9,7 @@ struct HostGCCommand: ParsableCommand {
         abstract:
             "Remove old run artifacts and bundles on this host (keep the newest N and anything newer than D days).",
         discussion: """
-            Runs still in progress (their .run.lock is held) or interrupted (run_state not terminal; resumable)             are never removed. --max-size then removes the oldest finished runs until the rest fit. Evictions             are logged to <artifacts>/gc.log.
+            Runs still in progress (their .run.lock is held) or interrupted (run_state not terminal; resumable)             are never removed. --max-size then removes the oldest finished runs until the rest fit. Evictions             are logged to <artifacts>/gc.log. The host store's fetched artifact sets (the blobs delta fetches             reuse) unused for --keep-days go too, and their blobs once no set refers to them.
             """)
 
     @Option(name: .customLong("keep-runs"), help: "Keep at least this many newest runs (and bundles).") var keepRuns:
@@ -40,9 +40,21 @@ struct HostGCCommand: ParsableCommand {
             r.dryRun = dryRun
             r.maxSize = maxSize.flatMap(parseSize)
             let report = try r.run()
+            var blobs = GarbageCollector(store: try storeOptions.open())
+            blobs.maxAgeSeconds = Int64(keepDays) * 86_400
+            blobs.namespace = HostArtifacts.namespace
+            blobs.dryRun = dryRun
+            let fetched = try blobs.run()
             if out.json {
-                printJSON(report.json)
+                var o = report.json.objectValue ?? JSONObject()
+                o["fetched_sets_removed"] = .int(Int64(fetched.entries.count))
+                o["fetched_blobs_removed"] = .int(Int64(fetched.blobs))
+                o["fetched_bytes_freed"] = .int(Int64(fetched.bytesFreed))
+                printJSON(.object(o))
             } else {
+                print(
+                    "fetched artifact sets: \(fetched.entries.count) \(dryRun ? "would be removed" : "removed"), \(fetched.blobs) blobs, \(fetched.bytesFreed) bytes"
+                )
                 for x in report.removed { print("\(dryRun ? "would remove" : "removed") \(x)") }
                 print(
                     "\(report.removed.count) removed, \(report.kept) kept (\(report.running.count) running), \(report.bytesFreed) bytes freed"

@@ -263,10 +263,14 @@ struct FetchCommand: ParsableCommand {
                         "job_id": .string(jobID), "directory": .string(f.directory),
                         "stream_bytes": .int(Int64(f.streamBytes)),
                         "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true),
+                        "blobs_fetched": f.blobsFetched.map { .int(Int64($0)) } ?? .null,
+                        "blobs_reused": f.blobsReused.map { .int(Int64($0)) } ?? .null,
                     ]))
             } else {
+                let delta =
+                    f.blobsFetched.map { ", \($0) blob(s) fetched, \(f.blobsReused ?? 0) reused from this host" } ?? ""
                 print(
-                    "fetched \(f.fileCount) files (\(f.streamBytes) bytes) into \(f.directory): manifest and attestation verified"
+                    "fetched \(f.fileCount) files (\(f.streamBytes) bytes\(delta)) into \(f.directory): manifest and attestation verified"
                 )
             }
         }

@@ -23,4 +23,37 @@ struct PushBaseTests {
         #expect(edit.blobsSent == 1 && edit.wire["round_trips"]?.intValue == 1, "\(edit.json.canonicalString)")
         #expect((edit.wire["bytes_total"]?.intValue ?? .max) < Int64(first.bundleBytes) / 20)
     }
+
+    @Test("a large delta the worker already has (another host pushed it) is not sent: bytes_sent is what went out")
+    func treeAnotherHostPushed() throws {
+        let f = try LaneFixture(ssh: true)
+        let repo = try f.tree("repo", scale: 0.05)
+        // Host B pushes a first version; host A then pushes a version with 2 MiB of new content.
+        _ = try Pusher(client: try f.client(hostStore: f.dir.sub("host-b"))).push(root: repo, options: BundleOptions())
+        Tree(repo).bytes("Resources/big.bin", Self.noise(2 << 20))
+        let a = try Pusher(client: try f.client(hostStore: f.dir.sub("host-a"))).push(
+            root: repo, options: BundleOptions())
+        #expect(a.method == "upload_source", "\(a.json.canonicalString)")
+        // Host B knows only its old version as a base: the delta (over 1 MiB) is announced, not sent, and the
+        // worker answers that it has the source already.
+        let b = try Pusher(client: try f.client(hostStore: f.dir.sub("host-b"))).push(
+            root: repo, options: BundleOptions())
+        #expect(b.method == "present" && b.blobsSent == 0, "\(b.json.canonicalString)")
+        #expect((b.wire["bytes_sent"]?.intValue ?? .max) < 64 << 10, "\(b.json.canonicalString)")
+        // A large delta the worker lacks: asked first (2 round trips), then only the missing blobs go.
+        Tree(repo).bytes("Resources/big2.bin", Self.noise(2 << 20))
+        let c = try Pusher(client: try f.client(hostStore: f.dir.sub("host-b"))).push(
+            root: repo, options: BundleOptions())
+        #expect(
+            c.method == "upload_tree" && c.blobsSent == 1 && c.wire["round_trips"]?.intValue == 2,
+            "\(c.json.canonicalString)")
+        let sent = c.wire["bytes_sent"]?.intValue ?? 0
+        #expect(sent >= 2 << 20 && sent < (2 << 20) + (256 << 10), "\(c.json.canonicalString)")
+    }
+
+    /// Bytes zstd cannot shrink (the blob pack is compressed).
+    static func noise(_ n: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<(n / 8)).flatMap { _ in withUnsafeBytes(of: g.next() as UInt64) { Array($0) } }
+    }
 }

@@ -266,11 +266,18 @@ struct SSHEndToEndTests {
         #expect(ok.streamBytes > 0 && ArtifactManifest.verify(ok.directory).isEmpty)
         #expect(throws: (any Error).self) { try c.fetch(r.jobID, into: f.dir.sub("f1")) }  // destination must be new
 
-        // Tamper with an artifact on the worker after commit (and drop the cached stream).
+        // Delta fetch: the host's store has every blob now, so a second fetch transfers none.
+        #expect(ok.blobsFetched ?? 0 > 0 && ok.blobsReused == 0)
+        let again = try c.fetch(r.jobID, into: f.dir.sub("f1b"))
+        #expect(again.blobsFetched == 0 && again.streamBytes == 0 && ArtifactManifest.verify(again.directory).isEmpty)
+
+        // Tamper with an artifact on the worker after commit (and drop the cached stream): a host without those
+        // blobs is refused them (the worker will not pack a file that does not hash to its manifest digest).
         let jobDir = f.workerStore + "/work/" + r.jobID
         try "tampered\n".write(toFile: jobDir + "/artifacts/build.log", atomically: true, encoding: .utf8)
         unlink(jobDir + "/fetch.tar.zst")
-        #expect(throws: RPCError.self) { try c.fetch(r.jobID, into: f.dir.sub("f2")) }
+        let fresh = try f.client(hostStore: f.dir.sub("another-host"))
+        #expect(throws: RPCError.self) { try fresh.fetch(r.jobID, into: f.dir.sub("f2")) }
         #expect(!FileManager.default.fileExists(atPath: f.dir.sub("f2")))
 
         try FileManager.default.removeItem(atPath: jobDir)
@@ -306,7 +313,7 @@ struct WireSchemaTests {
             let doc = try JSONParser().parse(try DurableFile.read(path))
             let schema =
                 name.hasSuffix(".request.json")
-                ? "rpc_request" : doc["manifest"] != nil ? "fetch_header" : "rpc_response"
+                ? "rpc_request" : doc["stream"] != nil ? "fetch_header" : "rpc_response"
             let v = try Sub.validate(path, schema: schema)
             #expect(v.status == 0, "\(name) vs \(schema): \(v.output)")
             checked += 1

@@ -72,7 +72,10 @@ struct WorkerCacheTests {
         let off = try Self.driver(f, cache: ["derived_data": .string("off")]).run(root: root, argv: iPhone)
         #expect(try Self.metrics(off)["cache"]?["derived_data_mode"]?.stringValue == "off")
         #expect(try Self.record(off)["derived_data_builds_before"]?.intValue == 0)
-        #expect(!FileManager.default.fileExists(atPath: f.workerStore + "/work/\(off.jobID)/DerivedData"))
+        // Removed by the runner right after it committed the job (which the fetch may beat): wait for it.
+        let dd = f.workerStore + "/work/\(off.jobID)/DerivedData"
+        for _ in 0..<100 where FileManager.default.fileExists(atPath: dd) { usleep(50_000) }
+        #expect(!FileManager.default.fileExists(atPath: dd))
     }
 
     @Test("two concurrent jobs never share one DerivedData: the second uses a private one after the lock timeout")
