@@ -70,30 +70,7 @@ extension WorkerClient {
             payload: ["job_id": .string(jobID), "blobs": .array(blobs.map { .string($0.hex) })])
         let temp = try hostStore.newBundleTempFile()  // bundles/: a directory of the store, same filesystem
         defer { temp.discard() }
-        var hasher = StreamingSHA256()
-        let reply = try transport.exchange(header: request.headerLine) { header in
-            guard header["ok"]?.boolValue == true else { return nil }
-            return { chunk in
-                hasher.update(chunk)
-                try temp.write(chunk)
-            }
-        }
-        let h = reply.header
-        guard h["ok"]?.boolValue == true else {
-            _ = try Self.unwrap(h, requestID: request.requestID)
-            throw TransportError("unreachable")
-        }
-        guard h["request_id"]?.stringValue == request.requestID, h["job_id"]?.stringValue == jobID else {
-            throw TransportError("the fetch_blobs reply does not answer this request")
-        }
-        let stream = try StreamDescriptor(json: h["stream"])
-        let actual = hasher.finalize()
-        guard actual == stream.contentSHA256, reply.bodyBytes == stream.contentLength else {
-            throw ArtifactIntegrityError(errors: [
-                .init(
-                    path: "<blob pack>", reason: "content_sha256 \(actual.hex) ≠ declared \(stream.contentSHA256.hex)")
-            ])
-        }
+        let (_, stream) = try receiveFramed(request, jobID: jobID, into: temp)
         let fd = try FileDescriptor.open(FilePath(temp.path), .readOnly)
         defer { try? fd.close() }
         do {

@@ -60,6 +60,24 @@ extension WorkerClient {
         try Syscalls.makeDirectories(directoryOf(directory))
         let temp = try TempFile(directory: directoryOf(directory))
         defer { temp.discard() }
+        let (h, stream) = try receiveFramed(request, jobID: jobID, into: temp)
+        guard let manifest = h["manifest"] else { throw TransportError("the fetch reply has no manifest") }
+        let verified: VerifiedBundle
+        do { verified = try Extractor().extract(bundle: temp.path, into: directory) } catch {
+            throw ArtifactIntegrityError(errors: [
+                .init(path: "<stream>", reason: "not a valid artifact archive: \(error)")
+            ])
+        }
+        try verifyFetched(directory, manifest: manifest, jobID: jobID, expected: expected)
+        return Fetched(
+            directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
+    }
+
+    /// One framed exchange (`fetch`, `fetch_blobs` with blobs): the stream goes to `temp` while it is hashed;
+    /// the reply must answer this request about `jobID`, and the bytes must hash to its `content_sha256`.
+    func receiveFramed(_ request: RPCRequest, jobID: String, into temp: TempFile) throws -> (
+        header: JSONValue, stream: StreamDescriptor
+    ) {
         var hasher = StreamingSHA256()
         let reply = try transport.exchange(header: request.headerLine) { header in
             guard header["ok"]?.boolValue == true else { return nil }
@@ -73,27 +91,17 @@ extension WorkerClient {
             _ = try Self.unwrap(h, requestID: request.requestID)
             throw TransportError("unreachable")
         }
-        guard h["request_id"]?.stringValue == request.requestID, h["job_id"]?.stringValue == jobID,
-            let manifest = h["manifest"]
-        else {
-            throw TransportError("the fetch reply does not answer this request")
+        guard h["request_id"]?.stringValue == request.requestID, h["job_id"]?.stringValue == jobID else {
+            throw TransportError("the \(request.op.rawValue) reply does not answer this request")
         }
         let stream = try StreamDescriptor(json: h["stream"])
         let actual = hasher.finalize()
-        guard actual == stream.contentSHA256 else {
+        guard actual == stream.contentSHA256, reply.bodyBytes == stream.contentLength else {
             throw ArtifactIntegrityError(errors: [
                 .init(path: "<stream>", reason: "content_sha256 \(actual.hex) ≠ declared \(stream.contentSHA256.hex)")
             ])
         }
-        let verified: VerifiedBundle
-        do { verified = try Extractor().extract(bundle: temp.path, into: directory) } catch {
-            throw ArtifactIntegrityError(errors: [
-                .init(path: "<stream>", reason: "not a valid artifact archive: \(error)")
-            ])
-        }
-        try verifyFetched(directory, manifest: manifest, jobID: jobID, expected: expected)
-        return Fetched(
-            directory: directory, streamBytes: stream.contentLength, fileCount: verified.entryCount, manifest: manifest)
+        return (h, stream)
     }
 
     /// The checks every fetched directory passes, whichever way its files came: the manifest's directories

@@ -21,19 +21,7 @@ extension WorkerServer {
     /// held from retention while it is served.
     func fetchBlobs(_ p: JSONObject) throws -> Reply {
         let jobID = try knownJob(p, allowed: ["job_id", "blobs"], op: "fetch_blobs")
-        let hold = FetchHold(jobs: jobs, jobID: jobID)
-        guard jobs.exists(jobID) else {
-            throw RPCError(
-                .artifactsGone, "job \(jobID) is no longer on this worker (its artifacts were removed)",
-                data: ["job_id": .string(jobID)])
-        }
-        let dir = jobs.artifacts(jobID)
-        guard access(dir + "/job_index.json", F_OK) == 0 else {
-            let state = jobs.currentState(jobID, config: config)?.state.rawValue ?? "QUEUED"
-            throw RPCError(
-                .busy, "job \(jobID) is not complete yet (state \(state))",
-                data: ["retry_after_seconds": .int(1), "state": .string(state)])
-        }
+        let (dir, hold) = try committedJob(jobID)
         let manifest = try JSONParser().parse(try DurableFile.read(dir + "/manifest.json"))
         var files: [SHA256Digest: (path: String, size: UInt64)] = [:]
         for e in manifest["entries"]?.arrayValue ?? [] where e["type"]?.stringValue == "file" {

@@ -329,9 +329,9 @@ extension WorkerServer {
 
     /// `fetch`: a framed reply — header with the manifest, then a canonical `.tar.zst` of the committed
     /// job directory (files only; directories are in the manifest). Built once, kept as `fetch.tar.zst`.
-    func fetch(_ p: JSONObject) throws -> Reply {
-        let jobID = try knownJob(p, allowed: ["job_id"], op: "fetch")
-        // Held until the reply is sent: job retention never removes a job while it is being fetched.
+    /// A committed job to serve (`fetch`, `fetch_blobs`): its artifacts directory and the hold that keeps job
+    /// retention away until the reply is sent. Removed → ARTIFACTS_GONE; not complete → BUSY.
+    func committedJob(_ jobID: String) throws -> (dir: String, hold: FetchHold?) {
         let hold = FetchHold(jobs: jobs, jobID: jobID)
         guard jobs.exists(jobID) else {
             throw RPCError(
@@ -345,6 +345,12 @@ extension WorkerServer {
                 .busy, "job \(jobID) is not complete yet (state \(state))",
                 data: ["retry_after_seconds": .int(1), "state": .string(state)])
         }
+        return (dir, hold)
+    }
+
+    func fetch(_ p: JSONObject) throws -> Reply {
+        let jobID = try knownJob(p, allowed: ["job_id"], op: "fetch")
+        let (dir, hold) = try committedJob(jobID)
         let manifestBytes = try DurableFile.read(dir + "/manifest.json")
         let manifest = try JSONParser().parse(manifestBytes)
         let pack = jobs.directory(jobID) + "/fetch.tar.zst"
