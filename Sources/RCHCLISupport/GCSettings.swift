@@ -61,22 +61,28 @@ public struct GCSettings: Sendable {
         configPath: String?, store: LocalStore, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> GCSettings {
         let path = configPath ?? UserDirectories.configHome(environment) + "/rch/worker.toml"
-        let gc = try Config.load(.host, path: path)?.value["gc"]?.objectValue ?? JSONObject()
+        let config = try Config.load(.host, path: path)?.value ?? JSONObject()  // read once: [gc], [jobs], [cache]
+        let gc = config["gc"]?.objectValue ?? JSONObject()
         if configPath != nil && !FileManager.default.fileExists(atPath: path) {
             throw StoreError.invalid("config file \(path) does not exist")
         }
         let fs = FilesystemSpace(path: store.root)
-        func size(_ key: String, _ def: String) throws -> UInt64 {
-            let text = gc[key]?.stringValue ?? gc[key]?.intValue.map { String($0) } ?? def
+        /// `[table] key` as text (a number counts as bytes or seconds), else the default.
+        func text(_ table: String, _ key: String, _ def: String?) -> String? {
+            let t = config[table]?.objectValue ?? JSONObject()
+            return t[key]?.stringValue ?? t[key]?.intValue.map { String($0) } ?? def
+        }
+        func size(_ key: String, _ def: String, in table: String = "gc") throws -> UInt64 {
+            let text = text(table, key, def)!
             guard let v = fs.bytes(text) else {
-                throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a size (bytes, 50GiB, or 80%)")
+                throw StoreError.invalid("[\(table)] \(key) = \"\(text)\" is not a size (bytes, 50GiB, or 80%)")
             }
             return v
         }
-        func duration(_ key: String, _ def: String?) throws -> Int64? {
-            guard let text = gc[key]?.stringValue ?? gc[key]?.intValue.map({ String($0) }) ?? def else { return nil }
+        func duration(_ key: String, _ def: String?, in table: String = "gc") throws -> Int64? {
+            guard let text = text(table, key, def) else { return nil }
             guard let v = parseDuration(text) else {
-                throw StoreError.invalid("[gc] \(key) = \"\(text)\" is not a duration (30d, 12h, 90m, 3600s)")
+                throw StoreError.invalid("[\(table)] \(key) = \"\(text)\" is not a duration (30d, 12h, 90m, 3600s)")
             }
             return v
         }
@@ -92,34 +98,11 @@ public struct GCSettings: Sendable {
             maxSize: try size("max_size", "80%"), maxAgeSeconds: try duration("max_age", "30d"),
             graceSeconds: try duration("grace", "1h") ?? 3600, minFreeBytes: try size("min_free", "5%"),
             autoGCAtFraction: autoFraction)
-        let jobs = try Config.load(.host, path: path)?.value["jobs"]?.objectValue ?? JSONObject()
-        func jobSetting(_ key: String, _ def: String) -> String {
-            jobs[key]?.stringValue ?? jobs[key]?.intValue.map { String($0) } ?? def
-        }
-        guard let retention = parseDuration(jobSetting("retention", "24h")) else {
-            throw StoreError.invalid("[jobs] retention is not a duration (24h, 7d)")
-        }
-        guard let records = parseDuration(jobSetting("record_retention", "30d")) else {
-            throw StoreError.invalid("[jobs] record_retention is not a duration")
-        }
-        guard let budget = fs.bytes(jobSetting("max_size", "20%")) else {
-            throw StoreError.invalid("[jobs] max_size is not a size (bytes, 20GiB, or 20%)")
-        }
-        s.jobRetentionSeconds = retention
-        s.jobRecordRetentionSeconds = records
-        s.jobMaxBytes = budget
-        let cache = try Config.load(.host, path: path)?.value["cache"]?.objectValue ?? JSONObject()
-        func cacheSetting(_ key: String, _ def: String) -> String {
-            cache[key]?.stringValue ?? cache[key]?.intValue.map { String($0) } ?? def
-        }
-        guard let cacheAge = parseDuration(cacheSetting("max_age", "14d")) else {
-            throw StoreError.invalid("[cache] max_age is not a duration (14d, 12h)")
-        }
-        guard let cacheBudget = fs.bytes(cacheSetting("max_size", "20%")) else {
-            throw StoreError.invalid("[cache] max_size is not a size (bytes, 20GiB, or 20%)")
-        }
-        s.cacheMaxAgeSeconds = cacheAge
-        s.cacheMaxBytes = cacheBudget
+        s.jobRetentionSeconds = try duration("retention", "24h", in: "jobs")!
+        s.jobRecordRetentionSeconds = try duration("record_retention", "30d", in: "jobs")!
+        s.jobMaxBytes = try size("max_size", "20%", in: "jobs")
+        s.cacheMaxAgeSeconds = try duration("max_age", "14d", in: "cache")!
+        s.cacheMaxBytes = try size("max_size", "20%", in: "cache")
         return s
     }
 }

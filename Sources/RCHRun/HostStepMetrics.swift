@@ -18,16 +18,16 @@ struct HostStepMetrics {
     }
 
     func write(_ dir: String, runID: String, jobID: String, jobKey: SHA256Digest, cached: Bool) throws {
-        let doc = JSONValue.obj([
-            "schema_version": .int(1), "schema_id": .string("rch-xcode/host_metrics@1"),
-            "created_at": .string(Timestamp.now()), "run_id": .string(runID), "job_id": .string(jobID),
-            "job_key": .string(jobKey.hex), "cached": .bool(cached),
-            "timings": .obj([
-                "submit_ms": ms(started, submitted), "follow_ms": ms(submitted, followed),
-                "fetch_ms": ms(followed, fetched), "total_ms": ms(started, Timestamp.nowNanos()),
-            ]),
-            "fetched_bytes": fetchedBytes.map { .int(Int64($0)) } ?? .null,
-        ])
+        let doc = JobEnvelope(runID: runID, jobID: jobID, jobKey: jobKey.hex).document(
+            "host_metrics",
+            [
+                "cached": .bool(cached),
+                "timings": .obj([
+                    "submit_ms": ms(started, submitted), "follow_ms": ms(submitted, followed),
+                    "fetch_ms": ms(followed, fetched), "total_ms": ms(started, Timestamp.nowNanos()),
+                ]),
+                "fetched_bytes": fetchedBytes.map { .int(Int64($0)) } ?? .null,
+            ])
         _ = try DurableFile.write(doc.canonicalBytes + [10], to: dir + "/host_metrics.json", replace: true)
     }
 }

@@ -16,22 +16,14 @@ import RCHJob
 struct EphemeralSimulator {
     static let prefix = "rch-ephemeral-"
 
-    let xcrun: String
-    let environment: [String: String]
+    let xcrun: Xcrun
 
     init?(environment: [String: String]) {
-        guard let x = ToolchainDetector.which("xcrun", environment: environment) else { return nil }
+        guard let x = Xcrun(environment: environment) else { return nil }
         xcrun = x
-        self.environment = environment
     }
 
-    func simctl(_ args: [String]) -> (ok: Bool, out: String, err: String) {
-        guard let r = try? Spawn.run(xcrun, ["simctl"] + args, environment: environment, timeoutSeconds: 120) else {
-            return (false, "", "xcrun simctl \(args.first ?? "") did not finish")
-        }
-        if case .code(0) = r.exit { return (true, r.stdout, r.stderr) }
-        return (false, r.stdout, r.stderr)
-    }
+    func simctl(_ args: [String]) -> (ok: Bool, out: String, err: String) { xcrun.run(["simctl"] + args) }
 
     /// Deletes this worker's leftovers (devices named after a job that is not active); returns their UDIDs.
     func sweep(isActive: (String) -> Bool) -> [String] {

@@ -37,7 +37,7 @@ struct JobMetrics {
         let t = inputs.toolchain
         var artifactBytes: UInt64 = 0
         var xcresultBytes: UInt64 = 0
-        for e in (try? ArtifactManifest.scan(dir)) ?? [] where !e.isDirectory {
+        for e in (try? ArtifactManifest.walk(dir)) ?? [] where !e.isDirectory {
             artifactBytes += e.size
             if e.path.hasPrefix("result.xcresult/") { xcresultBytes += e.size }
         }

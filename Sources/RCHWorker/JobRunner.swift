@@ -196,13 +196,9 @@ public struct JobRunner: Sendable {
         let dir = jobs.artifacts(sub.jobID)
         let key = sub.inputs.jobKey
         let now = Timestamp.now()
+        let job = JobEnvelope(runID: sub.runID, jobID: sub.jobID, jobKey: key.hex)
         func envelope(_ id: String, _ extra: KeyValuePairs<String, JSONValue>) -> JSONValue {
-            var o = JSONObject([
-                ("schema_version", .int(1)), ("schema_id", .string("rch-xcode/\(id)@1")), ("created_at", .string(now)),
-                ("run_id", .string(sub.runID)), ("job_id", .string(sub.jobID)), ("job_key", .string(key.hex)),
-            ])
-            for (k, v) in extra { o[k] = v }
-            return .object(o)
+            job.document(id, JSONObject(extra.map { ($0.key, $0.value) }), createdAt: now)
         }
         if let env, case .object(let e) = env {
             var doc = envelope("executor_env", [:]).objectValue!
@@ -244,13 +240,15 @@ public struct JobRunner: Sendable {
             to: dir + "/metrics.json", durable: false)
         let state: JobState = o.status == .success ? .succeeded : o.status == .cancelled ? .cancelled : .failed
         try jobs.writeState(sub.jobID, runID: sub.runID, jobKey: key.hex, state)
-        // The profile the files satisfy (never the one requested).
-        var entries = try ArtifactManifest.scan(dir)
+        // The profile the files satisfy (never the one requested): paths are enough, nothing is hashed here.
+        let listed = try ArtifactManifest.walk(dir).map {
+            ArtifactManifest.Entry(path: $0.path, isDirectory: $0.isDirectory, size: $0.size, sha256: nil)
+        }
         let kind: FailureKind? =
             o.status == .success ? nil : o.status == .cancelled ? .cancelled : (o.failureKind ?? .executor)
         let summaryProfile =
             (try? ArtifactProfile.satisfied(
-                by: entries + [.init(path: "summary.json", isDirectory: false, size: 0, sha256: .empty)],
+                by: listed + [.init(path: "summary.json", isDirectory: false, size: 0, sha256: .empty)],
                 action: sub.inputs.action
             ).get()) ?? .minimal
         let summary = envelope(
@@ -268,7 +266,7 @@ public struct JobRunner: Sendable {
                 "ephemeral_cleanup_failed": o.ephemeralCleanupFailed.map { .bool($0) } ?? .null,
             ])
         _ = try DurableFile.write(summary.canonicalBytes, to: dir + "/summary.json", durable: false)
-        entries = try ArtifactManifest.scan(dir)
+        let entries = try ArtifactManifest.scan(dir)
         let producer = Producer(
             executorClass: provider.selection.executorClass, backend: executor.backendName,
             backendVersion: executor.backendVersion)

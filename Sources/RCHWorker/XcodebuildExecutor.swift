@@ -68,14 +68,12 @@ public struct XcodebuildExecutor: Executor {
     func runAndDerive(_ r: ExecutionRequest, cancelled: @escaping @Sendable () -> Bool) throws -> ExecutionOutcome {
         let outcome = try runXcodebuild(r, cancelled: cancelled)
         guard outcome.status != .cancelled else { return outcome }
-        let xcrun = ToolchainDetector.which("xcrun", environment: r.environment)
+        let xcrun = Xcrun(environment: r.environment)
         let envelope = RichArtifacts.Envelope(runID: r.runID, jobID: r.jobID, jobKey: r.jobKey.hex)
         let (files, degraded) = RichArtifacts.write(action: r.action, into: r.artifactsDirectory, envelope: envelope) {
             args in
-            guard let xcrun else { return nil }
-            let run = try Spawn.run(xcrun, args, environment: r.environment, timeoutSeconds: 120)
-            guard case .code(0) = run.exit else { return nil }
-            return Array(run.stdout.utf8)
+            guard let run = xcrun?.run(args), run.ok else { return nil }
+            return Array(run.out.utf8)
         }
         r.events.emit(
             "artifacts", degraded == nil ? "derived" : "degraded",

@@ -17,28 +17,8 @@ public enum RichArtifacts {
     /// Runs `xcrun ARGS`; nil when the tool exits non-zero.
     public typealias Xcrun = ([String]) throws -> [UInt8]?
 
-    /// The job envelope (`schema_version`, `schema_id`, `created_at`, `run_id`, `job_id`, `job_key`) of a file.
-    public struct Envelope: Sendable {
-        public var runID: String
-        public var jobID: String
-        public var jobKey: String
-
-        public init(runID: String, jobID: String, jobKey: String) {
-            self.runID = runID
-            self.jobID = jobID
-            self.jobKey = jobKey
-        }
-
-        public func document(_ name: String, _ members: JSONObject) -> JSONValue {
-            var o = JSONObject([
-                ("schema_version", .int(1)), ("schema_id", .string("rch-xcode/\(name)@1")),
-                ("created_at", .string(Timestamp.now())), ("run_id", .string(runID)), ("job_id", .string(jobID)),
-                ("job_key", .string(jobKey)),
-            ])
-            for (k, v) in members.members { o[k] = v }
-            return .object(o)
-        }
-    }
+    /// The job envelope of the files written (PLAN §6).
+    public typealias Envelope = JobEnvelope
 
     /// Writes what can be derived into `dir`; returns the files written and, if the test files could not be
     /// made, why.
