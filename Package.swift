@@ -51,6 +51,7 @@ let package = Package(
             name: "RCHHost",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
         .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
+        .target(name: "RCHS3", dependencies: ["RCHCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "RCHXcodeReports", dependencies: ["RCHCore"]),
         .target(
             name: "RCHFleet", dependencies: ["RCHCore", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost"]),
@@ -91,6 +92,7 @@ let package = Package(
             ]),
         .target(name: "RCHTestSupport", path: "Tests/RCHTestSupport"),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
+        .testTarget(name: "RCHS3Tests", dependencies: ["RCHCore", "RCHS3", "RCHTestSupport"]),
         .testTarget(name: "RCHXcodeReportsTests", dependencies: ["RCHCore", "RCHXcodeReports", "RCHTestSupport"]),
         .testTarget(
             name: "RCHTrustTests",
