@@ -45,13 +45,19 @@ let package = Package(
             name: "RCHWorker",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHIdentity", "RCHAttestation",
-                "RCHXcodeReports",
+                "RCHXcodeReports", "RCHShared",
             ]),
         .target(
             name: "RCHHost",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
         .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
         .target(name: "RCHS3", dependencies: ["RCHCore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "RCHShared",
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore", "RCHS3", "RCHAttestation",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .target(name: "RCHXcodeReports", dependencies: ["RCHCore"]),
         .target(
             name: "RCHFleet", dependencies: ["RCHCore", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost"]),
@@ -71,7 +77,7 @@ let package = Package(
             name: "RCHWorkerCommand",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport", "RCHWorker", "RCHProtocol", "RCHIdentity",
-                "RCHAttestation",
+                "RCHAttestation", "RCHShared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -90,7 +96,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
-        .target(name: "RCHTestSupport", path: "Tests/RCHTestSupport"),
+        .target(name: "RCHTestSupport", dependencies: ["RCHCore"], path: "Tests/RCHTestSupport"),
         .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
         .testTarget(name: "RCHS3Tests", dependencies: ["RCHCore", "RCHS3", "RCHTestSupport"]),
         .testTarget(name: "RCHXcodeReportsTests", dependencies: ["RCHCore", "RCHXcodeReports", "RCHTestSupport"]),
@@ -105,7 +111,8 @@ let package = Package(
             name: "RCHLaneTests",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHHost", "RCHWorker", "RCHLoopback",
-                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity", "RCHRun", "RCHFleet",
+                "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHIdentity", "RCHRun", "RCHFleet", "RCHShared",
+                "RCHS3",
             ]),
         .testTarget(
             name: "RCHStoreTests",

@@ -14,7 +14,7 @@ public enum Attestation {
     /// The members a document we write has, and nothing else.
     static let members: Set<String> = [
         "schema_version", "schema_id", "created_at", "run_id", "job_id", "job_key", "source_sha256", "worker",
-        "capabilities_sha256", "backend", "manifest_sha256", "cached_from_job_id", "signature",
+        "capabilities_sha256", "backend", "manifest_sha256", "cached_from_job_id", "signature", "origin",
     ]
 
     /// The bytes the signature covers.

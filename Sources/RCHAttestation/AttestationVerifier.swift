@@ -182,6 +182,14 @@ public enum AttestationVerifier {
             else {
                 throw bad("backend must be {name, version, executor_class}")
             }
+            // Optional: present only on a hit served from a result pulled from the shared tier.
+            if let origin = o["origin"] {
+                guard let oo = origin.objectValue, Set(oo.keys) == ["tier", "publisher"],
+                    oo["tier"]?.stringValue == "shared", let p = oo["publisher"]?.objectValue,
+                    Set(p.keys) == ["name", "fingerprint"], p["name"]?.stringValue != nil,
+                    p["fingerprint"]?.stringValue.flatMap({ RCHCore.SHA256Digest(hex: $0) }) != nil
+                else { throw bad("origin must be {tier: \"shared\", publisher: {name, fingerprint}}") }
+            }
             document = o
             jobID = job
             jobKey = try digest(o["job_key"], "job_key")

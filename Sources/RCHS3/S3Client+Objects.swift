@@ -228,3 +228,34 @@ extension S3Client {
         return out
     }
 }
+
+extension S3Client {
+    /// The server's clock (the `Date` header of a HEAD of the bucket), in milliseconds — the one clock every
+    /// worker of a fleet shares, for protocols that compare times across machines.
+    public func serverTimeMs() throws -> Int64 {
+        let r = try send("HEAD bucket", method: "HEAD", key: nil)
+        guard let date = r.header("date"), let ms = Self.httpDateMs(date) else {
+            throw S3Error.invalidResponse(operation: "HEAD bucket", message: "no readable Date header")
+        }
+        return ms
+    }
+
+    /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) → milliseconds since the epoch.
+    public static func httpDateMs(_ s: String) -> Int64? {
+        let p = s.split(separator: " ")
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard p.count == 6, p[5] == "GMT", let day = Int32(p[1]), let month = months.firstIndex(of: String(p[2])),
+            let year = Int32(p[3])
+        else { return nil }
+        let hms = p[4].split(separator: ":").compactMap { Int32($0) }
+        guard hms.count == 3 else { return nil }
+        var t = tm()
+        t.tm_year = year - 1900
+        t.tm_mon = Int32(month)
+        t.tm_mday = day
+        t.tm_hour = hms[0]
+        t.tm_min = hms[1]
+        t.tm_sec = hms[2]
+        return Int64(timegm(&t)) * 1000
+    }
+}

@@ -221,6 +221,25 @@ public final class BlobBatch {
         return d
     }
 
+    /// Moves `path` — a file on the store's filesystem whose bytes the caller has just hashed to `digest`
+    /// (e.g. a download verified against the digest it was requested by) — into the batch without copying.
+    /// A blob already stored or staged is dropped instead. The file is made read-only.
+    public func adopt(_ path: String, digest: SHA256Digest, size: UInt64) throws {
+        if stagedSet.contains(digest) || blobs.touchIfPresent(digest) {
+            unlink(path)
+            return
+        }
+        try account(size)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: Errno(rawValue: errno)) }
+        let f = FileDescriptor(rawValue: fd)
+        defer { try? f.close() }
+        fchmod(fd, 0o444)
+        let final = staging + "/" + digest.hex
+        guard rename(path, final) == 0 else { throw SystemError("rename", path: final, errno: Errno(rawValue: errno)) }
+        try finishStaged(f, path: final, digest: digest, size: size)
+    }
+
     /// A writer for content that arrives in pieces (large files); call ``StagedBlob/finish()``.
     public func stream() throws -> StagedBlob { try StagedBlob(batch: self) }
 

@@ -19,6 +19,8 @@ public enum JobCommit {
         public var profile: ArtifactProfile
         public var capabilitiesSHA256: SHA256Digest?
         public var cachedFromJobID: String?
+        /// A hit served from a result pulled from the shared tier: who published it (attestation `origin`).
+        public var origin: ResultEntry.Origin?
 
         public init(
             runID: String, jobID: String, jobKey: SHA256Digest, sourceSHA256: SHA256Digest, worker: WorkerIdentity,
@@ -64,7 +66,9 @@ public enum JobCommit {
             ("manifest_sha256", .string(SHA256Digest.of(manifest).hex)),
             ("cached_from_job_id", f.cachedFromJobID.map { .string($0) } ?? .null),
         ])
-        let attestation = try Attestation.sign(unsigned, with: f.worker.key)
+        var document = unsigned
+        if let origin = f.origin { document["origin"] = origin.json }
+        let attestation = try Attestation.sign(document, with: f.worker.key)
         _ = try DurableFile.write(attestation.canonicalBytes, to: directory + "/attestation.json", durable: durable)
         _ = try DurableFile.write(
             jobIndex(entries, profile: f.profile, runID: f.runID, jobID: f.jobID, jobKey: f.jobKey, now: now)

@@ -190,6 +190,22 @@ public struct FileLock {
         _ = try Syscalls.flock(fd, exclusive: exclusive, blocking: true, path: path)
         return try body()
     }
+
+    /// Runs `body` under the exclusive lock `name` if nobody holds it; nil (body not run) if somebody does.
+    public static func ifFree<T>(_ store: LocalStore, name: String, _ body: () throws -> T) throws -> T? {
+        let dir = store.root + "/locks"
+        try Syscalls.makeDirectories(dir)
+        let path = dir + "/" + name + ".lock"
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(
+                FilePath(path), .readWrite, options: [.create], permissions: [.ownerReadWrite, .groupRead, .otherRead],
+                retryOnInterrupt: true)
+        } catch { throw SystemError("open", path: path, errno: error) }
+        defer { try? fd.close() }
+        guard try Syscalls.flock(fd, exclusive: true, blocking: false, path: path) else { return nil }
+        return try body()
+    }
 }
 
 /// Directory listing without Foundation (see ``Directory``).

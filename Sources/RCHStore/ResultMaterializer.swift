@@ -68,10 +68,11 @@ extension ResultStore {
             }
             // Job directories are disposable (a crash means re-running the job): they need atomic visibility,
             // which the final rename gives, not fsyncs (on ext4 an fsync would force out every byte just copied).
-            let facts = JobCommit.Facts(
+            var facts = JobCommit.Facts(
                 runID: runID, jobID: jobID, jobKey: jobKey, sourceSHA256: entry.sourceSHA256, worker: worker,
                 producer: entry.producer, profile: entry.profile,
                 capabilitiesSHA256: capabilitiesSHA256, cachedFromJobID: entry.jobID)
+            facts.origin = entry.origin
             root = try JobCommit.write(into: staging, entries: finalEntries, facts: facts, now: now, durable: false)
         }
         return Materialized(

@@ -25,16 +25,51 @@ public struct ResultEntry: Sendable, Equatable {
     public var producer: Producer
     public var createdAt: String
     public var entries: [ArtifactManifest.Entry]
+    /// Set when the entry was pulled from the shared tier: who published it there (PLAN §18).
+    public var origin: Origin?
 
-    var json: JSONValue {
-        .obj([
+    public struct Origin: Sendable, Equatable {
+        public var publisherName: String
+        public var publisherFingerprint: String
+
+        public init(publisherName: String, publisherFingerprint: String) {
+            self.publisherName = publisherName
+            self.publisherFingerprint = publisherFingerprint
+        }
+
+        public var json: JSONValue {
+            .obj([
+                "tier": .string("shared"),
+                "publisher": .obj(["name": .string(publisherName), "fingerprint": .string(publisherFingerprint)]),
+            ])
+        }
+
+        /// Exactly `{tier: "shared", publisher: {name, fingerprint (64 hex)}}`.
+        public init?(json v: JSONValue) {
+            guard let o = v.objectValue, Set(o.keys) == ["tier", "publisher"], o["tier"]?.stringValue == "shared",
+                let p = o["publisher"]?.objectValue, Set(p.keys) == ["name", "fingerprint"],
+                let name = p["name"]?.stringValue, let fp = p["fingerprint"]?.stringValue, SHA256Digest(hex: fp) != nil
+            else { return nil }
+            self.init(publisherName: name, publisherFingerprint: fp)
+        }
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = [
             "schema_version": .int(1), "schema_id": .string(Self.schemaID), "created_at": .string(createdAt),
             "namespace": .string(namespace), "job_key": .string(jobKey.hex), "action": .string(action),
             "artifact_profile": .string(profile.rawValue), "job_id": .string(jobID), "run_id": .string(runID),
             "source_sha256": .string(sourceSHA256.hex), "backend": producer.json,
             "entries": ArtifactManifest.entriesJSON(entries),
             "artifact_root_sha256": .string(ArtifactManifest.rootDigest(entries).hex),
-        ])
+        ]
+        if let origin { o["origin"] = origin.json }
+        return .object(o)
+    }
+
+    /// Parses an entry strictly (see the type's rules).
+    public static func parse(_ bytes: [UInt8]) throws -> ResultEntry {
+        try ResultEntry(json: try JSONParser().parse(bytes))
     }
 
     init(
@@ -53,8 +88,13 @@ public struct ResultEntry: Sendable, Equatable {
         self.entries = entries
     }
 
-    init(json v: JSONValue) throws {
+    public init(json v: JSONValue) throws {
         func bad(_ m: String) -> StoreError { .corrupt("result entry: \(m)") }
+        let members: Set<String> = [
+            "schema_version", "schema_id", "created_at", "namespace", "job_key", "action", "artifact_profile", "job_id",
+            "run_id", "source_sha256", "backend", "entries", "artifact_root_sha256", "origin",
+        ]
+        if let k = v.objectValue?.keys.first(where: { !members.contains($0) }) { throw bad("unknown member '\(k)'") }
         guard v["schema_id"]?.stringValue == Self.schemaID, let ns = v["namespace"]?.stringValue,
             Identifier.isValid(ns, .namespace),
             let key = v["job_key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
@@ -91,6 +131,10 @@ public struct ResultEntry: Sendable, Equatable {
             namespace: ns, jobKey: key, action: action, profile: profile, jobID: job, runID: run, sourceSHA256: src,
             producer: Producer(executorClass: cls, backend: name, backendVersion: version), createdAt: created,
             entries: entries)
+        if let o = v["origin"] {
+            guard let origin = Origin(json: o) else { throw bad("origin must be {tier: shared, publisher: {name, fingerprint}}") }
+            self.origin = origin
+        }
     }
 }
 
@@ -187,11 +231,23 @@ public struct ResultStore: Sendable {
         let entry = ResultEntry(
             namespace: namespace, jobKey: jobKey, action: action, profile: profile, jobID: jobID, runID: runID,
             sourceSHA256: source, producer: producer, createdAt: Timestamp.now(), entries: entries)
+        return try publish(entry, batch: batch)
+    }
+
+    /// Publishes `entry` once the blobs staged in `batch` (and any it names that the store already has) are
+    /// committed: under the entry's lock, an existing entry of the same class at least as rich and complete
+    /// is kept (the batch is dropped); otherwise the batch is committed and the entry written after
+    /// re-checking, under the shared store lock, that every blob exists. Used by `record` and by the shared
+    /// tier's pull (which stages downloaded, verified blobs).
+    public func publish(_ entry: ResultEntry, batch: BlobBatch) throws -> RecordResult {
+        let namespace = entry.namespace
+        let jobKey = entry.jobKey
+        let producer = entry.producer
         return try FileLock.with(store, name: "result-\(namespace)-\(jobKey.hex)") {
             // An entry of another executor class is replaced: only the current class can ever be served.
             if let existing = try? self.entry(namespace: namespace, jobKey: jobKey),
                 existing.producer.executorClass == producer.executorClass,
-                existing.profile >= profile,
+                existing.profile >= entry.profile,
                 store.blobs.missing(existing.entries.compactMap(\.sha256)).isEmpty
             {
                 batch.discard()
@@ -202,12 +258,13 @@ public struct ResultStore: Sendable {
             let path = entryPath(namespace: namespace, jobKey: jobKey)
             try Syscalls.makeDirectories(directoryOf(path))
             try StoreLock.shared(store) {
-                if let gone = store.blobs.missing(entries.compactMap(\.sha256)).first {
+                if let gone = store.blobs.missing(entry.entries.compactMap(\.sha256)).first {
                     throw StoreError.retry("blob \(gone.hex) was removed by a concurrent gc")
                 }
                 _ = try DurableFile.write(entry.json.canonicalBytes + [10], to: path, replace: true)
             }
-            return RecordResult(profile: profile, stored: true, newBlobs: batch.newBlobs, fileCount: entries.count)
+            return RecordResult(
+                profile: entry.profile, stored: true, newBlobs: batch.newBlobs, fileCount: entry.entries.count)
         }
     }
 

@@ -3,6 +3,7 @@ import RCHCore
 import RCHIdentity
 import RCHJob
 import RCHProtocol
+import RCHShared
 
 /// The worker's own configuration (`worker.toml`: `[worker]`, `[executor]`, `[toolchain]`; `[gc]` is read
 /// by the gc settings). Every key has a default, so a worker runs without a file.
@@ -28,6 +29,7 @@ import RCHProtocol
 /// | `toolchain.identity_ttl_seconds` | 300 | how long a detected identity may be reused (see `IdentityCache`) |
 /// | `toolchain.tool_timeout_seconds` | 60 | time limit of each detection command |
 /// | `toolchain.*` (other keys) | an Xcode 16.2 / macOS 15.2 identity | the *declared* identity: recording executor only |
+/// | `shared.*` | no tier | the fleet's shared tier on an S3-compatible store (``SharedConfig``, PLAN §18) |
 ///
 /// Without `executor.kind` a worker runs `xcodebuild` if an `xcodebuild` is on its PATH (every Mac with
 /// Xcode) and otherwise refuses submits (``ExecutorSelection/unconfigured``): the mock is never chosen
@@ -54,6 +56,8 @@ public struct WorkerConfig: Sendable {
     public var cacheLockTimeoutSeconds: Int64 = 300
     public var toolchain = Toolchain()
     public var path: String?
+    /// `[shared]`: the fleet's shared tier (nil: none; see ``SharedConfig``).
+    public var shared: SharedConfig?
 
     public struct Simulator: Sendable {
         public var platform: String, name: String, osVersion: String, runtime: String, runtimeBuild: String,
@@ -119,6 +123,12 @@ public struct WorkerConfig: Sendable {
             return s
         }
         c.name = try str(w, "name", c.name)
+        if let s = layer.value["shared"] {
+            guard let table = s.objectValue else { throw ConfigError("\(file): [shared] must be a table") }
+            do {
+                c.shared = try SharedConfig.parse(table, file: file, environment: ProcessInfo.processInfo.environment)
+            } catch { throw ConfigError("\(error)") }
+        }
         c.cacheLockTimeoutSeconds = Int64(try int(cache, "lock_timeout_seconds", Int(c.cacheLockTimeoutSeconds)))
         c.maxConcurrentJobs = max(1, try int(w, "max_concurrent_jobs", c.maxConcurrentJobs))
         c.maxUploadBytes = try size(w, "max_upload_bytes", c.maxUploadBytes)

@@ -63,6 +63,8 @@ extension WorkerServer {
                 ])
         }
         let sources = SourceStore(store: store)
+        let shared = WorkerShared(store: store, config: config)
+        if !sources.has(inputs.sourceSHA256), let shared { _ = shared.tier.pullSource(inputs.sourceSHA256) }
         guard sources.has(inputs.sourceSHA256) else {
             throw RPCError(
                 .sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
@@ -71,7 +73,16 @@ extension WorkerServer {
         // The job directory is the claim; it is removed again unless the job is accepted.
         guard try jobs.create(jobID) else { return try status(["job_id": .string(jobID)]) }
         do {
-            // A hit (the lookup counted once, inside materialise) is served at once.
+            // A hit (the lookup counted once, inside materialise) is served at once. A local miss asks the
+            // shared tier, which ingests a trusted result of this class into the local store (then a local hit).
+            let executorClass = provider.selection.executorClass
+            if let shared,
+                case .miss = ResultStore(store: store).uncountedLookup(
+                    jobKey: key, namespace: namespace, profile: profile, executorClass: executorClass)
+            {
+                _ = shared.tier.pullResult(
+                    namespace: namespace, jobKey: key, profile: profile, executorClass: executorClass)
+            }
             do {
                 let m = try ResultStore(store: store).materialize(
                     jobKey: key, namespace: namespace, profile: profile,
@@ -79,6 +90,8 @@ extension WorkerServer {
                     jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
                     worker: try JobRunner(store: store, config: config).identity(),
                     capabilitiesSHA256: Capabilities.digest(provider))
+                // The tier may lack it (never published, or gc'd there): the drainer checks and publishes.
+                shared?.enqueue(.result(namespace: namespace, jobKey: key))
                 return [
                     "job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex),
                     "state": .string(JobState.succeeded.rawValue),

@@ -29,10 +29,23 @@ extension WorkerServer {
                 }
                 digests.append(d)
             }
-            return ["present": .array(sources.query(digests).map { .bool($0) })]
+            return ["present": .array(pullingFromTier(digests, sources).map { .bool($0) })]
         }
         let d = try Self.digest(p, "source_sha256")
-        return ["source_sha256": .string(d.hex), "exists": .bool(sources.query([d])[0])]
+        return ["source_sha256": .string(d.hex), "exists": .bool(pullingFromTier([d], sources)[0])]
+    }
+
+    /// `has_source`'s answer, where the first few digests missing locally are pulled from the shared tier when
+    /// it has them (the host puts the source it is pushing first): "present" then means present *now*.
+    func pullingFromTier(_ digests: [SHA256Digest], _ sources: SourceStore) -> [Bool] {
+        var present = sources.query(digests)
+        guard let shared = WorkerShared(store: store, config: config) else { return present }
+        var tries = 0
+        for i in present.indices where !present[i] && tries < 4 {
+            tries += 1
+            if case .pulled = shared.tier.pullSource(digests[i]) { present[i] = sources.has(digests[i]) }
+        }
+        return present
     }
 
     /// Receives a stream into a temp file under `incoming/`, checking size limit, exact length, digest
@@ -101,6 +114,7 @@ extension WorkerServer {
         let temp = try receive(stream, reader)
         defer { temp.discard() }
         let r = try sources.ingest(bundle: temp.path, expected: sha, compressed: stream.compression == .zstd)
+        WorkerShared(store: store, config: config)?.enqueue(.source(sha))
         return [
             "source_sha256": .string(sha.hex), "stored": .bool(r.stored), "already_present": .bool(!r.stored),
             "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)),
@@ -176,6 +190,7 @@ extension WorkerServer {
             return reply
         }
         let stored = try sources.commit(manifest)
+        WorkerShared(store: store, config: config)?.enqueue(.source(sha))
         reply["committed"] = .bool(true)
         reply["already_present"] = .bool(!stored)
         reply["missing"] = .array([])

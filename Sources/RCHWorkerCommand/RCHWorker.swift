@@ -14,7 +14,7 @@ struct RCHWorker: ParsableCommand {
         subcommands: [
             InitCommand.self, StoreCommand.self, RPCCommand.self, RunJobCommand.self, IdentityCommand.self,
             JobsCommand.self,
-            GCCommand.self, FsckCommand.self, StatsCommand.self,
+            GCCommand.self, FsckCommand.self, StatsCommand.self, SharedCommand.self,
         ])
 }
 

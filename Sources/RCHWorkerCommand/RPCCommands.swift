@@ -11,6 +11,11 @@ func selfExecutable() -> String {
     Bundle.main.executablePath ?? CommandLine.arguments[0]
 }
 
+/// `rch-worker shared drain` for this store and config (started detached by ``WorkerShared/startDrainer(_:)``).
+func drainCommand(_ store: LocalStore, config: String?) -> [String] {
+    [selfExecutable(), "shared", "drain", "--quiet", "--store", store.root] + (config.map { ["--config", $0] } ?? [])
+}
+
 struct RPCCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc",
@@ -45,6 +50,8 @@ struct RPCCommand: ParsableCommand {
             input: .standardInput, output: .standardOutput,
             originalCommand: ProcessInfo.processInfo.environment["SSH_ORIGINAL_COMMAND"])
         if wrote { ConfiguredStore.maybeStartGC(store, settings, config: config) }
+        // Queued publishes to the shared tier go out in the background, never on this request's path.
+        WorkerShared(store: store, config: workerConfig)?.startDrainer(drainCommand(store, config: config))
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -67,7 +74,9 @@ struct RunJobCommand: ParsableCommand {
     func run() throws {
         try runReportingFailures(json: false) {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
-            try JobRunner(store: store, config: try WorkerConfig.load(config)).run(jobID: jobID)
+            let workerConfig = try WorkerConfig.load(config)
+            try JobRunner(store: store, config: workerConfig).run(jobID: jobID)
+            WorkerShared(store: store, config: workerConfig)?.startDrainer(drainCommand(store, config: config))
             // Bounded worker disk: every finished job removes the finished jobs past [jobs] retention / max_size.
             var jobs = JobRetention(store: store)
             jobs.retentionSeconds = settings.jobRetentionSeconds

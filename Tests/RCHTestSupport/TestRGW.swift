@@ -1,4 +1,5 @@
 import Foundation
+import RCHCore
 
 /// The real Ceph RADOS Gateway the shared-tier tests use: `scripts/rgw start` on a fixed short directory
 /// (`$RCH_TEST_RGW`, default `/tmp/rch-rgw`; `scripts/test` starts it before `swift test`, and a test run
@@ -18,8 +19,8 @@ public enum TestRGW {
 
     private static let started: Result<Endpoint, TestRGWError> = {
         do {
-            let r = try Run.process(TestPaths.packageRoot + "/scripts/rgw", ["start", directory])
-            guard r.status == 0 else {
+            let r = try script(["start", directory])
+            guard r.exit == .code(0) else {
                 return .failure(TestRGWError(message: "scripts/rgw start \(directory) failed: \(r.stderr)"))
             }
             return .success(try read())
@@ -43,6 +44,23 @@ public enum TestRGW {
             let a = v["AWS_ACCESS_KEY_ID"], let s = v["AWS_SECRET_ACCESS_KEY"]
         else { throw TestRGWError(message: "\(directory)/env is incomplete") }
         return Endpoint(endpoint: e, bucket: b, region: r, accessKey: a, secretKey: s, directory: directory)
+    }
+
+    /// Starts (or finds running) a second gateway of the same cluster on `port`; returns its endpoint.
+    public static func startGateway(_ port: Int) throws -> String {
+        _ = try shared()
+        let r = try script(["start-gateway", directory, String(port)])
+        guard r.exit == .code(0) else { throw TestRGWError(message: "start-gateway \(port): \(r.stderr)") }
+        return "http://127.0.0.1:\(port)"
+    }
+
+    public static func stopGateway(_ port: Int) throws {
+        _ = try script(["stop-gateway", directory, String(port)])
+    }
+
+    /// scripts/rgw through files, not pipes: the daemons it starts must not hold a pipe of ours open.
+    static func script(_ args: [String]) throws -> (exit: Spawn.Exit, stdout: String, stderr: String, seconds: Double) {
+        try Spawn.run(TestPaths.packageRoot + "/scripts/rgw", args, timeoutSeconds: 300)
     }
 
     /// A key prefix no other test uses.
