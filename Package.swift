@@ -116,7 +116,10 @@ let package = Package(
             ]),
         .testTarget(
             name: "RCHStoreTests",
-            dependencies: ["RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport", "RCHAttestation"]),
+            dependencies: [
+                "RCHCore", "RCHBundle", "RCHStore", "XcodeTreeGen", "RCHTestSupport", "RCHAttestation", "RCHShared",
+                "RCHS3",
+            ]),
     ]
 )
 

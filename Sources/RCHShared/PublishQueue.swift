@@ -131,7 +131,8 @@ public struct PublishQueue: Sendable {
                     unlink(path(next.item))
                 } catch let e as S3Error {
                     tier.health.failed(e)
-                    try defer_(next, error: e, nowMs: nowMs(), delayMs: tier.config.retryAfterSeconds * 1000)
+                    // The tier's fault, not the item's: retried without counting an attempt.
+                    try defer_(next, error: e, nowMs: nowMs(), delayMs: tier.config.retryAfterSeconds * 1000, count: false)
                     report.deferred += 1
                     report.stoppedBy = "\(e)"
                     return report
@@ -152,9 +153,9 @@ public struct PublishQueue: Sendable {
         return r ?? DrainReport(ran: false)
     }
 
-    func defer_(_ q: Queued, error: Error, nowMs: Int64, delayMs: Int64) throws {
+    func defer_(_ q: Queued, error: Error, nowMs: Int64, delayMs: Int64, count: Bool = true) throws {
         var o = q.doc
-        o["attempts"] = .int((o["attempts"]?.intValue ?? 0) + 1)
+        if count { o["attempts"] = .int((o["attempts"]?.intValue ?? 0) + 1) }
         o["not_before_ms"] = .int(nowMs + delayMs)
         o["last_error"] = .string("\(error)")
         _ = try DurableFile.write(JSONValue.object(o).canonicalBytes + [10], to: path(q.item), replace: true)

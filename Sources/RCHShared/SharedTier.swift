@@ -24,6 +24,8 @@ public final class SharedTier: @unchecked Sendable {
     public let health: TierHealth
     public let client: S3Client
     let worker: WorkerIdentity
+    /// Tests only: runs between a publish's blob uploads and its entry write (to stage a gc in that window).
+    var beforeEntryWrite: (() -> Void)?
 
     public init(config: SharedConfig, store: LocalStore, worker: WorkerIdentity) throws {
         self.config = config

@@ -16,8 +16,8 @@ import RCHStore
 /// (trusted, same class, profile ≥), stop → upload every blob the entry names (create-only) → write the entry
 /// (create-only; a poorer, untrusted or other-class entry is replaced with `If-Match` on its ETag) → the gc
 /// check: if a tier gc was running at any time since `T0` (`gc/running.json` present, or `gc/last.json`
-/// `finished_at_ms ≥ T0 − 1 s`), wait for it to end and re-check that every blob exists, uploading any it
-/// removed. A gc that started after the entry became visible sees the entry and keeps its blobs, so after
+/// `finished_at_ms ≥ T0 − 1 s`), wait for that gc to end (its fence gone, replaced by a later gc's, or
+/// expired) and re-check that every blob exists, uploading any it removed. A gc that started after the entry became visible sees the entry and keeps its blobs, so after
 /// this check the entry is complete (PLAN §18, "gc and racing publishers").
 extension SharedTier {
     public enum Published: Sendable, Equatable {
@@ -44,6 +44,7 @@ extension SharedTier {
         let digests = entry.entries.compactMap(\.sha256)
         let (n, bytes) = try upload(digests)
         let doc = try SharedResult.document(entry, by: worker)
+        beforeEntryWrite?()
         switch try client.put(key, doc, createOnly: etag == nil, ifMatch: etag, contentType: "application/json") {
         case .stored: break
         case .preconditionFailed:
@@ -74,11 +75,18 @@ extension SharedTier {
     func afterGC(since t0: Int64, _ digests: [SHA256Digest]) throws {
         var overlapped = false
         var waited = 0
+        var seen: Int64? = nil
+        // Wait for the gc seen running to end: its fence gone, or replaced by a later gc's (which started after
+        // this entry was visible, so it keeps the entry's blobs), or expired (a crashed gc).
         while let (bytes, _) = try client.get(layout.gcRunning) {
+            let fence = try? JSONParser().parse(bytes)
+            let started = fence?["started_at_ms"]?.intValue ?? 0
+            if let seen, started != seen { break }
+            seen = started
             overlapped = true
-            let expires = (try? JSONParser().parse(bytes))?["expires_at_ms"]?.intValue ?? 0
-            if try client.serverTimeMs() >= expires || waited >= 600 { break }  // a crashed gc: its fence expired
-            sleep(1)
+            let expires = fence?["expires_at_ms"]?.intValue ?? 0
+            if try client.serverTimeMs() >= expires || waited >= 6000 { break }
+            usleep(100_000)
             waited += 1
         }
         if !overlapped, let (bytes, _) = try client.get(layout.gcLast),
