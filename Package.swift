@@ -77,7 +77,7 @@ let package = Package(
             name: "RCHWorkerCommand",
             dependencies: [
                 "RCHCore", "RCHBundle", "RCHStore", "RCHCLISupport", "RCHWorker", "RCHProtocol", "RCHIdentity",
-                "RCHAttestation", "RCHShared",
+                "RCHAttestation", "RCHShared", "RCHS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(

@@ -1,6 +1,7 @@
-import enum Crypto.Insecure
 import Foundation
 import RCHCore
+
+import enum Crypto.Insecure
 
 #if canImport(Glibc)
     import Glibc
@@ -49,7 +50,9 @@ extension S3Client {
     /// PUT of a file streamed from disk, whose SHA-256 the caller knows (content-addressed blobs). Files
     /// above ``S3Location/multipartThreshold`` go up in parts; `createOnly` is then checked with a HEAD first
     /// (multipart completion is not conditional on every engine — content-addressed writes are idempotent).
-    public func putFile(_ key: String, path: String, sha256: RCHCore.SHA256Digest, size: UInt64, createOnly: Bool = true)
+    public func putFile(
+        _ key: String, path: String, sha256: RCHCore.SHA256Digest, size: UInt64, createOnly: Bool = true
+    )
         throws -> PutOutcome
     {
         if size > location.multipartThreshold {
@@ -115,7 +118,8 @@ extension S3Client {
     ) {
         var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", String(maxKeys))]
         if let continuation { query.append(("continuation-token", continuation)) }
-        let r = try send("ListObjectsV2 \(prefix)", method: "GET", key: nil, query: query, sink: .memory(limit: 64 << 20))
+        let r = try send(
+            "ListObjectsV2 \(prefix)", method: "GET", key: nil, query: query, sink: .memory(limit: 64 << 20))
         let doc = try parseXML("ListObjectsV2", r.body, root: "ListBucketResult")
         var objects: [ObjectInfo] = []
         for c in doc.all("Contents") {
@@ -123,7 +127,8 @@ extension S3Client {
                 throw S3Error.invalidResponse(operation: "ListObjectsV2", message: "an entry without Key or Size")
             }
             objects.append(
-                ObjectInfo(key: key, size: size, etag: c.value("ETag") ?? "", lastModified: c.value("LastModified") ?? ""))
+                ObjectInfo(
+                    key: key, size: size, etag: c.value("ETag") ?? "", lastModified: c.value("LastModified") ?? ""))
         }
         let truncated = doc.value("IsTruncated") == "true"
         let next = truncated ? doc.value("NextContinuationToken") : nil
@@ -150,8 +155,9 @@ extension S3Client {
         let initiate = try send(
             "CreateMultipartUpload \(key)", method: "POST", key: key, query: [("uploads", "")],
             headers: [("content-type", "application/octet-stream")])
-        guard let uploadID = try parseXML("CreateMultipartUpload", initiate.body, root: "InitiateMultipartUploadResult")
-            .value("UploadId"), !uploadID.isEmpty
+        guard
+            let uploadID = try parseXML("CreateMultipartUpload", initiate.body, root: "InitiateMultipartUploadResult")
+                .value("UploadId"), !uploadID.isEmpty
         else { throw S3Error.invalidResponse(operation: "CreateMultipartUpload", message: "no UploadId") }
         do {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -164,7 +170,9 @@ extension S3Client {
                 let want = Int(min(UInt64(location.partSize), size - offset))
                 var got = 0
                 while got < want {
-                    let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, want - got, off_t(offset) + off_t(got)) }
+                    let n = buffer.withUnsafeMutableBytes {
+                        pread(fd, $0.baseAddress! + got, want - got, off_t(offset) + off_t(got))
+                    }
                     guard n > 0 else { throw S3Error.local("\(path) changed size during upload") }
                     got += n
                 }

@@ -205,7 +205,8 @@ public final class S3Client: @unchecked Sendable {
         }
         let bytes = outcome.data.map { [UInt8]($0) } ?? []
         if case .memory(let limit) = sink, bytes.count > limit {
-            throw S3Error.invalidResponse(operation: operation, message: "reply of \(bytes.count) bytes exceeds \(limit)")
+            throw S3Error.invalidResponse(
+                operation: operation, message: "reply of \(bytes.count) bytes exceeds \(limit)")
         }
         return Response(status: http.statusCode, headers: headers, body: bytes)
     }

@@ -87,7 +87,8 @@ public struct SigV4Signer: Sendable {
     static func canonicalRequest(_ r: Request) -> (String, String) {
         let uri =
             r.path.isEmpty
-            ? "/" : r.path.split(separator: "/", omittingEmptySubsequences: false).map { encode($0) }.joined(separator: "/")
+            ? "/"
+            : r.path.split(separator: "/", omittingEmptySubsequences: false).map { encode($0) }.joined(separator: "/")
         let query = canonicalQuery(r.query)
         var headers: [(String, String)] = r.headers.map { (name, value) in
             (name.lowercased(), value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " "))

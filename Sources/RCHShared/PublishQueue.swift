@@ -75,7 +75,8 @@ public struct PublishQueue: Sendable {
         var out: [Queued] = []
         for n in names where n.hasSuffix(".json") {
             guard let b = try? DurableFile.read(directory + "/" + n), let o = (try? JSONParser().parse(b))?.objectValue,
-                o["schema_id"]?.stringValue == Self.schemaID, let k = o["key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
+                o["schema_id"]?.stringValue == Self.schemaID,
+                let k = o["key"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
                 let at = o["enqueued_at_ms"]?.intValue
             else { continue }
             switch o["kind"]?.stringValue {
@@ -104,12 +105,16 @@ public struct PublishQueue: Sendable {
     }
 
     /// Publishes queued items (see the type's protocol).
-    public func drain(_ tier: SharedTier, nowMs: () -> Int64 = { Timestamp.nowNanos() / 1_000_000 }) throws -> DrainReport {
+    public func drain(_ tier: SharedTier, nowMs: () -> Int64 = { Timestamp.nowNanos() / 1_000_000 }) throws
+        -> DrainReport
+    {
         let r = try FileLock.ifFree(store, name: "shared-drain") { () -> DrainReport in
             var report = DrainReport()
             var tried = Set<String>()
             while true {
-                let ready = items().filter { !tried.contains($0.item.name) && ($0.doc["not_before_ms"]?.intValue ?? 0) <= nowMs() }
+                let ready = items().filter {
+                    !tried.contains($0.item.name) && ($0.doc["not_before_ms"]?.intValue ?? 0) <= nowMs()
+                }
                 guard let next = ready.first else { return report }
                 tried.insert(next.item.name)
                 guard tier.health.available() else {
@@ -132,7 +137,8 @@ public struct PublishQueue: Sendable {
                 } catch let e as S3Error {
                     tier.health.failed(e)
                     // The tier's fault, not the item's: retried without counting an attempt.
-                    try defer_(next, error: e, nowMs: nowMs(), delayMs: tier.config.retryAfterSeconds * 1000, count: false)
+                    try defer_(
+                        next, error: e, nowMs: nowMs(), delayMs: tier.config.retryAfterSeconds * 1000, count: false)
                     report.deferred += 1
                     report.stoppedBy = "\(e)"
                     return report

@@ -71,9 +71,11 @@ public struct SharedConfig: Sendable, Equatable {
                 !id.isEmpty, !secret.isEmpty
             else {
                 throw bad(
-                    "credentials_file is not set and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not in the environment")
+                    "credentials_file is not set and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not in the environment"
+                )
             }
-            credentials = .init(accessKeyID: id, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"])
+            credentials = .init(
+                accessKeyID: id, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"])
         }
         var c = SharedConfig(
             location: S3Location(
@@ -92,7 +94,9 @@ public struct SharedConfig: Sendable, Equatable {
             guard let items = keys.arrayValue else { throw bad("trusted_keys must be an array of fingerprints") }
             for item in items {
                 guard let s = item.stringValue, SHA256Digest(hex: s) != nil else {
-                    throw bad("trusted_keys entries must be key fingerprints (64 lowercase hex; rch-worker identity prints one)")
+                    throw bad(
+                        "trusted_keys entries must be key fingerprints (64 lowercase hex; rch-worker identity prints one)"
+                    )
                 }
                 c.trustedKeys.insert(s)
             }

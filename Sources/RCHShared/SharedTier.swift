@@ -110,7 +110,9 @@ public final class SharedTier: @unchecked Sendable {
             let manifest: SourceManifest
             do {
                 manifest = try SourceManifest(json: try JSONParser().parse(bytes))
-                guard manifest.sourceSHA256 == sha else { throw StoreError.corrupt("it names \(manifest.sourceSHA256.hex)") }
+                guard manifest.sourceSHA256 == sha else {
+                    throw StoreError.corrupt("it names \(manifest.sourceSHA256.hex)")
+                }
             } catch {
                 health.add(.corrupt)
                 health.log("ignored \(layout.source(sha)): not a valid source manifest for it (\(error))")

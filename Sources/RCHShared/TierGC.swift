@@ -67,7 +67,9 @@ public struct TierGC {
             var oldUses: [String] = []
             try c.listAll(prefix: l.uses) { page in
                 for o in page {
-                    guard case .use(let day, let target) = l.classify(o.key), let dayStart = Self.dayMs(day) else { continue }
+                    guard case .use(let day, let target) = l.classify(o.key), let dayStart = Self.dayMs(day) else {
+                        continue
+                    }
                     let end = dayStart + 86_400_000
                     lastUse[target] = max(lastUse[target] ?? 0, end)
                     if started - end > maxAgeSeconds * 1000 { oldUses.append(o.key) }
@@ -86,7 +88,9 @@ public struct TierGC {
                         let used = max(Self.isoMs(o.lastModified) ?? started, lastUse[target] ?? 0)
                         if started - used > maxAgeSeconds * 1000 {
                             doomed.append(o.key)
-                            if prefix == l.results { report.removedResults.append(o.key) } else {
+                            if prefix == l.results {
+                                report.removedResults.append(o.key)
+                            } else {
                                 report.removedSources.append(o.key)
                             }
                         }
@@ -161,7 +165,8 @@ public struct TierGC {
         else {
             throw Busy(
                 description:
-                    "another tier gc is running (by \(o?["by"]?.stringValue ?? "?"), fence \(tier.layout.gcRunning)); try again later")
+                    "another tier gc is running (by \(o?["by"]?.stringValue ?? "?"), fence \(tier.layout.gcRunning)); try again later"
+            )
         }
     }
 

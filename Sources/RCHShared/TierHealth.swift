@@ -106,6 +106,7 @@ public struct TierHealth: Sendable {
 
     func save(_ name: String, _ o: JSONObject) {
         try? Syscalls.makeDirectories(directory)
-        _ = try? DurableFile.write(JSONValue.object(o).canonicalBytes + [10], to: directory + "/" + name, durable: false)
+        _ = try? DurableFile.write(
+            JSONValue.object(o).canonicalBytes + [10], to: directory + "/" + name, durable: false)
     }
 }

@@ -29,13 +29,16 @@ extension SharedTier {
     }
 
     public func publishResult(namespace: String, jobKey: SHA256Digest) throws -> Published {
-        guard let entry = try ResultStore(store: store).entry(namespace: namespace, jobKey: jobKey) else { return .gone }
+        guard let entry = try ResultStore(store: store).entry(namespace: namespace, jobKey: jobKey) else {
+            return .gone
+        }
         let key = layout.result(namespace, jobKey)
         let t0 = try client.serverTimeMs()
         var etag: String? = nil
         if let (bytes, tag) = try client.get(key) {
             if let theirs = try? SharedResult(bytes, namespace: namespace, jobKey: jobKey, trusted: trusted),
-                theirs.entry.producer.executorClass == entry.producer.executorClass, theirs.entry.profile >= entry.profile
+                theirs.entry.producer.executorClass == entry.producer.executorClass,
+                theirs.entry.profile >= entry.profile
             {
                 return .present
             }
@@ -64,7 +67,9 @@ extension SharedTier {
         if try client.head(key) != nil { return .present }
         let digests = manifest.entries.filter { $0.type == .file }.map(\.sha256)
         let (n, bytes) = try upload(digests)
-        guard case .stored = try client.put(key, manifest.canonicalBytes() + [10], createOnly: true, contentType: "application/json")
+        guard
+            case .stored = try client.put(
+                key, manifest.canonicalBytes() + [10], createOnly: true, contentType: "application/json")
         else { return .present }
         try afterGC(since: t0, digests)
         health.add([(.sourcesPublished, 1), (.blobsUploaded, Int64(n)), (.bytesUploaded, Int64(bytes))])

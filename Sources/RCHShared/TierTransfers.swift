@@ -41,20 +41,31 @@ extension SharedTier {
         func cleanup() {
             for case .success(.some(let g)) in all { unlink(g.path) }
         }
-        if let e = all.lazy.compactMap({ r -> Error? in if case .failure(let e) = r, e is S3Error { return e }; return nil }).first {
+        if let e = all.lazy.compactMap({ r -> Error? in
+            if case .failure(let e) = r, e is S3Error { return e }
+            return nil
+        }).first {
             cleanup()
             throw e
         }
-        if let e = all.lazy.compactMap({ r -> Error? in if case .failure(let e) = r { return e }; return nil }).first {
+        if let e = all.lazy.compactMap({ r -> Error? in
+            if case .failure(let e) = r { return e }
+            return nil
+        }).first {
             cleanup()
             if case StoreError.corruptBlob(let d) = e {
                 health.add(.corrupt)
-                health.log("corrupt object \(layout.blob(d)) (its bytes do not hash to its name) while pulling \(what); not used")
+                health.log(
+                    "corrupt object \(layout.blob(d)) (its bytes do not hash to its name) while pulling \(what); not used"
+                )
                 return .miss("blob \(d.hex) in the shared tier is corrupt")
             }
             throw e
         }
-        if all.contains(where: { if case .success(nil) = $0 { return true }; return false }) {
+        if all.contains(where: {
+            if case .success(nil) = $0 { return true }
+            return false
+        }) {
             cleanup()
             return .miss("the shared tier's \(what) is incomplete (a blob is missing)")
         }
@@ -74,7 +85,8 @@ extension SharedTier {
             let d = unique[i]
             let r = Result<UInt64, Error> {
                 guard let size = self.store.blobs.size(d) else { throw StoreError.missingBlob(d) }
-                let outcome = try self.client.putFile(self.layout.blob(d), path: self.store.blobs.path(d), sha256: d, size: size)
+                let outcome = try self.client.putFile(
+                    self.layout.blob(d), path: self.store.blobs.path(d), sha256: d, size: size)
                 return outcome == .preconditionFailed ? 0 : size + 1
             }
             results.withLock { $0.append(r) }

@@ -132,7 +132,9 @@ public struct ResultEntry: Sendable, Equatable {
             producer: Producer(executorClass: cls, backend: name, backendVersion: version), createdAt: created,
             entries: entries)
         if let o = v["origin"] {
-            guard let origin = Origin(json: o) else { throw bad("origin must be {tier: shared, publisher: {name, fingerprint}}") }
+            guard let origin = Origin(json: o) else {
+                throw bad("origin must be {tier: shared, publisher: {name, fingerprint}}")
+            }
             self.origin = origin
         }
     }

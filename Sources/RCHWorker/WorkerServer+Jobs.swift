@@ -76,12 +76,14 @@ extension WorkerServer {
             // A hit (the lookup counted once, inside materialise) is served at once. A local miss asks the
             // shared tier, which ingests a trusted result of this class into the local store (then a local hit).
             let executorClass = provider.selection.executorClass
+            var pulled = false
             if let shared,
                 case .miss = ResultStore(store: store).uncountedLookup(
-                    jobKey: key, namespace: namespace, profile: profile, executorClass: executorClass)
-            {
-                _ = shared.tier.pullResult(
+                    jobKey: key, namespace: namespace, profile: profile, executorClass: executorClass),
+                case .pulled = shared.tier.pullResult(
                     namespace: namespace, jobKey: key, profile: profile, executorClass: executorClass)
+            {
+                pulled = true
             }
             do {
                 let m = try ResultStore(store: store).materialize(
@@ -90,8 +92,9 @@ extension WorkerServer {
                     jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
                     worker: try JobRunner(store: store, config: config).identity(),
                     capabilitiesSHA256: Capabilities.digest(provider))
-                // The tier may lack it (never published, or gc'd there): the drainer checks and publishes.
-                shared?.enqueue(.result(namespace: namespace, jobKey: key))
+                // A local hit the tier may lack (never published, or collected there): the drainer checks and
+                // publishes. Not for a result just pulled from the tier.
+                if !pulled { shared?.enqueue(.result(namespace: namespace, jobKey: key)) }
                 return [
                     "job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex),
                     "state": .string(JobState.succeeded.rawValue),

@@ -21,7 +21,8 @@ public struct WorkerShared: Sendable {
             let worker = try JobRunner(store: store, config: config).identity()
             tier = try SharedTier(config: shared, store: store, worker: worker)
         } catch {
-            TierHealth(store: store, retryAfterSeconds: shared.retryAfterSeconds).log("shared tier not usable: \(error)")
+            TierHealth(store: store, retryAfterSeconds: shared.retryAfterSeconds).log(
+                "shared tier not usable: \(error)")
             return nil
         }
         queue = PublishQueue(store: store)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RCHCLISupport
 import RCHCore
+import RCHShared
 import RCHStore
 import RCHWorker
 
@@ -188,6 +189,10 @@ struct StatsCommand: ParsableCommand {
                             ])
                         }),
                 ])
+                // The shared tier as this worker saw it (local counters only; `shared stats` lists the bucket).
+                let tier = TierHealth(store: store, retryAfterSeconds: 0)
+                o["shared"] = .object(JSONObject(tier.counters().map { ($0.0, JSONValue.int($0.1)) }))
+                o["shared_queue"] = .int(Int64(PublishQueue(store: store).count))
                 v = .object(o)
             }
             if out.json { printJSON(v) } else { StatsText.print(v) }
@@ -219,6 +224,13 @@ enum StatsText {
             "hits: results \(n(c["result_hits"])) hit / \(n(c["result_misses"])) miss, sources \(n(c["source_hits"])) hit / \(n(c["source_misses"])) miss"
         )
         Swift.print("leases: \(n(v["leases"]?["active"])) active, \(n(v["leases"]?["expired"])) expired")
+        let s = v["shared"] ?? .null
+        if n(s["lookups"]) + n(s["results_published"]) + n(s["sources_published"]) + n(v["shared_queue"]) > 0 {
+            Swift.print(
+                "shared tier: \(n(s["hits"])) hit / \(n(s["misses"])) miss, \(n(s["rejected"])) rejected, \(n(s["corrupt"])) corrupt, "
+                    + "\(n(s["unavailable"])) unavailable; published \(n(s["results_published"])) results, "
+                    + "\(n(s["sources_published"])) sources; \(n(v["shared_queue"])) queued")
+        }
         Swift.print("caches: \(n(v["caches"]?["count"])) (DerivedData, SwiftPM), \(n(v["caches"]?["bytes"])) bytes")
         Swift.print(
             "use: oldest \(v["oldest_use"]?.stringValue ?? "-"), newest \(v["newest_use"]?.stringValue ?? "-"); "

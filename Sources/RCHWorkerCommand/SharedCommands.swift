@@ -1,6 +1,7 @@
 import ArgumentParser
 import RCHCLISupport
 import RCHCore
+import RCHS3
 import RCHShared
 import RCHStore
 import RCHWorker
@@ -10,7 +11,10 @@ struct SharedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shared",
         abstract: "The fleet's shared tier on an S3-compatible object store: publish queue, stats, gc.",
-        subcommands: [SharedDrainCommand.self, SharedStatsCommand.self, SharedGCCommand.self])
+        subcommands: [
+            SharedDrainCommand.self, SharedStatsCommand.self, SharedGCCommand.self, SharedPullCommand.self,
+            SharedPublishCommand.self,
+        ])
 }
 
 /// The configured tier, or a configuration error saying how to configure one.
@@ -36,7 +40,8 @@ struct SharedOptions: ParsableArguments {
 struct SharedDrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drain",
-        abstract: "Publish what is queued in shared/queue/ (started in the background by the worker; safe to run any time).",
+        abstract:
+            "Publish what is queued in shared/queue/ (started in the background by the worker; safe to run any time).",
         discussion: "One drainer at a time: with another one running this exits at once. Exit 30 if the tier failed.")
 
     @OptionGroup var shared: SharedOptions
@@ -80,7 +85,9 @@ struct SharedStatsCommand: ParsableCommand {
                 printJSON(v)
                 return
             }
-            print("tier \(v["endpoint"]?.stringValue ?? "")/\(v["bucket"]?.stringValue ?? "")/\(s.tier.config.prefix) (\(s.tier.config.mode.rawValue))")
+            print(
+                "tier \(v["endpoint"]?.stringValue ?? "")/\(v["bucket"]?.stringValue ?? "")/\(s.tier.config.prefix) (\(s.tier.config.mode.rawValue))"
+            )
             for k in ["results", "sources", "blobs", "uses"] {
                 let o = v["tier"]?[k]
                 print("  \(k): \(o?["objects"]?.intValue ?? 0) objects, \(o?["bytes"]?.intValue ?? 0) bytes")
@@ -130,7 +137,104 @@ struct SharedGCCommand: ParsableCommand {
             for k in r.removedResults + r.removedSources { print("\(verb) \(k)") }
             print(
                 "\(verb) \(r.removedResults.count) result(s), \(r.removedSources.count) source(s), \(r.removedUses) use marker(s), "
-                    + "\(r.removedBlobs) blob(s) (\(r.bytesFreed) bytes); kept \(r.keptEntries) entries, \(r.keptBlobs) blobs")
+                    + "\(r.removedBlobs) blob(s) (\(r.bytesFreed) bytes); kept \(r.keptEntries) entries, \(r.keptBlobs) blobs"
+            )
+        }
+    }
+}
+
+/// `--result KEY --namespace NS` or `--source SHA`: one tier object to act on.
+struct SharedTarget: ParsableArguments {
+    @Option(help: "A result's job_key.") var result: String?
+    @Option(help: "The result's cache.namespace.") var namespace: String = "default"
+    @Option(help: "A source's source_sha256.") var source: String?
+
+    func validate() throws {
+        guard (result == nil) != (source == nil) else {
+            throw ValidationError("give one of --result KEY or --source SHA")
+        }
+        if let result { _ = try digestArgument(result, "--result") }
+        if let source { _ = try digestArgument(source, "--source") }
+        guard Identifier.isValid(namespace, .namespace) else {
+            throw ValidationError(IdentifierError(kind: .namespace, value: namespace).description)
+        }
+    }
+}
+
+struct SharedPullCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull",
+        abstract:
+            "Pull a result or a source from the tier into this worker's store (what a miss does), e.g. to warm a new worker.",
+        discussion:
+            "Exit 0 pulled (or already local), 1 not usable from the tier (the reason is printed), 30 tier unavailable."
+    )
+
+    @OptionGroup var target: SharedTarget
+    @Option(help: "Profile the result must satisfy (minimal|rich).") var profile: String = "minimal"
+    @OptionGroup var shared: SharedOptions
+    @OptionGroup var out: OutputOptions
+
+    func validate() throws {
+        guard ArtifactProfile(rawValue: profile) != nil else { throw ValidationError("--profile is minimal or rich") }
+    }
+
+    func run() throws {
+        try runReportingFailures(out) {
+            let (s, store) = try shared.open()
+            let pull: SharedTier.Pull
+            if let key = target.result.flatMap({ SHA256Digest(hex: $0) }) {
+                let cls = WorkerIdentityProvider(store: store, config: try WorkerConfig.load(shared.config)).selection
+                    .executorClass
+                pull = s.tier.pullResult(
+                    namespace: target.namespace, jobKey: key, profile: ArtifactProfile(rawValue: profile)!,
+                    executorClass: cls)
+            } else {
+                pull = s.tier.pullSource(SHA256Digest(hex: target.source!)!)
+            }
+            switch pull {
+            case .pulled(let blobs, let bytes):
+                if out.json {
+                    printJSON(.obj(["pulled": .bool(true), "blobs": .int(Int64(blobs)), "bytes": .int(Int64(bytes))]))
+                } else if !out.quiet {
+                    print("pulled: \(blobs) blob(s), \(bytes) bytes downloaded")
+                }
+            case .miss(let why):
+                if out.json { printJSON(.obj(["pulled": .bool(false), "reason": .string(why)])) } else { print(why) }
+                throw ExitCode(1)
+            case .unavailable(let why):
+                throw S3Error.local("the shared tier is unavailable: \(why)")
+            }
+        }
+    }
+}
+
+struct SharedPublishCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish a local result or source to the tier now (the worker normally does it in the background).")
+
+    @OptionGroup var target: SharedTarget
+    @OptionGroup var shared: SharedOptions
+    @OptionGroup var out: OutputOptions
+
+    func run() throws {
+        try runReportingFailures(out) {
+            let (s, _) = try shared.open()
+            let r: SharedTier.Published
+            if let key = target.result.flatMap({ SHA256Digest(hex: $0) }) {
+                r = try s.tier.publishResult(namespace: target.namespace, jobKey: key)
+            } else {
+                r = try s.tier.publishSource(SHA256Digest(hex: target.source!)!)
+            }
+            let text: String
+            switch r {
+            case .published(let blobs, let bytes): text = "published: \(blobs) blob(s), \(bytes) bytes uploaded"
+            case .present: text = "the tier already has it"
+            case .gone: text = "not in this worker's store"
+            }
+            if out.json { printJSON(.obj(["outcome": .string(text)])) } else if !out.quiet { print(text) }
+            if r == .gone { throw ExitCode(1) }
         }
     }
 }

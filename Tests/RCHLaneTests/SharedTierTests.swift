@@ -37,7 +37,8 @@ final class SharedPair {
         chmod(creds, 0o600)
         for (name, f) in [("a", a), ("b", b)] {
             let r = try f.worker(["identity", "--json"])
-            fingerprints[name] = try JSONParser().parse(Array(r.stdout.utf8))["attestation_key_fingerprint"]?.stringValue
+            fingerprints[name] = try JSONParser().parse(Array(r.stdout.utf8))["attestation_key_fingerprint"]?
+                .stringValue
         }
         for (name, f) in [("a", a), ("b", b)] {
             let trusted = (trust[name] ?? []).map { "\"\(fingerprints[$0]!)\"" }.joined(separator: ", ")
@@ -114,6 +115,23 @@ struct SharedTierTests {
         #expect(att["origin"]?["publisher"]?["fingerprint"]?.stringValue == p.fingerprints["a"])
         let c = try p.counters(p.b)
         #expect(c["hits"]?.intValue == 1 && c["sources_pulled"]?.intValue == 1, "\(c)")
+        // `rch-worker stats` shows the tier counters too (no bucket listing needed).
+        let stats = try JSONParser().parse(Array(try p.b.worker(["stats", "--json"], config: false).stdout.utf8))
+        #expect(stats["shared"]?["hits"]?.intValue == 1, "\(stats)")
+        // The documents follow their schemas: the served attestation (with origin), B's local entry, the tier's.
+        let attCheck = try Sub.validate(dir + "/attestation.json", schema: "attestation")
+        #expect(attCheck.status == 0, "\(attCheck.output)")
+        let entryFile = try #require(
+            FileManager.default.enumerator(atPath: p.b.workerStore + "/results")?.compactMap { $0 as? String }
+                .first { $0.hasSuffix(first.jobKey.hex + ".json") })
+        let entryCheck = try Sub.validate(p.b.workerStore + "/results/" + entryFile, schema: "result_entry")
+        #expect(entryCheck.status == 0, "\(entryCheck.output)")
+        let namespace = String(entryFile.split(separator: "/")[0])
+        let tierDoc = try #require(try p.s3().get(TierLayout(prefix: p.prefix).result(namespace, first.jobKey))).bytes
+        let tierFile = p.dir.sub("shared_result.json")
+        FileManager.default.createFile(atPath: tierFile, contents: Data(tierDoc))
+        let tierCheck = try Sub.validate(tierFile, schema: "shared_result")
+        #expect(tierCheck.status == 0, "\(tierCheck.output)")
         // B's local store now serves it without the tier; B publishes nothing new (the tier has both).
         try p.drained(p.b)
         #expect(try p.counters(p.b)["results_published"]?.intValue == 0)
@@ -168,6 +186,10 @@ struct SharedTierTests {
         #expect(run.exitCode == 0 && !run.cached)
         let queued = try FileManager.default.contentsOfDirectory(atPath: p.a.workerStore + "/shared/queue")
         #expect(queued.count == 2, "\(queued)")  // the source and the result
+        for q in queued {
+            let check = try Sub.validate(p.a.workerStore + "/shared/queue/" + q, schema: "shared_publish")
+            #expect(check.status == 0, "\(check.output)")
+        }
         // A background drainer may hold the lock for a moment; ask until this one runs.
         var drain = try p.a.worker(["shared", "drain", "--json"])
         for _ in 0..<100 where drain.stdout.contains("\"ran\":false") {

@@ -106,7 +106,11 @@ struct S3ClientTests {
             guard let e = e as? S3Error, case .unreachable = e else { return false }
             return e.isTransient
         }
-        #expect(throws: S3Error.self) { try S3Client(S3Location(endpoint: "ftp://x/y", bucket: "b", region: "r",
-            credentials: .init(accessKeyID: "a", secretAccessKey: "s"))) }
+        #expect(throws: S3Error.self) {
+            try S3Client(
+                S3Location(
+                    endpoint: "ftp://x/y", bucket: "b", region: "r",
+                    credentials: .init(accessKeyID: "a", secretAccessKey: "s")))
+        }
     }
 }

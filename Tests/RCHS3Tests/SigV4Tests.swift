@@ -100,10 +100,12 @@ struct SigV4Tests {
         #expect(SigV4Signer.amzDate(unixSeconds: 1_440_938_160) == "20150830T123600Z")
         #expect(SigV4Signer.amzDate(unixSeconds: 0) == "19700101T000000Z")
         #expect(SigV4Signer.encode("a b/c+d=é~_.-") == "a%20b%2Fc%2Bd%3D%C3%A9~_.-")
-        #expect(SigV4Signer.canonicalQuery([("uploads", ""), ("prefix", "a/b"), ("list-type", "2")])
-            == "list-type=2&prefix=a%2Fb&uploads=")
+        #expect(
+            SigV4Signer.canonicalQuery([("uploads", ""), ("prefix", "a/b"), ("list-type", "2")])
+                == "list-type=2&prefix=a%2Fb&uploads=")
         let (canonical, signed) = SigV4Signer.canonicalRequest(
-            .init(method: "GET", path: "/bucket/a b/€", headers: [("Host", "h"), ("X-Amz-Date", "d  with   runs")],
+            .init(
+                method: "GET", path: "/bucket/a b/€", headers: [("Host", "h"), ("X-Amz-Date", "d  with   runs")],
                 payloadSHA256: Self.empty))
         #expect(canonical.hasPrefix("GET\n/bucket/a%20b/%E2%82%AC\n\nhost:h\nx-amz-date:d with runs\n"))
         #expect(signed == "host;x-amz-date")

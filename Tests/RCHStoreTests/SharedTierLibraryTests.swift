@@ -3,10 +3,11 @@ import RCHAttestation
 import RCHBundle
 import RCHCore
 import RCHS3
-@testable import RCHShared
 import RCHStore
 import RCHTestSupport
 import Testing
+
+@testable import RCHShared
 
 #if canImport(Glibc)
     import Glibc
@@ -47,7 +48,9 @@ struct SharedTierLibraryTests {
         }
 
         /// Records a successful build result of class `cls` for a fresh key.
-        func record(_ cls: String = "recording", rich: Bool = false, key: SHA256Digest = .of(Array(UUID().uuidString.utf8)))
+        func record(
+            _ cls: String = "recording", rich: Bool = false, key: SHA256Digest = .of(Array(UUID().uuidString.utf8))
+        )
             throws -> SHA256Digest
         {
             let d = dir.sub("art-" + key.hex.prefix(8))
@@ -66,15 +69,18 @@ struct SharedTierLibraryTests {
         let key = try a.record("recording")
         #expect(try a.tier.publishResult(namespace: "app", jobKey: key) != .gone)
         let b = try Side(prefix: prefix, trusted: [a.worker.fingerprint])
-        guard case .miss(let why) = b.tier.pullResult(
-            namespace: "app", jobKey: key, profile: .minimal, executorClass: "xcodebuild")
+        guard
+            case .miss(let why) = b.tier.pullResult(
+                namespace: "app", jobKey: key, profile: .minimal, executorClass: "xcodebuild")
         else {
             Issue.record("a recording result must not be pulled by an xcodebuild worker")
             return
         }
         #expect(why.contains("recording"))
         #expect(try ResultStore(store: b.store).entry(namespace: "app", jobKey: key) == nil)
-        guard case .pulled = b.tier.pullResult(namespace: "app", jobKey: key, profile: .minimal, executorClass: "recording")
+        guard
+            case .pulled = b.tier.pullResult(
+                namespace: "app", jobKey: key, profile: .minimal, executorClass: "recording")
         else {
             Issue.record("a trusted result of the worker's class must be pulled")
             return
@@ -100,7 +106,9 @@ struct SharedTierLibraryTests {
         var text = String(decoding: try #require(try a.tier.client.get(layout.result("app", key))).bytes, as: UTF8.self)
         text = text.replacingOccurrences(of: "\"run_id\":\"run_0000000001\"", with: "\"run_id\":\"run_0000000002\"")
         _ = try a.tier.client.put(layout.result("app", key), Array(text.utf8))
-        guard case .miss(let why) = b.tier.pullResult(namespace: "app", jobKey: key, profile: .minimal, executorClass: "recording")
+        guard
+            case .miss(let why) = b.tier.pullResult(
+                namespace: "app", jobKey: key, profile: .minimal, executorClass: "recording")
         else {
             Issue.record("an edited entry must be refused")
             return
@@ -112,7 +120,9 @@ struct SharedTierLibraryTests {
         let moved = try #require(try a.tier.client.get(layout.result("app", other))).bytes
         let victim = SHA256Digest.of(Array("victim".utf8))
         _ = try a.tier.client.put(layout.result("app", victim), moved)
-        guard case .miss = b.tier.pullResult(namespace: "app", jobKey: victim, profile: .minimal, executorClass: "recording")
+        guard
+            case .miss = b.tier.pullResult(
+                namespace: "app", jobKey: victim, profile: .minimal, executorClass: "recording")
         else {
             Issue.record("an entry stored under another key must be refused")
             return
@@ -134,7 +144,9 @@ struct SharedTierLibraryTests {
         #expect(try rich.tier.publishResult(namespace: "app", jobKey: key) != .present)
         #expect(try poor.tier.publishResult(namespace: "app", jobKey: key) == .present)
         let reader = try Side(prefix: prefix, trusted: [rich.worker.fingerprint])
-        guard case .pulled = reader.tier.pullResult(namespace: "app", jobKey: key, profile: .rich, executorClass: "recording")
+        guard
+            case .pulled = reader.tier.pullResult(
+                namespace: "app", jobKey: key, profile: .rich, executorClass: "recording")
         else {
             Issue.record("the rich entry must have replaced the minimal one")
             return
@@ -146,7 +158,10 @@ struct SharedTierLibraryTests {
         ("endpoint = \"http://h:1\"", "bucket is required"),
         ("endpoint = \"ftp://h\"\nbucket = \"b\"", "must be http(s)://host[:port]"),
         ("endpoint = \"http://h:1\"\nbucket = \"b\"\nmode = \"rw\"", "mode must be read-write or read-only"),
-        ("endpoint = \"http://h:1\"\nbucket = \"b\"\ntrusted_keys = [\"abc\"]", "trusted_keys entries must be key fingerprints"),
+        (
+            "endpoint = \"http://h:1\"\nbucket = \"b\"\ntrusted_keys = [\"abc\"]",
+            "trusted_keys entries must be key fingerprints"
+        ),
         ("endpoint = \"http://h:1\"\nbucket = \"b\"\nprefix = \"/x\"", "prefix must be relative"),
         ("endpoint = \"http://h:1\"\nbucket = \"b\"\nretries = 3", "retries is not a known key"),
         ("endpoint = \"http://h:1\"\nbucket = \"b\"\ncredentials_file = \"CREDS\"", "mode 0600"),
@@ -161,7 +176,8 @@ struct SharedTierLibraryTests {
         let toml = "[executor]\nkind = \"recording\"\n[shared]\n" + c.0.replacingOccurrences(of: "CREDS", with: creds)
         try toml.write(toFile: d.sub("w.toml"), atomically: true, encoding: .utf8)
         let r = try Run.process(
-            TestPaths.executable("rch-worker"), ["shared", "stats", "--store", d.sub("s"), "--config", d.sub("w.toml")],
+            TestPaths.executable("rch-worker"),
+            ["shared", "stats", "--store", d.sub("s"), "--config", d.sub("w.toml")],
             env: ["PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"])
         #expect(r.status == 78, "\(r.stderr)")
         #expect(r.stderr.contains(c.1), "\(r.stderr)")
@@ -204,9 +220,10 @@ struct SharedTierLibraryTests {
         sleep(1)
         let new = try a.record()
         let layout = TierLayout(prefix: prefix)
-        let log = try #require(try ResultStore(store: a.store).entry(namespace: "app", jobKey: new)?.entries.first {
-            $0.path == "build.log"
-        }?.sha256)
+        let log = try #require(
+            try ResultStore(store: a.store).entry(namespace: "app", jobKey: new)?.entries.first {
+                $0.path == "build.log"
+            }?.sha256)
         let tier = a.tier
         var removed = 0
         tier.beforeEntryWrite = {
@@ -221,7 +238,9 @@ struct SharedTierLibraryTests {
         #expect(removed > 0)
         #expect(try tier.client.head(layout.blob(log)) != nil, "the publisher must re-upload what the gc removed")
         let b = try Side(prefix: prefix, trusted: [a.worker.fingerprint])
-        guard case .pulled = b.tier.pullResult(namespace: "app", jobKey: new, profile: .minimal, executorClass: "recording")
+        guard
+            case .pulled = b.tier.pullResult(
+                namespace: "app", jobKey: new, profile: .minimal, executorClass: "recording")
         else {
             Issue.record("the entry must be complete")
             return
@@ -264,7 +283,9 @@ struct SharedTierLibraryTests {
         var visible = 0
         for k in keys where try a.tier.client.head(TierLayout(prefix: prefix).result("app", k)) != nil {
             visible += 1
-            guard case .pulled = b.tier.pullResult(namespace: "app", jobKey: k, profile: .minimal, executorClass: "recording")
+            guard
+                case .pulled = b.tier.pullResult(
+                    namespace: "app", jobKey: k, profile: .minimal, executorClass: "recording")
             else {
                 Issue.record("entry \(k.hex) is visible but incomplete after gc raced its publisher")
                 continue
