@@ -16,6 +16,8 @@ struct SharedBench: ParsableCommand {
     @Option(help: "The env file scripts/rgw start wrote (endpoint, bucket, credentials).") var rgwEnv: String
     @Option(help: "Scale of the result set (1 ≈ 233 MB, 3,000 files).") var scale: Double = 1
     @Option(help: "Measured runs (median reported).") var runs: Int = 3
+    @Option(help: "shared.concurrency of both workers (default: the worker's default; aws s3 sync uses 10).")
+    var concurrency: Int?
 
     func run() throws {
         let fm = FileManager.default
@@ -70,6 +72,7 @@ struct SharedBench: ParsableCommand {
             prefix = "\(prefix)"
             credentials_file = "\(creds)"
             trusted_keys = [\(keys)]
+            \(concurrency.map { "concurrency = \($0)" } ?? "")
             """.write(toFile: path, atomically: true, encoding: .utf8)
         }
         let configA = work + "/shared-a.toml"
@@ -134,7 +137,8 @@ struct SharedBench: ParsableCommand {
         let hit = median(zip(pulls, serves).map { $0 + $1 })
         print("")
         print(
-            "shared tier benchmark: \(files) files, \(bytes / 1_000_000) MB, Ceph RGW on 127.0.0.1, median of \(runs)")
+            "shared tier benchmark: \(files) files, \(bytes / 1_000_000) MB, Ceph RGW on 127.0.0.1, median of \(runs), "
+                + "concurrency \(concurrency.map(String.init) ?? "default") (aws s3 sync: 10)")
         print("  peer: aws s3 sync bucket → dir (+ sync)         \(format(median(peers)))")
         print(
             "  pull into a fresh worker store (+ sync)         \(format(median(pulls)))   ratio \(formatRatio(median(pulls) / median(peers)))   peak RSS \(rss / 1024) MiB"

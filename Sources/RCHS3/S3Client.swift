@@ -55,7 +55,7 @@ public final class S3Client: @unchecked Sendable {
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = location.requestTimeoutSeconds
         config.timeoutIntervalForResource = max(location.requestTimeoutSeconds * 40, 600)
-        config.httpMaximumConnectionsPerHost = 16
+        config.httpMaximumConnectionsPerHost = 64  // ≥ the largest shared.concurrency
         config.urlCache = nil
         config.httpCookieStorage = nil
         session = URLSession(configuration: config)

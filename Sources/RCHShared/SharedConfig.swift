@@ -21,7 +21,7 @@ import RCHS3
 /// | `trusted_keys` | `[]` | attestation key fingerprints (64 hex) whose tier results this worker serves; its own key is always trusted |
 /// | `timeout_seconds` | 10 | per request: connection and between bytes |
 /// | `max_attempts` | 3 | per request, for transient failures (backoff 100 ms × 2^n) |
-/// | `concurrency` | 8 | parallel blob transfers |
+/// | `concurrency` | 16 | parallel blob transfers (the tier's objects are many and small: latency-bound) |
 /// | `retry_after_seconds` | 30 | after a transient failure the tier is skipped this long (jobs use the local store) |
 ///
 /// Credentials are never logged or echoed: errors name the file or the variable, not the value.
@@ -32,7 +32,7 @@ public struct SharedConfig: Sendable, Equatable {
     public var prefix = "rch/"
     public var mode = Mode.readWrite
     public var trustedKeys: Set<String> = []
-    public var concurrency = 8
+    public var concurrency = 16
     public var retryAfterSeconds: Int64 = 30
 
     public init(location: S3Location) { self.location = location }

@@ -103,20 +103,27 @@ extension SharedTier {
         return (count, bytes)
     }
 
-    /// Runs `body(0..<n)` on `config.concurrency` threads.
+    /// Runs `body(0..<n)` on `config.concurrency` threads of its own. (Not `concurrentPerform`: that is
+    /// as wide as the CPU count, and these threads mostly wait on the network.)
     func parallel(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
         guard n > 0 else { return }
         let next = Mutex(0)
-        DispatchQueue.concurrentPerform(iterations: min(n, config.concurrency)) { _ in
-            while true {
-                let i = next.withLock { v -> Int in
-                    v += 1
-                    return v - 1
+        let done = DispatchGroup()
+        for _ in 0..<min(n, config.concurrency) {
+            done.enter()
+            Thread {
+                while true {
+                    let i = next.withLock { v -> Int in
+                        v += 1
+                        return v - 1
+                    }
+                    if i >= n { break }
+                    body(i)
                 }
-                if i >= n { return }
-                body(i)
-            }
+                done.leave()
+            }.start()
         }
+        done.wait()
     }
 }
 
