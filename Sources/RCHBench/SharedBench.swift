@@ -39,19 +39,7 @@ struct SharedBench: ParsableCommand {
         // The result set, recorded in worker A's store.
         let art = work + "/shared-results-\(scale)"
         let key = SHA256Digest.of(Array("shared-bench-key-\(scale)".utf8)).hex
-        if !fm.fileExists(atPath: art) {
-            try XcodeTreeGen(seed: 7, scale: scale).makeResults(at: art)
-            let common =
-                "\"created_at\":\"2026-11-22T00:00:00.000Z\",\"run_id\":\"run_bench00001\",\"job_id\":\"job_bench00001\",\"job_key\":\"\(key)\""
-            try Data(
-                "{\"schema_version\":1,\"schema_id\":\"rch-xcode/summary@1\",\(common),\"status\":\"success\",\"exit_code\":0,\"human_summary\":\"ok\"}"
-                    .utf8
-            ).write(to: URL(fileURLWithPath: art + "/summary.json"))
-            try Data(
-                "{\"schema_version\":1,\"schema_id\":\"rch-xcode/job@1\",\(common),\"action\":\"test\",\"job_key_inputs\":{\"source_sha256\":\"\(key)\"}}"
-                    .utf8
-            ).write(to: URL(fileURLWithPath: art + "/job.json"))
-        }
+        try ResultSet.make(at: art, scale: scale, key: key, source: key)
         let (files, bytes) = try Self.size(art)
         let storeA = work + "/shared-a"
         let storeB = work + "/shared-b"

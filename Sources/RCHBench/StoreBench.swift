@@ -64,21 +64,7 @@ struct StoreBench: ParsableCommand {
         // A result set shaped like a test job's, recorded once, then served as hits.
         let art = work + "/results-\(scale)"
         let key = SHA256Digest.of(Array("bench-key-\(scale)".utf8)).hex
-        if !fm.fileExists(atPath: art) {
-            try XcodeTreeGen(seed: 7, scale: scale).makeResults(at: art)
-            let common =
-                "\"created_at\":\"2026-11-22T00:00:00.000Z\",\"run_id\":\"run_bench00001\",\"job_id\":\"job_bench00001\",\"job_key\":\"\(key)\""
-            try Data(
-                "{\"schema_version\":1,\"schema_id\":\"rch-xcode/summary@1\",\(common),\"status\":\"success\",\"exit_code\":0,\"human_summary\":\"ok\"}"
-                    .utf8
-            )
-            .write(to: URL(fileURLWithPath: art + "/summary.json"))
-            try Data(
-                "{\"schema_version\":1,\"schema_id\":\"rch-xcode/job@1\",\(common),\"action\":\"test\",\"job_key_inputs\":{\"source_sha256\":\"\(sha)\"}}"
-                    .utf8
-            )
-            .write(to: URL(fileURLWithPath: art + "/job.json"))
-        }
+        try ResultSet.make(at: art, scale: scale, key: key, source: sha)
         _ = try Measure.run([
             worker, "store", "record-result", art, "--job-key", key, "--namespace", "bench", "--store", ingestStore,
         ])

@@ -177,22 +177,17 @@ public struct FileLock {
     public static func with<T>(_ store: LocalStore, name: String, exclusive: Bool = true, _ body: () throws -> T) throws
         -> T
     {
-        let dir = store.root + "/locks"
-        try Syscalls.makeDirectories(dir)
-        let path = dir + "/" + name + ".lock"
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(
-                FilePath(path), .readWrite, options: [.create], permissions: [.ownerReadWrite, .groupRead, .otherRead],
-                retryOnInterrupt: true)
-        } catch { throw SystemError("open", path: path, errno: error) }
-        defer { try? fd.close() }
-        _ = try Syscalls.flock(fd, exclusive: exclusive, blocking: true, path: path)
-        return try body()
+        try locked(store, name, exclusive: exclusive, blocking: true, body)!
     }
 
     /// Runs `body` under the exclusive lock `name` if nobody holds it; nil (body not run) if somebody does.
     public static func ifFree<T>(_ store: LocalStore, name: String, _ body: () throws -> T) throws -> T? {
+        try locked(store, name, exclusive: true, blocking: false, body)
+    }
+
+    static func locked<T>(
+        _ store: LocalStore, _ name: String, exclusive: Bool, blocking: Bool, _ body: () throws -> T
+    ) throws -> T? {
         let dir = store.root + "/locks"
         try Syscalls.makeDirectories(dir)
         let path = dir + "/" + name + ".lock"
@@ -203,7 +198,7 @@ public struct FileLock {
                 retryOnInterrupt: true)
         } catch { throw SystemError("open", path: path, errno: error) }
         defer { try? fd.close() }
-        guard try Syscalls.flock(fd, exclusive: true, blocking: false, path: path) else { return nil }
+        guard try Syscalls.flock(fd, exclusive: exclusive, blocking: blocking, path: path) else { return nil }
         return try body()
     }
 }

@@ -176,7 +176,8 @@ struct SharedTierTests {
 
     @Test("the gateway stopped mid-run: jobs succeed locally, publishes wait in the queue and go out when it is back")
     func outage() throws {
-        let port = 7491 + Int.random(in: 0..<400)
+        // Below the test cluster's ports (RGW 7480, mon 7580–7581, daemons 7680–7779: scripts/rgw).
+        let port = 7380 + Int.random(in: 0..<100)
         let endpoint = try TestRGW.startGateway(port)
         defer { try? TestRGW.stopGateway(port) }
         let p = try SharedPair(endpoint: ["a": endpoint])

@@ -47,6 +47,13 @@ struct SharedTierLibraryTests {
             tier = try SharedTier(config: config, store: store, worker: worker)
         }
 
+        /// Pulls `key` (namespace `app`) for `cls` at `profile`.
+        func pull(_ key: SHA256Digest, _ cls: String = "recording", profile: ArtifactProfile = .minimal)
+            -> SharedTier.Pull
+        {
+            tier.pullResult(namespace: "app", jobKey: key, profile: profile, executorClass: cls)
+        }
+
         /// Records a successful build result of class `cls` for a fresh key.
         func record(
             _ cls: String = "recording", rich: Bool = false, key: SHA256Digest = .of(Array(UUID().uuidString.utf8))
@@ -69,30 +76,15 @@ struct SharedTierLibraryTests {
         let key = try a.record("recording")
         #expect(try a.tier.publishResult(namespace: "app", jobKey: key) != .gone)
         let b = try Side(prefix: prefix, trusted: [a.worker.fingerprint])
-        guard
-            case .miss(let why) = b.tier.pullResult(
-                namespace: "app", jobKey: key, profile: .minimal, executorClass: "xcodebuild")
-        else {
-            Issue.record("a recording result must not be pulled by an xcodebuild worker")
-            return
-        }
-        #expect(why.contains("recording"))
+        let why = Self.missReason(b.pull(key, "xcodebuild"))
+        #expect(why != nil, "a recording result must not be pulled by an xcodebuild worker")
+        #expect(why?.contains("recording") == true)
         #expect(try ResultStore(store: b.store).entry(namespace: "app", jobKey: key) == nil)
-        guard
-            case .pulled = b.tier.pullResult(
-                namespace: "app", jobKey: key, profile: .minimal, executorClass: "recording")
-        else {
-            Issue.record("a trusted result of the worker's class must be pulled")
-            return
-        }
+        #expect(Self.pulled(b.pull(key, "recording")), "a trusted result of the worker's class must be pulled")
         let entry = try #require(try ResultStore(store: b.store).entry(namespace: "app", jobKey: key))
         #expect(entry.origin?.publisherFingerprint == a.worker.fingerprint)
         // Profile: a minimal result does not satisfy a rich request.
-        guard case .miss = b.tier.pullResult(namespace: "app", jobKey: key, profile: .rich, executorClass: "recording")
-        else {
-            Issue.record("profile rule")
-            return
-        }
+        #expect(Self.missReason(b.pull(key, profile: .rich))?.contains("profile") == true)
     }
 
     @Test("an entry edited in the tier (signature no longer verifies) or stored under another key is refused")
@@ -106,27 +98,16 @@ struct SharedTierLibraryTests {
         var text = String(decoding: try #require(try a.tier.client.get(layout.result("app", key))).bytes, as: UTF8.self)
         text = text.replacingOccurrences(of: "\"run_id\":\"run_0000000001\"", with: "\"run_id\":\"run_0000000002\"")
         _ = try a.tier.client.put(layout.result("app", key), Array(text.utf8))
-        guard
-            case .miss(let why) = b.tier.pullResult(
-                namespace: "app", jobKey: key, profile: .minimal, executorClass: "recording")
-        else {
-            Issue.record("an edited entry must be refused")
-            return
-        }
-        #expect(why.contains("signature"))
+        let why = Self.missReason(b.pull(key, "recording"))
+        #expect(why != nil, "an edited entry must be refused")
+        #expect(why?.contains("signature") == true)
         // A valid document copied under another key.
         let other = SHA256Digest.of(Array("other".utf8))
         _ = try a.tier.publishResult(namespace: "app", jobKey: try a.record(key: other))
         let moved = try #require(try a.tier.client.get(layout.result("app", other))).bytes
         let victim = SHA256Digest.of(Array("victim".utf8))
         _ = try a.tier.client.put(layout.result("app", victim), moved)
-        guard
-            case .miss = b.tier.pullResult(
-                namespace: "app", jobKey: victim, profile: .minimal, executorClass: "recording")
-        else {
-            Issue.record("an entry stored under another key must be refused")
-            return
-        }
+        #expect(!Self.pulled(b.pull(victim, "recording")), "an entry stored under another key must be refused")
         #expect(b.tier.health.counters().first { $0.0 == "rejected" }?.1 == 2)
     }
 
@@ -144,13 +125,19 @@ struct SharedTierLibraryTests {
         #expect(try rich.tier.publishResult(namespace: "app", jobKey: key) != .present)
         #expect(try poor.tier.publishResult(namespace: "app", jobKey: key) == .present)
         let reader = try Side(prefix: prefix, trusted: [rich.worker.fingerprint])
-        guard
-            case .pulled = reader.tier.pullResult(
-                namespace: "app", jobKey: key, profile: .rich, executorClass: "recording")
-        else {
-            Issue.record("the rich entry must have replaced the minimal one")
-            return
-        }
+        #expect(
+            Self.pulled(reader.pull(key, "recording", profile: .rich)),
+            "the rich entry must have replaced the minimal one")
+    }
+
+    static func pulled(_ p: SharedTier.Pull) -> Bool {
+        if case .pulled = p { return true }
+        return false
+    }
+
+    static func missReason(_ p: SharedTier.Pull) -> String? {
+        if case .miss(let why) = p { return why }
+        return nil
     }
 
     static let configs: [(String, String)] = [
@@ -238,13 +225,7 @@ struct SharedTierLibraryTests {
         #expect(removed > 0)
         #expect(try tier.client.head(layout.blob(log)) != nil, "the publisher must re-upload what the gc removed")
         let b = try Side(prefix: prefix, trusted: [a.worker.fingerprint])
-        guard
-            case .pulled = b.tier.pullResult(
-                namespace: "app", jobKey: new, profile: .minimal, executorClass: "recording")
-        else {
-            Issue.record("the entry must be complete")
-            return
-        }
+        #expect(Self.pulled(b.pull(new, "recording")), "the entry must be complete")
         let text = try String(contentsOfFile: a.store.root + "/shared/tier.log", encoding: .utf8)
         #expect(text.contains("re-uploading"))
     }
@@ -283,13 +264,9 @@ struct SharedTierLibraryTests {
         var visible = 0
         for k in keys where try a.tier.client.head(TierLayout(prefix: prefix).result("app", k)) != nil {
             visible += 1
-            guard
-                case .pulled = b.tier.pullResult(
-                    namespace: "app", jobKey: k, profile: .minimal, executorClass: "recording")
-            else {
-                Issue.record("entry \(k.hex) is visible but incomplete after gc raced its publisher")
-                continue
-            }
+            #expect(
+                Self.pulled(b.pull(k, "recording")),
+                "entry \(k.hex) is visible but incomplete after gc raced its publisher")
         }
         #expect(visible >= 1, "the racing publisher's entries published after the last gc must remain")
     }
