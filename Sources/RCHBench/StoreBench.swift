@@ -26,26 +26,23 @@ struct StoreBench: ParsableCommand {
         ])
         let out = work + "/out"
         let clean = { () throws -> Void in try? fm.removeItem(atPath: out) }
-        let untar = try Measure.median(
-            runs: runs,
-            prepare: {
-                try clean()
-                try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
-            }
-        ) {
-            try Measure.run(["/bin/sh", "-c", "zstd -dc '\(bundle)' | tar -x -C '\(out)'"])
-        }
         // Ingest publishes durably (syncfs), so its peer is synced too; materialisation and cache hits write
         // disposable job directories without syncing, as their peers (untar, cp -r) do.
-        let untarSynced = try Measure.median(
-            runs: runs,
-            prepare: {
-                try clean()
-                try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        func untarPeer(sync: Bool) throws -> Sample {
+            try Measure.median(
+                runs: runs,
+                prepare: {
+                    try clean()
+                    try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+                }
+            ) {
+                try Measure.run([
+                    "/bin/sh", "-c", "zstd -dc '\(bundle)' | tar -x -C '\(out)'" + (sync ? " && sync -f '\(out)'" : ""),
+                ])
             }
-        ) {
-            try Measure.run(["/bin/sh", "-c", "zstd -dc '\(bundle)' | tar -x -C '\(out)' && sync -f '\(out)'"])
         }
+        let untar = try untarPeer(sync: false)
+        let untarSynced = try untarPeer(sync: true)
         let ingestStore = work + "/ingest-store"
         let ingest = try Measure.median(runs: runs, prepare: { try? fm.removeItem(atPath: ingestStore) }) {
             try Measure.run([worker, "store", "ingest", bundle, "--store", ingestStore])
