@@ -278,7 +278,7 @@ public struct JobRunner: Sendable {
         if o.status == .success {
             do {
                 _ = try ResultStore(store: store).record(dir, jobKey: key, namespace: sub.namespace, producer: producer)
-                WorkerShared(store: store, config: config)?.enqueue(.result(namespace: sub.namespace, jobKey: key))
+                WorkerShared.enqueue(.result(namespace: sub.namespace, jobKey: key), store: store, config: config)
             } catch {
                 print("result not cached: \(error)")  // runner.log; the job itself succeeded
             }

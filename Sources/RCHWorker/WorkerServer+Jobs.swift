@@ -63,8 +63,9 @@ extension WorkerServer {
                 ])
         }
         let sources = SourceStore(store: store)
-        let shared = WorkerShared(store: store, config: config)
-        if !sources.has(inputs.sourceSHA256), let shared { _ = shared.tier.pullSource(inputs.sourceSHA256) }
+        if !sources.has(inputs.sourceSHA256), let shared = WorkerShared(store: store, config: config) {
+            _ = shared.tier.pullSource(inputs.sourceSHA256)
+        }
         guard sources.has(inputs.sourceSHA256) else {
             throw RPCError(
                 .sourceMissing, "source \(inputs.sourceSHA256.hex) is not in the store; upload it and submit again",
@@ -77,9 +78,10 @@ extension WorkerServer {
             // shared tier, which ingests a trusted result of this class into the local store (then a local hit).
             let executorClass = provider.selection.executorClass
             var pulled = false
-            if let shared,
+            if config.shared != nil,
                 case .miss = ResultStore(store: store).uncountedLookup(
                     jobKey: key, namespace: namespace, profile: profile, executorClass: executorClass),
+                let shared = WorkerShared(store: store, config: config),
                 case .pulled = shared.tier.pullResult(
                     namespace: namespace, jobKey: key, profile: profile, executorClass: executorClass)
             {
@@ -94,7 +96,9 @@ extension WorkerServer {
                     capabilitiesSHA256: Capabilities.digest(provider))
                 // A local hit the tier may lack (never published, or collected there): the drainer checks and
                 // publishes. Not for a result just pulled from the tier.
-                if !pulled { shared?.enqueue(.result(namespace: namespace, jobKey: key)) }
+                if !pulled {
+                    WorkerShared.enqueue(.result(namespace: namespace, jobKey: key), store: store, config: config)
+                }
                 return [
                     "job_id": .string(jobID), "run_id": .string(runID), "job_key": .string(key.hex),
                     "state": .string(JobState.succeeded.rawValue),

@@ -39,7 +39,8 @@ extension WorkerServer {
     /// it has them (the host puts the source it is pushing first): "present" then means present *now*.
     func pullingFromTier(_ digests: [SHA256Digest], _ sources: SourceStore) -> [Bool] {
         var present = sources.query(digests)
-        guard let shared = WorkerShared(store: store, config: config) else { return present }
+        // The tier is set up (key, HTTP session) only when something is missing: most pushes find their source.
+        guard present.contains(false), let shared = WorkerShared(store: store, config: config) else { return present }
         var tries = 0
         for i in present.indices where !present[i] && tries < 4 {
             tries += 1
@@ -114,7 +115,7 @@ extension WorkerServer {
         let temp = try receive(stream, reader)
         defer { temp.discard() }
         let r = try sources.ingest(bundle: temp.path, expected: sha, compressed: stream.compression == .zstd)
-        WorkerShared(store: store, config: config)?.enqueue(.source(sha))
+        WorkerShared.enqueue(.source(sha), store: store, config: config)
         return [
             "source_sha256": .string(sha.hex), "stored": .bool(r.stored), "already_present": .bool(!r.stored),
             "new_blobs": .int(Int64(r.newBlobs)), "new_bytes": .int(Int64(r.newBytes)),
@@ -190,7 +191,7 @@ extension WorkerServer {
             return reply
         }
         let stored = try sources.commit(manifest)
-        WorkerShared(store: store, config: config)?.enqueue(.source(sha))
+        WorkerShared.enqueue(.source(sha), store: store, config: config)
         reply["committed"] = .bool(true)
         reply["already_present"] = .bool(!stored)
         reply["missing"] = .array([])

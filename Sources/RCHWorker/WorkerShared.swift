@@ -29,20 +29,30 @@ public struct WorkerShared: Sendable {
     }
 
     /// Queues a publish (read-write mode only).
-    public func enqueue(_ item: PublishQueue.Item) {
-        guard tier.config.mode == .readWrite else { return }
-        do { try queue.enqueue(item) } catch { tier.health.log("could not queue \(item): \(error)") }
+    public func enqueue(_ item: PublishQueue.Item) { Self.enqueue(item, store: tier.store, config: tier.config) }
+
+    /// Queues a publish without setting up the tier (no key, no HTTP session): what every job and upload does.
+    public static func enqueue(_ item: PublishQueue.Item, store: LocalStore, config: WorkerConfig) {
+        guard let shared = config.shared else { return }
+        enqueue(item, store: store, config: shared)
     }
 
-    /// Whether a drainer is worth starting: something queued, the tier not backing off, read-write.
-    public var shouldDrain: Bool {
-        tier.config.mode == .readWrite && queue.count > 0 && tier.health.available()
+    static func enqueue(_ item: PublishQueue.Item, store: LocalStore, config: SharedConfig) {
+        guard config.mode == .readWrite else { return }
+        do { try PublishQueue(store: store).enqueue(item) } catch {
+            TierHealth(store: store, retryAfterSeconds: config.retryAfterSeconds).log(
+                "could not queue \(item): \(error)")
+        }
     }
 
-    /// Starts `command` (`rch-worker shared drain …`) detached — own session, no inherited stdio — when
-    /// ``shouldDrain``; a drainer already running makes the new one exit at once.
-    public func startDrainer(_ command: [String]) {
-        guard shouldDrain, let exe = command.first else { return }
+    /// Starts `command` (`rch-worker shared drain …`) detached — own session, no inherited stdio — when a
+    /// drainer is worth starting: read-write, something queued, the tier not backing off. Reads two small
+    /// files; sets up no tier (this runs after every request). A drainer already running makes the new one
+    /// exit at once.
+    public static func startDrainer(_ command: [String], store: LocalStore, config: WorkerConfig) {
+        guard let shared = config.shared, shared.mode == .readWrite, PublishQueue(store: store).count > 0,
+            TierHealth(store: store, retryAfterSeconds: shared.retryAfterSeconds).available(), let exe = command.first
+        else { return }
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         guard devnull >= 0 else { return }
         defer { close(devnull) }

@@ -11,7 +11,7 @@ func selfExecutable() -> String {
     Bundle.main.executablePath ?? CommandLine.arguments[0]
 }
 
-/// `rch-worker shared drain` for this store and config (started detached by ``WorkerShared/startDrainer(_:)``).
+/// `rch-worker shared drain` for this store and config (started detached by ``WorkerShared/startDrainer(_:store:config:)``).
 func drainCommand(_ store: LocalStore, config: String?) -> [String] {
     [selfExecutable(), "shared", "drain", "--quiet", "--store", store.root] + (config.map { ["--config", $0] } ?? [])
 }
@@ -51,7 +51,7 @@ struct RPCCommand: ParsableCommand {
             originalCommand: ProcessInfo.processInfo.environment["SSH_ORIGINAL_COMMAND"])
         if wrote { ConfiguredStore.maybeStartGC(store, settings, config: config) }
         // Queued publishes to the shared tier go out in the background, never on this request's path.
-        WorkerShared(store: store, config: workerConfig)?.startDrainer(drainCommand(store, config: config))
+        WorkerShared.startDrainer(drainCommand(store, config: config), store: store, config: workerConfig)
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -76,7 +76,7 @@ struct RunJobCommand: ParsableCommand {
             let (store, settings) = try ConfiguredStore.open(storeOptions, config: config)
             let workerConfig = try WorkerConfig.load(config)
             try JobRunner(store: store, config: workerConfig).run(jobID: jobID)
-            WorkerShared(store: store, config: workerConfig)?.startDrainer(drainCommand(store, config: config))
+            WorkerShared.startDrainer(drainCommand(store, config: config), store: store, config: workerConfig)
             // Bounded worker disk: every finished job removes the finished jobs past [jobs] retention / max_size.
             var jobs = JobRetention(store: store)
             jobs.retentionSeconds = settings.jobRetentionSeconds
