@@ -50,7 +50,9 @@ let package = Package(
         .target(
             name: "RCHHost",
             dependencies: ["RCHCore", "RCHBundle", "RCHStore", "RCHJob", "RCHProtocol", "RCHAttestation"]),
-        .target(name: "RCHLoopback", dependencies: ["RCHCore"]),
+        .target(
+            name: "RCHLoopback",
+            dependencies: ["RCHCore", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "RCHS3", dependencies: ["RCHCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "RCHShared",

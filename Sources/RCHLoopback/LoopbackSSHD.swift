@@ -21,11 +21,15 @@ public final class LoopbackSSHD {
     /// An unrestricted key (runs any command).
     public var plainKey: String { directory + "/plain_key" }
     public var knownHosts: String { directory + "/known_hosts" }
-    public var user: String { String(cString: getpwuid(getuid())!.pointee.pw_name) }
+    /// The account both keys log in as: the caller's own unless another was given.
+    public let user: String
 
-    /// - Parameter forcedCommand: what the lane key runs (e.g. `/path/rch-worker rpc --store S --config C`).
-    public init(directory: String, forcedCommand: String) throws {
+    /// - Parameters:
+    ///   - forcedCommand: what the lane key runs (e.g. `/path/rch-worker rpc --store S --config C`).
+    ///   - user: the account to log in as (default: the caller's); another needs root (see ``ServiceAccount``).
+    public init(directory: String, forcedCommand: String, user: String? = nil) throws {
         self.directory = directory
+        self.user = user ?? String(cString: getpwuid(getuid())!.pointee.pw_name)
         try Syscalls.makeDirectories(directory)
         for key in [hostKey, laneKey, plainKey] where access(key, F_OK) != 0 {
             try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
