@@ -45,7 +45,7 @@ struct PushBench: ParsableCommand {
         try XcodeTreeGen(seed: 1, scale: scale).makeTree(at: tree)
         try Syscalls.makeDirectories(dest)
         try Syscalls.makeDirectories(ws)
-        let service = account.isEmpty ? nil : try ServiceAccount.ensure(account, home: base + "/home")
+        let service = account.isEmpty ? nil : try ServiceAccount.ensure(account)
         try service?.own(ws)
         try service?.own(dest)
         let sshd = try LoopbackSSHD(

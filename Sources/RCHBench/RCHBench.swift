@@ -7,7 +7,10 @@ struct RCHBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rch-bench",
         abstract: "Benchmarks rch-xcode against its peers in one run and prints the ratios.",
-        subcommands: [BundleBench.self, JCSBench.self, StoreBench.self, GCBench.self, PushBench.self, SharedBench.self])
+        subcommands: [
+            BundleBench.self, JCSBench.self, StoreBench.self, GCBench.self, PushBench.self, FetchBench.self,
+            SharedBench.self,
+        ])
 }
 
 struct BundleBench: ParsableCommand {

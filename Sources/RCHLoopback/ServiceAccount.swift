@@ -20,27 +20,25 @@ public struct ServiceAccount: Sendable {
     public let uid: uid_t
     public let gid: gid_t
 
-    /// Creates `name` if missing (system account, shell `/bin/sh`, password field `*` — not locked, so
-    /// sshd without PAM lets a key in), and returns it.
-    public static func ensure(_ name: String, home: String) throws -> ServiceAccount? {
+    /// Creates `name` if missing (system account, shell `/bin/sh`, home `/var/lib/<name>`, password field `*` —
+    /// not locked, so sshd without PAM lets a key in) and returns it; an existing account is used as it is.
+    public static func ensure(_ name: String) throws -> ServiceAccount? {
         #if os(Linux)
             guard getuid() == 0, access("/usr/sbin/useradd", X_OK) == 0 else { return nil }
+            let home = "/var/lib/" + name
             if getpwnam(name) == nil {
                 let r = try Spawn.run(
                     "/usr/sbin/useradd",
-                    ["--system", "--shell", "/bin/sh", "--home-dir", home, "--no-create-home", name])
+                    [
+                        "--system", "--shell", "/bin/sh", "--home-dir", home, "--create-home", "-p", "*",
+                        name,
+                    ])
                 guard r.exit == .code(0) else {
                     throw SystemError("useradd \(name): \(r.stderr)", path: home, errno: .permissionDenied)
                 }
             }
-            let r = try Spawn.run("/usr/sbin/usermod", ["-p", "*", "--home", home, "--shell", "/bin/sh", name])
-            guard r.exit == .code(0), let pw = getpwnam(name) else {
-                throw SystemError("usermod \(name): \(r.stderr)", path: home, errno: .permissionDenied)
-            }
-            try Syscalls.makeDirectories(home)
-            let account = ServiceAccount(name: name, uid: pw.pointee.pw_uid, gid: pw.pointee.pw_gid)
-            try account.own(home)
-            return account
+            guard let pw = getpwnam(name) else { return nil }
+            return ServiceAccount(name: name, uid: pw.pointee.pw_uid, gid: pw.pointee.pw_gid)
         #else
             return nil
         #endif

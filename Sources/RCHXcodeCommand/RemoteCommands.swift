@@ -256,7 +256,9 @@ struct FetchCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailures(out) {
-            let f = try workerOptions.client().fetch(jobID, into: into)
+            let client = try workerOptions.client()
+            let f = try client.fetch(jobID, into: into)
+            let wire = client.counter
             if out.json {
                 printJSON(
                     .obj([
@@ -264,13 +266,13 @@ struct FetchCommand: ParsableCommand {
                         "stream_bytes": .int(Int64(f.streamBytes)),
                         "files": .int(Int64(f.fileCount)), "verified": .bool(true), "attestation_verified": .bool(true),
                         "blobs_fetched": f.blobsFetched.map { .int(Int64($0)) } ?? .null,
-                        "blobs_reused": f.blobsReused.map { .int(Int64($0)) } ?? .null,
+                        "blobs_reused": f.blobsReused.map { .int(Int64($0)) } ?? .null, "wire": wire.json,
                     ]))
             } else {
                 let delta =
                     f.blobsFetched.map { ", \($0) blob(s) fetched, \(f.blobsReused ?? 0) reused from this host" } ?? ""
                 print(
-                    "fetched \(f.fileCount) files (\(f.streamBytes) bytes\(delta)) into \(f.directory): manifest and attestation verified"
+                    "fetched \(f.fileCount) files (\(f.streamBytes) bytes\(delta); \(wire.bytesSent + wire.bytesReceived) bytes on the wire in \(wire.roundTrips) round trip(s)) into \(f.directory): manifest and attestation verified"
                 )
             }
         }
