@@ -49,15 +49,28 @@ public struct Pusher {
     public let client: WorkerClient
     public var hostStore: LocalStore { client.hostStore }
     static let rememberedSources = 16
+    var prefetched: BasePrefetch?
 
     public init(client: WorkerClient) { self.client = client }
 
     public func push(root: String, options: BundleOptions) throws -> PushReport {
+        var pusher = self
+        pusher.prefetchBase(root: root)
         // With no earlier push to this worker there is no delta base: a whole upload is likely, so the
         // compressed bundle is made in the same pass (otherwise only digest + manifest).
         let bundle = try HostBundler(store: hostStore).bundle(
             root: root, options: options, compressed: remembered().isEmpty)
-        return try push(bundle, root: root, options: options)
+        return try pusher.push(bundle, root: root, options: options)
+    }
+
+    /// Starts parsing the manifest of the newest source of `root` pushed to this worker (the likely delta
+    /// base) on another thread; call before bundling.
+    public mutating func prefetchBase(root: String) {
+        let here = Self.rootKey(root)
+        guard let sha = remembered().first(where: { $0.root == here })?.sha, hostStore.hasBundleManifest(sha) else {
+            return
+        }
+        prefetched = BasePrefetch(sha: sha, path: hostStore.bundleManifestPath(sha))
     }
 
     /// `bundle` may be manifest-only (`compressed: false`): the `.tar.zst` is produced only if a whole
@@ -199,7 +212,8 @@ public struct Pusher {
     }
 
     func localManifest(_ sha: SHA256Digest) throws -> SourceManifest {
-        try SourceManifest(json: try JSONParser().parse(try DurableFile.read(hostStore.bundleManifestPath(sha))))
+        if let p = prefetched, p.sha == sha, let m = p.manifest() { return m }
+        return try SourceManifest(json: try JSONParser().parse(try DurableFile.read(hostStore.bundleManifestPath(sha))))
     }
 
     var pushedPath: String { client.stateDirectory + "/pushed.json" }

@@ -171,6 +171,8 @@ public final class RunCoordinator {
         var outcomes: [StepOutcome] = []
         var push: PushReport? = nil
         do {
+            var pusher = Pusher(client: client)
+            pusher.prefetchBase(root: plan.repoRoot)
             let bundle = try HostBundler(store: client.hostStore).bundle(
                 root: plan.repoRoot, options: context.bundleOptions, compressed: false)
             guard bundle.manifest.entries.count > 0 else {
@@ -179,7 +181,6 @@ public final class RunCoordinator {
                         "\(plan.repoRoot) has nothing to bundle (no files after exclusions); run from inside a repository"
                 )
             }
-            let pusher = Pusher(client: client)
             push = try pusher.push(bundle, root: plan.repoRoot, options: context.bundleOptions)
             var manifest = bundle.manifest
             manifest.runID = plan.runID

@@ -72,6 +72,14 @@ public struct SourceStore: Sendable {
         blobs.missing(manifest.entries.lazy.filter { $0.type == .file }.map(\.sha256))
     }
 
+    /// The blobs of `manifest` the store lacks, not counting contents of `base` (a committed source: its blobs are
+    /// implied, and a blob lost behind the store's back fails the rebuild with `StoreError.missingBlob`).
+    public func missingBlobs(_ manifest: SourceManifest, beyond base: SourceManifest) -> [SHA256Digest] {
+        let known = Set(base.entries.lazy.filter { $0.type == .file }.map(\.sha256))
+        return blobs.missing(
+            manifest.entries.lazy.filter { $0.type == .file && !known.contains($0.sha256) }.map(\.sha256))
+    }
+
     public struct IngestResult: Sendable {
         public var sourceSHA256: SHA256Digest
         /// False when the source was already present (nothing was changed).

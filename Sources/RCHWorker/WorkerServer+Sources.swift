@@ -145,6 +145,7 @@ extension WorkerServer {
             ]
         }
         let entries: [SourceManifest.Entry]
+        var baseManifest: SourceManifest?
         do {
             if p["base_source_sha256"] != nil {
                 let base = try Self.digest(p, "base_source_sha256")
@@ -159,6 +160,7 @@ extension WorkerServer {
                     throw RPCError.invalid("a base_source_sha256 needs payload.delta {upsert, remove} (and no entries)")
                 }
                 entries = try Self.apply(delta, to: m.entries)
+                baseManifest = m
             } else {
                 guard let e = p["entries"]?.arrayValue, p["delta"] == nil else {
                     throw RPCError.invalid("payload.entries is required without a base")
@@ -180,17 +182,23 @@ extension WorkerServer {
             received = try BlobPack.receive(
                 fd: temp.fd, compressed: stream.compression == .zstd, wanted: wanted, store: store)
         }
-        let missing = sources.missingBlobs(manifest)
+        // Only contents the base lacks are looked up here; the base's own are checked by the rebuild (a blob
+        // lost behind the store's back turns into the full list below).
+        let missing = baseManifest.map { sources.missingBlobs(manifest, beyond: $0) } ?? sources.missingBlobs(manifest)
         var reply: JSONObject = [
             "source_sha256": .string(sha.hex), "received_blobs": .int(Int64(received.blobs)),
             "new_blobs": .int(Int64(received.newBlobs)), "new_bytes": .int(Int64(received.newBytes)),
         ]
-        guard missing.isEmpty else {
+        func incomplete(_ missing: [SHA256Digest]) -> JSONObject {
             reply["committed"] = .bool(false)
             reply["missing"] = .array(Array(Set(missing)).sorted().map { .string($0.hex) })
             return reply
         }
-        let stored = try sources.commit(manifest)
+        guard missing.isEmpty else { return incomplete(missing) }
+        let stored: Bool
+        do { stored = try sources.commit(manifest) } catch StoreError.missingBlob {
+            return incomplete(sources.missingBlobs(manifest))
+        }
         WorkerShared.enqueue(.source(sha), store: store, config: config)
         reply["committed"] = .bool(true)
         reply["already_present"] = .bool(!stored)

@@ -2,6 +2,7 @@ import Foundation
 import RCHBundle
 import RCHCore
 import RCHHost
+import RCHStore
 import RCHTestSupport
 import Testing
 
@@ -49,6 +50,24 @@ struct PushBaseTests {
             "\(c.json.canonicalString)")
         let sent = c.wire["bytes_sent"]?.intValue ?? 0
         #expect(sent >= 2 << 20 && sent < (2 << 20) + (256 << 10), "\(c.json.canonicalString)")
+    }
+
+    @Test("a blob of the base lost behind the worker store's back: the worker names it and the host sends it")
+    func baseBlobLost() throws {
+        let f = try LaneFixture(ssh: true)
+        let repo = try f.tree("repo", scale: 0.02)
+        Tree(repo).file("Kept/Lost.swift", "let lost = 1\n")
+        let first = try Pusher(client: try f.client()).push(root: repo, options: BundleOptions())
+        let lost = SHA256Digest.of(Array("let lost = 1\n".utf8))
+        let blobs = try LocalStore(root: f.workerStore).blobs
+        #expect(unlink(blobs.path(lost)) == 0)
+        try f.edit(repo)
+        let edit = try Pusher(client: try f.client()).push(root: repo, options: BundleOptions())
+        // The first exchange carries the edit; the rebuild finds the lost base blob, the reply names it; the
+        // second exchange sends it and commits.
+        #expect(edit.method == "upload_tree" && edit.base == first.sourceSHA256, "\(edit.json.canonicalString)")
+        #expect(edit.blobsSent == 2 && edit.wire["round_trips"]?.intValue == 2, "\(edit.json.canonicalString)")
+        #expect(blobs.has(lost))
     }
 
     /// Bytes zstd cannot shrink (the blob pack is compressed).
