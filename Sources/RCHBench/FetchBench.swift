@@ -106,8 +106,10 @@ struct FetchBench: ParsableCommand {
         func peer(_ job: String) throws -> (Double, Int64) {
             sync()
             let e = (["ssh"] + sshd.sshOptions(key: sshd.plainKey)).joined(separator: " ")
+            // The host store publishes durably: rsync's writes are synced too.
             let (t, out) = try capture([
-                "/usr/bin/rsync", "-az", "--delete", "--stats", "-e", e,
+                "/bin/sh", "-c", "\"$0\" \"$@\" && sync -f '\(peerDest)'", "/usr/bin/rsync", "-az", "--delete",
+                "--stats", "-e", e,
                 "\(sshd.user)@127.0.0.1:\(ws)/work/\(job)/artifacts/",
                 peerDest + "/",
             ])
@@ -143,7 +145,9 @@ struct FetchBench: ParsableCommand {
         func pct(_ a: Int64, _ b: Int64) -> String { String(format: "%.2f %%", 100 * Double(a) / Double(b)) }
         print("")
         print("fetch benchmark over one loopback sshd: result set of \(files) files, \(bytes / 1_000_000) MB")
-        print("  peer: rsync -az --delete of the job's artifact directory into one destination kept across the steps")
+        print(
+            "  peer: rsync -az --delete (+ sync -f) of the job's artifact directory into one destination kept across the steps"
+        )
         print(
             "  first fetch           ours \(first.1) B (\(format(first.0)))   rsync \(firstPeer.1) B (\(format(firstPeer.0)))   time ratio \(formatRatio(first.0 / firstPeer.0))"
         )

@@ -61,8 +61,10 @@ struct PushBench: ParsableCommand {
         try ((m["entries"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue }.joined(separator: "\n") + "\n")
             .write(toFile: list, atomically: true, encoding: .utf8)
         let ssh = (["ssh"] + sshd.sshOptions(key: sshd.plainKey)).joined(separator: " ")
+        // Our worker publishes durably: rsync's writes are synced too (`sync -f` of the destination's filesystem).
         let rsync = [
-            "/usr/bin/rsync", "-az", "--compress-choice=zstd", "--stats", "--files-from=\(list)", "-e", ssh, tree + "/",
+            "/bin/sh", "-c", "\"$0\" \"$@\" && sync -f '\(dest)'", "/usr/bin/rsync", "-az", "--compress-choice=zstd",
+            "--stats", "--files-from=\(list)", "-e", ssh, tree + "/",
             "\(sshd.user)@127.0.0.1:\(dest)/",
         ]
         let push = [rch, "push", tree, "--worker", "bench", "--inventory", inventory, "--store", host, "--json"]
@@ -123,7 +125,7 @@ struct PushBench: ParsableCommand {
             "push benchmark over one loopback sshd, scale \(scale) tree (\(m["file_count"]?.intValue ?? 0) files, \(m["total_bytes"]?.intValue ?? 0) bytes)"
         )
         print(
-            "  peer: rsync -az --compress-choice=zstd over the same sshd, same file list; bytes = rsync --stats sent + received"
+            "  peer: rsync -az --compress-choice=zstd (+ sync -f) over the same sshd, same file list; bytes = rsync --stats sent + received"
         )
         print(
             "  both log in as \(sshd.user); a new session on a warm control master (ssh … true) costs \(format(floor))"
