@@ -113,13 +113,7 @@ struct FetchBench: ParsableCommand {
                 "\(sshd.user)@127.0.0.1:\(ws)/work/\(job)/artifacts/",
                 peerDest + "/",
             ])
-            func stat(_ label: String) -> Int64 {
-                guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix(label) }) else { return -1 }
-                return Int64(
-                    line.dropFirst(label.count).split(separator: " ").first?.replacingOccurrences(of: ",", with: "")
-                        ?? "") ?? -1
-            }
-            return (t, stat("Total bytes sent: ") + stat("Total bytes received: "))
+            return (t, rsyncBytes(out))
         }
 
         print("generating result sets (scale \(scale)) …")

@@ -76,3 +76,14 @@ struct BenchError: Error, CustomStringConvertible {
 
 func format(_ s: Double) -> String { String(format: "%8.1f ms", s * 1000) }
 func formatRatio(_ r: Double) -> String { String(format: "%.3f", r) }
+
+/// Bytes rsync moved, from its `--stats` output: total sent + total received (-1 if either is missing).
+func rsyncBytes(_ out: String) -> Int64 {
+    func stat(_ label: String) -> Int64? {
+        guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix(label) }) else { return nil }
+        return Int64(
+            line.dropFirst(label.count).split(separator: " ").first?.replacingOccurrences(of: ",", with: "") ?? "")
+    }
+    guard let sent = stat("Total bytes sent: "), let received = stat("Total bytes received: ") else { return -1 }
+    return sent + received
+}

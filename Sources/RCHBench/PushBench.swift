@@ -83,13 +83,7 @@ struct PushBench: ParsableCommand {
         func peer() throws -> (Double, Int64) {
             sync()
             let (t, out) = try capture(rsync)
-            func stat(_ label: String) -> Int64 {
-                guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix(label) }) else { return -1 }
-                return Int64(
-                    line.dropFirst(label.count).split(separator: " ").first?.replacingOccurrences(of: ",", with: "")
-                        ?? "") ?? -1
-            }
-            return (t, stat("Total bytes sent: ") + stat("Total bytes received: "))
+            return (t, rsyncBytes(out))
         }
 
         let (t1, b1, r1, m1) = try ours()
