@@ -25,10 +25,11 @@ let package = Package(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         .target(name: "CRCHSys"),
+        .target(name: "CRCHSHA"),
         .target(
             name: "RCHCore",
             dependencies: [
-                "CRCHSys",
+                "CRCHSys", "CRCHSHA",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
@@ -99,7 +100,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .target(name: "RCHTestSupport", dependencies: ["RCHCore"], path: "Tests/RCHTestSupport"),
-        .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore"]),
+        .testTarget(name: "RCHCoreTests", dependencies: ["RCHCore", "CRCHSHA"]),
         .testTarget(name: "RCHS3Tests", dependencies: ["RCHCore", "RCHS3", "RCHTestSupport"]),
         .testTarget(name: "RCHXcodeReportsTests", dependencies: ["RCHCore", "RCHXcodeReports", "RCHTestSupport"]),
         .testTarget(
