@@ -32,7 +32,23 @@ public struct BundleResult: Sendable {
     public var bundleBytes: UInt64
     public var excluded: [String]
     public var warnings: [String]
+    /// The tar stream's hash state after each entry (same count as the entries; empty if not kept).
+    public var checkpoints: [SHA256Midstate] = []
     public var sourceSHA256: SHA256Digest { manifest.sourceSHA256 }
+}
+
+/// Where a digest-only bundle may start: the first entries of the selection exactly as an earlier bundle wrote
+/// them (path, kind, size, executable bit, content digest vouched for by the stat cache, symlink target) and the
+/// hash state after each (the last is where hashing resumes; nothing before it is read).
+public struct BundleResume: Sendable {
+    public var entries: [SourceManifest.Entry]
+    public var checkpoints: [SHA256Midstate]
+
+    public init?(entries: [SourceManifest.Entry], checkpoints: [SHA256Midstate]) {
+        guard !entries.isEmpty, entries.count == checkpoints.count else { return nil }
+        self.entries = entries
+        self.checkpoints = checkpoints
+    }
 }
 
 /// Turns a directory into a canonical source bundle.
@@ -59,8 +75,13 @@ public enum Bundler {
     /// the stream and every consumer that rebuilds from blobs would refuse the source.)
     public static func write(
         selection: Selection, root: String, options: BundleOptions, output: TempFile?,
-        knownDigest: (SelectedEntry) -> SHA256Digest? = { _ in nil }
+        knownDigest: (SelectedEntry) -> SHA256Digest? = { _ in nil }, resume: BundleResume? = nil
     ) throws -> BundleResult {
+        precondition(resume == nil || output == nil, "only a digest-only bundle can resume")
+        let skipped = resume?.entries.count ?? 0
+        precondition(
+            zip(selection.entries.prefix(skipped), resume?.entries ?? []).allSatisfy { $0.path == $1.path },
+            "a resume must describe the selection's first entries")
         guard (1...19).contains(options.compressionLevel) else {
             throw BundleError.io("compression level must be between 1 and 19")
         }
@@ -75,16 +96,18 @@ public enum Bundler {
                 bundleBytes.value += UInt64(buf.count)
             }
         }
-        let sinkBox = Box(TarSink(maxBytes: options.maxBytes, compressor: compressor))
+        let sinkBox = Box(
+            TarSink(maxBytes: options.maxBytes, compressor: compressor, resume: resume?.checkpoints.last))
         defer { sinkBox.value.abandon() }
         let writer = try CanonicalTarWriter { buf in try sinkBox.value.consume(buf) }
-        var entries: [SourceManifest.Entry] = []
+        writer.boundary = { sinkBox.value.markBoundary() }
+        var entries: [SourceManifest.Entry] = resume?.entries ?? []
         entries.reserveCapacity(selection.entries.count)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { buffer.deallocate() }
         Activity.shared.begin("bundling", totalBytes: content)
         defer { Activity.shared.end("bundling") }
-        for e in selection.entries {
+        for e in selection.entries.dropFirst(skipped) {
             Activity.shared.advance(bytes: e.size, files: 1)
             switch e.kind {
             case .symlink(let target):
@@ -112,9 +135,10 @@ public enum Bundler {
             sourceSHA256: digest, treeSHA256: SourceManifest.treeDigest(entries),
             tarBytes: sinkBox.value.byteCount, entries: entries,
             tarEncoder: TarHeaderEncoder.identity, zstdVersion: ZstdCompressor.version)
+        let checkpoints = (resume?.checkpoints ?? []) + sinkBox.value.checkpoints
         return BundleResult(
             manifest: manifest, bundleBytes: bundleBytes.value, excluded: selection.excluded,
-            warnings: selection.warnings)
+            warnings: selection.warnings, checkpoints: checkpoints.count == entries.count ? checkpoints : [])
     }
 
     /// Streams one file into the archive, hashing it, and proves it did not change meanwhile:

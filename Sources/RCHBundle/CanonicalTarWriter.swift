@@ -9,6 +9,9 @@ final class CanonicalTarWriter {
     typealias Sink = (UnsafeRawBufferPointer) throws -> Void
 
     private let sink: Sink
+    /// Called at the end of each entry (after its padding): the stream is then at a multiple of 512 bytes.
+    var boundary: (() throws -> Void)?
+    private var entryOpen = false
     private var remaining: UInt64 = 0
     private var pad = 0
     private var currentPath = ""
@@ -62,6 +65,8 @@ final class CanonicalTarWriter {
             try emit([UInt8](repeating: 0, count: pad))
             pad = 0
         }
+        if entryOpen { try boundary?() }
+        entryOpen = true
     }
 
     private func emit(_ bytes: [UInt8]) throws {

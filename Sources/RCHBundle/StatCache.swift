@@ -11,6 +11,10 @@ import RCHCore
 ///   within the filesystem's timestamp granularity after being read, so it is read again;
 /// - the tree → source mapping is trusted only for the same `bundle_format` and tar encoder,
 ///   and only if the whole selection hits; a partial hit falls back to a full bundle.
+/// - checkpoints (the tar stream's hash state after each entry of the last bundle, in bundle order, with what
+///   the entry's tar bytes depend on besides a file's content: path, kind, executable bit, symlink target) let
+///   a digest-only bundle resume after the longest prefix of the selection that is identical and vouched for
+///   by the rules above (``resume(for:)``); nothing of that prefix is read again.
 /// The file format is private to this type and versioned by its magic; a file it cannot parse is ignored.
 public struct StatCache: Sendable {
     public struct Record: Sendable, Equatable {
@@ -18,7 +22,16 @@ public struct StatCache: Sendable {
         public var sha256: SHA256Digest
     }
 
-    static let magic = Array("RCHSTAT1".utf8)
+    /// The hash state after one entry of the last bundle.
+    public struct Checkpoint: Sendable, Equatable {
+        public var path: String
+        /// nil for a file.
+        public var symlinkTarget: String?
+        public var executable: Bool
+        public var midstate: SHA256Midstate
+    }
+
+    static let magic = Array("RCHSTAT2".utf8)
     /// Timestamps within this window before a run started are not trusted on the next run.
     public static let racyWindowNanos: Int64 = 2_000_000_000
 
@@ -28,6 +41,7 @@ public struct StatCache: Sendable {
     public var sourceSHA256: SHA256Digest?
     public var tarBytes: UInt64 = 0
     public var records: [String: Record]  // keyed by canonical path
+    public var checkpoints: [Checkpoint] = []
 
     public init(recordedAtNanos: Int64, formatTag: String) {
         self.recordedAtNanos = recordedAtNanos
@@ -67,9 +81,44 @@ public struct StatCache: Sendable {
         return out
     }
 
+    /// The longest prefix of `selection` that is exactly the last bundle's, with its checkpoints (nil if none).
+    public func resume(for selection: Selection) -> BundleResume? {
+        var entries: [SourceManifest.Entry] = []
+        for (e, c) in zip(selection.entries, checkpoints) {
+            guard e.path == c.path else { break }
+            switch e.kind {
+            case .symlink(let t):
+                guard c.symlinkTarget == t else { return BundleResume(entries: entries, checkpoints: prefix(entries)) }
+                entries.append(
+                    .init(
+                        path: e.path, type: .symlink, size: UInt64(t.utf8.count), sha256: .of(t.utf8),
+                        executable: false, symlinkTarget: t))
+            case .file(let x):
+                guard c.symlinkTarget == nil, c.executable == x, let d = digest(for: e) else {
+                    return BundleResume(entries: entries, checkpoints: prefix(entries))
+                }
+                entries.append(
+                    .init(
+                        path: e.path, type: .file, size: e.identity.size, sha256: d, executable: x, symlinkTarget: nil))
+            }
+        }
+        return BundleResume(entries: entries, checkpoints: prefix(entries))
+    }
+
+    private func prefix(_ entries: [SourceManifest.Entry]) -> [SHA256Midstate] {
+        checkpoints.prefix(entries.count).map(\.midstate)
+    }
+
     /// A cache describing a finished bundle run that started at `startedAtNanos`.
-    public static func from(selection: Selection, manifest: SourceManifest, startedAtNanos: Int64) -> StatCache {
+    public static func from(
+        selection: Selection, manifest: SourceManifest, checkpoints: [SHA256Midstate] = [], startedAtNanos: Int64
+    ) -> StatCache {
         var c = StatCache(recordedAtNanos: startedAtNanos, formatTag: currentFormatTag)
+        if checkpoints.count == manifest.entries.count {
+            c.checkpoints = zip(manifest.entries, checkpoints).map { e, m in
+                Checkpoint(path: e.path, symlinkTarget: e.symlinkTarget, executable: e.executable, midstate: m)
+            }
+        }
         c.treeSHA256 = manifest.treeSHA256
         c.sourceSHA256 = manifest.sourceSHA256
         c.tarBytes = manifest.tarBytes
@@ -101,6 +150,13 @@ public struct StatCache: Sendable {
             w.u64(UInt64(r.identity.mode))
             w.bytes(r.sha256.bytes)
         }
+        w.u64(UInt64(checkpoints.count))
+        for c in checkpoints {
+            w.string(c.path)
+            w.u64(c.symlinkTarget != nil ? 2 : c.executable ? 1 : 0)
+            if let t = c.symlinkTarget { w.string(t) }
+            w.bytes(c.midstate.encoded)
+        }
         return w.out
     }
 
@@ -123,6 +179,16 @@ public struct StatCache: Sendable {
                     device: dev, inode: ino, size: size, mtimeNanos: Int64(bitPattern: mt),
                     ctimeNanos: Int64(bitPattern: ct), mode: UInt32(truncatingIfNeeded: mode)),
                 sha256: SHA256Digest(bytes: Array(d)))
+        }
+        guard let k = r.u64(), k < 50_000_000 else { return nil }
+        checkpoints.reserveCapacity(Int(k))
+        for _ in 0..<k {
+            guard let p = r.string(), let kind = r.u64(), kind <= 2 else { return nil }
+            let target = kind == 2 ? r.string() : nil
+            guard kind != 2 || target != nil, let m = r.take(SHA256Midstate.encodedSize),
+                let midstate = SHA256Midstate(encoded: m)
+            else { return nil }
+            checkpoints.append(Checkpoint(path: p, symlinkTarget: target, executable: kind == 1, midstate: midstate))
         }
         guard r.atEnd else { return nil }
     }

@@ -9,23 +9,31 @@ import RCHCore
 /// - Digest only: the producer reads and writes tar; hashing runs on the pipeline thread.
 /// Headers and file data arrive in pieces; they are batched into 1 MiB chunks for the pipeline. Memory is bounded
 /// by the pipeline's few chunks, whatever the size of the stream.
+///
+/// Checkpoints: ``markBoundary()`` at the end of each entry (after its padding, so at a multiple of 512 bytes)
+/// saves the hash state there (``checkpoints``, in order). A sink made with `resume` starts from such a state: its
+/// byte count and digest are those of the whole stream, of which only the part after the checkpoint is given.
 struct TarSink {
     static let chunkSize = 1 << 20
-    private var hasher: StreamingSHA256?
-    private let remoteHasher = Box(StreamingSHA256())
+    private var hasher: ResumableSHA256?
+    private let remote: RemoteHasher
     private let pipeline: ChunkPipeline
     let maxBytes: UInt64
     private(set) var byteCount: UInt64 = 0
     private var pending: [UInt8]
+    private var localCheckpoints: [SHA256Midstate] = []
 
-    init(maxBytes: UInt64, compressor: ZstdCompressor?) {
+    init(maxBytes: UInt64, compressor: ZstdCompressor?, resume: SHA256Midstate? = nil) {
         self.maxBytes = maxBytes
+        let start = resume.map { ResumableSHA256(resuming: $0) } ?? ResumableSHA256()
+        byteCount = resume?.byteCount ?? 0
+        remote = RemoteHasher(start)
         if let compressor {
-            hasher = StreamingSHA256()
+            hasher = start
             pipeline = ChunkPipeline(consume: { try compressor.compress($0) }, finish: { try compressor.finish() })
         } else {
-            let h = remoteHasher
-            pipeline = ChunkPipeline(consume: { h.value.update($0) }, finish: {})
+            let r = remote
+            pipeline = ChunkPipeline(consume: { r.consume($0) }, finish: { r.drain() })
         }
         pending = pipeline.takeBuffer()
     }
@@ -43,16 +51,75 @@ struct TarSink {
         }
     }
 
+    /// Records the hash state at this point of the stream (an entry boundary: a multiple of 512 bytes).
+    mutating func markBoundary() {
+        if let m = hasher?.midstate {
+            localCheckpoints.append(m)
+        } else if hasher == nil {
+            remote.mark(byteCount)
+        }
+    }
+
     /// Flushes, waits for the pipeline, and returns the digest of the whole stream.
     mutating func finish() throws -> SHA256Digest {
         if !pending.isEmpty { try pipeline.send(pending) }
         pending = []
         try pipeline.finish()
-        return (hasher ?? remoteHasher.value).finalize()
+        return (hasher ?? remote.hasher).finalize()
     }
+
+    /// The states saved by ``markBoundary()``, in order (complete after ``finish()``).
+    var checkpoints: [SHA256Midstate] { hasher == nil ? remote.checkpoints : localCheckpoints }
 
     /// Stops the pipeline thread after a failure on the producing side (idempotent after ``finish()``).
     func abandon() { pipeline.abandon() }
+}
+
+/// The digest-only hasher on the pipeline thread, and the boundaries it must save states at: offsets are
+/// marked by the producer before any byte after them is sent, so each is reached by the hashing at the start
+/// of a later chunk, inside one, or at the drain.
+final class RemoteHasher: @unchecked Sendable {
+    private(set) var hasher: ResumableSHA256
+    private let lock = NSLock()
+    private var marks: [UInt64] = []
+    private var nextMark = 0
+    private(set) var checkpoints: [SHA256Midstate] = []
+
+    init(_ start: ResumableSHA256) { hasher = start }
+
+    func mark(_ offset: UInt64) {
+        lock.lock()
+        marks.append(offset)
+        lock.unlock()
+    }
+
+    func consume(_ chunk: UnsafeRawBufferPointer) {
+        var at = 0
+        while true {
+            save()
+            let position = hasher.byteCount
+            lock.lock()
+            let mark = nextMark < marks.count ? marks[nextMark] : nil
+            lock.unlock()
+            guard let mark, mark > position, mark < position + UInt64(chunk.count - at) else { break }
+            let n = Int(mark - position)
+            hasher.update(UnsafeRawBufferPointer(rebasing: chunk[at..<(at + n)]))
+            at += n
+        }
+        hasher.update(UnsafeRawBufferPointer(rebasing: chunk[at...]))
+    }
+
+    func drain() { save() }
+
+    /// Saves the state for every mark at the current position.
+    private func save() {
+        lock.lock()
+        defer { lock.unlock() }
+        while nextMark < marks.count && marks[nextMark] == hasher.byteCount, let m = hasher.midstate {
+            checkpoints.append(m)
+            nextMark += 1
+        }
+    }
 }
 
 /// A second thread fed chunks through a bounded queue (`capacity` chunks); `consume` runs on it for each

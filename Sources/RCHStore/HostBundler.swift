@@ -84,9 +84,10 @@ public struct HostBundler: Sendable {
             compressed ? try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
         let result: BundleResult
         do {
-            result = try Bundler.write(selection: selection, root: realRoot, options: options, output: temp) {
-                cache?.digest(for: $0)
-            }
+            // A digest-only bundle resumes the tar hash after the unchanged first entries (StatCache.resume).
+            result = try Bundler.write(
+                selection: selection, root: realRoot, options: options, output: temp,
+                knownDigest: { cache?.digest(for: $0) }, resume: compressed ? nil : cache?.resume(for: selection))
         } catch {
             temp?.discard()
             throw error
@@ -109,7 +110,9 @@ public struct HostBundler: Sendable {
             manifestPath = manifestOutput
         }
         if useStatCache {
-            let fresh = StatCache.from(selection: selection, manifest: result.manifest, startedAtNanos: started)
+            let fresh = StatCache.from(
+                selection: selection, manifest: result.manifest, checkpoints: result.checkpoints,
+                startedAtNanos: started)
             // Best effort: a cache that cannot be written only costs the next run its fast path.
             try? Syscalls.makeDirectories(directoryOf(cachePath))
             _ = try? DurableFile.write(fresh.encoded(), to: cachePath, replace: true)
