@@ -41,8 +41,10 @@ public protocol TarVisitor {
 /// odd modes, owners, trailing bytes — is rejected with the entry named.
 struct CanonicalTarReader {
     let limits: ExtractLimits
-    private(set) var hasher = StreamingSHA256()
+    private(set) var hasher = ResumableSHA256()
     private(set) var entries: [String] = []
+    /// The stream's hash state after each entry (a pax header belongs to its entry), as a stored source keeps them.
+    private(set) var checkpoints: [SHA256Midstate] = []
     private var input: (UnsafeMutableRawBufferPointer) throws -> Int
     private var buf: UnsafeMutableRawBufferPointer
     private var start = 0, end = 0
@@ -65,6 +67,7 @@ struct CanonicalTarReader {
         var paxBytes: [UInt8] = []
         var previous: [UInt8]? = nil
         while true {
+            if pax == nil, previous != nil, let m = hasher.midstate { checkpoints.append(m) }
             let header = try block()
             if header.allSatisfy({ $0 == 0 }) {
                 if pax != nil { throw BundleError.invalidArchive("a pax header is not followed by an entry") }

@@ -10,6 +10,8 @@ public enum CanonicalTarRebuilder {
         public var sourceSHA256: SHA256Digest
         public var tarBytes: UInt64
         public var bundleBytes: UInt64
+        /// The hash state after each entry (same count as the entries; empty if not kept).
+        public var checkpoints: [SHA256Midstate] = []
     }
 
     /// - Parameters:
@@ -18,10 +20,16 @@ public enum CanonicalTarRebuilder {
     ///   - output: receives the zstd-compressed stream (nil: digest only).
     ///   - verifyFiles: also hash every file's content against its entry (a clearer error than the final
     ///     digest mismatch a changed byte causes anyway; callers that check the stream digest may skip it).
+    ///   - resume: digest only — the first entries are taken as hashed already (their states given); nothing of
+    ///     them is read. A wrong state gives a wrong digest, which the caller's comparison refuses.
     public static func rebuild(
         entries: [SourceManifest.Entry], level: Int = 3, output: TempFile?, verifyFiles: Bool = true,
+        resume: BundleResume? = nil,
         content: (SourceManifest.Entry, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
     ) throws -> Result {
+        precondition(resume == nil || output == nil, "only a digest-only rebuild can resume")
+        let skipped = resume?.entries.count ?? 0
+        precondition(zip(entries, resume?.entries ?? []).allSatisfy { $0 == $1 }, "a resume must be a prefix")
         let bundleBytes = Box<UInt64>(0)
         let compressor = try output.map { out in
             try ZstdCompressor(level: level, workers: 0) { buf in
@@ -29,10 +37,11 @@ public enum CanonicalTarRebuilder {
                 bundleBytes.value += UInt64(buf.count)
             }
         }
-        let sink = Box(TarSink(maxBytes: 0, compressor: compressor))
+        let sink = Box(TarSink(maxBytes: 0, compressor: compressor, resume: resume?.checkpoints.last))
         defer { sink.value.abandon() }
         let writer = try CanonicalTarWriter { buf in try sink.value.consume(buf) }
-        for e in entries {
+        writer.boundary = { sink.value.markBoundary() }
+        for e in entries.dropFirst(skipped) {
             switch e.type {
             case .symlink:
                 try writer.symlink(path: e.path, target: e.symlinkTarget ?? "")
@@ -56,6 +65,9 @@ public enum CanonicalTarRebuilder {
         }
         try writer.finish()
         let digest = try sink.value.finish()
-        return Result(sourceSHA256: digest, tarBytes: sink.value.byteCount, bundleBytes: bundleBytes.value)
+        let checkpoints = (resume?.checkpoints ?? []) + sink.value.checkpoints
+        return Result(
+            sourceSHA256: digest, tarBytes: sink.value.byteCount, bundleBytes: bundleBytes.value,
+            checkpoints: checkpoints.count == entries.count ? checkpoints : [])
     }
 }

@@ -128,6 +128,8 @@ public enum BundleReader {
         /// over them before trusting the whole set).
         public var paths: [String]
         public var compressedBytes: UInt64
+        /// The hash state after each entry (same count as `paths`).
+        public var checkpoints: [SHA256Midstate] = []
     }
 
     /// Reads from the current offset of `fd` to its end: a `.tar.zst`, or (`compressed: false`) a bare
@@ -151,7 +153,7 @@ public enum BundleReader {
             try reader.read(&visitor)
             return Result(
                 sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries,
-                compressedBytes: raw.value)
+                compressedBytes: raw.value, checkpoints: reader.checkpoints)
         }
         let zstd = try ZstdDecompressor(maxWindowLog: limits.maxWindowLog, read: input)
         var reader = CanonicalTarReader(limits: limits) { try zstd.decompress(into: $0) }
@@ -160,7 +162,7 @@ public enum BundleReader {
         try reader.read(&visitor)
         return Result(
             sourceSHA256: reader.hasher.finalize(), tarBytes: reader.tarBytes, paths: reader.entries,
-            compressedBytes: zstd.compressedBytes)
+            compressedBytes: zstd.compressedBytes, checkpoints: reader.checkpoints)
     }
 }
 

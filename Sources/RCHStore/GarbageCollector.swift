@@ -154,6 +154,8 @@ public struct GarbageCollector: Sendable {
                     continue
                 }
                 guard unlink(e.path) == 0 else { continue }
+                // A source's checkpoints go with it (SourceCheckpoints; nothing else is named so).
+                if e.path.hasSuffix(".json") { unlink(String(e.path.dropLast(5)) + ".ckpt") }
                 removedEntries.insert(i)
                 report.entries.append((e.label, reason))
                 report.bytesFreed += e.fileBytes

@@ -129,6 +129,9 @@ public struct SourceStore: Sendable {
             entries: visitor.entries, tarEncoder: "", zstdVersion: "")
         try batch.commit()
         let published = try publish(manifest)
+        if published, read.checkpoints.count == manifest.entries.count {
+            SourceCheckpoints(store: store).write(manifest.sourceSHA256, read.checkpoints)
+        }
         return IngestResult(
             sourceSHA256: read.sourceSHA256, stored: published, newBlobs: batch.newBlobs, newBytes: batch.newBytes,
             entryCount: manifest.entries.count)
@@ -137,8 +140,12 @@ public struct SourceStore: Sendable {
     /// Commits a source described by `manifest` whose blobs are already in the store (the incremental
     /// upload path): every blob must be present, and the canonical tar rebuilt from them must hash to the
     /// manifest's `source_sha256`.
+    ///
+    /// With `base` (a stored source whose checkpoints are kept), the hash resumes after the entries the two
+    /// share at the start (``SourceCheckpoints``); a mismatch after a resumed hash is checked again by a whole
+    /// one, so a damaged checkpoint file can cost time, never refuse a valid source or accept a wrong one.
     @discardableResult
-    public func commit(_ manifest: SourceManifest) throws -> Bool {
+    public func commit(_ manifest: SourceManifest, base: SourceManifest? = nil) throws -> Bool {
         // An existing entry wins (publish would not replace it anyway).
         if access(entryPath(manifest.sourceSHA256), F_OK) == 0 {
             Usage.touch(entryPath(manifest.sourceSHA256))
@@ -150,13 +157,28 @@ public struct SourceStore: Sendable {
         try PathRules.checkCollisions(bytes: manifest.entries.map { Array($0.path.utf8) })
         // A missing blob fails the rebuild (StoreError.missingBlob). The stream digest covers every byte:
         // a blob that does not match its name changes it.
-        let rebuilt = try rebuild(manifest, output: nil, verifyFiles: false)
+        var rebuilt = try rebuild(manifest, output: nil, verifyFiles: false, resume: resume(manifest, base: base))
+        if rebuilt.sourceSHA256 != manifest.sourceSHA256 && base != nil {
+            rebuilt = try rebuild(manifest, output: nil, verifyFiles: false)
+        }
         guard rebuilt.sourceSHA256 == manifest.sourceSHA256 else {
             throw BundleError.digestMismatch(expected: manifest.sourceSHA256.hex, actual: rebuilt.sourceSHA256.hex)
         }
         var m = manifest
         m.tarBytes = rebuilt.tarBytes
-        return try publish(m)
+        let published = try publish(m)
+        if published { SourceCheckpoints(store: store).write(manifest.sourceSHA256, rebuilt.checkpoints) }
+        return published
+    }
+
+    /// Where a rebuild of `manifest` may resume: after the entries it shares at the start with `base`.
+    func resume(_ manifest: SourceManifest, base: SourceManifest?) -> BundleResume? {
+        guard let base,
+            let states = SourceCheckpoints(store: store).read(base.sourceSHA256, entries: base.entries.count)
+        else { return nil }
+        var k = 0
+        while k < min(manifest.entries.count, base.entries.count) && manifest.entries[k] == base.entries[k] { k += 1 }
+        return BundleResume(entries: Array(manifest.entries.prefix(k)), checkpoints: Array(states.prefix(k)))
     }
 
     /// Publishes the entry (no-replace); false if another writer published it first. Runs under the
@@ -191,13 +213,15 @@ public struct SourceStore: Sendable {
         }
     }
 
-    func rebuild(_ m: SourceManifest, output: TempFile?, level: Int = 3, verifyFiles: Bool = true) throws
+    func rebuild(
+        _ m: SourceManifest, output: TempFile?, level: Int = 3, verifyFiles: Bool = true, resume: BundleResume? = nil
+    ) throws
         -> CanonicalTarRebuilder.Result
     {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         return try CanonicalTarRebuilder.rebuild(
-            entries: m.entries, level: level, output: output, verifyFiles: verifyFiles
+            entries: m.entries, level: level, output: output, verifyFiles: verifyFiles, resume: resume
         ) { entry, sink in
             let path = blobs.path(entry.sha256)
             let fd: FileDescriptor

@@ -196,7 +196,7 @@ extension WorkerServer {
         }
         guard missing.isEmpty else { return incomplete(missing) }
         let stored: Bool
-        do { stored = try sources.commit(manifest) } catch StoreError.missingBlob {
+        do { stored = try sources.commit(manifest, base: baseManifest) } catch StoreError.missingBlob {
             return incomplete(sources.missingBlobs(manifest))
         }
         WorkerShared.enqueue(.source(sha), store: store, config: config)

@@ -78,6 +78,18 @@ enum StoreFixtures {
         for shard in (try? FileManager.default.contentsOfDirectory(atPath: store.sourcesDirectory)) ?? [] {
             for f in try FileManager.default.contentsOfDirectory(atPath: store.sourcesDirectory + "/" + shard) {
                 if f.hasPrefix(".tmp-") { continue }
+                if f.hasSuffix(".ckpt"), let sha = SHA256Digest(hex: String(f.dropLast(5))) {
+                    // A source's checkpoints: beside its entry, and exactly the states a rebuild passes through.
+                    let d = TempDir()
+                    guard let m = try? sources.manifest(sha),
+                        let kept = SourceCheckpoints(store: store).read(sha, entries: m.entries.count),
+                        let r = try? sources.export(sha, to: d.sub("x.tar.zst")), r.checkpoints == kept
+                    else {
+                        problems.append("checkpoints \(f) without their entry, malformed or wrong")
+                        continue
+                    }
+                    continue
+                }
                 guard f.hasSuffix(".json"), let sha = SHA256Digest(hex: String(f.dropLast(5))) else {
                     problems.append("stray \(f)")
                     continue
