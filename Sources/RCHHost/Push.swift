@@ -191,23 +191,37 @@ public struct Pusher {
     public static let optimisticPackBytes: UInt64 = 1 << 20
 
     /// The manifest delta (`upsert`: new or changed entries; `remove`: paths gone) and the file entries
-    /// whose contents the base does not have.
+    /// whose contents the base does not have. Both entry lists are in bundle order (path bytes ascending, no
+    /// duplicates — every manifest is validated so), so one merge pass finds them.
     static func delta(from base: SourceManifest, to m: SourceManifest) -> (JSONValue, [SourceManifest.Entry]) {
-        var old: [[UInt8]: SourceManifest.Entry] = [:]
-        for e in base.entries { old[Array(e.path.utf8)] = e }
-        let baseContents = Set(base.entries.lazy.filter { $0.type == .file }.map(\.sha256))
+        let old = base.entries
+        let new = m.entries
+        var baseContents: Set<SHA256Digest>?
         var upsert: [JSONValue] = []
         var files: [SourceManifest.Entry] = []
-        var seen = Set<[UInt8]>()
-        for e in m.entries {
-            let k = Array(e.path.utf8)
-            seen.insert(k)
-            if old[k] != e {
-                upsert.append(e.json)
-                if e.type == .file && !baseContents.contains(e.sha256) { files.append(e) }
+        var removed: [JSONValue] = []
+        func changed(_ e: SourceManifest.Entry) {
+            upsert.append(e.json)
+            guard e.type == .file else { return }
+            if baseContents == nil { baseContents = Set(old.lazy.filter { $0.type == .file }.map(\.sha256)) }
+            if !baseContents!.contains(e.sha256) { files.append(e) }
+        }
+        var i = 0
+        var j = 0
+        while i < old.count || j < new.count {
+            if i < old.count, j < new.count, old[i].path == new[j].path {
+                if old[i] != new[j] { changed(new[j]) }
+                i += 1
+                j += 1
+            } else if j == new.count || (i < old.count && old[i].path.utf8.lexicographicallyPrecedes(new[j].path.utf8))
+            {
+                removed.append(.string(old[i].path))
+                i += 1
+            } else {
+                changed(new[j])
+                j += 1
             }
         }
-        let removed = base.entries.filter { !seen.contains(Array($0.path.utf8)) }.map { JSONValue.string($0.path) }
         return (.obj(["upsert": .array(upsert), "remove": .array(removed)]), files)
     }
 

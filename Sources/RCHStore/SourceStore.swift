@@ -183,7 +183,8 @@ public struct SourceStore: Sendable {
 
     /// Publishes the entry (no-replace); false if another writer published it first. Runs under the
     /// shared store lock and re-checks that every blob still exists, so gc (exclusive) can never delete a
-    /// blob between this check and the publish.
+    /// blob between this check and the publish. (Every blob, not only those beyond a base: a resumed commit
+    /// does not read the base's, and a blob lost behind the store's back must not become part of a new source.)
     func publish(_ manifest: SourceManifest) throws -> Bool {
         let path = entryPath(manifest.sourceSHA256)
         try Syscalls.makeDirectories(directoryOf(path))

@@ -196,7 +196,15 @@ extension WorkerServer {
         }
         guard missing.isEmpty else { return incomplete(missing) }
         let stored: Bool
-        do { stored = try sources.commit(manifest, base: baseManifest) } catch StoreError.missingBlob {
+        do { stored = try sources.commit(manifest, base: baseManifest) } catch let e as StoreError {
+            // A blob the rebuild or the publish found gone (lost behind the store's back, or a concurrent gc):
+            // the host sends every blob the manifest now lacks.
+            guard case .missingBlob = e else {
+                guard case .retry = e else { throw e }
+                let missing = sources.missingBlobs(manifest)
+                if missing.isEmpty { throw e }
+                return incomplete(missing)
+            }
             return incomplete(sources.missingBlobs(manifest))
         }
         WorkerShared.enqueue(.source(sha), store: store, config: config)

@@ -52,19 +52,23 @@ struct PushBaseTests {
         #expect(sent >= 2 << 20 && sent < (2 << 20) + (256 << 10), "\(c.json.canonicalString)")
     }
 
-    @Test("a blob of the base lost behind the worker store's back: the worker names it and the host sends it")
-    func baseBlobLost() throws {
+    @Test(
+        "a blob of the base lost behind the worker store's back: the worker names it and the host sends it",
+        arguments: ["A/Lost.swift", "zz/Lost.swift"])
+    func baseBlobLost(_ lostPath: String) throws {
+        // "A/…" sorts first: inside the prefix a resumed verification does not read, found by the publish's
+        // check; "zz/…" sorts last: read by the rebuild.
         let f = try LaneFixture(ssh: true)
         let repo = try f.tree("repo", scale: 0.02)
-        Tree(repo).file("Kept/Lost.swift", "let lost = 1\n")
+        Tree(repo).file(lostPath, "let lost = 1\n")
         let first = try Pusher(client: try f.client()).push(root: repo, options: BundleOptions())
         let lost = SHA256Digest.of(Array("let lost = 1\n".utf8))
         let blobs = try LocalStore(root: f.workerStore).blobs
         #expect(unlink(blobs.path(lost)) == 0)
-        try f.edit(repo)
+        Tree(repo).file("m-edited.swift", "let edited = \(lostPath.count)\n")
         let edit = try Pusher(client: try f.client()).push(root: repo, options: BundleOptions())
-        // The first exchange carries the edit; the rebuild finds the lost base blob, the reply names it; the
-        // second exchange sends it and commits.
+        // The first exchange carries the edit; the worker finds the lost base blob and names it; the second
+        // exchange sends it and commits.
         #expect(edit.method == "upload_tree" && edit.base == first.sourceSHA256, "\(edit.json.canonicalString)")
         #expect(edit.blobsSent == 2 && edit.wire["round_trips"]?.intValue == 2, "\(edit.json.canonicalString)")
         #expect(blobs.has(lost))
