@@ -25,17 +25,24 @@ struct SourceCheckpointTests {
         return try Bundler.bundle(root: root, output: nil).manifest
     }
 
-    @Test("commit against a base: resumed after the shared prefix, same digest and checkpoints as a whole hash")
-    func resumed() throws {
-        let d = TempDir()
+    /// A generated tree ingested into a new store: the store, its sources, the stored manifest, the tree and
+    /// its file paths in bundle order (dot files left out: editing `.rchignore` would change the selection).
+    static func ingested(_ d: TempDir) throws -> (LocalStore, SourceStore, SourceManifest, String, [String]) {
         let (bundle, sha, root) = try StoreFixtures.bundle(d)
         let store = try LocalStore(root: d.sub("store"))
         let sources = SourceStore(store: store)
         _ = try sources.ingest(bundle: bundle, expected: sha)
         let base = try sources.manifest(sha)!
         let files = base.entries.filter { $0.type == .file && !$0.path.hasPrefix(".") }.map(\.path)
+        return (store, sources, base, root, files)
+    }
+
+    @Test("commit against a base: resumed after the shared prefix, same digest and checkpoints as a whole hash")
+    func resumed() throws {
+        let d = TempDir()
+        let (store, sources, base, root, files) = try Self.ingested(d)
         // An ingested source keeps its checkpoints (read from the uploaded stream): the first delta resumes too.
-        let ingested = SourceCheckpoints(store: store).read(sha, entries: base.entries.count)
+        let ingested = SourceCheckpoints(store: store).read(base.sourceSHA256, entries: base.entries.count)
         #expect(ingested == (try sources.rebuild(base, output: nil, verifyFiles: false)).checkpoints)
         let second = try Self.edit(root, files[files.count / 2], "second\n", store)
         #expect(
@@ -59,12 +66,7 @@ struct SourceCheckpointTests {
     @Test("a damaged checkpoint file costs a whole hash, never a refusal; a malformed one is ignored")
     func damaged() throws {
         let d = TempDir()
-        let (bundle, sha, root) = try StoreFixtures.bundle(d)
-        let store = try LocalStore(root: d.sub("store"))
-        let sources = SourceStore(store: store)
-        _ = try sources.ingest(bundle: bundle, expected: sha)
-        let base = try sources.manifest(sha)!
-        let files = base.entries.filter { $0.type == .file && !$0.path.hasPrefix(".") }.map(\.path)
+        let (store, sources, base, root, files) = try Self.ingested(d)
         let second = try Self.edit(root, files[1], "second\n", store)
         #expect(try sources.commit(second, base: base))
         let ckpt = SourceCheckpoints(store: store).path(second.sourceSHA256)
@@ -84,12 +86,8 @@ struct SourceCheckpointTests {
     @Test("gc removes a source's checkpoints with its entry")
     func collected() throws {
         let d = TempDir()
-        let (bundle, sha, root) = try StoreFixtures.bundle(d)
-        let store = try LocalStore(root: d.sub("store"))
-        let sources = SourceStore(store: store)
-        _ = try sources.ingest(bundle: bundle, expected: sha)
-        let base = try sources.manifest(sha)!
-        let second = try Self.edit(root, base.entries.last { $0.type == .file }!.path, "second\n", store)
+        let (store, sources, base, root, files) = try Self.ingested(d)
+        let second = try Self.edit(root, files[files.count - 1], "second\n", store)
         #expect(try sources.commit(second, base: base))
         let ckpt = SourceCheckpoints(store: store).path(second.sourceSHA256)
         #expect(access(ckpt, F_OK) == 0)
