@@ -84,29 +84,23 @@ public struct StatCache: Sendable {
     /// The longest prefix of `selection` that is exactly the last bundle's, with its checkpoints (nil if none).
     public func resume(for selection: Selection) -> BundleResume? {
         var entries: [SourceManifest.Entry] = []
-        for (e, c) in zip(selection.entries, checkpoints) {
+        prefix: for (e, c) in zip(selection.entries, checkpoints) {
             guard e.path == c.path else { break }
             switch e.kind {
             case .symlink(let t):
-                guard c.symlinkTarget == t else { return BundleResume(entries: entries, checkpoints: prefix(entries)) }
+                guard c.symlinkTarget == t else { break prefix }
                 entries.append(
                     .init(
                         path: e.path, type: .symlink, size: UInt64(t.utf8.count), sha256: .of(t.utf8),
                         executable: false, symlinkTarget: t))
             case .file(let x):
-                guard c.symlinkTarget == nil, c.executable == x, let d = digest(for: e) else {
-                    return BundleResume(entries: entries, checkpoints: prefix(entries))
-                }
+                guard c.symlinkTarget == nil, c.executable == x, let d = digest(for: e) else { break prefix }
                 entries.append(
                     .init(
                         path: e.path, type: .file, size: e.identity.size, sha256: d, executable: x, symlinkTarget: nil))
             }
         }
-        return BundleResume(entries: entries, checkpoints: prefix(entries))
-    }
-
-    private func prefix(_ entries: [SourceManifest.Entry]) -> [SHA256Midstate] {
-        checkpoints.prefix(entries.count).map(\.midstate)
+        return BundleResume(entries: entries, checkpoints: checkpoints.prefix(entries.count).map(\.midstate))
     }
 
     /// A cache describing a finished bundle run that started at `startedAtNanos`.
