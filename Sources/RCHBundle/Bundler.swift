@@ -79,7 +79,7 @@ public enum Bundler {
     ) throws -> BundleResult {
         precondition(resume == nil || output == nil, "only a digest-only bundle can resume")
         let skipped = resume?.entries.count ?? 0
-        precondition(
+        assert(
             zip(selection.entries.prefix(skipped), resume?.entries ?? []).allSatisfy { $0.path == $1.path },
             "a resume must describe the selection's first entries")
         guard (1...19).contains(options.compressionLevel) else {

@@ -29,7 +29,8 @@ public enum CanonicalTarRebuilder {
     ) throws -> Result {
         precondition(resume == nil || output == nil, "only a digest-only rebuild can resume")
         let skipped = resume?.entries.count ?? 0
-        precondition(zip(entries, resume?.entries ?? []).allSatisfy { $0 == $1 }, "a resume must be a prefix")
+        // The caller found the prefix by this comparison; checked again only in debug builds.
+        assert(zip(entries, resume?.entries ?? []).allSatisfy { $0 == $1 }, "a resume must be a prefix")
         let bundleBytes = Box<UInt64>(0)
         let compressor = try output.map { out in
             try ZstdCompressor(level: level, workers: 0) { buf in

@@ -199,13 +199,13 @@ extension WorkerServer {
         do { stored = try sources.commit(manifest, base: baseManifest) } catch let e as StoreError {
             // A blob the rebuild or the publish found gone (lost behind the store's back, or a concurrent gc):
             // the host sends every blob the manifest now lacks.
-            guard case .missingBlob = e else {
-                guard case .retry = e else { throw e }
+            switch e {
+            case .missingBlob, .retry:
                 let missing = sources.missingBlobs(manifest)
                 if missing.isEmpty { throw e }
                 return incomplete(missing)
+            default: throw e
             }
-            return incomplete(sources.missingBlobs(manifest))
         }
         WorkerShared.enqueue(.source(sha), store: store, config: config)
         reply["committed"] = .bool(true)
