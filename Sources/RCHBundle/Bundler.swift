@@ -30,6 +30,8 @@ public struct BundleResult: Sendable {
     public var manifest: SourceManifest
     /// Size of the compressed `.tar.zst` (0 when no compressed output was requested).
     public var bundleBytes: UInt64
+    /// SHA-256 of the `.tar.zst` bytes as written (an upload's `content_sha256`); nil without output.
+    public var bundleSHA256: SHA256Digest? = nil
     public var excluded: [String]
     public var warnings: [String]
     /// The tar stream's hash state after each entry (same count as the entries; empty if not kept).
@@ -90,9 +92,11 @@ public enum Bundler {
             throw BundleError.sizeExceeded(limit: options.maxBytes, actual: content)
         }
         let bundleBytes = Box<UInt64>(0)
+        let bundleHash = Box(StreamingSHA256())
         let compressor = try output.map { out in
             try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
                 try out.write(buf)
+                bundleHash.value.update(buf)
                 bundleBytes.value += UInt64(buf.count)
             }
         }
@@ -137,7 +141,8 @@ public enum Bundler {
             tarEncoder: TarHeaderEncoder.identity, zstdVersion: ZstdCompressor.version)
         let checkpoints = (resume?.checkpoints ?? []) + sinkBox.value.checkpoints
         return BundleResult(
-            manifest: manifest, bundleBytes: bundleBytes.value, excluded: selection.excluded,
+            manifest: manifest, bundleBytes: bundleBytes.value,
+            bundleSHA256: output == nil ? nil : bundleHash.value.finalize(), excluded: selection.excluded,
             warnings: selection.warnings, checkpoints: checkpoints.count == entries.count ? checkpoints : [])
     }
 

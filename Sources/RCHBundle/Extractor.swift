@@ -137,11 +137,19 @@ public enum BundleReader {
     public static func read(
         fd: FileDescriptor, limits: ExtractLimits, compressed: Bool = true, visitor: inout some TarVisitor
     ) throws -> Result {
-        let input: (UnsafeMutableRawBufferPointer) throws -> Int = { buf in
+        try read(limits: limits, compressed: compressed, visitor: &visitor) { buf in
             do { return try fd.read(into: buf, retryOnInterrupt: true) } catch {
                 throw BundleError.io("cannot read the bundle: \(error)")
             }
         }
+    }
+
+    /// Reads from `input` (fills the buffer it is given; 0 at end of input) to its end. Errors thrown by
+    /// `input` pass through unchanged.
+    public static func read(
+        limits: ExtractLimits, compressed: Bool = true, visitor: inout some TarVisitor,
+        input: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> Result {
         guard compressed else {
             let raw = Box<UInt64>(0)
             var reader = CanonicalTarReader(limits: limits) { buf in

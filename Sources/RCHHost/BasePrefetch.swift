@@ -7,23 +7,15 @@ import RCHCore
 /// bundle and the request (on hosts with more than two cores; on two it competes with the bundler's
 /// reader and hasher and gains little). Nothing is trusted early — the result is exactly
 /// what ``Pusher/localManifest(_:)`` would parse, and nil (parse again, and fail there) on any error.
-final class BasePrefetch: @unchecked Sendable {
+struct BasePrefetch: Sendable {
     let sha: SHA256Digest
-    private let done = DispatchSemaphore(value: 0)
-    private var result: SourceManifest?
+    private let work: BackgroundWork<SourceManifest>
 
     init(sha: SHA256Digest, path: String) {
         self.sha = sha
-        Thread { [self] in
-            result = try? SourceManifest(json: try JSONParser().parse(try DurableFile.read(path)))
-            done.signal()
-        }.start()
+        work = BackgroundWork { try SourceManifest(json: try JSONParser().parse(try DurableFile.read(path))) }
     }
 
     /// Waits for the parse; nil if it failed.
-    func manifest() -> SourceManifest? {
-        done.wait()
-        done.signal()
-        return result
-    }
+    func manifest() -> SourceManifest? { try? work.wait() }
 }

@@ -56,10 +56,26 @@ public struct Pusher {
     public func push(root: String, options: BundleOptions) throws -> PushReport {
         var pusher = self
         pusher.prefetchBase(root: root)
+        // The worker is reached (probe unless a fresh one is cached, and with it the SSH connection) while
+        // the tree is bundled. Only that thread uses the client until `wait()` has returned.
+        nonisolated(unsafe) let client = self.client
+        let connecting = BackgroundWork { try client.negotiate() }
         // With no earlier push to this worker there is no delta base: a whole upload is likely, so the
-        // compressed bundle is made in the same pass (otherwise only digest + manifest).
-        let bundle = try HostBundler(store: hostStore).bundle(
-            root: root, options: options, compressed: remembered().isEmpty)
+        // compressed bundle is made in the same pass, into a scratch file that is sent and dropped (never
+        // synced or kept: the worker verifies it, and a later whole upload bundles again); otherwise only
+        // digest + manifest.
+        let bundle: BundleReport
+        let scratch: TempFile?
+        do {
+            scratch = remembered().isEmpty ? try newScratch() : nil
+            bundle = try HostBundler(store: hostStore).bundle(
+                root: root, options: options, compressed: false, scratch: scratch)
+        } catch {
+            _ = try? connecting.wait()
+            throw error
+        }
+        defer { scratch?.discard() }
+        _ = try connecting.wait()
         return try pusher.push(bundle, root: root, options: options)
     }
 
@@ -117,7 +133,7 @@ public struct Pusher {
             report.blobsSent = try uploadTree(bundle.manifest, base: baseManifest, root: root).sent
         } else {
             report.method = "upload_source"
-            report.bundleBytes = try uploadWhole(sha, root: root, options: options)
+            report.bundleBytes = try uploadWhole(sha, root: root, options: options, made: bundle)
         }
         remember(sha, root: here)
         report.wire = client.counter.json
@@ -130,18 +146,41 @@ public struct Pusher {
         remember(sha, root: Self.rootKey(root))
     }
 
-    /// `upload_source` of the compressed bundle (made now unless the store has it), checked against the
-    /// worker's `max_upload_bytes` first. Returns the bundle's size.
-    func uploadWhole(_ sha: SHA256Digest, root: String, options: BundleOptions) throws -> UInt64 {
-        let full = try HostBundler(store: hostStore).bundle(root: root, options: options)
-        guard full.sourceSHA256 == sha else {
-            throw BundleError.io("the tree changed while it was being pushed; run the command again")
+    /// `upload_source` of the compressed bundle, checked against the worker's `max_upload_bytes` first:
+    /// the one `made` by the bundle just taken (with its digest), else the store's (`rch-xcode bundle`),
+    /// else one made now into a scratch file. Returns the bundle's size.
+    func uploadWhole(_ sha: SHA256Digest, root: String, options: BundleOptions, made: BundleReport? = nil) throws
+        -> UInt64
+    {
+        var path = hostStore.bundlePath(sha)
+        var bytes: UInt64
+        var digest: SHA256Digest? = nil
+        var scratch: TempFile? = nil
+        defer { scratch?.discard() }
+        var st = stat()
+        if let made, made.sourceSHA256 == sha, made.bundleBytes > 0, stat(made.bundlePath, &st) == 0 {
+            path = made.bundlePath
+            bytes = made.bundleBytes
+            digest = made.bundleSHA256
+        } else if stat(path, &st) == 0 {
+            // The store's `.tar.zst` of exactly this digest.
+            bytes = UInt64(st.st_size)
+        } else {
+            scratch = try newScratch()
+            let full = try HostBundler(store: hostStore).bundle(
+                root: root, options: options, compressed: false, scratch: scratch)
+            guard full.sourceSHA256 == sha else {
+                throw BundleError.io("the tree changed while it was being pushed; run the command again")
+            }
+            path = full.bundlePath
+            bytes = full.bundleBytes
+            digest = full.bundleSHA256
         }
-        if let limit = client.capabilities?["max_upload_bytes"]?.intValue, limit > 0, full.bundleBytes > UInt64(limit) {
-            throw BundleError.sizeExceeded(limit: UInt64(limit), actual: full.bundleBytes)
+        if let limit = client.capabilities?["max_upload_bytes"]?.intValue, limit > 0, bytes > UInt64(limit) {
+            throw BundleError.sizeExceeded(limit: UInt64(limit), actual: bytes)
         }
-        _ = try client.uploadSource(sha, bundle: full.bundlePath)
-        return full.bundleBytes
+        _ = try client.uploadSource(sha, bundle: path, contentSHA256: digest)
+        return bytes
     }
 
     /// Returns the blobs sent, and whether the worker had the source already (it then read no pack).
@@ -185,6 +224,13 @@ public struct Pusher {
         }
         sent += Set(files.map(\.sha256)).count
         return try client.uploadTree(payload, pack: temp.path)
+    }
+
+    /// A temp file for a bundle that is sent and dropped (`<host store>/bundles/.tmp-*`; host gc removes one
+    /// left by a crash).
+    func newScratch() throws -> TempFile {
+        try Syscalls.makeDirectories(hostStore.bundlesDirectory)
+        return try hostStore.newBundleTempFile()
     }
 
     /// The largest delta pack sent before the worker has said what it lacks.

@@ -211,8 +211,17 @@ public final class WorkerClient {
         return a.map { $0.boolValue == true }
     }
 
-    public func uploadSource(_ sha: SHA256Digest, bundle path: String) throws -> JSONObject {
-        let stream = try describeFile(path, compression: .zstd)
+    /// `contentSHA256`: the bundle file's digest when the caller just wrote it (else it is hashed here).
+    public func uploadSource(_ sha: SHA256Digest, bundle path: String, contentSHA256: SHA256Digest? = nil) throws
+        -> JSONObject
+    {
+        var st = stat()
+        let stream =
+            if let contentSHA256, stat(path, &st) == 0 {
+                StreamDescriptor(contentLength: UInt64(st.st_size), contentSHA256: contentSHA256, compression: .zstd)
+            } else {
+                try describeFile(path, compression: .zstd)
+            }
         return try call(
             .upload_source, ["source_sha256": .string(sha.hex), "stream": stream.json],
             body: (path, stream.contentLength))

@@ -154,6 +154,17 @@ public final class FrameReader {
         return count - left
     }
 
+    /// Copies up to `dst.count` bytes of what follows into `dst` (reading more input only when nothing is
+    /// buffered); 0 at end of input. The caller bounds `dst` by what the frame still owes.
+    public func read(into dst: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard dst.count > 0 else { return 0 }
+        if start == end, !(try fill()) { return 0 }
+        let n = min(dst.count, end - start)
+        dst.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: n)
+        start += n
+        return n
+    }
+
     /// True if nothing but JSON whitespace remains before end of input (reads at most one buffer more).
     public func atEnd() throws -> Bool {
         while true {

@@ -58,7 +58,10 @@ public enum BlobPack {
         let batch = try BlobBatch(blobs: store.blobs)
         var visitor = PackVisitor(batch: batch, wanted: wanted)
         defer { visitor.release() }
-        do { _ = try BundleReader.read(fd: fd, limits: limits, compressed: compressed, visitor: &visitor) } catch {
+        do {
+            _ = try BundleReader.read(fd: fd, limits: limits, compressed: compressed, visitor: &visitor)
+            try visitor.finish()
+        } catch {
             batch.discard()
             throw error
         }
@@ -93,11 +96,15 @@ struct PackVisitor: TarVisitor {
 
     mutating func endFile() throws {
         try inner.endFile()
-        guard let e = inner.entries.last, e.sha256.hex == e.path else {
-            throw StoreError.invalid("blob pack entry \(inner.entries.last?.path ?? "?") does not hash to its name")
-        }
-        inner.entries.removeAll(keepingCapacity: true)
         count += 1
+    }
+
+    /// Waits for the blobs to be staged; every one must hash to its name (else the batch is discarded).
+    mutating func finish() throws {
+        try inner.finish()
+        if let e = inner.entries.first(where: { $0.sha256.hex != $0.path }) {
+            throw StoreError.invalid("blob pack entry \(e.path) does not hash to its name")
+        }
     }
 
     mutating func symlink(path: String, target: String) throws {

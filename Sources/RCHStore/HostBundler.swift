@@ -16,6 +16,8 @@ public struct BundleReport: Sendable {
     public var manifestPath: String?
     /// True when the stat cache proved the tree unchanged and the stored bundle was reused.
     public var reused: Bool
+    /// SHA-256 of the bytes at `bundlePath`, when this run wrote them (nil otherwise: hash them if needed).
+    public var bundleSHA256: SHA256Digest? = nil
     public var excluded: [String]
     public var warnings: [String]
     public var sourceSHA256: SHA256Digest { manifest.sourceSHA256 }
@@ -49,11 +51,16 @@ public struct HostBundler: Sendable {
     /// `compressed: false` (push): only the digest and the manifest are produced — the tar stream is hashed
     /// but neither compressed nor written, and only the manifest is published (the `.tar.zst` is made
     /// later, if a whole upload turns out to be needed).
+    /// `scratch` (push): the `.tar.zst` is written into this caller-owned temp file and neither synced nor
+    /// published (the caller uploads it and discards it); the manifest is published as with
+    /// `compressed: false`.
     public func bundle(
         root: String, options: BundleOptions, output: String? = nil, manifestOutput: String? = nil,
-        useStatCache: Bool = true, compressed: Bool = true
+        useStatCache: Bool = true, compressed: Bool = true, scratch: TempFile? = nil
     ) throws -> BundleReport {
         precondition(compressed || output == nil, "an output file needs the compressed bundle")
+        precondition(scratch == nil || output == nil, "one destination for the compressed bundle")
+        let compressed = compressed || scratch != nil
         let started = Timestamp.nowNanos()
         guard let real = realpath(root, nil) else {
             throw BundleError.io("cannot open repository '\(root)': \(String(cString: strerror(errno)))")
@@ -81,7 +88,8 @@ public struct HostBundler: Sendable {
 
         try TreeSelector.validate(selection)
         let temp =
-            compressed ? try output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
+            compressed
+            ? try scratch ?? output.map { try TempFile(directory: directoryOf($0)) } ?? store.newBundleTempFile() : nil
         let result: BundleResult
         do {
             // A digest-only bundle resumes the tar hash after the unchanged first entries (StatCache.resume).
@@ -89,18 +97,22 @@ public struct HostBundler: Sendable {
                 selection: selection, root: realRoot, options: options, output: temp,
                 knownDigest: { cache?.digest(for: $0) }, resume: compressed ? nil : cache?.resume(for: selection))
         } catch {
-            temp?.discard()
+            if scratch == nil { temp?.discard() }
             throw error
         }
         let manifestBytes = result.manifest.canonicalBytes() + [10]
         var bundlePath = store.bundlePath(result.sourceSHA256)
         var manifestPath: String? = store.bundleManifestPath(result.sourceSHA256)
-        if let temp, let output {
+        var bundleSHA256 = result.bundleSHA256
+        if let scratch {
+            bundlePath = scratch.path
+            _ = try DurableFile.write(manifestBytes, to: store.bundleManifestPath(result.sourceSHA256), replace: true)
+        } else if let temp, let output {
             try temp.commit(to: output, replace: true)
             bundlePath = output
             manifestPath = nil
         } else if let temp {
-            try store.publishBundle(temp, manifest: manifestBytes, sha: result.sourceSHA256)
+            if try !store.publishBundle(temp, manifest: manifestBytes, sha: result.sourceSHA256) { bundleSHA256 = nil }
         } else {
             try Syscalls.makeDirectories(store.bundlesDirectory)
             _ = try DurableFile.write(manifestBytes, to: store.bundleManifestPath(result.sourceSHA256), replace: true)
@@ -119,7 +131,8 @@ public struct HostBundler: Sendable {
         }
         return BundleReport(
             manifest: result.manifest, bundleBytes: result.bundleBytes, bundlePath: bundlePath,
-            manifestPath: manifestPath, reused: false, excluded: result.excluded, warnings: result.warnings)
+            manifestPath: manifestPath, reused: false, bundleSHA256: bundleSHA256, excluded: result.excluded,
+            warnings: result.warnings)
     }
 
     private func reuse(

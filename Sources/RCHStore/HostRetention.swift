@@ -25,6 +25,9 @@ public struct HostRetention: Sendable {
     public var maxSize: UInt64?
     public var dryRun = false
 
+    /// Age after which a temp file in the host's `bundles/` is crash residue.
+    static let residueAgeNanos: Int64 = 3_600 * 1_000_000_000
+
     public init(artifactRoot: String, store: LocalStore?) {
         self.artifactRoot = artifactRoot
         self.store = store
@@ -119,6 +122,17 @@ public struct HostRetention: Sendable {
                     unlink(base + ".tar.zst")
                 }
                 report.removed.append("bundle " + b.sha)
+            }
+            // Temp residue (a bundle or a push's scratch file whose process died): removed once an hour old,
+            // so a push still sending one is never touched.
+            for name in (try? FileManagerLite.list(store.bundlesDirectory)) ?? [] where name.hasPrefix(TempFile.prefix)
+            {
+                let path = store.bundlesDirectory + "/" + name
+                var st = stat()
+                guard lstat(path, &st) == 0, StoreScan.mtimeNanos(st) < now - Self.residueAgeNanos else { continue }
+                report.bytesFreed += Self.size(path)
+                if !dryRun { unlink(path) }
+                report.removed.append("temp bundle " + name)
             }
         }
         if !dryRun && !report.removed.isEmpty {

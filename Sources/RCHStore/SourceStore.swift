@@ -111,14 +111,48 @@ public struct SourceStore: Sendable {
                 throw SystemError("lseek", path: path, errno: Errno(rawValue: errno))
             }
         }
+        return try ingest(expected: expected, compressed: compressed, limits: limits) { buf in
+            do { return try fd.read(into: buf, retryOnInterrupt: true) } catch {
+                throw BundleError.io("cannot read the bundle: \(error)")
+            }
+        }
+    }
+
+    /// Ingests a bundle read from `input` as it arrives (the worker decodes an upload while it is still
+    /// being sent). Blobs are staged as the stream is decoded; `beforePublish` runs after the whole stream
+    /// was read and checked, before any blob or the entry becomes visible — a throw there (e.g. the
+    /// transfer's own digest) discards everything staged.
+    public func ingest(
+        expected: SHA256Digest?, compressed: Bool = true, limits: ExtractLimits = ExtractLimits(),
+        beforePublish: () throws -> Void = {}, input: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> IngestResult {
         if let expected, has(expected), let m = try manifest(expected) {
+            try beforePublish()
             return IngestResult(
                 sourceSHA256: expected, stored: false, newBlobs: 0, newBytes: 0, entryCount: m.entries.count)
         }
         let batch = try BlobBatch(blobs: blobs)
+        // Discarded explicitly on every failure (after the pipeline's thread has been joined): the batch
+        // must not outlive the request in a staging directory.
+        do {
+            return try ingest(
+                into: batch, expected: expected, compressed: compressed, limits: limits,
+                beforePublish: beforePublish, input: input)
+        } catch {
+            batch.discard()
+            throw error
+        }
+    }
+
+    private func ingest(
+        into batch: BlobBatch, expected: SHA256Digest?, compressed: Bool, limits: ExtractLimits,
+        beforePublish: () throws -> Void, input: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> IngestResult {
         var visitor = IngestVisitor(batch: batch)
         defer { visitor.release() }
-        let read = try BundleReader.read(fd: fd, limits: limits, compressed: compressed, visitor: &visitor)
+        let read = try BundleReader.read(limits: limits, compressed: compressed, visitor: &visitor, input: input)
+        try visitor.finish()
+        try beforePublish()
         if let expected, read.sourceSHA256 != expected {
             throw BundleError.digestMismatch(expected: expected.hex, actual: read.sourceSHA256.hex)
         }
@@ -261,45 +295,35 @@ public struct SourceStore: Sendable {
 
 /// Stores each file of a bundle as a blob while the strict reader walks it. Small files are buffered
 /// (so an already-stored blob is never rewritten); larger ones stream into the batch.
+/// Collects the entries of an ingested stream; file contents go to a ``BlobPipeline`` (hashed and staged
+/// on another thread), their digests are filled in by ``finish()``.
 struct IngestVisitor: TarVisitor {
-    static let inlineLimit = 1 << 20
-    let batch: BlobBatch
-    var entries: [SourceManifest.Entry] = []
+    static let pending = SHA256Digest(bytes: [UInt8](repeating: 0, count: 32))
+    let pipeline: BlobPipeline
+    private(set) var entries: [SourceManifest.Entry] = []
     private var current: (path: String, executable: Bool, size: UInt64)?
-    private var small: UnsafeMutableRawBufferPointer
-    private var smallCount = 0
-    private var large: StagedBlob?
 
-    init(batch: BlobBatch) {
-        self.batch = batch
-        small = .allocate(byteCount: Self.inlineLimit, alignment: 16)
-    }
+    init(batch: BlobBatch) { pipeline = BlobPipeline(batch: batch) }
 
-    func release() { small.deallocate() }
+    /// Stops the pipeline if ``finish()`` was not reached (an error path).
+    func release() { pipeline.abandon() }
 
     mutating func beginFile(path: String, executable: Bool, size: UInt64) throws {
         current = (path, executable, size)
-        smallCount = 0
-        large = size > UInt64(Self.inlineLimit) ? try batch.stream() : nil
+        try pipeline.beginFile(size: size)
     }
 
-    mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws {
-        if let large {
-            try large.write(chunk)
-            return
-        }
-        UnsafeMutableRawBufferPointer(rebasing: small[smallCount..<(smallCount + chunk.count)]).copyMemory(from: chunk)
-        smallCount += chunk.count
-    }
+    mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws { try pipeline.fileData(chunk) }
 
     mutating func endFile() throws {
         guard let c = current else { return }
-        let digest = try large?.finish() ?? batch.add(UnsafeRawBufferPointer(rebasing: small[0..<smallCount]))
+        pipeline.endFile()
+        // The digest is not known yet: a placeholder, replaced in order by finish().
         entries.append(
-            .init(path: c.path, type: .file, size: c.size, sha256: digest, executable: c.executable, symlinkTarget: nil)
-        )
+            .init(
+                path: c.path, type: .file, size: c.size, sha256: Self.pending, executable: c.executable,
+                symlinkTarget: nil))
         current = nil
-        large = nil
     }
 
     mutating func symlink(path: String, target: String) throws {
@@ -307,6 +331,16 @@ struct IngestVisitor: TarVisitor {
             .init(
                 path: path, type: .symlink, size: UInt64(target.utf8.count), sha256: .of(target.utf8),
                 executable: false, symlinkTarget: target))
+    }
+
+    /// Waits for every blob to be staged and gives each file entry its digest.
+    mutating func finish() throws {
+        var digests = try pipeline.finish().makeIterator()
+        for i in entries.indices where entries[i].type == .file {
+            guard let d = digests.next() else { throw StoreError.invalid("a file's blob was not staged") }
+            entries[i].sha256 = d
+        }
+        guard digests.next() == nil else { throw StoreError.invalid("more blobs were staged than files were read") }
     }
 }
 

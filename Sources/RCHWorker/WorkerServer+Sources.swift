@@ -112,9 +112,19 @@ extension WorkerServer {
                 "next_offset": .int(Int64(stream.contentLength)),
             ]
         }
-        let temp = try receive(stream, reader)
-        defer { temp.discard() }
-        let r = try sources.ingest(bundle: temp.path, expected: sha, compressed: stream.compression == .zstd)
+        // Decoded as it arrives: blobs are staged while the host still sends, and nothing is published
+        // before the whole body has been read and its length, end and content_sha256 checked.
+        try store.blobs.checkSpace(more: stream.contentLength)
+        let body = BodyStream(stream, reader: reader)
+        let r: SourceStore.IngestResult
+        do {
+            r = try sources.ingest(
+                expected: sha, compressed: stream.compression == .zstd, beforePublish: body.finish, input: body.read)
+        } catch let e as BundleError {
+            // A damaged or short transfer is named as such rather than as a bad bundle.
+            try body.finish()
+            throw e
+        }
         WorkerShared.enqueue(.source(sha), store: store, config: config)
         return [
             "source_sha256": .string(sha.hex), "stored": .bool(r.stored), "already_present": .bool(!r.stored),

@@ -152,6 +152,29 @@ struct MalformedInputTests {
         if c.code == .payloadTooLarge { #expect(reply["error"]?["data"]?["max_bytes"]?.intValue == 16 << 20) }
     }
 
+    /// The body is decoded as it arrives, so the decoder meets a damaged byte before the digest is known: the
+    /// reply must still name the damaged transfer (not a bad bundle), and nothing decoded may stay behind.
+    @Test(
+        "a byte damaged in transit: INVALID_REQUEST naming content_sha256, nothing staged or published",
+        arguments: [0.1, 0.5, 0.99])
+    func damagedInTransit(_ at: Double) throws {
+        let f = try LaneFixture(ssh: false)
+        let root = try f.tree()
+        let b = try HostBundler(store: try LocalStore(root: f.hostStore)).bundle(root: root, options: BundleOptions())
+        let bundle = try DurableFile.read(b.bundlePath)
+        _ = try f.raw(Req.line("probe", "{}", version: 0))
+        let before = f.snapshot()
+        var damaged = bundle
+        damaged[Int(Double(damaged.count - 1) * at)] ^= 0x5a
+        let reply = try f.raw(
+            Req.line("upload_source", #"{"source_sha256":"\#(b.sourceSHA256.hex)","stream":\#(Req.stream(bundle))}"#)
+                + damaged)
+        #expect(reply["error"]?["code"]?.stringValue == "INVALID_REQUEST", "\(reply.canonicalString)")
+        #expect(
+            reply["error"]?["message"]?.stringValue?.contains("content_sha256") == true, "\(reply.canonicalString)")
+        #expect(f.snapshot() == before, "a damaged upload left files behind")
+    }
+
     struct Typed: CustomTestStringConvertible, Sendable {
         var field: String
         var value: JSONValue

@@ -69,7 +69,10 @@ struct SSHEndToEndTests {
         let root = try f.tree()
         let c = try f.client()
         let first = try Pusher(client: c).push(root: root, options: BundleOptions())
-        #expect(first.method == "upload_source")
+        #expect(first.method == "upload_source" && first.bundleBytes > 0)
+        // The whole upload went from a scratch file: only the manifest is kept, nothing else is left.
+        let bundles = try LocalStore(root: f.hostStore).bundlesDirectory
+        #expect(try Directory.list(bundles).sorted() == [first.sourceSHA256.hex + ".manifest.json"])
         let again = try Pusher(client: try f.client()).push(root: root, options: BundleOptions())
         #expect(again.method == "present")
         #expect(again.wire["round_trips"]?.intValue == 1)
@@ -111,6 +114,7 @@ struct SSHEndToEndTests {
         let afterGC = try Pusher(client: try f.client()).push(root: root, options: BundleOptions())
         #expect(afterGC.method == "upload_source")  // no base left on the worker
         #expect(SourceStore(store: ws).has(afterGC.sourceSHA256))
+        #expect(try Directory.list(bundles).allSatisfy { $0.hasSuffix(".manifest.json") })  // scratch bundles gone
     }
 
     func driver(_ f: LaneFixture, profile: ArtifactProfile? = nil) throws -> RunDriver {

@@ -48,6 +48,28 @@ struct HostRetentionTests {
         }
     }
 
+    @Test(
+        "a push's scratch bundle left by a crash is removed once an hour old; a fresh one (a push sending it) is kept")
+    func scratchResidue() throws {
+        let d = TempDir()
+        let store = try LocalStore(root: d.sub("store"))
+        try Syscalls.makeDirectories(store.bundlesDirectory)
+        let old = store.bundlesDirectory + "/" + TempFile.prefix + "crashed"
+        let fresh = store.bundlesDirectory + "/" + TempFile.prefix + "sending"
+        for p in [old, fresh] { _ = try DurableFile.write([UInt8](repeating: 7, count: 4096), to: p) }
+        var t = [timespec(tv_sec: time(nil) - 7200, tv_nsec: 0), timespec(tv_sec: time(nil) - 7200, tv_nsec: 0)]
+        utimensat(AT_FDCWD, old, &t, 0)
+        var dry = HostRetention(artifactRoot: d.sub("artifacts"), store: store)
+        dry.dryRun = true
+        #expect(try dry.run().removed == ["temp bundle \(TempFile.prefix)crashed"])
+        #expect(FileManager.default.fileExists(atPath: old))
+        let report = try HostRetention(artifactRoot: d.sub("artifacts"), store: store).run()
+        #expect(report.removed == ["temp bundle \(TempFile.prefix)crashed"], "\(report.removed)")
+        #expect(report.bytesFreed >= 4096)
+        #expect(!FileManager.default.fileExists(atPath: old))
+        #expect(FileManager.default.fileExists(atPath: fresh))
+    }
+
     @Test("--max-size removes the oldest finished runs until the rest fit, never the newest")
     func sizeCap() throws {
         let d = TempDir()
