@@ -57,23 +57,13 @@ extension WorkerServer {
         try Syscalls.makeDirectories(store.root + "/incoming")
         let temp = try TempFile(directory: store.root + "/incoming")
         do {
-            var h = StreamingSHA256()
-            let got = try reader.readBody(count: stream.contentLength) { chunk in
-                h.update(chunk)
-                try temp.write(chunk)
+            let body = BodyStream(stream, reader: reader)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while case let n = try body.read(into: buffer), n > 0 {
+                try temp.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             }
-            guard got == stream.contentLength else {
-                throw RPCError.invalid("the stream ended after \(got) of content_length \(stream.contentLength) bytes")
-            }
-            guard try reader.atEnd() else {
-                throw RPCError.invalid("more bytes than content_length \(stream.contentLength) were sent")
-            }
-            let actual = h.finalize()
-            guard actual == stream.contentSHA256 else {
-                throw RPCError.invalid(
-                    "content_sha256 does not match the bytes received",
-                    data: ["expected": .string(stream.contentSHA256.hex), "actual": .string(actual.hex)])
-            }
+            try body.finish()
             guard lseek(temp.fd.rawValue, 0, SEEK_SET) == 0 else {
                 throw SystemError("lseek", path: temp.path, errno: Errno(rawValue: errno))
             }
