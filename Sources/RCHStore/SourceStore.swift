@@ -58,13 +58,33 @@ public struct SourceStore: Sendable {
     /// SOURCE_MISSING and makes the host re-upload; materialisation verifies every blob.)
     public func query(_ digests: [SHA256Digest]) -> [Bool] {
         let paths = DigestPaths(root: store.sourcesDirectory, suffix: ".json")
+        // One listing of the shard directories: a digest whose shard does not exist is answered without a
+        // lookup (a store with few sources has few shards; a failed lookup costs a dentry on tmpfs).
+        let shards = Self.existingShards(store.sourcesDirectory)
         let r = digests.map { d -> Bool in
+            guard shards[Int(d.bytes[0])] else { return false }
             // Records the use; a store we may not write to is still answered.
-            paths.with(d) { utimensat($0, $1, nil, 0) == 0 || (errno != ENOENT && faccessat($0, $1, F_OK, 0) == 0) }
+            return paths.with(d) {
+                utimensat($0, $1, nil, 0) == 0 || (errno != ENOENT && faccessat($0, $1, F_OK, 0) == 0)
+            }
         }
         let hits = r.filter { $0 }.count
         StoreCounters.add(store, sourceHits: hits, sourceMisses: r.count - hits)
         return r
+    }
+
+    /// Which of the 256 shard directories (`<ab>/`, named by a digest's first byte) exist under `directory`; all
+    /// of them if it cannot be listed (then every digest is looked up).
+    static func existingShards(_ directory: String) -> [Bool] {
+        guard let names = try? Directory.list(directory) else { return [Bool](repeating: true, count: 256) }
+        var shards = [Bool](repeating: false, count: 256)
+        let hex = Array("0123456789abcdef".utf8)
+        for name in names {
+            let u = Array(name.utf8)
+            guard u.count == 2, let hi = hex.firstIndex(of: u[0]), let lo = hex.firstIndex(of: u[1]) else { continue }
+            shards[hi << 4 | lo] = true
+        }
+        return shards
     }
 
     /// The file blobs of `manifest` the store lacks (what an incremental upload must send).

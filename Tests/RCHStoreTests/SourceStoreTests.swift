@@ -43,6 +43,25 @@ struct SourceStoreTests {
         }
     }
 
+    @Test("has_source's batch answer: present, absent in a shard that exists, absent in one that does not, empty store")
+    func query() throws {
+        let d = TempDir()
+        let (bundle, sha, _) = try StoreFixtures.bundle(d)
+        let store = try LocalStore(root: d.sub("store"))
+        let sources = SourceStore(store: store)
+        #expect(sources.query([sha, .of([1])]) == [false, false])  // no sources directory yet
+        _ = try sources.ingest(bundle: bundle, expected: sha)
+        var sameShard = sha.bytes
+        sameShard[31] ^= 1
+        var otherShard = sha.bytes
+        otherShard[0] ^= 0x80
+        let asked = [SHA256Digest(bytes: otherShard), sha, SHA256Digest(bytes: sameShard), sha]
+        #expect(sources.query(asked) == [false, true, false, true])
+        // Something in the sources directory that is not a shard does not make a digest present.
+        try Syscalls.makeDirectories(store.sourcesDirectory + "/" + String(sha.hex.prefix(2)).uppercased() + "x")
+        #expect(sources.query(asked) == [false, true, false, true])
+    }
+
     @Test("bad input leaves nothing: wrong digest, wrong content_sha256, truncated stream, not a bundle")
     func refusals() throws {
         let d = TempDir()
