@@ -100,12 +100,7 @@ public final class FrameReader {
                 return true
             }
         }
-        if let idle = idleTimeoutSeconds {
-            var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
-            var r: Int32
-            repeat { r = poll(&p, 1, Int32(min(idle * 1000, Double(Int32.max)))) } while r < 0 && errno == EINTR
-            if r == 0 { throw ReadTimeout(seconds: idle, bytesRead: bytesRead) }
-        }
+        try waitForInput()
         let n: Int
         do {
             n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end...]), retryOnInterrupt: true)
@@ -115,6 +110,15 @@ public final class FrameReader {
         end += n
         bytesRead += UInt64(n)
         return n > 0
+    }
+
+    /// Waits up to ``idleTimeoutSeconds`` for input (a no-op without a timeout).
+    private func waitForInput() throws {
+        guard let idle = idleTimeoutSeconds else { return }
+        var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
+        var r: Int32
+        repeat { r = poll(&p, 1, Int32(min(idle * 1000, Double(Int32.max)))) } while r < 0 && errno == EINTR
+        if r == 0 { throw ReadTimeout(seconds: idle, bytesRead: bytesRead) }
     }
 
     public enum HeaderError: Error { case tooLong(Int), empty, unterminated }
@@ -158,7 +162,16 @@ public final class FrameReader {
     /// buffered); 0 at end of input. The caller bounds `dst` by what the frame still owes.
     public func read(into dst: UnsafeMutableRawBufferPointer) throws -> Int {
         guard dst.count > 0 else { return 0 }
-        if start == end, !(try fill()) { return 0 }
+        if start == end {
+            // Nothing buffered: read straight into `dst` (one copy less for a large body).
+            try waitForInput()
+            let n: Int
+            do { n = try fd.read(into: dst, retryOnInterrupt: true) } catch {
+                throw SystemError("read", path: "<rpc stream>", errno: error)
+            }
+            bytesRead += UInt64(n)
+            return n
+        }
         let n = min(dst.count, end - start)
         dst.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: n)
         start += n
@@ -204,6 +217,19 @@ public func sendFile(
     let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buf.deallocate() }
     var left = count
+    #if os(Linux)
+        // In-kernel: the page cache goes to the pipe or socket without passing through this process.
+        // Anything sendfile refuses (EINVAL, ENOSYS) falls back to read/write; a broken pipe is an error.
+        while left > 0 {
+            let n = Glibc.sendfile(out.rawValue, fd.rawValue, nil, Int(min(UInt64(1 << 20), left)))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EINVAL || errno == ENOSYS) { break }
+            if n < 0 { throw SystemError("sendfile", path: path, errno: Errno(rawValue: errno)) }
+            if n == 0 { throw SystemError("read", path: path, errno: .ioError) }
+            left -= UInt64(n)
+            progress?(n)
+        }
+    #endif
     while left > 0 {
         let n: Int
         do {
