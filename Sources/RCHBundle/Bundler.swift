@@ -30,7 +30,7 @@ public struct BundleResult: Sendable {
     public var manifest: SourceManifest
     /// Size of the compressed `.tar.zst` (0 when no compressed output was requested).
     public var bundleBytes: UInt64
-    /// SHA-256 of the `.tar.zst` bytes as written (an upload's `content_sha256`); nil without output.
+    /// SHA-256 of the `.tar.zst` bytes as written (an upload's `content_sha256`); only with `hashOutput`.
     public var bundleSHA256: SHA256Digest? = nil
     public var excluded: [String]
     public var warnings: [String]
@@ -74,9 +74,10 @@ public enum Bundler {
     /// Writes an already-made selection. `knownDigest` may vouch for a file's content digest (the stat
     /// cache, for files whose identity is unchanged and not racily clean): such a file is still read into
     /// the tar stream, but not hashed again on its own. (If it were wrong, the manifest would disagree with
-    /// the stream and every consumer that rebuilds from blobs would refuse the source.)
+    /// the stream and every consumer that rebuilds from blobs would refuse the source.) `hashOutput`: also
+    /// hash the compressed bytes as they are written (for a bundle that is uploaded right away).
     public static func write(
-        selection: Selection, root: String, options: BundleOptions, output: TempFile?,
+        selection: Selection, root: String, options: BundleOptions, output: TempFile?, hashOutput: Bool = false,
         knownDigest: (SelectedEntry) -> SHA256Digest? = { _ in nil }, resume: BundleResume? = nil
     ) throws -> BundleResult {
         precondition(resume == nil || output == nil, "only a digest-only bundle can resume")
@@ -92,11 +93,11 @@ public enum Bundler {
             throw BundleError.sizeExceeded(limit: options.maxBytes, actual: content)
         }
         let bundleBytes = Box<UInt64>(0)
-        let bundleHash = Box(StreamingSHA256())
+        let bundleHash = Box<StreamingSHA256?>(hashOutput ? StreamingSHA256() : nil)
         let compressor = try output.map { out in
             try ZstdCompressor(level: options.compressionLevel, workers: options.compressionWorkers) { buf in
                 try out.write(buf)
-                bundleHash.value.update(buf)
+                bundleHash.value?.update(buf)
                 bundleBytes.value += UInt64(buf.count)
             }
         }
@@ -142,7 +143,7 @@ public enum Bundler {
         let checkpoints = (resume?.checkpoints ?? []) + sinkBox.value.checkpoints
         return BundleResult(
             manifest: manifest, bundleBytes: bundleBytes.value,
-            bundleSHA256: output == nil ? nil : bundleHash.value.finalize(), excluded: selection.excluded,
+            bundleSHA256: output == nil ? nil : bundleHash.value?.finalize(), excluded: selection.excluded,
             warnings: selection.warnings, checkpoints: checkpoints.count == entries.count ? checkpoints : [])
     }
 

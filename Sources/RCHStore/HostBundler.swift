@@ -16,7 +16,8 @@ public struct BundleReport: Sendable {
     public var manifestPath: String?
     /// True when the stat cache proved the tree unchanged and the stored bundle was reused.
     public var reused: Bool
-    /// SHA-256 of the bytes at `bundlePath`, when this run wrote them (nil otherwise: hash them if needed).
+    /// SHA-256 of the bytes at `bundlePath` for a scratch bundle (taken as written; nil otherwise: hash them
+    /// if needed).
     public var bundleSHA256: SHA256Digest? = nil
     public var excluded: [String]
     public var warnings: [String]
@@ -94,7 +95,7 @@ public struct HostBundler: Sendable {
         do {
             // A digest-only bundle resumes the tar hash after the unchanged first entries (StatCache.resume).
             result = try Bundler.write(
-                selection: selection, root: realRoot, options: options, output: temp,
+                selection: selection, root: realRoot, options: options, output: temp, hashOutput: scratch != nil,
                 knownDigest: { cache?.digest(for: $0) }, resume: compressed ? nil : cache?.resume(for: selection))
         } catch {
             if scratch == nil { temp?.discard() }
@@ -103,7 +104,6 @@ public struct HostBundler: Sendable {
         let manifestBytes = result.manifest.canonicalBytes() + [10]
         var bundlePath = store.bundlePath(result.sourceSHA256)
         var manifestPath: String? = store.bundleManifestPath(result.sourceSHA256)
-        var bundleSHA256 = result.bundleSHA256
         if let scratch {
             bundlePath = scratch.path
             _ = try DurableFile.write(manifestBytes, to: store.bundleManifestPath(result.sourceSHA256), replace: true)
@@ -112,7 +112,7 @@ public struct HostBundler: Sendable {
             bundlePath = output
             manifestPath = nil
         } else if let temp {
-            if try !store.publishBundle(temp, manifest: manifestBytes, sha: result.sourceSHA256) { bundleSHA256 = nil }
+            try store.publishBundle(temp, manifest: manifestBytes, sha: result.sourceSHA256)
         } else {
             try Syscalls.makeDirectories(store.bundlesDirectory)
             _ = try DurableFile.write(manifestBytes, to: store.bundleManifestPath(result.sourceSHA256), replace: true)
@@ -131,7 +131,7 @@ public struct HostBundler: Sendable {
         }
         return BundleReport(
             manifest: result.manifest, bundleBytes: result.bundleBytes, bundlePath: bundlePath,
-            manifestPath: manifestPath, reused: false, bundleSHA256: bundleSHA256, excluded: result.excluded,
+            manifestPath: manifestPath, reused: false, bundleSHA256: result.bundleSHA256, excluded: result.excluded,
             warnings: result.warnings)
     }
 

@@ -99,13 +99,9 @@ public struct LocalStore: Sendable {
 
     /// Publishes a written bundle under its digest, then its manifest (the commit marker).
     /// An already-present bundle is kept (same digest, same canonical content) and the temp discarded.
-    /// Returns false when the store had a `.tar.zst` of this digest already (kept; `temp` is dropped — its
-    /// compressed bytes may differ, e.g. another compression level).
-    @discardableResult
-    public func publishBundle(_ temp: TempFile, manifest: [UInt8], sha: SHA256Digest) throws -> Bool {
-        let ours = try temp.commit(to: bundlePath(sha), replace: false)
+    public func publishBundle(_ temp: TempFile, manifest: [UInt8], sha: SHA256Digest) throws {
+        try temp.commit(to: bundlePath(sha), replace: false)
         _ = try DurableFile.write(manifest, to: bundleManifestPath(sha), replace: true)
-        return ours
     }
 }
 
