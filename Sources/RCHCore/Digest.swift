@@ -27,6 +27,19 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
         self.bytes = bytes
     }
 
+    /// ``init(hex:)`` for a `String` (not generic: called by the thousand when entries are read).
+    public init?(hex: String) {
+        var s = hex
+        guard let bytes = s.withUTF8({ Self.parse($0) }) else { return nil }
+        self.bytes = bytes
+    }
+
+    /// ``init(hex:)`` from the UTF-8 bytes of the 64 digits.
+    public init?(hexUTF8: ArraySlice<UInt8>) {
+        guard let bytes = hexUTF8.withUnsafeBufferPointer({ Self.parse($0) }) else { return nil }
+        self.bytes = bytes
+    }
+
     private static func parse(_ utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard utf8.count == 64 else { return nil }
         var ok = true
@@ -65,6 +78,21 @@ public struct SHA256Digest: Hashable, Sendable, Comparable, CustomStringConverti
     }
 
     @inline(__always) public static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
+
+    /// Appends the 64 lowercase hex digits of ``hex`` to `out` (no `String` made: writers of thousands of
+    /// digests use it).
+    public func appendHex(to out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 64))
+        out.withUnsafeMutableBufferPointer { o in
+            bytes.withUnsafeBufferPointer { b in
+                for i in 0..<32 {
+                    o[start + 2 * i] = Self.hexDigit(b[i] >> 4)
+                    o[start + 2 * i + 1] = Self.hexDigit(b[i] & 15)
+                }
+            }
+        }
+    }
 
     public var description: String { hex }
 

@@ -17,7 +17,9 @@ extension JSONValue {
     public var canonicalString: String { String(decoding: canonicalBytes, as: UTF8.self) }
 }
 
-enum JCS {
+/// The JCS (RFC 8785) writer; `writeString` is public for writers of hot, fixed-shape documents that emit
+/// the same bytes as ``JSONValue/canonicalBytes`` without building a value first.
+public enum JCS {
     static func write(_ v: JSONValue, into out: inout [UInt8]) {
         switch v {
         case .null: out.append(contentsOf: "null".utf8)
@@ -50,7 +52,7 @@ enum JCS {
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var s = s
         let done: Bool = s.withUTF8 { buf in

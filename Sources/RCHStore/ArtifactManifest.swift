@@ -80,7 +80,52 @@ public enum ArtifactManifest {
 
     public static func entriesJSON(_ entries: [Entry]) -> JSONValue { .array(entries.map(\.json)) }
 
-    public static func rootDigest(_ entries: [Entry]) -> SHA256Digest { .of(entriesJSON(entries).canonicalBytes) }
+    /// JCS(entries), written directly: the same bytes as `entriesJSON(entries).canonicalBytes` (members in
+    /// key order `path`, `sha256`, `size`, `type`), without building a value per entry (tested equal).
+    public static func entriesCanonicalBytes(_ entries: [Entry]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(entries.reduce(2) { $0 + $1.path.utf8.count + 140 })
+        out.append(UInt8(ascii: "["))
+        for (i, e) in entries.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: JCSPieces.path)
+            JCS.writeString(e.path, into: &out)
+            if let d = e.sha256 {
+                out.append(contentsOf: JCSPieces.sha256)
+                d.appendHex(to: &out)
+                out.append(UInt8(ascii: "\""))
+            } else {
+                out.append(contentsOf: JCSPieces.sha256Null)
+            }
+            out.append(contentsOf: JCSPieces.size)
+            JCSPieces.appendDecimal(e.size, to: &out)
+            out.append(contentsOf: e.isDirectory ? JCSPieces.directory : JCSPieces.file)
+        }
+        out.append(UInt8(ascii: "]"))
+        return out
+    }
+
+    /// The fixed bytes of an entry's JCS text.
+    private enum JCSPieces {
+        static let path = Array(#"{"path":"#.utf8)
+        static let sha256 = Array(#","sha256":""#.utf8)
+        static let sha256Null = Array(#","sha256":null"#.utf8)
+        static let size = Array(#","size":"#.utf8)
+        static let directory = Array(#","type":"directory"}"#.utf8)
+        static let file = Array(#","type":"file"}"#.utf8)
+
+        static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
+            var digits: (UInt64, Int) = (v, 0)
+            var tmp = [UInt8](repeating: 0, count: 20)
+            repeat {
+                tmp[19 - digits.1] = UInt8(ascii: "0") + UInt8(digits.0 % 10)
+                digits = (digits.0 / 10, digits.1 + 1)
+            } while digits.0 > 0
+            out.append(contentsOf: tmp[(20 - digits.1)...])
+        }
+    }
+
+    public static func rootDigest(_ entries: [Entry]) -> SHA256Digest { .of(entriesCanonicalBytes(entries)) }
 
     public static func document(
         _ entries: [Entry], runID: String, jobID: String, jobKey: SHA256Digest, createdAt: String = Timestamp.now()
@@ -90,6 +135,32 @@ public enum ArtifactManifest {
             "run_id": .string(runID), "job_id": .string(jobID), "job_key": .string(jobKey.hex),
             "entries": entriesJSON(entries), "artifact_root_sha256": .string(rootDigest(entries).hex),
         ])
+    }
+
+    /// `document(…).canonicalBytes` and `artifact_root_sha256`, the entries serialised once (tested equal).
+    public static func documentBytes(
+        _ entries: [Entry], runID: String, jobID: String, jobKey: SHA256Digest, createdAt: String
+    ) -> (bytes: [UInt8], root: SHA256Digest) {
+        let list = entriesCanonicalBytes(entries)
+        let root = SHA256Digest.of(list)
+        var out: [UInt8] = []
+        out.reserveCapacity(list.count + 512)
+        out.append(contentsOf: #"{"artifact_root_sha256":""#.utf8)
+        root.appendHex(to: &out)
+        out.append(contentsOf: #"","created_at":"#.utf8)
+        JCS.writeString(createdAt, into: &out)
+        out.append(contentsOf: #","entries":"#.utf8)
+        out.append(contentsOf: list)
+        out.append(contentsOf: #","job_id":"#.utf8)
+        JCS.writeString(jobID, into: &out)
+        out.append(contentsOf: #","job_key":""#.utf8)
+        jobKey.appendHex(to: &out)
+        out.append(contentsOf: #"","run_id":"#.utf8)
+        JCS.writeString(runID, into: &out)
+        out.append(contentsOf: #","schema_id":"#.utf8)
+        JCS.writeString(schemaID, into: &out)
+        out.append(contentsOf: #","schema_version":1}"#.utf8)
+        return (out, root)
     }
 
     /// One problem found by ``verify(_:)``.
@@ -191,7 +262,10 @@ public enum ArtifactProfile: String, Sendable, Comparable, CaseIterable {
     > {
         var files = Set<String>()
         var dirs = Set<String>()
-        for e in entries { if e.isDirectory { dirs.insert(e.path) } else { files.insert(e.path) } }
+        // Every name the profiles ask for is at the top level.
+        for e in entries where !e.path.utf8.contains(UInt8(ascii: "/")) {
+            if e.isDirectory { dirs.insert(e.path) } else { files.insert(e.path) }
+        }
         var minimal = ["build.log", "summary.json"].filter { !files.contains($0) }
         if action == "test" && !dirs.contains("result.xcresult") { minimal.append("result.xcresult/") }
         if let m = minimal.first {

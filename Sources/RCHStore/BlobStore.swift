@@ -64,6 +64,23 @@ public struct BlobStore: Sendable {
         }
     }
 
+    /// A digest of `digests` that is absent (the first in order within each of `threads` slices), or nil
+    /// when all are present — one `fstatat` each, relative to the blob root (the serve of a hit checks
+    /// thousands, on every core).
+    public func firstMissing(_ digests: [SHA256Digest], threads: Int = 2) -> SHA256Digest? {
+        let slices = max(1, min(threads, digests.count / 512))
+        let root = self.root
+        let found = parallelMap(slices, threads: slices) { k -> SHA256Digest? in
+            let paths = DigestPaths(root: root)
+            var st = stat()
+            let range = (digests.count * k / slices)..<(digests.count * (k + 1) / slices)
+            return digests[range].first { d in
+                paths.with(d) { fstatat($0, $1, &st, AT_SYMLINK_NOFOLLOW) } != 0 || (st.st_mode & S_IFMT) != S_IFREG
+            }
+        }
+        return found.lazy.compactMap { $0 }.first
+    }
+
     /// Marks a blob as just used (mtime = now) if it exists: a writer that deduplicates against a blob
     /// touches it, so gc's grace period protects it until the writer's entry is published.
     /// False if the blob does not exist (the caller must store the content itself).
@@ -94,6 +111,13 @@ public struct BlobStore: Sendable {
             h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }
         return h.finalize() == d
+    }
+
+    /// A small blob's bytes, verified: ``StoreError/missingBlob(_:)`` or ``StoreError/corruptBlob(_:)``.
+    public func readVerified(_ d: SHA256Digest) throws -> [UInt8] {
+        guard has(d), let bytes = try? DurableFile.read(path(d)) else { throw StoreError.missingBlob(d) }
+        guard SHA256Digest.of(bytes) == d else { throw StoreError.corruptBlob(d) }
+        return bytes
     }
 
     /// Creates `dest` (which must not exist) with the blob's content and `mode`.
@@ -395,5 +419,21 @@ final class DigestPaths {
             b[p + 1] = b[p + 4]
         }
         return bytes.withUnsafeBufferPointer { body(dirFD, $0.baseAddress!) }
+    }
+}
+
+extension LocalStore {
+    /// Moves blob `d` to `quarantine/blobs/<hex>.<nanos>` (as `fsck --repair` does) if it is present and its
+    /// bytes no longer hash to its name; true if it was moved. Under the exclusive store lock, so no writer
+    /// is between its blob check and its publish; entries naming it then miss until it is stored again.
+    public func quarantineIfCorrupt(_ d: SHA256Digest) -> Bool {
+        let blobs = self.blobs
+        return
+            (try? StoreLock.exclusive(self) { () throws -> Bool in
+                guard blobs.has(d), !blobs.verify(d) else { return false }
+                let q = root + "/quarantine/blobs"
+                try Syscalls.makeDirectories(q)
+                return rename(blobs.path(d), q + "/" + d.hex + "." + String(Timestamp.nowNanos())) == 0
+            }) ?? false
     }
 }

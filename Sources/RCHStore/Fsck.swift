@@ -29,8 +29,12 @@ public struct Fsck: Sendable {
         public var orphanBlobs = 0
         public var entriesChecked = 0
         public var brokenEntries: [(label: String, reason: String)] = []
+        /// Job directories served by reference whose record does not parse or names a missing or corrupt
+        /// blob (reported, never repaired: the job directory is disposable; its fetch fails, it serves nothing).
+        public var brokenReferences: [(jobID: String, reason: String)] = []
+        public var referencesChecked = 0
         public var quarantined: [String] = []
-        public var clean: Bool { corruptBlobs.isEmpty && brokenEntries.isEmpty }
+        public var clean: Bool { corruptBlobs.isEmpty && brokenEntries.isEmpty && brokenReferences.isEmpty }
 
         public var json: JSONValue {
             .obj([
@@ -40,6 +44,9 @@ public struct Fsck: Sendable {
                 "broken_entries": .array(
                     brokenEntries.map { .obj(["entry": .string($0.label), "reason": .string($0.reason)]) }),
                 "quarantined": .array(quarantined.map { .string($0) }),
+                "references_checked": .int(Int64(referencesChecked)),
+                "broken_references": .array(
+                    brokenReferences.map { .obj(["job_id": .string($0.jobID), "reason": .string($0.reason)]) }),
             ])
         }
     }
@@ -60,6 +67,21 @@ public struct Fsck: Sendable {
             if let why = problem(e, listed: blobs, corrupt: corrupt) { broken.append((e, why)) }
         }
         report.brokenEntries = broken.map { ($0.0.label, $0.1) }
+        let references = scan.references()
+        report.referencesChecked = references.count
+        for r in references {
+            referenced.formUnion(r.blobs)
+            let refs = ResultReferences(store: store)
+            if let why = r.broken {
+                if refs.exists(r.jobID) { report.brokenReferences.append((r.jobID, why)) }
+            } else if let missing = r.blobs.first(where: { !blobs.contains($0) && !store.blobs.has($0.digest) }) {
+                if refs.exists(r.jobID) {
+                    report.brokenReferences.append((r.jobID, "blob \(missing.digest.hex) is missing"))
+                }
+            } else if let bad = r.blobs.first(where: { corrupt.contains($0) }) {
+                report.brokenReferences.append((r.jobID, "blob \(bad.digest.hex) is corrupt"))
+            }
+        }
         report.orphanBlobs = blobs.keys.filter { !referenced.contains($0) }.count
         if repair && (!corrupt.isEmpty || !broken.isEmpty) {
             try StoreLock.exclusive(store) {

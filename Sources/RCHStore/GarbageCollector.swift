@@ -9,8 +9,9 @@ import RCHCore
 /// Bounds a store by age and size without breaking anything in use.
 ///
 /// Algorithm:
-/// 1. *Plan* (no lock, read-only): scan entries (roots: sources and results) and blobs; count blob
-///    references; drop expired leases from consideration; then choose victims — every entry unused for
+/// 1. *Plan* (no lock, read-only): scan entries (roots: sources and results), the reference records of
+///    job directories served by reference (``ResultReferences``: roots that are never evicted) and blobs;
+///    count blob references; drop expired leases from consideration; then choose victims — every entry unused for
 ///    longer than `maxAge`, then, while the store's real disk usage (blobs' `st_blocks`, entries' sizes)
 ///    exceeds `maxSize`, the least recently used remaining entry. Entries under an unexpired lease are never
 ///    chosen. A blob becomes a victim when no surviving entry references it and its mtime is older than the
@@ -20,7 +21,7 @@ import RCHCore
 ///    inactive leases (expired, or whose owner process is gone), are removed too.
 /// 2. *Sweep* (exclusive store lock): re-read leases; delete each victim entry only if it is unchanged since
 ///    planning (same mtime: not used meanwhile) and not leased; then delete each victim blob only if its
-///    mtime is still older than the grace cutoff and no entry published since references it. Entries go
+///    mtime is still older than the grace cutoff and no entry or reference record written since references it. Entries go
 ///    before their blobs, so no entry ever points at a deleted blob; writers re-check their blobs under the
 ///    shared lock before publishing, so a blob deleted just before is noticed (they retry).
 /// `dryRun` runs only the plan: the store is not modified in any way (not even last-use times).
@@ -67,6 +68,9 @@ public struct GarbageCollector: Sendable {
         var entries = scan.entries()
         var blobs = scan.blobs()
         for e in entries { for b in e.blobs { if let j = blobs.index(b) { blobs.infos[j].refs += 1 } } }
+        // Job directories served by reference pin their blobs until job retention removes them.
+        let references = scan.references()
+        for r in references { for b in r.blobs { if let j = blobs.index(b) { blobs.infos[j].refs += 1 } } }
         let leases = Leases(store: store).all()
         let leased = Set(leases.filter { $0.isActive(at: now) }.map { "\($0.subject)" })
         let graceCutoff = now - graceSeconds * 1_000_000_000
@@ -168,6 +172,7 @@ public struct GarbageCollector: Sendable {
             for (path, ns) in scan.entryPaths() where !known.contains(path) {
                 if let e = scan.entry(at: path, namespace: ns) { referencedNow.formUnion(e.blobs) }
             }
+            for r in scan.references(except: Set(references.map(\.jobID))) { referencedNow.formUnion(r.blobs) }
             for (key, info) in deadBlobs where !referencedNow.contains(key) {
                 let path = store.blobs.path(key.digest)
                 var st = Glibc_stat()

@@ -46,9 +46,8 @@ public enum JobCommit {
         into directory: String, entries: [ArtifactManifest.Entry], facts f: Facts, now: String = Timestamp.now(),
         durable: Bool = true
     ) throws -> SHA256Digest {
-        let manifest = ArtifactManifest.document(
-            entries, runID: f.runID, jobID: f.jobID, jobKey: f.jobKey, createdAt: now
-        ).canonicalBytes
+        let (manifest, root) = ArtifactManifest.documentBytes(
+            entries, runID: f.runID, jobID: f.jobID, jobKey: f.jobKey, createdAt: now)
         _ = try DurableFile.write(manifest, to: directory + "/manifest.json", durable: durable)
         let unsigned = JSONObject([
             ("schema_version", .int(1)), ("schema_id", .string(Attestation.schemaID)), ("created_at", .string(now)),
@@ -74,7 +73,7 @@ public enum JobCommit {
             jobIndex(entries, profile: f.profile, runID: f.runID, jobID: f.jobID, jobKey: f.jobKey, now: now)
                 .canonicalBytes,
             to: directory + "/job_index.json", durable: durable)
-        return ArtifactManifest.rootDigest(entries)
+        return root
     }
 
     static let pointerNames: [(String, String)] = [
@@ -95,7 +94,9 @@ public enum JobCommit {
         jobKey: SHA256Digest,
         now: String
     ) -> JSONValue {
-        let present = Set(entries.map(\.path)).union(["manifest.json", "attestation.json"])
+        // Pointers name top-level files only.
+        let present = Set(entries.lazy.map(\.path).filter { !$0.utf8.contains(UInt8(ascii: "/")) })
+            .union(["manifest.json", "attestation.json"])
         var pointers = JSONObject()
         for (k, f) in pointerNames where present.contains(f) { pointers[k] = .string(f) }
         return .obj([

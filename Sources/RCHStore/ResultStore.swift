@@ -89,6 +89,24 @@ public struct ResultEntry: Sendable, Equatable {
     }
 
     public init(json v: JSONValue) throws {
+        guard let items = v["entries"]?.arrayValue else { throw StoreError.corrupt("result entry: missing fields") }
+        var entries: [ArtifactManifest.Entry] = []
+        entries.reserveCapacity(items.count)
+        for i in items {
+            guard let p = i["path"]?.stringValue, let t = i["type"]?.stringValue, let size = i["size"]?.intValue,
+                t == "file" || t == "directory"
+            else {
+                throw StoreError.corrupt("result entry: malformed entry")
+            }
+            let sha = i["sha256"]?.stringValue.flatMap { SHA256Digest(hex: $0) }
+            entries.append(.init(path: p, isDirectory: t == "directory", size: UInt64(max(0, size)), sha256: sha))
+        }
+        try self.init(json: v, entries: entries, entriesRoot: ArtifactManifest.rootDigest(entries))
+    }
+
+    /// The rules of an entry, with its `entries` already read (`entriesRoot`: SHA-256 of their JCS bytes);
+    /// the `entries` member of `v` itself is not read again.
+    init(json v: JSONValue, entries: [ArtifactManifest.Entry], entriesRoot: SHA256Digest) throws {
         func bad(_ m: String) -> StoreError { .corrupt("result entry: \(m)") }
         let members: Set<String> = [
             "schema_version", "schema_id", "created_at", "namespace", "job_key", "action", "artifact_profile", "job_id",
@@ -103,7 +121,7 @@ public struct ResultEntry: Sendable, Equatable {
             let profile = v["artifact_profile"]?.stringValue.flatMap(ArtifactProfile.init(rawValue:)),
             let job = v["job_id"]?.stringValue, let run = v["run_id"]?.stringValue,
             let src = v["source_sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
-            let items = v["entries"]?.arrayValue,
+            v["entries"]?.arrayValue != nil,
             let root = v["artifact_root_sha256"]?.stringValue, let created = v["created_at"]?.stringValue
         else { throw bad("missing fields") }
         guard let b = v["backend"]?.objectValue, Set(b.keys) == ["name", "version", "executor_class"],
@@ -112,17 +130,11 @@ public struct ResultEntry: Sendable, Equatable {
         else {
             throw bad("backend must be {name, version, executor_class (recording|xcodebuild)}")
         }
-        var entries: [ArtifactManifest.Entry] = []
-        for i in items {
-            guard let p = i["path"]?.stringValue, let t = i["type"]?.stringValue, let size = i["size"]?.intValue else {
-                throw bad("malformed entry")
-            }
-            guard PathRulesLite.check(p) else { throw bad("unsafe path '\(p)'") }
-            let sha = i["sha256"]?.stringValue.flatMap { SHA256Digest(hex: $0) }
-            guard (t == "directory") == (sha == nil) else { throw bad("entry '\(p)' type and digest disagree") }
-            entries.append(.init(path: p, isDirectory: t == "directory", size: UInt64(max(0, size)), sha256: sha))
+        for e in entries {
+            guard PathRulesLite.check(e.path) else { throw bad("unsafe path '\(e.path)'") }
+            guard e.isDirectory == (e.sha256 == nil) else { throw bad("entry '\(e.path)' type and digest disagree") }
         }
-        guard ArtifactManifest.rootDigest(entries).hex == root else { throw bad("artifact_root_sha256 does not match") }
+        guard entriesRoot.hex == root else { throw bad("artifact_root_sha256 does not match") }
         guard case .success(let derived) = ArtifactProfile.satisfied(by: entries, action: action), derived == profile
         else {
             throw bad("artifact_profile \(profile.rawValue) is not the profile its files satisfy")
@@ -142,11 +154,21 @@ public struct ResultEntry: Sendable, Equatable {
 
 /// Relative artifact paths: no empty, `.` or `..` components, not absolute.
 enum PathRulesLite {
+    /// Not empty, not absolute, no empty, `.` or `..` component (one pass over the bytes).
     static func check(_ p: String) -> Bool {
-        !p.isEmpty && !p.hasPrefix("/")
-            && !p.split(separator: "/", omittingEmptySubsequences: false).contains {
-                $0.isEmpty || $0 == "." || $0 == ".."
+        var component = 0  // bytes of the current component, or -1 once it is not all dots
+        var dots = 0
+        for b in p.utf8 {
+            if b == UInt8(ascii: "/") {
+                if component == 0 || (component > 0 && dots == component && dots <= 2) { return false }
+                component = 0
+                dots = 0
+            } else {
+                component += 1
+                if b == UInt8(ascii: ".") { dots += 1 }
             }
+        }
+        return !(component == 0 || (dots == component && dots <= 2))
     }
 }
 
@@ -167,7 +189,7 @@ public struct ResultStore: Sendable {
 
     public func entry(namespace: String, jobKey: SHA256Digest) throws -> ResultEntry? {
         guard let bytes = try? DurableFile.read(entryPath(namespace: namespace, jobKey: jobKey)) else { return nil }
-        return try ResultEntry(json: try JSONParser().parse(bytes))
+        return try CanonicalEntries.readEntry(bytes)
     }
 
     public struct RecordResult: Sendable {
@@ -292,6 +314,20 @@ public struct ResultStore: Sendable {
     )
         -> Lookup
     {
+        let found = candidate(jobKey: jobKey, namespace: namespace, profile: profile, executorClass: executorClass)
+        guard case .hit(let entry) = found else { return found }
+        if let why = incomplete(entry, missing: store.blobs.firstMissing(entry.entries.compactMap(\.sha256))) {
+            return .miss(why)
+        }
+        Usage.touch(entryPath(namespace: namespace, jobKey: jobKey))
+        return .hit(entry)
+    }
+
+    /// Every rule of a hit but the blobs' presence (the caller checks it: ``incomplete(_:missing:)``); no
+    /// last-use update.
+    func candidate(jobKey: SHA256Digest, namespace: String, profile: ArtifactProfile, executorClass: String)
+        -> Lookup
+    {
         guard Identifier.isValid(namespace, .namespace) else { return .miss("invalid cache.namespace '\(namespace)'") }
         let entry: ResultEntry?
         do { entry = try self.entry(namespace: namespace, jobKey: jobKey) } catch {
@@ -306,11 +342,14 @@ public struct ResultStore: Sendable {
         guard entry.profile >= profile else {
             return .miss("cached profile \(entry.profile.rawValue) does not satisfy requested \(profile.rawValue)")
         }
-        if let missing = entry.entries.first(where: { $0.sha256.map { !store.blobs.has($0) } ?? false }) {
-            return .miss("blob \(missing.sha256!.hex) for '\(missing.path)' is missing (incomplete entry)")
-        }
-        Usage.touch(entryPath(namespace: namespace, jobKey: jobKey))
         return .hit(entry)
+    }
+
+    /// The miss reason when `missing` (a blob of `entry` found absent) is set.
+    func incomplete(_ entry: ResultEntry, missing: SHA256Digest?) -> String? {
+        guard let gone = missing else { return nil }
+        let path = entry.entries.first { $0.sha256 == gone }?.path ?? "?"
+        return "blob \(gone.hex) for '\(path)' is missing (incomplete entry)"
     }
 
     func readJSON(_ path: String, _ name: String) throws -> JSONValue {

@@ -1,3 +1,4 @@
+import RCHBundle
 import RCHCore
 import RCHProtocol
 import RCHStore
@@ -41,7 +42,9 @@ extension WorkerServer {
         guard let list = wanted.arrayValue, list.count <= Self.maxFetchBlobs else {
             throw RPCError.invalid("payload.blobs must be an array of at most \(Self.maxFetchBlobs) digests")
         }
+        let artifacts = JobArtifacts(jobs: jobs, jobID: jobID)
         var items: [(digest: SHA256Digest, size: UInt64, path: String)] = []
+        var named: [(path: String, sha256: SHA256Digest)] = []
         var seen = Set<SHA256Digest>()
         for v in list {
             guard let d = v.stringValue.flatMap({ SHA256Digest(hex: $0) }), seen.insert(d).inserted else {
@@ -50,8 +53,10 @@ extension WorkerServer {
             guard let f = files[d] else {
                 throw RPCError.invalid("blob \(d.hex) is not a file of job \(jobID)'s manifest")
             }
-            items.append((d, f.size, dir + "/" + f.path))
+            items.append((d, f.size, artifacts.path(f.path, sha256: d)))
+            named.append((f.path, d))
         }
+        try artifacts.checkPresent(named, jobID: jobID)
         let temp = try TempFile(directory: jobs.directory(jobID))
         do {
             _ = try BlobPack.write(items, to: temp)
@@ -63,6 +68,7 @@ extension WorkerServer {
                 length: stream.contentLength, hold: hold, temporary: true)
         } catch {
             temp.discard()
+            if error is BundleError { throw artifacts.damaged(items.map(\.digest), jobID: jobID, error: error) }
             throw error
         }
     }

@@ -93,7 +93,7 @@ extension WorkerServer {
                     executorClass: provider.selection.executorClass,
                     jobID: jobID, runID: runID, into: jobs.artifacts(jobID),
                     worker: try JobRunner(store: store, config: config).identity(),
-                    capabilitiesSHA256: Capabilities.digest(provider))
+                    capabilitiesSHA256: Capabilities.digest(provider), byReference: true)
                 // A local hit the tier may lack (never published, or collected there): the drainer checks and
                 // publishes. Not for a result just pulled from the tier.
                 if !pulled {
@@ -281,9 +281,11 @@ extension WorkerServer {
             }
         }
         let state = jobs.currentState(jobID, config: config)?.state ?? .queued
+        let artifacts = JobArtifacts(jobs: jobs, jobID: jobID)
         let (events, nextEvent) = try JobEvents.read(
-            jobs.artifacts(jobID) + "/events.jsonl", from: eventCursor, max: maxEvents)
-        let path = jobs.artifacts(jobID) + "/build.log"
+            artifacts.path(named: "events.jsonl") ?? jobs.artifacts(jobID) + "/events.jsonl", from: eventCursor,
+            max: maxEvents)
+        let path = artifacts.path(named: "build.log") ?? jobs.artifacts(jobID) + "/build.log"
         var chunk: [UInt8] = []
         var size: Int64 = 0
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -395,19 +397,19 @@ extension WorkerServer {
                         symlinkTarget: nil))
             }
             files.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+            let artifacts = JobArtifacts(jobs: jobs, jobID: jobID)
+            try artifacts.checkPresent(files.map { ($0.path, $0.sha256) }, jobID: jobID)
             let temp = try TempFile(directory: jobs.directory(jobID))
             do {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
                 defer { buffer.deallocate() }
                 _ = try CanonicalTarRebuilder.rebuild(entries: files, output: temp) { e, sink in
-                    try FileChunks.read(path: dir + "/" + e.path, buffer: buffer, sink)
+                    try FileChunks.read(path: artifacts.path(e.path, sha256: e.sha256), buffer: buffer, sink)
                 }
                 try temp.commit(to: pack, replace: true, durable: false)
             } catch {
                 temp.discard()
-                if let e = error as? BundleError {
-                    throw RPCError(.internalError, "artifacts of \(jobID) do not match their manifest: \(e)")
-                }
+                if error is BundleError { throw artifacts.damaged(files.map(\.sha256), jobID: jobID, error: error) }
                 throw error
             }
         }

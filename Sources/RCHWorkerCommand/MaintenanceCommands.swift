@@ -147,6 +147,9 @@ struct FsckCommand: ParsableCommand {
                         + "\(r.brokenEntries.count) broken entries, \(r.orphanBlobs) orphan blobs (gc removes those)")
                 for d in r.corruptBlobs { print("corrupt blob \(d.hex)") }
                 for e in r.brokenEntries { print("broken \(e.label): \(e.reason)") }
+                for j in r.brokenReferences {
+                    print("broken job \(j.jobID) (served by reference; its fetch fails — resubmit it): \(j.reason)")
+                }
                 for q in r.quarantined { print("quarantined \(q)") }
             }
             if !r.clean { throw ExitCode(FailureKind.artifacts.exitCode) }

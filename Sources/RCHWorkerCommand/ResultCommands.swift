@@ -122,12 +122,18 @@ struct MaterialiseResultCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "materialise-result",
         abstract:
-            "Serve a cache hit into a new job directory (ids rewritten, manifest/attestation/job_index regenerated).")
+            "Serve a cache hit into a new job directory (ids rewritten, manifest/attestation/job_index regenerated).",
+        discussion: """
+            Without --into, the hit is served as the worker serves it: by reference, into the store's job \
+            directory work/<job-id>/artifacts — only the rewritten records and the commit files are written; the \
+            other files stay blobs (read and verified when the job is fetched) and are kept by gc while the job \
+            directory exists. With --into DIR, every file is copied out of the store into DIR (verified).
+            """)
 
     @OptionGroup var hit: HitOptions
     @Option(name: .customLong("job-id"), help: "The new job's id.") var jobID: String
     @Option(name: .customLong("run-id"), help: "The new job's run id.") var runID: String
-    @Option(help: "The new job directory (must not exist).") var into: String
+    @Option(help: "Export: copy every file into this new directory (must not exist).") var into: String?
     @Option(name: .customLong("worker-name"), help: "Worker name for attestation.json (default: host name).")
     var workerName: String?
     @OptionGroup var result: ResultOptions
@@ -150,7 +156,9 @@ struct MaterialiseResultCommand: ParsableCommand {
                 name: workerName ?? ProcessInfo.processInfo.hostName, key: try store.attestationKey())
             let m = try ResultStore(store: store).materialize(
                 jobKey: hit.key, namespace: result.namespace, profile: hit.requested, executorClass: hit.executorClass,
-                jobID: jobID, runID: runID, into: into, worker: worker)
+                jobID: jobID, runID: runID,
+                into: into ?? ResultReferences(store: store).root + "/" + jobID + "/artifacts", worker: worker,
+                byReference: into == nil)
             if out.json {
                 printJSON(
                     .obj([

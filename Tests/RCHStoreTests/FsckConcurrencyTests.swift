@@ -23,7 +23,8 @@ struct FsckConcurrencyTests {
         let path = results.entryPath(namespace: "app", jobKey: key)
         var o = try JSONParser().parse(try DurableFile.read(path)).objectValue!
         o["artifact_profile"] = .string("rich")
-        _ = try DurableFile.write(JSONValue.object(o).canonicalBytes, to: path, replace: true)
+        // Written as the store writes entries (JCS and a newline): only the claimed profile is wrong.
+        _ = try DurableFile.write(JSONValue.object(o).canonicalBytes + [10], to: path, replace: true)
         let l = results.lookup(jobKey: key, namespace: "app", profile: .rich, executorClass: "recording")
         guard case .miss(let why) = l else {
             Issue.record("an edited entry served rich: \(l)")
