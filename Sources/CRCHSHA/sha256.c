@@ -123,6 +123,73 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void blocks_shani(uint32_t st
     _mm_storeu_si128((__m128i *)&state[4], state1);
 }
 
+// Two states over the same blocks (a file's digest and the tar stream's, whose data is the same bytes at a
+// 64-byte aligned offset): the message schedule is computed once and the two states' rounds interleave, so
+// the SHA unit works on one while the other's previous round completes.
+__attribute__((target("sha,sse4.1,ssse3"))) static void blocks2_shani(uint32_t sa[8], uint32_t sb[8],
+                                                                      const uint8_t *data, size_t blocks) {
+    const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i a0, a1, b0, b1, tmp;
+    tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&sa[0]), 0xB1);
+    a1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&sa[4]), 0x1B);
+    a0 = _mm_alignr_epi8(tmp, a1, 8);
+    a1 = _mm_blend_epi16(a1, tmp, 0xF0);
+    tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&sb[0]), 0xB1);
+    b1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&sb[4]), 0x1B);
+    b0 = _mm_alignr_epi8(tmp, b1, 8);
+    b1 = _mm_blend_epi16(b1, tmp, 0xF0);
+    for (; blocks > 0; blocks--, data += 64) {
+        __m128i sa0 = a0, sa1 = a1, sb0 = b0, sb1 = b1;
+        __m128i m0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 0)), mask);
+        __m128i m1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16)), mask);
+        __m128i m2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 32)), mask);
+        __m128i m3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 48)), mask);
+#define QROUND2(i, cur, next, prev)                                                   \
+    do {                                                                              \
+        __m128i msg = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)&K[4 * (i)])); \
+        a1 = _mm_sha256rnds2_epu32(a1, a0, msg);                                      \
+        b1 = _mm_sha256rnds2_epu32(b1, b0, msg);                                      \
+        if ((i) >= 3 && (i) <= 14) {                                                  \
+            next = _mm_add_epi32(next, _mm_alignr_epi8(cur, prev, 4));                \
+            next = _mm_sha256msg2_epu32(next, cur);                                   \
+        }                                                                             \
+        msg = _mm_shuffle_epi32(msg, 0x0E);                                           \
+        a0 = _mm_sha256rnds2_epu32(a0, a1, msg);                                      \
+        b0 = _mm_sha256rnds2_epu32(b0, b1, msg);                                      \
+        if ((i) >= 1 && (i) <= 12) { prev = _mm_sha256msg1_epu32(prev, cur); }       \
+    } while (0)
+        QROUND2(0, m0, m1, m3);
+        QROUND2(1, m1, m2, m0);
+        QROUND2(2, m2, m3, m1);
+        QROUND2(3, m3, m0, m2);
+        QROUND2(4, m0, m1, m3);
+        QROUND2(5, m1, m2, m0);
+        QROUND2(6, m2, m3, m1);
+        QROUND2(7, m3, m0, m2);
+        QROUND2(8, m0, m1, m3);
+        QROUND2(9, m1, m2, m0);
+        QROUND2(10, m2, m3, m1);
+        QROUND2(11, m3, m0, m2);
+        QROUND2(12, m0, m1, m3);
+        QROUND2(13, m1, m2, m0);
+        QROUND2(14, m2, m3, m1);
+        QROUND2(15, m3, m0, m2);
+#undef QROUND2
+        a0 = _mm_add_epi32(a0, sa0);
+        a1 = _mm_add_epi32(a1, sa1);
+        b0 = _mm_add_epi32(b0, sb0);
+        b1 = _mm_add_epi32(b1, sb1);
+    }
+    tmp = _mm_shuffle_epi32(a0, 0x1B);
+    a1 = _mm_shuffle_epi32(a1, 0xB1);
+    _mm_storeu_si128((__m128i *)&sa[0], _mm_blend_epi16(tmp, a1, 0xF0));
+    _mm_storeu_si128((__m128i *)&sa[4], _mm_alignr_epi8(a1, tmp, 8));
+    tmp = _mm_shuffle_epi32(b0, 0x1B);
+    b1 = _mm_shuffle_epi32(b1, 0xB1);
+    _mm_storeu_si128((__m128i *)&sb[0], _mm_blend_epi16(tmp, b1, 0xF0));
+    _mm_storeu_si128((__m128i *)&sb[4], _mm_alignr_epi8(b1, tmp, 8));
+}
+
 static int has_shani(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -139,6 +206,15 @@ void rch_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
         blocks_shani(state, data, blocks);
     } else {
         rch_sha256_blocks_portable(state, data, blocks);
+    }
+}
+
+void rch_sha256_blocks2(uint32_t a[8], uint32_t b[8], const uint8_t *data, size_t blocks) {
+    if (has_shani()) {
+        blocks2_shani(a, b, data, blocks);
+    } else {
+        rch_sha256_blocks_portable(a, data, blocks);
+        rch_sha256_blocks_portable(b, data, blocks);
     }
 }
 
@@ -171,12 +247,22 @@ void rch_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
     vst1q_u32(&state[4], state1);
 }
 
+void rch_sha256_blocks2(uint32_t a[8], uint32_t b[8], const uint8_t *data, size_t blocks) {
+    rch_sha256_blocks(a, data, blocks);
+    rch_sha256_blocks(b, data, blocks);
+}
+
 const char *rch_sha256_implementation(void) { return "armv8"; }
 
 #else
 
 void rch_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
     rch_sha256_blocks_portable(state, data, blocks);
+}
+
+void rch_sha256_blocks2(uint32_t a[8], uint32_t b[8], const uint8_t *data, size_t blocks) {
+    rch_sha256_blocks_portable(a, data, blocks);
+    rch_sha256_blocks_portable(b, data, blocks);
 }
 
 const char *rch_sha256_implementation(void) { return "portable"; }

@@ -123,7 +123,11 @@ public enum Bundler {
                         sha256: .of(target.utf8), executable: false, symlinkTarget: target))
             case .file(let executable):
                 try writer.beginFile(path: e.path, size: e.identity.size, executable: executable)
-                let digest = try copyFile(e, root: root, buffer: buffer, into: writer, knownDigest: knownDigest(e))
+                let digest = try copyFile(
+                    e, root: root, buffer: buffer, into: writer, knownDigest: knownDigest(e)
+                ) { chunk, file in
+                    try writer.writeData(chunk) { try sinkBox.value.consume($0, alsoHashing: &file) }
+                }
                 entries.append(
                     .init(
                         path: e.path, type: .file, size: e.identity.size, sha256: digest,
@@ -150,9 +154,12 @@ public enum Bundler {
     /// Streams one file into the archive, hashing it, and proves it did not change meanwhile:
     /// opened without following links and without blocking (a FIFO swapped in cannot hang us), same
     /// inode as at selection, exactly `size` bytes then EOF, and the same size/mtime/ctime afterwards.
+    /// `hashing`, if given, writes a chunk into the archive and hashes it into the file's digest too (the
+    /// tar sink then takes both hashes in one pass).
     static func copyFile(
         _ e: SelectedEntry, root: String, buffer: UnsafeMutableRawBufferPointer, into writer: CanonicalTarWriter,
-        knownDigest: SHA256Digest? = nil
+        knownDigest: SHA256Digest? = nil,
+        hashing: ((UnsafeRawBufferPointer, inout ResumableSHA256) throws -> Void)? = nil
     ) throws -> SHA256Digest {
         let path = root + "/" + String(decoding: e.diskPath, as: UTF8.self)
         let fd = Glibc_open(path)
@@ -169,7 +176,7 @@ public enum Bundler {
         guard (st.st_mode & S_IFMT) == S_IFREG, before == e.identity else {
             throw BundleError.fileChanged(path: e.path)
         }
-        var hasher = StreamingSHA256()
+        var hasher = ResumableSHA256()
         var remaining = Int(e.identity.size)
         while remaining > 0 {
             let n = read(fd, buffer.baseAddress, min(remaining, buffer.count))
@@ -179,8 +186,14 @@ public enum Bundler {
             }
             if n == 0 { throw BundleError.fileChanged(path: e.path) }  // truncated underneath us
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            if knownDigest == nil { hasher.update(chunk) }
-            try writer.writeData(chunk)
+            if knownDigest != nil {
+                try writer.writeData(chunk)
+            } else if let hashing {
+                try hashing(chunk, &hasher)
+            } else {
+                hasher.update(chunk)
+                try writer.writeData(chunk)
+            }
             remaining -= n
         }
         var probe: UInt8 = 0

@@ -23,6 +23,16 @@ public protocol TarVisitor {
     mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws
     mutating func endFile() throws
     mutating func symlink(path: String, target: String) throws
+    /// True if the visitor wants each file's SHA-256 (``endFile(sha256:)``): the reader then hashes a file's
+    /// data in the same pass as the stream's hash (``ResumableSHA256/update(_:_:with:)``).
+    var wantsFileDigests: Bool { get }
+    /// ``endFile()`` with the digest of the file's data, for visitors that want it.
+    mutating func endFile(sha256: SHA256Digest) throws
+}
+
+extension TarVisitor {
+    public var wantsFileDigests: Bool { false }
+    public mutating func endFile(sha256: SHA256Digest) throws { try endFile() }
 }
 
 /// A strict reader for bundle format v1 that accepts only what ``CanonicalTarWriter`` produces.
@@ -158,11 +168,12 @@ struct CanonicalTarReader {
                 }
                 try requireCanonical(paxBytes + header, path: raw, kind: .file(size: size, executable: mode == 0o755))
                 try visitor.beginFile(path: path, executable: mode == 0o755, size: size)
+                var fileHasher: ResumableSHA256? = visitor.wantsFileDigests ? ResumableSHA256() : nil
                 var remaining = size
                 while remaining > 0 {
                     guard try fill(1) else { throw BundleError.invalidArchive("the archive ends inside '\(path)'") }
                     let n = Int(min(UInt64(end - start), remaining))
-                    try consume(n) { try visitor.fileData($0) }
+                    try consume(n, alsoHashing: &fileHasher) { try visitor.fileData($0) }
                     remaining -= UInt64(n)
                 }
                 let pad = Int((512 - size % 512) % 512)
@@ -170,7 +181,11 @@ struct CanonicalTarReader {
                     throw BundleError.invalidArchive(
                         "the padding after '\(path)' is not zero bytes (not a canonical bundle)")
                 }
-                try visitor.endFile()
+                if let fileHasher {
+                    try visitor.endFile(sha256: fileHasher.finalize())
+                } else {
+                    try visitor.endFile()
+                }
             }
             pax = nil
             paxBytes = []
@@ -317,8 +332,20 @@ struct CanonicalTarReader {
     }
 
     private mutating func consume(_ n: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var none: ResumableSHA256? = nil
+        try consume(n, alsoHashing: &none, body)
+    }
+
+    /// ``consume(_:_:)`` that also hashes the bytes into `file` (one pass with the stream's hash).
+    private mutating func consume(
+        _ n: Int, alsoHashing file: inout ResumableSHA256?, _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let chunk = UnsafeRawBufferPointer(rebasing: buf[start..<(start + n)])
-        hasher.update(chunk)
+        if file != nil {
+            ResumableSHA256.update(&hasher, &file!, with: chunk)
+        } else {
+            hasher.update(chunk)
+        }
         start += n
         if tarBytes > limits.maxTarBytes {
             throw BundleError.limitExceeded("the tar stream is larger than \(limits.maxTarBytes) bytes")

@@ -40,12 +40,18 @@ final class CanonicalTarWriter {
     }
 
     func writeData(_ buf: UnsafeRawBufferPointer) throws {
+        try writeData(buf, via: sink)
+    }
+
+    /// ``writeData(_:)`` whose bytes go through `direct` instead of the writer's sink (to the same stream: the
+    /// bundler hashes a file's data and the stream in one pass).
+    func writeData(_ buf: UnsafeRawBufferPointer, via direct: Sink) throws {
         guard buf.count > 0 else { return }
         guard UInt64(buf.count) <= remaining else {
             throw BundleError.fileChanged(path: currentPath)
         }
         remaining -= UInt64(buf.count)
-        try sink(buf)
+        try direct(buf)
     }
 
     /// Finishes the archive (two zero blocks) and flushes everything to the sink.

@@ -51,6 +51,25 @@ struct TarSink {
         }
     }
 
+    /// ``consume(_:)`` of a file's data that `file` (the file's own digest) hashes too: with the stream hashed
+    /// here, both states take the same blocks in one pass (``ResumableSHA256/update(_:_:with:)``).
+    mutating func consume(_ buf: UnsafeRawBufferPointer, alsoHashing file: inout ResumableSHA256) throws {
+        guard hasher != nil else {
+            file.update(buf)
+            return try consume(buf)
+        }
+        byteCount += UInt64(buf.count)
+        if maxBytes > 0 && byteCount > maxBytes {
+            throw BundleError.sizeExceeded(limit: maxBytes, actual: byteCount)
+        }
+        ResumableSHA256.update(&hasher!, &file, with: buf)
+        pending.append(contentsOf: buf)
+        if pending.count >= Self.chunkSize {
+            try pipeline.send(pending)
+            pending = pipeline.takeBuffer()
+        }
+    }
+
     /// Records the hash state at this point of the stream (an entry boundary: a multiple of 512 bytes).
     mutating func markBoundary() {
         if let m = hasher?.midstate {

@@ -82,6 +82,41 @@ public struct ResumableSHA256 {
         }
     }
 
+    /// Updates `a` and `b` with the same bytes (a file's own hasher and the tar stream's over the file's data,
+    /// which starts at a multiple of 512). While both are at the same offset within a block, the whole blocks
+    /// go through `rch_sha256_blocks2` — one shared message schedule, interleaved rounds: two digests for
+    /// about the price of one with SHA-NI — and only partial blocks through each hasher alone.
+    public static func update(_ a: inout ResumableSHA256, _ b: inout ResumableSHA256, with data: UnsafeRawBufferPointer)
+    {
+        guard a.buffered == b.buffered, data.baseAddress != nil else {
+            a.update(data)
+            b.update(data)
+            return
+        }
+        var rest = data
+        if a.buffered > 0 {
+            // Complete both partial blocks first (one compression each).
+            let head = UnsafeRawBufferPointer(rebasing: rest[0..<min(64 - a.buffered, rest.count)])
+            a.update(head)
+            b.update(head)
+            rest = UnsafeRawBufferPointer(rebasing: rest[head.count...])
+        }
+        let blocks = rest.count / 64
+        if blocks > 0 {
+            let p = rest.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            a.state.withUnsafeMutableBufferPointer { sa in
+                b.state.withUnsafeMutableBufferPointer { sb in
+                    rch_sha256_blocks2(sa.baseAddress, sb.baseAddress, p, blocks)
+                }
+            }
+            a.byteCount += UInt64(blocks * 64)
+            b.byteCount += UInt64(blocks * 64)
+            rest = UnsafeRawBufferPointer(rebasing: rest[(blocks * 64)...])
+        }
+        a.update(rest)
+        b.update(rest)
+    }
+
     public mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }

@@ -84,6 +84,7 @@ public struct WorkerEntry: Sendable {
             if let identityFile { argv += ["-i", Self.expand(identityFile), "-o", "IdentitiesOnly=yes"] }
             if let knownHosts { argv += ["-o", "UserKnownHostsFile=\(Self.expand(knownHosts))"] }
             argv += sshOptions
+            argv += SSHDefaults.cipherOptions
             argv.append(user.map { "\($0)@\(host)" } ?? host)
             argv.append(remoteCommand)
             return argv

@@ -94,13 +94,14 @@ public final class LoopbackSSHD {
         pid = nil
     }
 
-    /// ssh options (before the destination) for `key`.
+    /// ssh options (before the destination) for `key`, with the lane's cipher preference (so the benchmarks'
+    /// peers move their bytes through ssh exactly as the lane does).
     public func sshOptions(key: String) -> [String] {
         [
             "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=\(knownHosts)", "-o", "StrictHostKeyChecking=yes", "-i",
             key, "-o", "IdentitiesOnly=yes",
             "-p", String(port),
-        ]
+        ] + SSHDefaults.cipherOptions
     }
 
     /// A `workers.toml` entry named `name` that reaches the forced command.

@@ -94,8 +94,15 @@ struct PackVisitor: TarVisitor {
 
     mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws { try inner.fileData(chunk) }
 
+    var wantsFileDigests: Bool { true }
+
     mutating func endFile() throws {
         try inner.endFile()
+        count += 1
+    }
+
+    mutating func endFile(sha256: SHA256Digest) throws {
+        try inner.endFile(sha256: sha256)
         count += 1
     }
 

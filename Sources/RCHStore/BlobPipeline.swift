@@ -1,16 +1,17 @@
 import Foundation
 import RCHCore
 
-/// Hashes and stages the files of one ingest on a thread of its own while the caller goes on decoding the
-/// stream (reading, decompression, tar parsing and the tar's own hash stay on the caller's thread): an
-/// upload is decoded as it arrives on one core and its blobs are written on another.
+/// Stages the files of one ingest on a thread of its own while the caller goes on decoding the stream
+/// (reading, decompression, tar parsing and hashing — the tar's hash and each file's, in one pass — stay on
+/// the caller's thread): an upload is decoded as it arrives on one core and its blobs are written on another.
 ///
 /// Invariants:
 /// - Only the pipeline's thread touches the batch between `init` and the return of ``finish()`` or
 ///   ``abandon()``; the caller commits or discards the batch only after that.
 /// - File data is copied into a fixed pool of buffers (`buffers × bufferSize` bytes, whatever the tree);
 ///   a caller that runs ahead waits for a free buffer.
-/// - Digests come back in file order, one per file, each computed from the bytes staged (``BlobBatch``).
+/// - Each file is staged under the digest the caller computed from the very bytes it hands over (the
+///   reader's pass, ``ResumableSHA256/update(_:_:with:)``); digests come back in file order, one per file.
 /// - A failure on the pipeline's thread (e.g. the disk is full) stops its work; the caller gets the error
 ///   at its next call, and nothing is published (the batch is discarded by its owner).
 final class BlobPipeline: @unchecked Sendable {
@@ -19,6 +20,7 @@ final class BlobPipeline: @unchecked Sendable {
         var kind: Kind
         var start: Int
         var count: Int
+        var digest: SHA256Digest? = nil
     }
     private final class Buffer {
         let bytes: UnsafeMutableRawBufferPointer
@@ -79,12 +81,14 @@ final class BlobPipeline: @unchecked Sendable {
         }
     }
 
-    func endFile() {
+    /// Ends the file whose bytes hash to `digest` (computed by the caller from the bytes it handed over).
+    func endFile(digest: SHA256Digest) {
         if fileIsLarge {
             current.segments.append(Segment(kind: .largeData, start: fileStart, count: current.used - fileStart))
-            current.segments.append(Segment(kind: .largeEnd, start: current.used, count: 0))
+            current.segments.append(Segment(kind: .largeEnd, start: current.used, count: 0, digest: digest))
         } else {
-            current.segments.append(Segment(kind: .small, start: fileStart, count: current.used - fileStart))
+            current.segments.append(
+                Segment(kind: .small, start: fileStart, count: current.used - fileStart, digest: digest))
         }
         fileIsLarge = false
     }
@@ -155,11 +159,11 @@ final class BlobPipeline: @unchecked Sendable {
         for s in buffer.segments {
             let bytes = UnsafeRawBufferPointer(rebasing: buffer.bytes[s.start..<(s.start + s.count)])
             switch s.kind {
-            case .small: digests.append(try batch.add(bytes))
-            case .largeBegin: large = try batch.stream()
+            case .small: digests.append(try batch.add(bytes, hashedAs: s.digest!))
+            case .largeBegin: large = try batch.stream(hashing: false)
             case .largeData: try large!.write(bytes)
             case .largeEnd:
-                digests.append(try large!.finish())
+                digests.append(try large!.finish(hashedAs: s.digest!))
                 large = nil
             }
         }

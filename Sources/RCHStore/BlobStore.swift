@@ -233,6 +233,12 @@ public final class BlobBatch {
         h.update(bytes)
         let d = h.finalize()
         if let expected, expected != d { throw StoreError.corruptBlob(expected) }
+        return try add(bytes, hashedAs: d)
+    }
+
+    /// ``add(_:expected:)`` of bytes the caller has just hashed to `d` itself (the ingest's reader hashes each
+    /// file in the pass that hashes the stream, from these very bytes): stored under `d` without hashing again.
+    public func add(_ bytes: UnsafeRawBufferPointer, hashedAs d: SHA256Digest) throws -> SHA256Digest {
         if stagedSet.contains(d) || blobs.touchIfPresent(d) { return d }
         try account(UInt64(bytes.count))
         let path = staging + "/" + d.hex
@@ -265,7 +271,12 @@ public final class BlobBatch {
     }
 
     /// A writer for content that arrives in pieces (large files); call ``StagedBlob/finish()``.
-    public func stream() throws -> StagedBlob { try StagedBlob(batch: self) }
+    /// `hashing: false` for content the caller hashes itself (finish it with ``StagedBlob/finish(hashedAs:)``).
+    public func stream(hashing: Bool = true) throws -> StagedBlob {
+        let s = try StagedBlob(batch: self)
+        s.hashing = hashing
+        return s
+    }
 
     /// Bytes that may be staged before the free-space floor is checked again.
     private var budget: UInt64 = 0
@@ -324,6 +335,8 @@ public final class StagedBlob {
     let tempPath: String
     let fd: FileDescriptor
     var hasher = StreamingSHA256()
+    var hashing = true
+    var written: UInt64 = 0
     var done = false
 
     init(batch: BlobBatch) throws {
@@ -343,21 +356,29 @@ public final class StagedBlob {
 
     public func write(_ chunk: UnsafeRawBufferPointer) throws {
         try batch.account(UInt64(chunk.count))
-        hasher.update(chunk)
+        if hashing { hasher.update(chunk) }
+        written += UInt64(chunk.count)
         do { _ = try fd.writeAll(chunk) } catch { throw SystemError("write", path: tempPath, errno: error) }
     }
 
     /// Finishes the blob; returns its digest (a duplicate of a stored or staged blob is dropped). With
     /// `expected`, other content is refused and dropped.
     public func finish(expected: SHA256Digest? = nil) throws -> SHA256Digest {
-        done = true
+        precondition(hashing, "a blob written without hashing is finished with finish(hashedAs:)")
         let d = hasher.finalize()
-        let size = hasher.byteCount
         if let expected, expected != d {
+            done = true
             try? fd.close()
             unlink(tempPath)
             throw StoreError.corruptBlob(expected)
         }
+        return try finish(hashedAs: d)
+    }
+
+    /// Finishes a blob whose bytes the caller hashed to `d` as it handed them over.
+    public func finish(hashedAs d: SHA256Digest) throws -> SHA256Digest {
+        done = true
+        let size = written
         if batch.stagedContains(d) || batch.blobs.touchIfPresent(d) {
             try? fd.close()
             unlink(tempPath)

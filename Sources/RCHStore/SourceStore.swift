@@ -315,8 +315,8 @@ public struct SourceStore: Sendable {
 
 /// Stores each file of a bundle as a blob while the strict reader walks it. Small files are buffered
 /// (so an already-stored blob is never rewritten); larger ones stream into the batch.
-/// Collects the entries of an ingested stream; file contents go to a ``BlobPipeline`` (hashed and staged
-/// on another thread), their digests are filled in by ``finish()``.
+/// Collects the entries of an ingested stream; file contents go to a ``BlobPipeline`` (staged on another
+/// thread, under the digest the reader computed from the same bytes), their digests filled in by ``finish()``.
 struct IngestVisitor: TarVisitor {
     static let pending = SHA256Digest(bytes: [UInt8](repeating: 0, count: 32))
     let pipeline: BlobPipeline
@@ -335,9 +335,17 @@ struct IngestVisitor: TarVisitor {
 
     mutating func fileData(_ chunk: UnsafeRawBufferPointer) throws { try pipeline.fileData(chunk) }
 
+    /// The reader hashes each file with the stream (one pass); the pipeline then only stages.
+    var wantsFileDigests: Bool { true }
+
     mutating func endFile() throws {
+        guard current != nil else { return }
+        throw StoreError.invalid("a file ended without its digest")
+    }
+
+    mutating func endFile(sha256: SHA256Digest) throws {
         guard let c = current else { return }
-        pipeline.endFile()
+        pipeline.endFile(digest: sha256)
         // The digest is not known yet: a placeholder, replaced in order by finish().
         entries.append(
             .init(

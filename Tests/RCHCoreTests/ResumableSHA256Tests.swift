@@ -86,4 +86,42 @@ struct ResumableSHA256Tests {
         odd[39] = 1  // byte count 1: not a block boundary
         #expect(SHA256Midstate(encoded: odd) == nil)
     }
+
+    struct DualCase: Sendable, CustomTestStringConvertible {
+        var lead: Int  // bytes only the second hasher had before (its phase and state differ)
+        var size: Int
+        var piece: Int
+        var testDescription: String { "lead \(lead), \(size) bytes in pieces of \(piece)" }
+    }
+
+    static let dualCases: [DualCase] = [
+        DualCase(lead: 0, size: 0, piece: 64), DualCase(lead: 0, size: 63, piece: 64),
+        DualCase(lead: 0, size: 1 << 20, piece: 1 << 20), DualCase(lead: 512, size: 300_001, piece: 4096),
+        DualCase(lead: 512, size: 100_000, piece: 1000), DualCase(lead: 7, size: 10_000, piece: 640),
+        DualCase(lead: 1024, size: 65_536, piece: 65),
+    ]
+
+    @Test("two hashers fed the same bytes in one pass equal two separate ones", arguments: dualCases)
+    func dual(_ c: DualCase) {
+        var rng = SystemRandomNumberGenerator()
+        let lead = (0..<c.lead).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let data = (0..<c.size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var fileAlone = ResumableSHA256()
+        var streamAlone = ResumableSHA256()
+        streamAlone.update(lead)
+        var file = ResumableSHA256()
+        var stream = ResumableSHA256()
+        stream.update(lead)
+        var at = 0
+        while at < data.count {
+            let n = min(c.piece, data.count - at)
+            data[at..<(at + n)].withUnsafeBytes { ResumableSHA256.update(&file, &stream, with: $0) }
+            at += n
+        }
+        fileAlone.update(data)
+        streamAlone.update(data)
+        #expect(file.finalize() == fileAlone.finalize() && file.finalize() == .of(data))
+        #expect(stream.finalize() == streamAlone.finalize() && stream.finalize() == .of(lead + data))
+        #expect(stream.byteCount == UInt64(lead.count + data.count) && file.byteCount == UInt64(data.count))
+    }
 }

@@ -52,7 +52,7 @@ struct BlobPipelineTests {
                 offset += n
                 piece = piece * 3 % 97 + 1
             }
-            pipeline.endFile()
+            pipeline.endFile(digest: .of(bytes))
         }
         #expect(try pipeline.finish() == expected)
         try batch.commit()
@@ -87,8 +87,9 @@ struct BlobPipelineTests {
         let caught = #expect(throws: StoreError.self) {
             for i in 0..<100 {
                 try pipeline.beginFile(size: 50)
-                try [UInt8](repeating: UInt8(i), count: 50).withUnsafeBytes { try pipeline.fileData($0) }
-                pipeline.endFile()
+                let bytes = [UInt8](repeating: UInt8(i), count: 50)
+                try bytes.withUnsafeBytes { try pipeline.fileData($0) }
+                pipeline.endFile(digest: .of(bytes))
             }
             _ = try pipeline.finish()
         }

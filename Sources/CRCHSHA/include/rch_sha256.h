@@ -15,6 +15,10 @@ void rch_sha256_init(uint32_t state[8]);
 /// Processes `blocks` whole 64-byte blocks of `data` into `state`.
 void rch_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
 
+/// Processes the same `blocks` into two states `a` and `b` (two digests of one aligned piece of data, e.g. a
+/// file's and the tar stream's): with SHA-NI the message schedule is shared and the rounds interleave.
+void rch_sha256_blocks2(uint32_t a[8], uint32_t b[8], const uint8_t *data, size_t blocks);
+
 /// The same with the portable code whatever the CPU (tests compare both).
 void rch_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t blocks);
 
