@@ -96,17 +96,23 @@ struct PushBench: ParsableCommand {
             return (t, rsyncBytes(out))
         }
 
-        // First pushes: each one from scratch on both sides — an emptied worker store and a new host store
-        // (so a fresh probe), an emptied rsync destination, and no SSH master connection left from before;
-        // who goes first alternates, so neither always follows the cleanup's deletions.
+        // First pushes: each one from scratch on both sides — an empty worker store and a new host store (so
+        // a fresh probe), an empty rsync destination, and no SSH master connection left from before; who goes
+        // first alternates. The previous run's directories are moved aside, not deleted, until the benchmark
+        // ends: ext4 does not reuse an inode freed less than a minute ago, and creating thousands of files
+        // right after deleting thousands in the same block group scans past every one of them.
         var firsts: [(Double, Int64, Int64, String)] = []
         var peerFirsts: [(Double, Int64)] = []
         for run in 0..<max(1, firstRuns) {
             if run > 0 {
-                for d in [ws, dest] {
-                    for name in (try? Directory.list(d)) ?? [] { removeTree(d + "/" + name) }
+                for d in [ws, dest, host] where access(d, F_OK) == 0 {
+                    let aside = base + "/.previous-\(run)-" + (d as NSString).lastPathComponent
+                    guard rename(d, aside) == 0 else { throw BenchError("cannot move \(d) aside") }
                 }
-                removeTree(host)
+                for d in [ws, dest] {
+                    try Syscalls.makeDirectories(d)
+                    try service?.own(d)
+                }
                 closeMaster(sshd)
             }
             if run % 2 == 0 {
@@ -140,6 +146,9 @@ struct PushBench: ParsableCommand {
             methods.insert(method)
         }
         func med<T: Comparable>(_ a: [T]) -> T { a.sorted()[a.count / 2] }
+        for name in (try? Directory.list(base)) ?? [] where name.hasPrefix(".previous-") {
+            removeTree(base + "/" + name)
+        }
         let hs = try hasSourceTiming(store: ws)
         let floor = try sessionFloor(sshd, user: sshd.user, base: base)
         let caller = String(cString: getpwuid(getuid())!.pointee.pw_name)

@@ -63,6 +63,27 @@ public enum Syscalls {
         throw SystemError("rename", path: to, errno: Errno(rawValue: e))
     }
 
+    /// ``renameNoReplace(from:to:)`` of `name` in the directory `fromDir` to the same name in `toDir` (open
+    /// directory descriptors: one component looked up each, for commits of thousands of files).
+    public static func renameNoReplace(_ name: String, fromDirectory fromDir: Int32, toDirectory toDir: Int32)
+        throws(SystemError) -> Bool
+    {
+        let r = retrying { CRCHSys_rename_noreplace(fromDir, name, toDir, name) }
+        if r == 0 { return true }
+        let e = errno
+        if e == EEXIST { return false }
+        if e == EINVAL || e == ENOSYS || e == ENOTSUP {
+            let l = retrying { linkat(fromDir, name, toDir, name, 0) }
+            if l == -1 {
+                if errno == EEXIST { return false }
+                throw SystemError("link", path: name, errno: Errno(rawValue: errno))
+            }
+            _ = unlinkat(fromDir, name, 0)
+            return true
+        }
+        throw SystemError("rename", path: name, errno: Errno(rawValue: e))
+    }
+
     /// rename(2), replacing `to` atomically.
     public static func rename(from: String, to: String) throws(SystemError) {
         try check("rename", to) { Glibc_or_Darwin_rename(from, to) }
