@@ -47,20 +47,7 @@ public enum Syscalls {
     /// link+unlink on filesystems that do not support it (files only).
     @discardableResult
     public static func renameNoReplace(from: String, to: String) throws(SystemError) -> Bool {
-        let r = retrying { CRCHSys_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) }
-        if r == 0 { return true }
-        let e = errno
-        if e == EEXIST { return false }
-        if e == EINVAL || e == ENOSYS || e == ENOTSUP {
-            let l = retrying { link(from, to) }
-            if l == -1 {
-                if errno == EEXIST { return false }
-                throw SystemError("link", path: to, errno: Errno(rawValue: errno))
-            }
-            _ = unlink(from)
-            return true
-        }
-        throw SystemError("rename", path: to, errno: Errno(rawValue: e))
+        try renameNoReplace(from, in: AT_FDCWD, to: to, in: AT_FDCWD)
     }
 
     /// ``renameNoReplace(from:to:)`` of `name` in the directory `fromDir` to the same name in `toDir` (open
@@ -68,20 +55,27 @@ public enum Syscalls {
     public static func renameNoReplace(_ name: String, fromDirectory fromDir: Int32, toDirectory toDir: Int32)
         throws(SystemError) -> Bool
     {
-        let r = retrying { CRCHSys_rename_noreplace(fromDir, name, toDir, name) }
+        try renameNoReplace(name, in: fromDir, to: name, in: toDir)
+    }
+
+    /// The one implementation: paths relative to directory descriptors (`AT_FDCWD`: to the working directory).
+    private static func renameNoReplace(_ from: String, in fromDir: Int32, to: String, in toDir: Int32)
+        throws(SystemError) -> Bool
+    {
+        let r = retrying { CRCHSys_rename_noreplace(fromDir, from, toDir, to) }
         if r == 0 { return true }
         let e = errno
         if e == EEXIST { return false }
         if e == EINVAL || e == ENOSYS || e == ENOTSUP {
-            let l = retrying { linkat(fromDir, name, toDir, name, 0) }
+            let l = retrying { linkat(fromDir, from, toDir, to, 0) }
             if l == -1 {
                 if errno == EEXIST { return false }
-                throw SystemError("link", path: name, errno: Errno(rawValue: errno))
+                throw SystemError("link", path: to, errno: Errno(rawValue: errno))
             }
-            _ = unlinkat(fromDir, name, 0)
+            _ = unlinkat(fromDir, from, 0)
             return true
         }
-        throw SystemError("rename", path: name, errno: Errno(rawValue: e))
+        throw SystemError("rename", path: to, errno: Errno(rawValue: e))
     }
 
     /// rename(2), replacing `to` atomically.
