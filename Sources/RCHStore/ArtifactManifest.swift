@@ -98,7 +98,7 @@ public enum ArtifactManifest {
                 out.append(contentsOf: JCSPieces.sha256Null)
             }
             out.append(contentsOf: JCSPieces.size)
-            JCSPieces.appendDecimal(e.size, to: &out)
+            out.append(contentsOf: String(e.size).utf8)
             out.append(contentsOf: e.isDirectory ? JCSPieces.directory : JCSPieces.file)
         }
         out.append(UInt8(ascii: "]"))
@@ -113,16 +113,6 @@ public enum ArtifactManifest {
         static let size = Array(#","size":"#.utf8)
         static let directory = Array(#","type":"directory"}"#.utf8)
         static let file = Array(#","type":"file"}"#.utf8)
-
-        static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
-            var digits: (UInt64, Int) = (v, 0)
-            var tmp = [UInt8](repeating: 0, count: 20)
-            repeat {
-                tmp[19 - digits.1] = UInt8(ascii: "0") + UInt8(digits.0 % 10)
-                digits = (digits.0 / 10, digits.1 + 1)
-            } while digits.0 > 0
-            out.append(contentsOf: tmp[(20 - digits.1)...])
-        }
     }
 
     public static func rootDigest(_ entries: [Entry]) -> SHA256Digest { .of(entriesCanonicalBytes(entries)) }

@@ -96,16 +96,10 @@ extension ResultStore {
                 if case .miss(let why) = found { throw StoreError.resultMiss(why) }
                 throw StoreError.resultMiss("no hit")
             }
-            // Distinct, ascending: DigestKey order is byte order, which is hex order.
-            var keys = e.entries.compactMap { $0.sha256.map(DigestKey.init) }
-            keys.sort()
-            var blobs: [SHA256Digest] = []
-            blobs.reserveCapacity(keys.count)
-            for (i, k) in keys.enumerated() where i == 0 || keys[i - 1] != k { blobs.append(k.digest) }
             try refs.write(
                 .init(
                     jobID: serve.jobID, namespace: namespace, jobKey: serve.jobKey, cachedFromJobID: e.jobID,
-                    blobs: blobs))
+                    blobs: ResultReferences.blobList(e.entries.lazy.compactMap(\.sha256))))
             return e
         }
         // Every blob must be present for a hit — checked after the record is written (a gc that ran before

@@ -40,6 +40,17 @@ public struct ResultReferences: Sendable {
         public var blobs: [SHA256Digest]
     }
 
+    /// The record's `blobs` from an entry's digests (in any order, repeats allowed): distinct and ascending —
+    /// DigestKey order is byte order, which is hex order.
+    static func blobList(_ digests: some Sequence<SHA256Digest>) -> [SHA256Digest] {
+        var keys = digests.map(DigestKey.init)
+        keys.sort()
+        var out: [SHA256Digest] = []
+        out.reserveCapacity(keys.count)
+        for (i, k) in keys.enumerated() where i == 0 || keys[i - 1] != k { out.append(k.digest) }
+        return out
+    }
+
     /// The jobs' root (`work/`): the worker's job directories.
     public var root: String { store.root + "/work" }
 

@@ -27,13 +27,6 @@ struct JobArtifacts {
         store = jobs.store
     }
 
-    /// The file holding a manifest file entry's bytes.
-    func path(_ relative: String, sha256: SHA256Digest) -> String {
-        let own = directory + "/" + relative
-        guard byReference, access(own, F_OK) != 0 else { return own }
-        return store.blobs.path(sha256)
-    }
-
     /// A file by name only (`tail`'s `build.log`, `events.jsonl`): for a hit served by reference, found
     /// through `manifest.json` when the directory has no copy; nil when the job has no such file.
     func path(named relative: String) -> String? {
@@ -46,16 +39,24 @@ struct JobArtifacts {
         return nil
     }
 
-    /// Before serving `files` (manifest paths and digests): every one the directory lacks must be a blob.
-    func checkPresent(_ files: [(path: String, sha256: SHA256Digest)], jobID: String) throws {
-        guard byReference else { return }
-        let fromBlobs = files.filter { access(directory + "/" + $0.path, F_OK) != 0 }.map(\.sha256)
+    /// The files holding `files`' bytes (manifest paths and digests), in order: the directory's copy, else —
+    /// for a hit served by reference — the blob of the digest, every one of which must still be there.
+    func resolve(_ files: [(path: String, sha256: SHA256Digest)], jobID: String) throws -> [String] {
+        guard byReference else { return files.map { directory + "/" + $0.path } }
+        var fromBlobs: [SHA256Digest] = []
+        let paths = files.map { f -> String in
+            let own = directory + "/" + f.path
+            if access(own, F_OK) == 0 { return own }
+            fromBlobs.append(f.sha256)
+            return store.blobs.path(f.sha256)
+        }
         if let gone = store.blobs.missing(fromBlobs).first {
             throw RPCError(
                 .artifactsGone,
                 "job \(jobID) was a cached result served from this worker's store, and blob \(gone.hex) of it is gone; submit the job again",
                 data: ["job_id": .string(jobID), "blob": .string(gone.hex)])
         }
+        return paths
     }
 
     /// After a read failed its digest check: for a hit served by reference, the damaged blobs among

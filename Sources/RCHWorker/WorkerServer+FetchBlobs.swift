@@ -43,8 +43,8 @@ extension WorkerServer {
             throw RPCError.invalid("payload.blobs must be an array of at most \(Self.maxFetchBlobs) digests")
         }
         let artifacts = JobArtifacts(jobs: jobs, jobID: jobID)
-        var items: [(digest: SHA256Digest, size: UInt64, path: String)] = []
         var named: [(path: String, sha256: SHA256Digest)] = []
+        var sizes: [UInt64] = []
         var seen = Set<SHA256Digest>()
         for v in list {
             guard let d = v.stringValue.flatMap({ SHA256Digest(hex: $0) }), seen.insert(d).inserted else {
@@ -53,10 +53,11 @@ extension WorkerServer {
             guard let f = files[d] else {
                 throw RPCError.invalid("blob \(d.hex) is not a file of job \(jobID)'s manifest")
             }
-            items.append((d, f.size, artifacts.path(f.path, sha256: d)))
             named.append((f.path, d))
+            sizes.append(f.size)
         }
-        try artifacts.checkPresent(named, jobID: jobID)
+        let resolved = try artifacts.resolve(named, jobID: jobID)
+        let items = named.indices.map { (digest: named[$0].sha256, size: sizes[$0], path: resolved[$0]) }
         let temp = try TempFile(directory: jobs.directory(jobID))
         do {
             _ = try BlobPack.write(items, to: temp)

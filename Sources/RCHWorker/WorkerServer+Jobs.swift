@@ -398,13 +398,14 @@ extension WorkerServer {
             }
             files.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
             let artifacts = JobArtifacts(jobs: jobs, jobID: jobID)
-            try artifacts.checkPresent(files.map { ($0.path, $0.sha256) }, jobID: jobID)
+            let resolved = try artifacts.resolve(files.map { ($0.path, $0.sha256) }, jobID: jobID)
+            let source = Dictionary(uniqueKeysWithValues: zip(files.map(\.path), resolved))
             let temp = try TempFile(directory: jobs.directory(jobID))
             do {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
                 defer { buffer.deallocate() }
                 _ = try CanonicalTarRebuilder.rebuild(entries: files, output: temp) { e, sink in
-                    try FileChunks.read(path: artifacts.path(e.path, sha256: e.sha256), buffer: buffer, sink)
+                    try FileChunks.read(path: source[e.path]!, buffer: buffer, sink)
                 }
                 try temp.commit(to: pack, replace: true, durable: false)
             } catch {
