@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "RCHBench",
             dependencies: [
-                "RCHCore", "RCHJob", "RCHStore", "RCHProtocol", "RCHWorker", "RCHLoopback", "XcodeTreeGen",
+                "RCHCore", "RCHJob", "RCHStore", "RCHProtocol", "RCHWorker", "RCHHost", "RCHLoopback", "XcodeTreeGen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RCHCore
+import RCHHost
 import RCHLoopback
 import RCHProtocol
 import RCHStore
@@ -52,12 +53,12 @@ struct PushBench: ParsableCommand {
         try service?.own(dest)
         let sshd = try LoopbackSSHD(
             directory: base + "/sshd", forcedCommand: "\(worker) rpc --store \(ws)", user: service?.name)
-        defer {
-            closeMaster(sshd)
-            sshd.stop()
-        }
         let inventory = base + "/workers.toml"
         try sshd.inventoryEntry(name: "bench").write(toFile: inventory, atomically: true, encoding: .utf8)
+        defer {
+            closeMaster(inventory)
+            sshd.stop()
+        }
 
         // rsync gets exactly the files the bundle selects.
         let list = base + "/files.txt"
@@ -113,7 +114,7 @@ struct PushBench: ParsableCommand {
                     try Syscalls.makeDirectories(d)
                     try service?.own(d)
                 }
-                closeMaster(sshd)
+                closeMaster(inventory)
             }
             if run % 2 == 0 {
                 firsts.append(try ours())
@@ -184,13 +185,10 @@ struct PushBench: ParsableCommand {
         )
     }
 
-    /// Ends the SSH master connection `rch-xcode` keeps to the bench worker (its control socket is
-    /// `<tmp>/rch-ssh-<uid>/%C`), so the next push connects anew as a first push does.
-    func closeMaster(_ sshd: LoopbackSSHD) {
-        let mux = NSTemporaryDirectory() + "/rch-ssh-\(getuid())/%C"
-        _ = try? Spawn.run(
-            "/usr/bin/ssh",
-            sshd.sshOptions(key: sshd.laneKey) + ["-o", "ControlPath=\(mux)", "-O", "exit", "\(sshd.user)@127.0.0.1"])
+    /// Ends the SSH master connection `rch-xcode` keeps to the bench worker, so the next push connects anew
+    /// as a first push does.
+    func closeMaster(_ inventory: String) {
+        try? WorkerInventory.find("bench", path: inventory).closeMaster(mux: WorkerClient.muxDirectoryPath)
     }
 
     /// Median wall time of `ssh … true` as `user` over a control master already up (the plain key).

@@ -56,13 +56,11 @@ public final class WorkerClient {
     }
 
     public func closeConnection() {
-        guard worker.transport == "ssh", transport.argv.contains(where: { $0.hasPrefix("ControlPath=") }) else {
-            return
-        }
-        var argv = Array(transport.argv.dropLast())  // without the remote command
-        argv.insert(contentsOf: ["-O", "exit"], at: 1)
-        _ = try? Spawn.run(argv[0], Array(argv.dropFirst()))
+        if let muxDirectory { worker.closeMaster(mux: muxDirectory) }
     }
+
+    /// Where control sockets live: `$TMPDIR/rch-ssh-<uid>`, a directory only this user can enter.
+    public static var muxDirectoryPath: String { NSTemporaryDirectory() + "/rch-ssh-\(getuid())" }
 
     public init(worker: WorkerEntry, hostStore: LocalStore) throws {
         self.worker = worker
@@ -70,7 +68,7 @@ public final class WorkerClient {
         muxDirectory = nil
         var mux: String? = nil
         if worker.transport == "ssh" {
-            let dir = NSTemporaryDirectory() + "/rch-ssh-\(getuid())"
+            let dir = Self.muxDirectoryPath
             mkdir(dir, 0o700)
             var st = stat()
             if lstat(dir, &st) == 0, st.st_uid == getuid(), (st.st_mode & S_IFMT) == S_IFDIR, st.st_mode & 0o077 == 0 {

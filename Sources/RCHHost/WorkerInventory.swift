@@ -78,7 +78,9 @@ public struct WorkerEntry: Sendable {
                 "ServerAliveCountMax=3",
             ]
             if let mux {
-                argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=\(mux)/%C", "-o", "ControlPersist=600"]
+                argv += [
+                    "-o", "ControlMaster=auto", "-o", "ControlPath=\(mux)/\(controlName)", "-o", "ControlPersist=600",
+                ]
             }
             if let port { argv += ["-p", String(port)] }
             if let identityFile { argv += ["-i", Self.expand(identityFile), "-o", "IdentitiesOnly=yes"] }
@@ -89,6 +91,25 @@ public struct WorkerEntry: Sendable {
             argv.append(remoteCommand)
             return argv
         }
+    }
+
+    /// The control socket's name: the digest of everything that decides where, as whom, with which keys
+    /// and options ssh connects and what it runs — never ssh's `%C` (local host, host, port and user only),
+    /// which would let an entry reuse a master opened for another entry to the same account: another key,
+    /// hence another forced command and store, or a host key checked against another `known_hosts`.
+    var controlName: String {
+        var parts = [host ?? "", user ?? "", port.map(String.init) ?? "", identityFile ?? "", knownHosts ?? ""]
+        parts += [remoteCommand, String(sshOptions.count)] + sshOptions + SSHDefaults.cipherOptions
+        let digest = SHA256Digest.of(parts.joined(separator: "\u{0}").utf8)
+        return "m-" + String(digest.hex.prefix(40))
+    }
+
+    /// Ends the control master of this entry under `mux` (`ssh -O exit`), if one is running.
+    public func closeMaster(mux: String) {
+        guard transport == "ssh", var argv = try? rpcArgv(mux: mux) else { return }
+        argv.removeLast()  // the remote command
+        argv.insert(contentsOf: ["-O", "exit"], at: 1)
+        _ = try? Spawn.run(argv[0], Array(argv.dropFirst()))
     }
 
     /// `rch-worker` next to the running executable, else on PATH.

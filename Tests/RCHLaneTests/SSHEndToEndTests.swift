@@ -52,6 +52,29 @@ struct SSHEndToEndTests {
         #expect(r.method == "upload_source")
     }
 
+    @Test("two entries for one account never share a control master: each reaches its own key's store")
+    func controlMasterPerEntry() throws {
+        let f = try LaneFixture(ssh: true)
+        let other = f.dir.sub("other-store")
+        var text = try String(contentsOfFile: f.inventory, encoding: .utf8)
+        text += try String(contentsOfFile: f.inventory, encoding: .utf8)
+            .replacingOccurrences(of: "name = \"w\"", with: "name = \"plain\"")
+            .replacingOccurrences(of: "lane_key", with: "plain_key")
+        text += "remote_command = \"\(f.workerExe) rpc --store \(other) --config \(f.configPath)\"\n"
+        try text.write(toFile: f.inventory, atomically: true, encoding: .utf8)
+        let host = try LocalStore(root: f.hostStore)
+        // "w" opens a master first; "plain" (same host, port and user, another key) must not use it.
+        let clients = try ["w", "plain", "w"].map {
+            try WorkerClient(worker: try WorkerInventory.find($0, path: f.inventory), hostStore: host)
+        }
+        defer { clients.forEach { $0.closeConnection() } }
+        let ids = try clients.map {
+            try $0.negotiate(forceProbe: true)
+            return $0.capabilities?["store_id"]?.stringValue ?? ""
+        }
+        #expect(ids[0] == ids[2] && ids[0] != ids[1] && !ids[1].isEmpty, "\(ids)")
+    }
+
     @Test("the forced command refuses anything but the RPC, and malformed input over ssh gets the right code")
     func forbiddenAndMalformed() throws {
         let f = try LaneFixture(ssh: true)
