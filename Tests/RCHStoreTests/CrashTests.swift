@@ -35,7 +35,9 @@ struct CrashTests {
         let store = d.sub("store")
         var bundles: [(String, SHA256Digest)] = []
         for seed in 1...4 {
-            let (b, s, _) = try StoreFixtures.bundle(d, name: "t\(seed)", seed: UInt64(seed), scale: 0.05)
+            // The last is big enough (> 512 files) to be published in waves while it is ingested.
+            let scale = seed == 4 ? 0.15 : 0.05
+            let (b, s, _) = try StoreFixtures.bundle(d, name: "t\(seed)", seed: UInt64(seed), scale: scale)
             bundles.append((b, s))
         }
         var keys: [SHA256Digest] = []
