@@ -59,7 +59,11 @@ public struct Pusher {
         // The worker is reached (probe unless a fresh one is cached, and with it the SSH connection) while
         // the tree is bundled. Only that thread uses the client until `wait()` has returned.
         nonisolated(unsafe) let client = self.client
-        let connecting = BackgroundWork { try client.negotiate() }
+        // Then the next exchange's process is started, so its start-up overlaps the rest of the walk.
+        let connecting = BackgroundWork {
+            try client.negotiate()
+            client.prestartNextExchange()
+        }
         // With no earlier push to this worker there is no delta base: a whole upload is likely, so the
         // compressed bundle is made in the same pass, into a scratch file that is sent and dropped (never
         // synced or kept: the worker verifies it, and a later whole upload bundles again); otherwise only
@@ -69,7 +73,7 @@ public struct Pusher {
         do {
             scratch = remembered().isEmpty ? try newScratch() : nil
             bundle = try HostBundler(store: hostStore).bundle(
-                root: root, options: options, compressed: false, scratch: scratch)
+                root: root, options: options, compressed: false, scratch: scratch, whenChanged: pusher.baseNeeded)
         } catch {
             _ = try? connecting.wait()
             throw error
@@ -79,8 +83,9 @@ public struct Pusher {
         return try pusher.push(bundle, root: root, options: options)
     }
 
-    /// Starts parsing the manifest of the newest source of `root` pushed to this worker (the likely delta
-    /// base) on another thread; call before bundling.
+    /// Prepares the parse of the manifest of the newest source of `root` pushed to this worker (the likely
+    /// delta base) on another thread; call before bundling, and pass ``baseNeeded`` as the bundler's
+    /// `whenChanged`, which starts it.
     public mutating func prefetchBase(root: String) {
         let here = Self.rootKey(root)
         guard let sha = remembered().first(where: { $0.root == here })?.sha, hostStore.hasBundleManifest(sha) else {
@@ -88,6 +93,10 @@ public struct Pusher {
         }
         prefetched = BasePrefetch(sha: sha, path: hostStore.bundleManifestPath(sha))
     }
+
+    /// Starts the base's parse prepared by ``prefetchBase(root:)`` (the bundler calls it once it knows the
+    /// tree changed).
+    public var baseNeeded: @Sendable () -> Void { { [prefetched] in prefetched?.start() } }
 
     /// `bundle` may be manifest-only (`compressed: false`): the `.tar.zst` is produced only if a whole
     /// upload is needed.

@@ -50,10 +50,20 @@ public struct ProcessTransport: Sendable {
     /// `NNN.reply.json` (debugging; the tests validate them against the schemas).
     public var trace: String?
 
+    /// The process of the next exchange, started early (``prestart()``).
+    let spare = SpareExchange()
+
     public init(argv: [String], counter: WireCounter = WireCounter()) {
         self.argv = argv
         self.counter = counter
     }
+
+    /// Starts the next exchange's process now (see ``StartedExchange``), so that its start-up — with SSH
+    /// the session, the login shell and the worker's own — overlaps what the caller does before it sends.
+    public func prestart() throws { try spare.prestart(argv: argv) }
+
+    /// Ends a process started by ``prestart()`` that no exchange used.
+    public func dropStarted() { spare.drop() }
 
     public struct Reply {
         public var header: JSONValue
@@ -68,28 +78,11 @@ public struct ProcessTransport: Sendable {
         header: [UInt8], body: (path: String, length: UInt64)? = nil,
         receiveBody: ((JSONValue) throws -> ((UnsafeRawBufferPointer) throws -> Void)?)? = nil
     ) throws -> Reply {
-        var toChild: [Int32] = [0, 0]
-        var fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
-            throw TransportError("pipe: \(String(cString: strerror(errno)))")
-        }
-        let errPath = NSTemporaryDirectory() + "/rch-rpc-err-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let errFD = open(errPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        unlink(errPath)
-        defer { close(errFD) }
-        for fd in [toChild[1], fromChild[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let pid: pid_t
-        do {
-            pid = try Spawn.start(
-                argv[0], Array(argv.dropFirst()), stdin: toChild[0], stdout: fromChild[1], stderr: errFD)
-        } catch {
-            [toChild[0], toChild[1], fromChild[0], fromChild[1]].forEach { close($0) }
-            throw TransportError("cannot start \(argv[0]): \(error)")
-        }
-        close(toChild[0])
-        close(fromChild[1])
+        let process = try spare.take(argv: argv) ?? StartedExchange(argv: argv)
+        let pid = process.pid
+        defer { close(process.errors) }
         signal(SIGPIPE, SIG_IGN)
-        let writeFD = toChild[1]
+        let writeFD = process.input
         let counter = self.counter
         counter.roundTrips += 1
         let started = DispatchTime.now().uptimeNanoseconds
@@ -117,15 +110,11 @@ public struct ProcessTransport: Sendable {
             } catch {}  // EPIPE: the worker answered early; its reply says why
         }
         writer.start()
-        let reader = FrameReader(fd: FileDescriptor(rawValue: fromChild[0]))
-        defer { close(fromChild[0]) }
+        let reader = FrameReader(fd: FileDescriptor(rawValue: process.output))
+        defer { close(process.output) }
         func failure(_ what: String) -> TransportError {
             _ = Spawn.wait(pid)
-            var text = [UInt8](repeating: 0, count: 4096)
-            let n = pread(errFD, &text, text.count, 0)
-            let stderr =
-                n > 0
-                ? String(decoding: text[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            let stderr = process.stderrText()
             return TransportError(
                 "\(what) from \(argv.joined(separator: " ").prefix(200))" + (stderr.isEmpty ? "" : ": \(stderr)"))
         }

@@ -56,8 +56,13 @@ public final class WorkerClient {
     }
 
     public func closeConnection() {
+        transport.dropStarted()
         if let muxDirectory { worker.closeMaster(mux: muxDirectory) }
     }
+
+    /// Starts the next exchange's process now, so that its start-up (with SSH: the session, the login
+    /// shell, the worker's own) overlaps the caller's work before its next request; best effort.
+    public func prestartNextExchange() { try? transport.prestart() }
 
     /// Where control sockets live: `$TMPDIR/rch-ssh-<uid>`, a directory only this user can enter.
     public static var muxDirectoryPath: String { NSTemporaryDirectory() + "/rch-ssh-\(getuid())" }

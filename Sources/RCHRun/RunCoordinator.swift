@@ -174,7 +174,7 @@ public final class RunCoordinator {
             var pusher = Pusher(client: client)
             pusher.prefetchBase(root: plan.repoRoot)
             let bundle = try HostBundler(store: client.hostStore).bundle(
-                root: plan.repoRoot, options: context.bundleOptions, compressed: false)
+                root: plan.repoRoot, options: context.bundleOptions, compressed: false, whenChanged: pusher.baseNeeded)
             guard bundle.manifest.entries.count > 0 else {
                 throw RepoRootError(
                     message:

@@ -54,10 +54,12 @@ public struct HostBundler: Sendable {
     /// later, if a whole upload turns out to be needed).
     /// `scratch` (push): the `.tar.zst` is written into this caller-owned temp file and neither synced nor
     /// published (the caller uploads it and discards it); the manifest is published as with
-    /// `compressed: false`.
+    /// `compressed: false`. `whenChanged` is called once the tree is known not to be the cached bundle's
+    /// (before its files are read).
     public func bundle(
         root: String, options: BundleOptions, output: String? = nil, manifestOutput: String? = nil,
-        useStatCache: Bool = true, compressed: Bool = true, scratch: TempFile? = nil
+        useStatCache: Bool = true, compressed: Bool = true, scratch: TempFile? = nil,
+        whenChanged: () -> Void = {}
     ) throws -> BundleReport {
         precondition(compressed || output == nil, "an output file needs the compressed bundle")
         precondition(scratch == nil || output == nil, "one destination for the compressed bundle")
@@ -86,7 +88,7 @@ public struct HostBundler: Sendable {
         {
             return hit
         }
-
+        whenChanged()
         try TreeSelector.validate(selection)
         let temp =
             compressed

@@ -44,7 +44,9 @@ public struct WorkerServer {
     public func serve(input: FileDescriptor, output: FileDescriptor, originalCommand: String?) -> (
         status: Int32, wrote: Bool
     ) {
-        let reader = FrameReader(fd: input, idleTimeoutSeconds: Double(config.readTimeoutSeconds))
+        // The header may wait up to a minute whatever `read_timeout` says: a host starts its next exchange's
+        // process before it knows the request (StartedExchange, at most 20 s before it sends).
+        let reader = FrameReader(fd: input, idleTimeoutSeconds: Double(max(config.readTimeoutSeconds, 60)))
         var requestID: String? = nil
         var version = config.protocolMax
         var wrote = false
@@ -59,8 +61,10 @@ public struct WorkerServer {
                 throw RPCError.invalid(
                     "the request header exceeds \(n) bytes", data: ["max_header_bytes": .int(Int64(n))])
             } catch FrameReader.HeaderError.empty {
-                throw RPCError.invalid("empty request: send one JSON header line")
+                // End of input without a byte: a process the host started early and then did not need.
+                return (0, false)
             }
+            reader.idleTimeoutSeconds = Double(config.readTimeoutSeconds)
             let json: JSONValue
             do { json = try JSONParser().parse(line) } catch {
                 throw RPCError.invalid("the request header is not valid JSON: \(error)")
