@@ -18,7 +18,9 @@ import SystemPackage
 /// that may an entry referencing the blobs be published. A crash leaves a staging directory that gc
 /// removes; never a visible blob with non-durable bytes. A large batch may publish its blobs in waves
 /// while it is still being staged (``publishInWaves(everyBytes:everyBlobs:)``, ``WavePublisher``): the
-/// same two steps per wave, so ``commit()`` is left with the last wave only.
+/// same two steps per wave, so ``commit()`` is left with the last wave only. A batch of at most
+/// ``fsyncEachAtMost`` blobs (no waves) `fsync`s each staged file and then each touched shard directory
+/// instead of the two `syncfs`.
 public final class BlobBatch {
     let blobs: BlobStore
     public let staging: String
@@ -166,12 +168,33 @@ public final class BlobBatch {
         try publisher?.finish()
         if staged.isEmpty { return }
         let renamer = try self.renamer ?? ShardRenamer(blobs: blobs, staging: staging)
+        // A few blobs (an edit's upload, a small record) are made durable one by one — each file, then each
+        // touched shard directory — instead of by two `syncfs` of a filesystem that may hold anyone's dirty
+        // data: the same guarantee, at the cost of the batch rather than of the disk.
+        let few = publisher == nil && staged.count <= Self.fsyncEachAtMost
         if handedOver < staged.count {
-            _ = try Syscalls.syncFilesystem(of: staging)
+            if few {
+                for d in staged { try fsyncStaged(d) }
+            } else {
+                _ = try Syscalls.syncFilesystem(of: staging)
+            }
             try renamer.rename(staged[handedOver...])
         }
-        try renamer.makeDurable()
+        try renamer.makeDurable(eachDirectory: few)
         newBlobs = renamer.newBlobs
+    }
+
+    /// Batches of at most this many blobs (and no waves) are made durable file by file.
+    static let fsyncEachAtMost = 16
+
+    private func fsyncStaged(_ d: SHA256Digest) throws {
+        guard Syscalls.hasSyncFilesystem else { return }  // Darwin: synced as each was closed
+        let path = staging + "/" + d.hex
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: Errno(rawValue: errno)) }
+        let f = FileDescriptor(rawValue: fd)
+        defer { try? f.close() }
+        try Syscalls.fsync(f, path: path)
     }
 
     /// Drops everything staged.

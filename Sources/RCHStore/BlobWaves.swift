@@ -130,9 +130,10 @@ final class ShardRenamer {
         }
     }
 
-    /// Makes every rename so far durable: one `syncfs` (Darwin: `fsync` of each touched shard directory).
-    func makeDurable() throws {
-        if try !Syscalls.syncFilesystem(of: blobs.root) {
+    /// Makes every rename so far durable: one `syncfs`, or (`eachDirectory`, and on Darwin) an `fsync` of
+    /// each touched shard directory.
+    func makeDurable(eachDirectory: Bool = false) throws {
+        if try eachDirectory || !Syscalls.syncFilesystem(of: blobs.root) {
             for s in shards { try Syscalls.fsyncDirectory(s) }
         }
     }
