@@ -42,29 +42,37 @@ public struct SourceManifest: Sendable, Equatable {
             ])
         }
 
-        /// Reads one `entries[]` item, checking it on its own: canonical path, and for a symlink a canonical
-        /// target matching `size` and `sha256`.
+        /// Reads one `entries[]` item, checking it on its own (``init(checkingPath:type:size:sha256:executable:symlinkTarget:)``).
         public init(json item: JSONValue) throws {
-            func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
             guard let e = item.objectValue, let path = e["path"]?.stringValue,
                 let type = e["type"]?.stringValue.flatMap(EntryType.init(rawValue:)),
                 let size = e["size"]?.intValue, size >= 0,
                 let sha = e["sha256"]?.stringValue.flatMap({ SHA256Digest(hex: $0) }),
                 let x = e["executable"]?.boolValue
-            else { throw fail("malformed entry") }
+            else { throw BundleError.invalidArchive("source manifest: malformed entry") }
+            try self.init(
+                checkingPath: path, type: type, size: UInt64(size), sha256: sha, executable: x,
+                symlinkTarget: type == .symlink ? e["symlink_target"]?.stringValue : nil)
+        }
+
+        /// An entry checked on its own: canonical path, and for a symlink a canonical target (required, not
+        /// executable) matching `size` and `sha256`.
+        public init(
+            checkingPath path: String, type: EntryType, size: UInt64, sha256 sha: SHA256Digest, executable x: Bool,
+            symlinkTarget: String?
+        ) throws {
+            func fail(_ m: String) -> BundleError { .invalidArchive("source manifest: \(m)") }
             let canonical = try PathRules.canonicalPath(Array(path.utf8))
             guard canonical.utf8.elementsEqual(path.utf8) else { throw fail("'\(path)' is not canonical") }
             var target: String? = nil
             if type == .symlink {
-                guard let t = e["symlink_target"]?.stringValue, !x else {
-                    throw fail("symlink '\(path)' has no target")
-                }
+                guard let t = symlinkTarget, !x else { throw fail("symlink '\(path)' has no target") }
                 guard try PathRules.canonicalSymlinkTarget(Array(t.utf8), linkPath: path).utf8.elementsEqual(t.utf8),
-                    sha == .of(t.utf8), size == Int64(t.utf8.count)
+                    sha == .of(t.utf8), size == UInt64(t.utf8.count)
                 else { throw fail("symlink '\(path)' target is not canonical or does not match its digest") }
                 target = t
             }
-            self.init(path: path, type: type, size: UInt64(size), sha256: sha, executable: x, symlinkTarget: target)
+            self.init(path: path, type: type, size: size, sha256: sha, executable: x, symlinkTarget: target)
         }
 
         /// Appends `"<T> <sha256> <size> <path>\n"` to `out`.

@@ -24,7 +24,7 @@ final class BasePrefetch: @unchecked Sendable {
         lock.withLock {
             if work == nil {
                 let path = self.path
-                work = BackgroundWork { try SourceManifest(json: try JSONParser().parse(try DurableFile.read(path))) }
+                work = BackgroundWork { try SourceManifest(canonicalFile: try DurableFile.read(path)) }
             }
         }
     }

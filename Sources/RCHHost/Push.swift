@@ -282,7 +282,7 @@ public struct Pusher {
 
     func localManifest(_ sha: SHA256Digest) throws -> SourceManifest {
         if let p = prefetched, p.sha == sha, let m = p.manifest() { return m }
-        return try SourceManifest(json: try JSONParser().parse(try DurableFile.read(hostStore.bundleManifestPath(sha))))
+        return try SourceManifest(canonicalFile: try DurableFile.read(hostStore.bundleManifestPath(sha)))
     }
 
     var pushedPath: String { client.stateDirectory + "/pushed.json" }

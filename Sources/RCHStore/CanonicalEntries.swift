@@ -10,6 +10,9 @@ import RCHCore
 /// ``ResultEntry/init(json:entries:entriesRoot:)`` as before. Anything else — whitespace, another member
 /// order, a non-canonical escape — is refused: an entry our writer would not produce is corrupt.
 enum CanonicalEntries {
+    static let nullDigest = Array(#","sha256":null"#.utf8)
+    static let directory = Array(#"directory"}"#.utf8)
+
     struct Malformed: Error, CustomStringConvertible {
         var offset: Int
         var description: String { "not a result entry as written by this store (at byte \(offset))" }
@@ -103,7 +106,7 @@ enum CanonicalEntries {
 
     /// Parses the canonical `entries` array (see the type's rules).
     static func scan(_ b: ArraySlice<UInt8>) throws -> [ArtifactManifest.Entry] {
-        var s = Scanner(b: b, i: b.startIndex)
+        var s = CanonicalScanner(b, malformed: { Malformed(offset: $0) })
         var out: [ArtifactManifest.Entry] = []
         try s.expect("[")
         if s.peek(UInt8(ascii: "]")) {
@@ -113,8 +116,8 @@ enum CanonicalEntries {
                 try s.expect(#"{"path":"#)
                 let path = try s.string()
                 let sha: SHA256Digest?
-                if s.b[s.i...].starts(with: Scanner.nullDigest) {
-                    s.i += Scanner.nullDigest.count
+                if s.b[s.i...].starts(with: Self.nullDigest) {
+                    s.i += Self.nullDigest.count
                     sha = nil
                 } else {
                     try s.expect(#","sha256":""#)
@@ -125,8 +128,8 @@ enum CanonicalEntries {
                 let size = try s.integer()
                 try s.expect(#","type":""#)
                 let isDirectory: Bool
-                if s.b[s.i...].starts(with: Scanner.directory) {
-                    s.i += Scanner.directory.count
+                if s.b[s.i...].starts(with: Self.directory) {
+                    s.i += Self.directory.count
                     isDirectory = true
                 } else {
                     try s.expect(#"file"}"#)
@@ -142,89 +145,5 @@ enum CanonicalEntries {
         }
         guard s.i == b.endIndex else { throw Malformed(offset: s.i) }
         return out
-    }
-
-    private struct Scanner {
-        static let nullDigest = Array(#","sha256":null"#.utf8)
-        static let directory = Array(#"directory"}"#.utf8)
-        let b: ArraySlice<UInt8>
-        var i: Int
-
-        func peek(_ c: UInt8) -> Bool { i < b.endIndex && b[i] == c }
-
-        mutating func expect(_ literal: StaticString) throws {
-            let n = literal.utf8CodeUnitCount
-            let ok = literal.withUTF8Buffer { lit in b[i...].starts(with: lit) }
-            guard ok else { throw Malformed(offset: i) }
-            i += n
-        }
-
-        /// A JCS string: raw bytes ≥ 0x20 but `"` and `\`; escapes exactly as JCS writes them; valid UTF-8.
-        mutating func string() throws -> String {
-            guard peek(UInt8(ascii: "\"")) else { throw Malformed(offset: i) }
-            i += 1
-            let start = i
-            var ascii = true
-            var escaped = false
-            while i < b.endIndex, b[i] != UInt8(ascii: "\"") {
-                let c = b[i]
-                if c < 0x20 { throw Malformed(offset: i) }
-                if c >= 0x80 { ascii = false }
-                if c == UInt8(ascii: "\\") {
-                    escaped = true
-                    i += 1
-                    guard i < b.endIndex else { throw Malformed(offset: i) }
-                    switch b[i] {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "b"), UInt8(ascii: "t"),
-                        UInt8(ascii: "n"), UInt8(ascii: "f"), UInt8(ascii: "r"):
-                        break
-                    case UInt8(ascii: "u"):
-                        // JCS escapes only the other control characters, as \u00xx in lowercase.
-                        guard i + 4 < b.endIndex, b[i + 1] == 48, b[i + 2] == 48, b[i + 3] == 48 || b[i + 3] == 49,
-                            let low = Optional(SHA256Digest.nibble(b[i + 4])), low < 16,
-                            ![0x08, 0x09, 0x0A, 0x0C, 0x0D].contains((b[i + 3] - 48) << 4 | low)
-                        else { throw Malformed(offset: i) }
-                        i += 4
-                    default: throw Malformed(offset: i)
-                    }
-                }
-                i += 1
-            }
-            guard i < b.endIndex else { throw Malformed(offset: i) }
-            let raw = b[start..<i]
-            i += 1
-            if escaped {
-                // Rare (paths with quotes, backslashes or control characters): the general parser decodes it.
-                var quoted: [UInt8] = [UInt8(ascii: "\"")]
-                quoted.append(contentsOf: raw)
-                quoted.append(UInt8(ascii: "\""))
-                guard let s = (try? JSONParser().parse(quoted))?.stringValue else { throw Malformed(offset: start) }
-                return s
-            }
-            if ascii { return String(decoding: raw, as: UTF8.self) }
-            guard let s = String(validating: raw, as: UTF8.self) else { throw Malformed(offset: start) }
-            return s
-        }
-
-        mutating func digest() throws -> SHA256Digest {
-            guard i + 64 <= b.endIndex, let d = SHA256Digest(hexUTF8: b[i..<(i + 64)]) else {
-                throw Malformed(offset: i)
-            }
-            i += 64
-            return d
-        }
-
-        /// A non-negative integer as JCS writes it (no sign, no leading zero, exact: at most 2^53).
-        mutating func integer() throws -> UInt64 {
-            let start = i
-            var v: UInt64 = 0
-            while i < b.endIndex, b[i] >= 48, b[i] <= 57 {
-                v = v &* 10 &+ UInt64(b[i] - 48)
-                i += 1
-                guard i - start <= 16 else { throw Malformed(offset: start) }
-            }
-            guard i > start, b[start] != 48 || i - start == 1, v <= 1 << 53 else { throw Malformed(offset: start) }
-            return v
-        }
     }
 }

@@ -39,7 +39,7 @@ public struct SourceStore: Sendable {
     public func manifest(_ sha: SHA256Digest) throws -> SourceManifest? {
         guard let bytes = try? DurableFile.read(entryPath(sha)) else { return nil }
         let m: SourceManifest
-        do { m = try SourceManifest(json: try JSONParser().parse(bytes)) } catch {
+        do { m = try SourceManifest(canonicalFile: bytes) } catch {
             throw StoreError.corrupt("source entry \(sha.hex) does not parse: \(error)")
         }
         guard m.sourceSHA256 == sha else {
