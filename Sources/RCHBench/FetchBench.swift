@@ -17,8 +17,9 @@ import XcodeTreeGen
 /// How the results get there is the lane's own path: a job whose executor fails gives the job_key the host
 /// computes for the tree; the result set is recorded under that key on the worker (`rch-worker store
 /// record-result`, run over ssh as the worker's account); the next `rch-xcode run --no-fetch` is a cache hit,
-/// materialised by the worker into a new job; then `rch-xcode fetch` is measured. rsync copies the same job's
-/// artifact directory into one destination kept across the three steps (its basis, as the host store is ours).
+/// materialised by the worker into a new job; then `rch-xcode fetch` is measured. rsync copies the same result's
+/// whole artifact set (a verified export on the worker: a hit's job directory holds only its own records) into
+/// one destination kept across the three steps (its basis, as the host store is ours).
 /// Bytes: ours from the transport's counters (`wire.bytes_total`), rsync's from `--stats` sent + received.
 struct FetchBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -103,15 +104,24 @@ struct FetchBench: ParsableCommand {
             let v = try JSONParser().parse(Array(out.utf8))
             return (t, v["wire"]?["bytes_total"]?.intValue ?? -1)
         }
-        func peer(_ job: String) throws -> (Double, Int64) {
+        /// rsync of the whole artifact set of `entry`'s result. A hit's job directory on the worker holds only
+        /// the job's own records (the rest is served from the store by reference, §7), so the peer copies a
+        /// full, verified export of the same result, made beforehand as the worker's account (untimed).
+        func peer(_ entry: (key: String, namespace: String, artifacts: String)) throws -> (Double, Int64) {
+            n += 1
+            let source = "\(ws)/peer-source-\(n)"
+            _ = try capture(
+                ssh + [
+                    worker, "store", "materialise-result", entry.key, "--namespace", entry.namespace,
+                    "--executor-class", "recording", "--job-id", String(format: "job_p%09d", n), "--run-id",
+                    "run_0000000001", "--into", source, "--store", ws,
+                ])
             sync()
             let e = (["ssh"] + sshd.sshOptions(key: sshd.plainKey)).joined(separator: " ")
             // The host store publishes durably: rsync's writes are synced too.
             let (t, out) = try capture([
                 "/bin/sh", "-c", "\"$0\" \"$@\" && sync -f '\(peerDest)'", "/usr/bin/rsync", "-az", "--delete",
-                "--stats", "-e", e,
-                "\(sshd.user)@127.0.0.1:\(ws)/work/\(job)/artifacts/",
-                peerDest + "/",
+                "--stats", "-e", e, "\(sshd.user)@127.0.0.1:\(source)/", peerDest + "/",
             ])
             return (t, rsyncBytes(out))
         }
@@ -122,10 +132,10 @@ struct FetchBench: ParsableCommand {
         try record(setA, for: job0)
         let job1 = try hit()
         let first = try ours(job1)
-        let firstPeer = try peer(job1)
+        let firstPeer = try peer(job0)
         let job2 = try hit()
         let again = try ours(job2)
-        let againPeer = try peer(job2)
+        let againPeer = try peer(job0)
         _ = try XcodeTreeGen(seed: 1, scale: 0.05).editTree(at: tree, count: 1)
         let edited = try job()
         try ResultSet.overlay(edited.artifacts, at: setB, scale: scale)
@@ -133,14 +143,14 @@ struct FetchBench: ParsableCommand {
         try record(setB, for: edited)
         let job3 = try hit()
         let shared = try ours(job3)
-        let sharedPeer = try peer(job3)
+        let sharedPeer = try peer(edited)
 
         let (files, bytes) = try SharedBench.size(setA)
         func pct(_ a: Int64, _ b: Int64) -> String { String(format: "%.2f %%", 100 * Double(a) / Double(b)) }
         print("")
         print("fetch benchmark over one loopback sshd: result set of \(files) files, \(bytes / 1_000_000) MB")
         print(
-            "  peer: rsync -az --delete (+ sync -f) of the job's artifact directory into one destination kept across the steps"
+            "  peer: rsync -az --delete (+ sync -f) of the result's whole artifact set (a verified export on the worker) into one destination kept across the steps"
         )
         print(
             "  first fetch           ours \(first.1) B (\(format(first.0)))   rsync \(firstPeer.1) B (\(format(firstPeer.0)))   time ratio \(formatRatio(first.0 / firstPeer.0))"
