@@ -83,26 +83,23 @@ final class SpareExchange: @unchecked Sendable {
     /// Whether a started process is waiting.
     var isWaiting: Bool { lock.withLock { spare != nil } }
 
-    /// Starts a process for `argv` unless one is waiting already.
-    func prestart(argv: [String]) throws {
-        let p = lock.withLock { spare }
-        if p != nil { return }
-        let started = try StartedExchange(argv: argv)
-        let previous = lock.withLock {
-            defer { spare = started }
+    /// Puts `next` in the slot; returns what was there.
+    private func swap(_ next: StartedExchange?) -> StartedExchange? {
+        lock.withLock {
+            defer { spare = next }
             return spare
         }
-        previous?.drop()
+    }
+
+    /// Starts a process for `argv` unless one is waiting already.
+    func prestart(argv: [String]) throws {
+        if isWaiting { return }
+        swap(try StartedExchange(argv: argv))?.drop()
     }
 
     /// The waiting process if it was started for `argv` and is young enough (removed either way).
     func take(argv: [String]) -> StartedExchange? {
-        guard
-            let p = lock.withLock({
-                defer { spare = nil }
-                return spare
-            })
-        else { return nil }
+        guard let p = swap(nil) else { return nil }
         let age = (DispatchTime.now().uptimeNanoseconds - p.startedAt) / 1_000_000_000
         if p.argv == argv && age < Self.maxAgeSeconds {
             lock.withLock { taken += 1 }
@@ -113,12 +110,7 @@ final class SpareExchange: @unchecked Sendable {
     }
 
     /// Drops the waiting process, if any.
-    func drop() {
-        lock.withLock {
-            defer { spare = nil }
-            return spare
-        }?.drop()
-    }
+    func drop() { swap(nil)?.drop() }
 
     deinit { spare?.drop() }
 }
